@@ -1,0 +1,92 @@
+"""Per-model prices in LiteLLM's price-map field names, with a shipped default table."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from importlib import resources
+from typing import Any
+
+from thrifty.errors import ConfigError
+
+
+@dataclass(frozen=True, slots=True)
+class ModelPrice:
+    """USD per token for one model (field names as in LiteLLM's model_prices map)."""
+
+    input_cost_per_token: float = 0.0
+    output_cost_per_token: float = 0.0
+    cache_read_input_token_cost: float | None = None
+    input_cost_per_token_batches: float | None = None
+    output_cost_per_token_batches: float | None = None
+
+    @classmethod
+    def from_mapping(cls, model: str, data: Mapping[str, Any]) -> ModelPrice:
+        known = {f.name for f in fields(cls)}
+        values: dict[str, float] = {}
+        for name, value in data.items():
+            if name not in known:
+                continue  # LiteLLM maps carry many more fields; keep the ones we use
+            if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
+                raise ConfigError(f"prices.{model}.{name} must be a non-negative number")
+            values[name] = float(value)
+        return cls(**values)
+
+    def cost(
+        self, tokens_in: int, tokens_out: int, *, cached_in: int = 0, batch: bool = False
+    ) -> float:
+        """Dollars for one call; ``cached_in`` of the prompt tokens billed at the cached rate."""
+        in_rate = self.input_cost_per_token
+        out_rate = self.output_cost_per_token
+        if batch:
+            in_rate = self.input_cost_per_token_batches or in_rate
+            out_rate = self.output_cost_per_token_batches or out_rate
+        cached_rate = (
+            self.cache_read_input_token_cost
+            if self.cache_read_input_token_cost is not None
+            else in_rate
+        )
+        fresh_in = max(tokens_in - cached_in, 0)
+        return fresh_in * in_rate + cached_in * cached_rate + tokens_out * out_rate
+
+
+def _load_default() -> dict[str, ModelPrice]:
+    raw = json.loads(resources.files(__package__).joinpath("prices.json").read_text())
+    return {m: ModelPrice.from_mapping(m, d) for m, d in raw.items() if not m.startswith("_")}
+
+
+class PriceTable:
+    """Looks up a model's price: exact name, then without a provider prefix, then the longest
+    known prefix (so ``openai/gpt-4o-2024-08-06`` prices as ``gpt-4o``)."""
+
+    def __init__(
+        self, overrides: Mapping[str, Mapping[str, Any]] | None = None, *, defaults: bool = True
+    ) -> None:
+        self._prices: dict[str, ModelPrice] = _load_default() if defaults else {}
+        for model, data in (overrides or {}).items():
+            if not isinstance(data, Mapping):
+                raise ConfigError(f"prices.{model} must be a mapping of price fields")
+            self._prices[model] = ModelPrice.from_mapping(model, data)
+
+    def __contains__(self, model: str) -> bool:
+        return self.get(model) is not None
+
+    def get(self, model: str | None) -> ModelPrice | None:
+        if not model:
+            return None
+        if model in self._prices:
+            return self._prices[model]
+        bare = model.rsplit("/", 1)[-1]
+        if bare in self._prices:
+            return self._prices[bare]
+        best = max((m for m in self._prices if bare.startswith(m)), key=len, default=None)
+        return self._prices[best] if best else None
+
+    def cost(self, model: str | None, tokens_in: int, tokens_out: int, **kwargs: Any) -> float:
+        """Dollars for a call to ``model``; 0.0 for a model with no known price."""
+        price = self.get(model)
+        return price.cost(tokens_in, tokens_out, **kwargs) if price else 0.0
+
+    def models(self) -> list[str]:
+        return sorted(self._prices)

@@ -1,0 +1,492 @@
+"""``thrifty.Cache``: one cache over any backend, with lifetimes, coalescing and accounting.
+
+Backend faults never fail a request: a failed lookup is a miss, a failed write is skipped,
+both are counted in ``stats().errors`` and logged (fail-open).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from thrifty import codec
+from thrifty.accounting.prices import PriceTable
+from thrifty.coalesce import SingleFlight, poll_delays
+from thrifty.entry import Entry, Selector
+from thrifty.errors import CoalesceTimeoutError, ConfigError, CorruptEntryError
+from thrifty.keys import request_key
+from thrifty.store import Store, open_store
+
+log = logging.getLogger("thrifty.cache")
+T = TypeVar("T")
+
+#: Entry fields a caller may set when storing (besides key and value).
+ENTRY_FIELDS = frozenset(
+    {"tags", "model", "model_version", "user_id", "tokens_in", "tokens_out", "cost_usd"}
+)
+COUNTER_FLUSH_SECONDS = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class CacheStats:
+    """What the cache did and what it saved."""
+
+    hits: int = 0
+    semantic_hits: int = 0
+    misses: int = 0
+    errors: int = 0
+    entries: int = 0
+    bytes: int = 0
+    tokens_saved: int = 0
+    usd_saved: float = 0.0
+    latency_saved_ms: float = 0.0
+
+    @property
+    def lookups(self) -> int:
+        return self.hits + self.semantic_hits + self.misses
+
+    @property
+    def hit_rate(self) -> float:
+        return (self.hits + self.semantic_hits) / self.lookups if self.lookups else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """A value served from the cache, with the entry it came from."""
+
+    value: Any
+    entry: Entry
+    kind: str = "hit"  # "hit" or "semantic_hit"
+
+
+class Cache:
+    """A cache over one backend chosen by URL.
+
+    Args:
+        url: ``memory://``, ``sqlite:///path.db`` (default ``sqlite:///.thrifty/cache.db``),
+            ``redis://…`` or ``postgresql://…``.
+        namespace: default namespace (tenant) for keys and entries.
+        ttl: default time to live in seconds (None: forever).
+        namespace_ttl: per-namespace TTLs, overriding ``ttl``.
+        max_entries, max_bytes: eviction limits enforced by the backend.
+        prices: the price table used to value what hits save.
+        lease_ttl: how long a cross-process coalescing lease lives (a crashed holder blocks the
+            others at most this long).
+        coalesce_timeout: how long a caller waits for an identical in-flight request.
+        store: an already-built :class:`~thrifty.store.Store` (then ``url`` is ignored).
+
+    Raises:
+        UnknownSchemeError, BackendUnavailableError: when the backend cannot be opened.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        namespace: str = "default",
+        ttl: float | None = None,
+        namespace_ttl: Mapping[str, float] | None = None,
+        max_entries: int | None = None,
+        max_bytes: int | None = None,
+        prices: PriceTable | None = None,
+        lease_ttl: float = 60.0,
+        coalesce_timeout: float = 300.0,
+        store: Store | None = None,
+    ) -> None:
+        if ttl is not None and ttl <= 0:
+            raise ConfigError("ttl must be positive seconds or None")
+        options: dict[str, Any] = {}
+        if max_entries is not None:
+            options["max_entries"] = max_entries
+        if max_bytes is not None:
+            options["max_bytes"] = max_bytes
+        self.store: Store = store if store is not None else open_store(url, **options)
+        self.url = url or getattr(self.store, "url", "")
+        self.namespace = namespace
+        self.ttl = ttl
+        self.namespace_ttl = dict(namespace_ttl or {})
+        self.prices = prices or PriceTable()
+        self.lease_ttl = lease_ttl
+        self.coalesce_timeout = coalesce_timeout
+        self._flights = SingleFlight()
+        self._holder = uuid.uuid4().hex
+        self._pending: defaultdict[str, defaultdict[str, float]] = defaultdict(
+            lambda: defaultdict(float)
+        )
+        self._pending_lock = threading.Lock()
+        self._last_flush = time.monotonic()
+        self._errors = 0
+
+    # ----------------------------------------------------------------- keys
+    def key(
+        self, request: Mapping[str, Any], *, kind: str = "chat", namespace: str | None = None
+    ) -> str:
+        """The canonical key of an OpenAI-shaped request in this cache's namespace."""
+        return request_key(request, namespace or self.namespace, kind)
+
+    def ttl_for(self, namespace: str, ttl: float | None = None) -> float | None:
+        """Per-entry TTL, else the namespace's, else the cache's default."""
+        if ttl is not None:
+            return ttl
+        return self.namespace_ttl.get(namespace, self.ttl)
+
+    # ------------------------------------------------------------ counters
+    def _count(self, namespace: str, **amounts: float) -> None:
+        with self._pending_lock:
+            bucket = self._pending[namespace]
+            for name, value in amounts.items():
+                bucket[name] += value
+        if time.monotonic() - self._last_flush > COUNTER_FLUSH_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write buffered hit/miss counters to the backend (shared stores then sum replicas)."""
+        with self._pending_lock:
+            pending, self._pending = self._pending, defaultdict(lambda: defaultdict(float))
+            self._last_flush = time.monotonic()
+        for namespace, counters in pending.items():
+            try:
+                self.store.add_counters(namespace, counters)
+            except Exception as exc:  # fail-open: keep them for the next flush
+                self._fault("flush counters", exc)
+                with self._pending_lock:
+                    for name, value in counters.items():
+                        self._pending[namespace][name] += value
+
+    def _fault(self, operation: str, exc: BaseException) -> None:
+        self._errors += 1
+        log.warning("thrifty cache backend failed during %s: %s", operation, exc)
+
+    # -------------------------------------------------------- sync face
+    def lookup(self, key: str, *, namespace: str | None = None) -> Hit | None:
+        """The hit for ``key``, or None. Records the hit or miss and what it saved."""
+        ns = namespace or self.namespace
+        try:
+            entry = self.store.get(key)
+        except Exception as exc:
+            self._fault("get", exc)
+            entry = None
+        if entry is not None:
+            try:
+                value = codec.decode(entry.value)
+            except CorruptEntryError as exc:
+                log.warning("dropping corrupt cache entry %s: %s", key[:16], exc)
+                self._safe(self.store.delete, key)
+                entry = None
+        if entry is None:
+            self._count(ns, misses=1)
+            return None
+        self._count(
+            ns,
+            hits=1,
+            tokens_saved=entry.tokens_in + entry.tokens_out,
+            usd_saved=entry.cost_usd,
+            latency_saved_ms=entry.latency_ms,
+        )
+        return Hit(value, entry)
+
+    def get(self, key: str, default: Any = None, *, namespace: str | None = None) -> Any:
+        """The cached value under ``key``, or ``default``."""
+        hit = self.lookup(key, namespace=namespace)
+        return default if hit is None else hit.value
+
+    def set(
+        self,
+        key: str,
+        value: Any,
+        *,
+        namespace: str | None = None,
+        ttl: float | None = None,
+        latency_ms: float = 0.0,
+        **fields: Any,
+    ) -> Entry | None:
+        """Store ``value`` under ``key``; returns the entry (None if the backend failed).
+
+        Extra keyword fields: tags, model, model_version, user_id, tokens_in, tokens_out,
+        cost_usd (computed from the price table when omitted and a model is given).
+        """
+        entry = self.make_entry(
+            key, value, namespace=namespace, ttl=ttl, latency_ms=latency_ms, **fields
+        )
+        return entry if self._safe(self.store.set, entry, op="set") else None
+
+    def make_entry(
+        self,
+        key: str,
+        value: Any,
+        *,
+        namespace: str | None = None,
+        ttl: float | None = None,
+        latency_ms: float = 0.0,
+        **fields: Any,
+    ) -> Entry:
+        unknown = set(fields) - ENTRY_FIELDS
+        if unknown:
+            raise TypeError(f"unknown entry fields: {', '.join(sorted(unknown))}")
+        ns = namespace or self.namespace
+        life = self.ttl_for(ns, ttl)
+        now = time.time()
+        if fields.get("cost_usd") is None:
+            fields["cost_usd"] = self.prices.cost(
+                fields.get("model"), fields.get("tokens_in", 0), fields.get("tokens_out", 0)
+            )
+        fields["tags"] = tuple(fields.get("tags") or ())
+        return Entry(
+            key=key,
+            value=codec.encode(value),
+            namespace=ns,
+            created_at=now,
+            expires_at=None if life is None else now + life,
+            latency_ms=latency_ms,
+            **fields,
+        )
+
+    def _safe(self, fn: Callable[..., Any], *args: Any, op: str | None = None) -> bool:
+        try:
+            fn(*args)
+            return True
+        except Exception as exc:
+            self._fault(op or getattr(fn, "__name__", "call"), exc)
+            return False
+
+    def delete(self, key: str) -> bool:
+        """Remove one entry."""
+        return self.store.delete(key)
+
+    def invalidate(
+        self,
+        *,
+        namespace: str | None = None,
+        tag: str | None = None,
+        model: str | None = None,
+        model_version: str | None = None,
+        user_id: str | None = None,
+    ) -> int:
+        """Remove every entry matching all the given fields; returns how many.
+
+        ``invalidate(tag="doc:42")`` clears every answer built on document 42;
+        ``invalidate(model="gpt-4o", model_version="2024-05")`` every answer of that version;
+        ``invalidate(user_id="u1")`` every entry of a user.
+        """
+        selector = Selector(namespace, tag, model, model_version, user_id)
+        if selector.is_empty():
+            raise ConfigError(
+                "invalidate() needs at least one of namespace, tag, model, "
+                "model_version, user_id; use clear() to drop everything"
+            )
+        return self.store.invalidate(selector)
+
+    def clear(self) -> None:
+        """Remove every entry and counter."""
+        with self._pending_lock:
+            self._pending.clear()
+        self.store.clear()
+
+    def stats(self, namespace: str | None = None) -> CacheStats:
+        """Hits, misses, entries, bytes, tokens and dollars saved (all replicas on a shared store)."""
+        self.flush()
+        try:
+            counters = self.store.read_counters(namespace)
+            entries, size = self.store.usage(namespace)
+        except Exception as exc:
+            self._fault("stats", exc)
+            counters, entries, size = {}, 0, 0
+        return CacheStats(
+            hits=int(counters.get("hits", 0)),
+            semantic_hits=int(counters.get("semantic_hits", 0)),
+            misses=int(counters.get("misses", 0)),
+            errors=self._errors,
+            entries=entries,
+            bytes=size,
+            tokens_saved=int(counters.get("tokens_saved", 0)),
+            usd_saved=float(counters.get("usd_saved", 0.0)),
+            latency_saved_ms=float(counters.get("latency_saved_ms", 0.0)),
+        )
+
+    def get_or_compute(
+        self,
+        key: str,
+        compute: Callable[[], T],
+        *,
+        namespace: str | None = None,
+        ttl: float | None = None,
+        describe: Callable[[T], Mapping[str, Any]] | None = None,
+        store: bool = True,
+        **fields: Any,
+    ) -> tuple[T, str]:
+        """The cached value, or ``compute()`` run once for all identical concurrent callers.
+
+        Args:
+            describe: maps the computed value to entry fields (tokens, model, cost…).
+            store: False to compute without writing (e.g. ``no-store``).
+
+        Returns:
+            (value, status) where status is "hit", "miss" or "coalesced".
+        """
+        hit = self.lookup(key, namespace=namespace)
+        if hit is not None:
+            return hit.value, "hit"
+        future, leader = self._flights.join(key)
+        if not leader:
+            try:
+                return future.result(timeout=self.coalesce_timeout), "coalesced"
+            except TimeoutError as exc:
+                raise CoalesceTimeoutError(
+                    f"waited {self.coalesce_timeout}s for {key[:16]}"
+                ) from exc
+        try:
+            value, status = self._lead(key, compute, namespace, ttl, describe, store, fields)
+            future.set_result(value)
+            return value, status
+        except BaseException as exc:
+            future.set_exception(exc)
+            raise
+        finally:
+            self._flights.finish(key, future)
+
+    def _lead(self, key, compute, namespace, ttl, describe, store, fields):  # type: ignore[no-untyped-def]
+        lease = f"coalesce:{key}"
+        leased = self._take_lease(lease)
+        deadline = time.monotonic() + self.lease_ttl
+        delays = poll_delays()
+        while not leased and time.monotonic() < deadline:
+            time.sleep(next(delays))
+            hit = self._peek(key)
+            if hit is not None:
+                return hit.value, "coalesced"
+            leased = self._take_lease(lease)
+        try:
+            started = time.perf_counter()
+            value = compute()
+            elapsed_ms = (time.perf_counter() - started) * 1000
+            if store:
+                extra = {**fields, **(describe(value) if describe else {})}
+                self.set(key, value, namespace=namespace, ttl=ttl, latency_ms=elapsed_ms, **extra)
+            return value, "miss"
+        finally:
+            if leased:
+                self._safe(self.store.release_lease, lease, self._holder, op="release lease")
+
+    def _take_lease(self, name: str) -> bool:
+        if not self.store.shared:
+            return True
+        try:
+            return self.store.acquire_lease(name, self._holder, self.lease_ttl)
+        except Exception as exc:
+            self._fault("acquire lease", exc)
+            return True  # fail-open: compute ourselves
+
+    def _peek(self, key: str) -> Hit | None:
+        """Look without counting (used while waiting for another process)."""
+        try:
+            entry = self.store.get(key)
+            return None if entry is None else Hit(codec.decode(entry.value), entry)
+        except Exception:
+            return None
+
+    # ------------------------------------------------------- async face
+    async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        if self.store.blocking:
+            return await asyncio.to_thread(fn, *args, **kwargs)
+        return fn(*args, **kwargs)
+
+    async def alookup(self, key: str, *, namespace: str | None = None) -> Hit | None:
+        return await self._call(self.lookup, key, namespace=namespace)
+
+    async def aget(self, key: str, default: Any = None, *, namespace: str | None = None) -> Any:
+        return await self._call(self.get, key, default, namespace=namespace)
+
+    async def aset(self, key: str, value: Any, **kwargs: Any) -> Entry | None:
+        return await self._call(self.set, key, value, **kwargs)
+
+    async def adelete(self, key: str) -> bool:
+        return await self._call(self.delete, key)
+
+    async def ainvalidate(self, **selector: Any) -> int:
+        return await self._call(self.invalidate, **selector)
+
+    async def aclear(self) -> None:
+        await self._call(self.clear)
+
+    async def astats(self, namespace: str | None = None) -> CacheStats:
+        return await self._call(self.stats, namespace)
+
+    async def aget_or_compute(
+        self,
+        key: str,
+        compute: Callable[[], Awaitable[T]],
+        *,
+        namespace: str | None = None,
+        ttl: float | None = None,
+        describe: Callable[[T], Mapping[str, Any]] | None = None,
+        store: bool = True,
+        **fields: Any,
+    ) -> tuple[T, str]:
+        """Async twin of :meth:`get_or_compute`; ``compute`` is a coroutine function."""
+        hit = await self.alookup(key, namespace=namespace)
+        if hit is not None:
+            return hit.value, "hit"
+        future, leader = self._flights.join(key)
+        if not leader:
+            try:
+                value = await asyncio.wait_for(asyncio.wrap_future(future), self.coalesce_timeout)
+                return value, "coalesced"
+            except TimeoutError as exc:
+                raise CoalesceTimeoutError(
+                    f"waited {self.coalesce_timeout}s for {key[:16]}"
+                ) from exc
+        try:
+            value, status = await self._alead(key, compute, namespace, ttl, describe, store, fields)
+            future.set_result(value)
+            return value, status
+        except BaseException as exc:
+            future.set_exception(exc)
+            raise
+        finally:
+            self._flights.finish(key, future)
+
+    async def _alead(self, key, compute, namespace, ttl, describe, store, fields):  # type: ignore[no-untyped-def]
+        lease = f"coalesce:{key}"
+        leased = await self._call(self._take_lease, lease)
+        deadline = time.monotonic() + self.lease_ttl
+        delays = poll_delays()
+        while not leased and time.monotonic() < deadline:
+            await asyncio.sleep(next(delays))
+            hit = await self._call(self._peek, key)
+            if hit is not None:
+                return hit.value, "coalesced"
+            leased = await self._call(self._take_lease, lease)
+        try:
+            started = time.perf_counter()
+            value = await compute()
+            elapsed_ms = (time.perf_counter() - started) * 1000
+            if store:
+                extra = {**fields, **(describe(value) if describe else {})}
+                await self.aset(
+                    key, value, namespace=namespace, ttl=ttl, latency_ms=elapsed_ms, **extra
+                )
+            return value, "miss"
+        finally:
+            if leased:
+                await self._call(self._safe, self.store.release_lease, lease, self._holder)
+
+    # ------------------------------------------------------------ lifecycle
+    def close(self) -> None:
+        self.flush()
+        self.store.close()
+
+    def __enter__(self) -> Cache:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Cache({self.url!r}, namespace={self.namespace!r})"

@@ -1,0 +1,63 @@
+"""Every exception thrifty raises on purpose.
+
+ThriftyError
+├── ConfigError            bad configuration or arguments (exit code 2 on the CLI)
+│   └── UnknownSchemeError a cache URL whose scheme no backend serves
+├── BackendError           a storage backend failed (the Cache turns it into a miss)
+│   └── BackendUnavailableError   the backend cannot be reached when opened
+├── CorruptEntryError      a stored payload that cannot be decoded (treated as a miss)
+├── ProviderError          a model provider failed
+│   └── ProviderUnavailableError  the provider cannot be loaded or reached
+└── CoalesceTimeoutError   waited too long for another caller's identical request
+"""
+
+from __future__ import annotations
+
+
+class ThriftyError(Exception):
+    """Root of thrifty's exceptions."""
+
+
+class ConfigError(ThriftyError, ValueError):
+    """Configuration or arguments are invalid."""
+
+
+class UnknownSchemeError(ConfigError):
+    """A cache URL names a scheme that no backend serves."""
+
+    def __init__(self, url: str, known: tuple[str, ...]) -> None:
+        self.url = url
+        self.known = known
+        super().__init__(
+            f"unknown cache URL scheme in {url!r}; use one of: "
+            + ", ".join(f"{s}://" for s in known)
+        )
+
+
+class BackendError(ThriftyError):
+    """A storage backend failed during an operation."""
+
+
+class BackendUnavailableError(BackendError):
+    """A storage backend could not be reached when it was opened."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        self.url = url
+        self.reason = reason
+        super().__init__(f"cache backend {url!r} is unreachable: {reason}")
+
+
+class CorruptEntryError(ThriftyError):
+    """A stored payload could not be decoded."""
+
+
+class ProviderError(ThriftyError):
+    """A model provider failed."""
+
+
+class ProviderUnavailableError(ProviderError):
+    """A model provider cannot be loaded or reached."""
+
+
+class CoalesceTimeoutError(ThriftyError):
+    """Waited too long for the result of an identical in-flight request."""

@@ -1,0 +1,1 @@
+"""Drop-ins for other libraries: OpenAI SDK clients, LangChain, any model's inference."""

@@ -1,0 +1,79 @@
+"""The one protocol every storage backend implements.
+
+The protocol is synchronous on purpose: the fastest drivers for SQLite, Redis and PostgreSQL
+are synchronous, and sync callers such as LangChain's ``BaseCache.lookup`` must not pay for an
+event loop on every hit. ``thrifty.Cache`` gives the async face (thread offload for I/O-bound
+backends, a direct call for the in-memory one).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+
+from thrifty.entry import Entry, Selector
+
+
+class Store(ABC):
+    """A key → :class:`Entry` map with expiry, invalidation, limits and leases.
+
+    Implementations must never return an expired entry, must enforce ``max_entries`` and
+    ``max_bytes`` on ``set`` and must be safe to use from several threads.
+    """
+
+    #: The URL scheme(s) this backend serves, e.g. ``("sqlite",)``.
+    schemes: tuple[str, ...] = ()
+    #: True when calls do I/O, so async callers should run them in a thread.
+    blocking: bool = True
+    #: True when several processes share the data (leases then coalesce across processes).
+    shared: bool = False
+
+    def __init__(self, *, max_entries: int | None = None, max_bytes: int | None = None) -> None:
+        self.max_entries = max_entries
+        self.max_bytes = max_bytes
+
+    @abstractmethod
+    def get(self, key: str) -> Entry | None:
+        """The live entry under ``key``, or None (missing or expired)."""
+
+    @abstractmethod
+    def set(self, entry: Entry) -> None:
+        """Store ``entry`` (replacing any entry with its key), then enforce the limits."""
+
+    @abstractmethod
+    def delete(self, key: str) -> bool:
+        """Remove one entry; True if it existed."""
+
+    @abstractmethod
+    def invalidate(self, selector: Selector) -> int:
+        """Remove every entry the selector matches; returns how many were removed."""
+
+    @abstractmethod
+    def clear(self) -> None:
+        """Remove every entry, lease and counter."""
+
+    @abstractmethod
+    def usage(self, namespace: str | None = None) -> tuple[int, int]:
+        """(entries, bytes) of live entries, optionally within one namespace."""
+
+    @abstractmethod
+    def acquire_lease(self, name: str, holder: str, ttl: float) -> bool:
+        """Take the lease ``name`` for ``ttl`` seconds unless another live holder has it."""
+
+    @abstractmethod
+    def release_lease(self, name: str, holder: str) -> None:
+        """Give the lease back if ``holder`` still holds it."""
+
+    @abstractmethod
+    def add_counters(self, namespace: str, counters: Mapping[str, float]) -> None:
+        """Add to the persistent per-namespace counters (hits, misses, tokens, dollars saved)."""
+
+    @abstractmethod
+    def read_counters(self, namespace: str | None = None) -> dict[str, float]:
+        """Sum of the counters, in one namespace or in all."""
+
+    def ping(self) -> None:  # noqa: B027 - optional hook
+        """Raise :class:`~thrifty.errors.BackendError` if the backend is unusable."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""
