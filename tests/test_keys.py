@@ -1,4 +1,4 @@
-"""Canonical request keys: invariant under what doesn't change the answer, sensitive to what does."""
+"""Canonical request keys: invariant where the answer is, sensitive where it is not."""
 
 from __future__ import annotations
 
