@@ -1,4 +1,4 @@
-"""Canonical request keys: invariant where the answer is, sensitive where it is not."""
+"""Request keys: blind to what leaves the answer alone, sensitive to what changes it."""
 
 from __future__ import annotations
 
