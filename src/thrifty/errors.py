@@ -7,7 +7,10 @@ ThriftyError
 │   └── BackendUnavailableError   the backend cannot be reached when opened
 ├── CorruptEntryError      a stored payload that cannot be decoded (treated as a miss)
 ├── ProviderError          a model provider failed
-│   └── ProviderUnavailableError  the provider cannot be loaded or reached
+│   ├── ProviderUnavailableError  the provider cannot be loaded or reached
+│   └── UpstreamError      an HTTP upstream answered an error status (status, headers, body)
+│       ├── UpstreamTimeoutError      no answer within the timeout
+│       └── UpstreamConnectionError   the upstream could not be reached
 └── CoalesceTimeoutError   waited too long for another caller's identical request
 """
 
@@ -57,6 +60,48 @@ class ProviderError(ThriftyError):
 
 class ProviderUnavailableError(ProviderError):
     """A model provider cannot be loaded or reached."""
+
+
+class UpstreamError(ProviderError):
+    """An HTTP upstream failed; carries what retries and error mapping need.
+
+    Attributes:
+        status: the upstream's HTTP status (None when no answer came: timeouts, refused
+            connections).
+        headers: the upstream's response headers (``Retry-After``, ``retry-after-ms``,
+            ``x-ratelimit-*``), lower-cased names.
+        body: the decoded error body (a dict when it was JSON, else text).
+        provider: the provider's name, for logs and messages.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        headers: dict[str, str] | None = None,
+        body: object = None,
+        provider: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.headers = headers or {}
+        self.body = body
+        self.provider = provider
+
+    @property
+    def retryable(self) -> bool:
+        """True for 408, 409, 429, 5xx, timeouts and connection failures."""
+        return self.status is None or self.status in (408, 409, 429) or self.status >= 500
+
+
+class UpstreamTimeoutError(UpstreamError):
+    """The upstream gave no (complete) answer within the timeout."""
+
+
+class UpstreamConnectionError(UpstreamError):
+    """The upstream could not be reached (refused, reset, DNS)."""
 
 
 class CoalesceTimeoutError(ThriftyError):
