@@ -8,9 +8,14 @@ ThriftyError
 ├── CorruptEntryError      a stored payload that cannot be decoded (treated as a miss)
 ├── ProviderError          a model provider failed
 │   ├── ProviderUnavailableError  the provider cannot be loaded or reached
-│   └── UpstreamError      an HTTP upstream answered an error status (status, headers, body)
-│       ├── UpstreamTimeoutError      no answer within the timeout
-│       └── UpstreamConnectionError   the upstream could not be reached
+│   ├── UpstreamError      an HTTP upstream answered an error status (status, headers, body)
+│   │   ├── UpstreamTimeoutError      no answer within the timeout
+│   │   └── UpstreamConnectionError   the upstream could not be reached
+│   └── AllDeploymentsFailedError retries and fallbacks used up (gateway: 502/503/504)
+├── UnknownModelError      no deployment serves the requested model name (gateway: 404)
+├── LimitExceededError     a key's rate limit or budget refuses the request (gateway: 429)
+│   ├── RateLimitExceededError    requests or tokens per minute
+│   └── BudgetExceededError       the key's max_budget_usd
 └── CoalesceTimeoutError   waited too long for another caller's identical request
 """
 
@@ -102,6 +107,77 @@ class UpstreamTimeoutError(UpstreamError):
 
 class UpstreamConnectionError(UpstreamError):
     """The upstream could not be reached (refused, reset, DNS)."""
+
+
+class AllDeploymentsFailedError(ProviderError):
+    """Every deployment of a model and of its fallbacks failed, after retries.
+
+    Attributes:
+        model: the model name the caller asked for.
+        tried: the model names tried, in order (the model, then its fallbacks).
+        attempts: one record per upstream attempt (``thrifty.routing.Attempt``).
+        last_error: the last upstream error (also the ``__cause__``); None when no deployment
+            was available at all.
+        status_code: what a gateway should answer: 504 after a timeout, 503 when nothing was
+            available or the upstream was overloaded (429/503), else 502.
+        retry_after: seconds until a cooled-down deployment is tried again, when known.
+    """
+
+    def __init__(
+        self,
+        model: str,
+        tried: list[str],
+        attempts: list[object],
+        last_error: BaseException | None,
+        status_code: int,
+        retry_after: float | None = None,
+    ) -> None:
+        self.model = model
+        self.tried = tried
+        self.attempts = attempts
+        self.last_error = last_error
+        self.status_code = status_code
+        self.retry_after = retry_after
+        reason = f"last error: {last_error}" if last_error else "no deployment available"
+        super().__init__(
+            f"model {model!r} failed after {len(attempts)} attempt(s) on "
+            f"{' -> '.join(tried)}; {reason}"
+        )
+
+
+class UnknownModelError(ThriftyError, LookupError):
+    """No deployment serves the requested model name."""
+
+    def __init__(self, model: str, known: list[str]) -> None:
+        self.model = model
+        self.known = known
+        super().__init__(f"unknown model {model!r}; served models: {', '.join(known) or '(none)'}")
+
+
+class LimitExceededError(ThriftyError):
+    """A key's rate limit or budget refuses a request.
+
+    Attributes:
+        limit: which limit refused it: ``"requests"``, ``"tokens"`` or ``"budget"``.
+        retry_after: seconds until the request could pass (None: not before the budget grows).
+        headers: OpenAI's ``x-ratelimit-*`` headers (and ``retry-after``) for the 429 response.
+    """
+
+    def __init__(
+        self, message: str, *, limit: str, retry_after: float | None, headers: dict[str, str]
+    ) -> None:
+        super().__init__(message)
+        self.limit = limit
+        self.retry_after = retry_after
+        self.headers = headers
+
+
+class RateLimitExceededError(LimitExceededError):
+    """The key's requests-per-minute or tokens-per-minute limit is reached."""
+
+
+class BudgetExceededError(LimitExceededError):
+    """The key's spend plus what is reserved would pass its ``max_budget_usd``."""
 
 
 class CoalesceTimeoutError(ThriftyError):
