@@ -40,11 +40,15 @@ class Entry:
     """What the original call cost: the dollars a hit saves."""
     latency_ms: float = 0.0
     """How long the original call took: the time a hit saves."""
+    semantic: bytes | None = None
+    """Scope, last user message and embedding of a semantically indexed entry
+    (``thrifty.semantic.record``), so a lost vector index can be rebuilt from the store;
+    None for exact-only entries. Not needed on the hit path."""
 
     @property
     def size(self) -> int:
         """Bytes counted against the store's byte limit."""
-        return len(self.value) + len(self.key)
+        return len(self.value) + len(self.key) + len(self.semantic or b"")
 
     def expired(self, now: float | None = None) -> bool:
         return self.expires_at is not None and (now or time.time()) >= self.expires_at

@@ -9,7 +9,7 @@ backends, a direct call for the in-memory one).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
 from thrifty.entry import Entry, Selector
 
@@ -71,6 +71,18 @@ class Store(ABC):
     @abstractmethod
     def read_counters(self, namespace: str | None = None) -> dict[str, float]:
         """Sum of the counters, in one namespace or in all."""
+
+    def iter_entries(
+        self, namespace: str | None = None, *, since: float | None = None
+    ) -> Iterator[Entry]:
+        """Live entries that carry a ``semantic`` record, optionally in one namespace and
+        created at or after ``since``; used to rebuild or catch up a semantic index.
+
+        Raises:
+            NotImplementedError: the backend cannot list entries (the semantic index then
+                lives only in its file and in memory).
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot list entries")
 
     def ping(self) -> None:  # noqa: B027 - optional hook
         """Raise :class:`~thrifty.errors.BackendError` if the backend is unusable."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict, defaultdict
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
 from thrifty.entry import Entry, Selector
 from thrifty.store.base import Store
@@ -94,6 +94,21 @@ class MemoryStore(Store):
                 if not e.expired(now) and (namespace is None or e.namespace == namespace)
             ]
         return len(live), sum(e.size for e in live)
+
+    def iter_entries(
+        self, namespace: str | None = None, *, since: float | None = None
+    ) -> Iterator[Entry]:
+        now = time.time()
+        with self._lock:
+            snapshot = list(self._data.values())
+        for entry in snapshot:
+            if (
+                entry.semantic is not None
+                and not entry.expired(now)
+                and (namespace is None or entry.namespace == namespace)
+                and (since is None or entry.created_at >= since)
+            ):
+                yield entry
 
     def acquire_lease(self, name: str, holder: str, ttl: float) -> bool:
         now = time.monotonic()
