@@ -1,0 +1,97 @@
+"""Guards veto semantic hits that differ in a number, date, negation or name."""
+
+from __future__ import annotations
+
+import pytest
+
+from thrifty.errors import ConfigError
+from thrifty.semantic.guards import Guards, dates, entities, entity_swap, negated, numbers
+
+
+@pytest.mark.parametrize(
+    ("query", "candidate", "guard"),
+    [
+        ("How do I cancel my order?", "How do I not cancel my order?", "negation"),
+        ("Why can't I log in?", "Why can I log in?", "negation"),
+        ("Why can’t I log in?", "Why can I log in?", "negation"),  # typographic apostrophe
+        ("I never got my card", "I got my card", "negation"),
+        ("refund for order 123", "refund for order 124", "number"),
+        ("What happened in 2016?", "What happened in 2017?", "number"),
+        ("Is Python 3.11 faster?", "Is Python 3.12 faster?", "number"),
+        ("I was charged $5", "I was charged $50", "number"),
+        ("best phone under 10k", "best phone under 15k", "number"),
+        ("top 5 movies", "top 10 movies", "number"),
+        ("the 1st floor", "the 2nd floor", "number"),
+        ("flights to Paris", "flights to London", "entity"),
+        ("Is iPhone better than Samsung?", "Is iPhone better than Pixel?", "entity"),
+        ("meeting on Monday", "meeting on Tuesday", "date"),
+        ("weather tomorrow", "weather today", "date"),
+        ("sales last week", "sales next week", "date"),
+        ("payments in March", "payments in April", "date"),
+    ],
+)
+def test_blocks_classic_false_hits(query: str, candidate: str, guard: str) -> None:
+    block = Guards().check(query, candidate)
+    assert block is not None, (query, candidate)
+    assert block.guard == guard
+    assert Guards().check(candidate, query) is not None  # symmetric
+
+
+@pytest.mark.parametrize(
+    ("query", "candidate"),
+    [
+        ("How do I cancel my order?", "how can I cancel my order"),
+        ("Why can't I log in?", "Why am I unable to log in?"),  # two ways to negate
+        ("I don't have my card", "I do not have my card"),
+        ("What is the capital of France?", "Which city is France's capital?"),
+        ("Who is Trump?", "Who is Donald Trump?"),  # a name added is detail, not a swap
+        ("I paid $1,000 for it", "I paid 1000 dollars for it"),
+        ("Top ten movies", "Top 10 movies"),
+        ("May I get a refund?", "Can I get a refund?"),  # "may" the verb is no date
+        ("Which one is better?", "Which is better?"),  # "one" the pronoun is no number
+        ("How can I learn Java?", "How do I learn Java quickly?"),
+        ("Is Indian food spicy?", "Is the food in India spicy?"),
+        ("same text", "same text"),
+    ],
+)
+def test_lets_paraphrases_through(query: str, candidate: str) -> None:
+    assert Guards().check(query, candidate) is None, Guards().check(query, candidate)
+
+
+def test_number_normalization() -> None:
+    assert numbers("$1,000 and 007 and v3.11") == numbers("1000, 7, 3.11")
+    assert numbers("first and 1st")["1st"] == 2
+    assert numbers("no digits here") == {}
+
+
+def test_date_features() -> None:
+    assert set(dates("Due last month, paid on Friday in Sept")) == {
+        "last month",
+        "friday",
+        "september",
+    }
+    assert "may" not in dates("May I pay later?")
+    assert "may" in dates("I paid in May")
+
+
+def test_negation_cues() -> None:
+    assert negated("I can't") and negated("I cannot") and negated("it doesnt work")
+    assert not negated("I can and I do")
+
+
+def test_entities_skip_sentence_starts_and_join_names() -> None:
+    found = entities("Where should I eat in New York City? NASA agrees. Paris is far.")
+    assert {"new york city", "nasa"} <= found
+    assert "where" not in found and "paris" not in found  # Paris opens a sentence
+    assert entities("What is the best way?") == set()
+    assert entities("Paris or London?") == {"london"}
+    assert entity_swap("flights to paris", "flights to london") is None  # no capitals: blind
+
+
+def test_choose_guards_and_unknown_guard() -> None:
+    numbers_only = Guards(["number"])
+    assert numbers_only.check("flights to Paris", "flights to London") is None
+    assert numbers_only.check("order 1", "order 2") is not None
+    assert Guards([]).allows("order 1", "order 2")
+    with pytest.raises(ConfigError, match="unknown guards"):
+        Guards(["numbers"])
