@@ -1,0 +1,42 @@
+"""Per-key limits checked before an upstream call: requests and tokens per minute, budgets."""
+
+from __future__ import annotations
+
+from thrifty.errors import ConfigError
+from thrifty.limits.base import (
+    DEFAULT_MAX_OUTPUT_TOKENS,
+    KeyLimits,
+    LimitBackend,
+    LimitState,
+    Reservation,
+    format_reset,
+    max_cost_usd,
+)
+from thrifty.limits.memory import MemoryLimitBackend
+
+__all__ = [
+    "DEFAULT_MAX_OUTPUT_TOKENS",
+    "KeyLimits",
+    "LimitBackend",
+    "LimitState",
+    "MemoryLimitBackend",
+    "Reservation",
+    "format_reset",
+    "max_cost_usd",
+    "open_limits",
+]
+
+
+def open_limits(url: str | None = None, **options: object) -> LimitBackend:
+    """The limit backend for a URL: None or ``memory://`` (this process), ``redis://…`` (shared).
+
+    Raises:
+        ConfigError: any other scheme.
+    """
+    if url is None or url.startswith("memory://"):
+        return MemoryLimitBackend(**options)  # type: ignore[arg-type]
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        from thrifty.limits.redis import RedisLimitBackend
+
+        return RedisLimitBackend(url, **options)  # type: ignore[arg-type]
+    raise ConfigError(f"limits URL {url!r}: use memory:// or redis://host:port/db")
