@@ -166,6 +166,15 @@ class LlamaCppProvider(Provider):
             self.model_path = path
         return self._llama
 
+    async def aload(self) -> None:
+        """Load the model now (in a worker thread) rather than on the first request."""
+
+        def load_locked() -> None:
+            with self._lock:
+                self.load()
+
+        await asyncio.to_thread(load_locked)
+
     def _run_locked(self, fn: Callable[[Any], Any]) -> Any:
         with self._lock:
             llama = self.load()
