@@ -21,6 +21,23 @@ from thrifty.store import Store, open_store
 
 __version__ = "0.1.0"
 
+# Public names whose modules import optional dependencies (openai…): loaded on first use,
+# so ``import thrifty`` stays cheap.
+_LAZY = {
+    "wrap": "thrifty.integrations.openai",
+    "cached": "thrifty.integrations.model",
+}
+
+
+def __getattr__(name: str) -> object:
+    import importlib
+
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    if name == "integrations":
+        return importlib.import_module("thrifty.integrations")
+    raise AttributeError(f"module 'thrifty' has no attribute {name!r}")
+
 __all__ = [
     "BackendError",
     "BackendUnavailableError",
@@ -40,7 +57,9 @@ __all__ = [
     "ThriftyError",
     "UnknownSchemeError",
     "__version__",
+    "cached",
     "canonical_request",
     "open_store",
     "request_key",
+    "wrap",
 ]
