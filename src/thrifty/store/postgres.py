@@ -1,0 +1,344 @@
+"""``postgresql://user@host/db`` — durable entries shared by every replica.
+
+One table of entries (tags as ``text[]`` with a GIN index, so tag invalidation is an exact
+``tags @> ARRAY[tag]``), one of leases (taken by ``INSERT … ON CONFLICT DO UPDATE WHERE`` the
+current lease expired or is ours) and one of counters (upserted sums). Names come from ``table``
+(``?table=`` in the URL), so tests and tenants can use isolated tables. A hit is one indexed
+SELECT that filters out expired rows; expired rows are swept by later writes. Eviction is
+oldest-created first, so a hit never writes.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from thrifty.entry import Entry, Selector
+from thrifty.errors import BackendUnavailableError, ConfigError
+from thrifty.store._eviction import over_limits, pick_victims
+from thrifty.store.base import Store
+
+CONNECT_TIMEOUT_S = 2
+DEFAULT_TABLE = "thrifty_entries"
+POOL_MAX = 8
+#: Expired rows are swept on the first write and then every this many writes.
+PURGE_EVERY = 256
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,40}(\.[A-Za-z_][A-Za-z0-9_]{0,40})?$")
+
+_COLUMNS = (
+    "value, namespace, user_id, tags, model, model_version, created_at, expires_at, "
+    "tokens_in, tokens_out, cost_usd, latency_ms"
+)
+#: Selector field -> SQL condition.
+_CONDITIONS = {
+    "namespace": "namespace = %s",
+    "tag": "tags @> ARRAY[%s]::text[]",
+    "model": "model = %s",
+    "model_version": "model_version = %s",
+    "user_id": "user_id = %s",
+}
+
+
+def split_url(url: str, table: str | None) -> tuple[str, str]:
+    """(conninfo for psycopg, table name): ``?table=`` is ours, the rest goes to libpq."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    ours = [v for k, v in query if k == "table"]
+    rest = [(k, v) for k, v in query if k != "table"]
+    chosen = table or (ours[-1] if ours else DEFAULT_TABLE)
+    if not _NAME.match(chosen):
+        raise ConfigError(f"invalid PostgreSQL table name {chosen!r} (use [schema.]name)")
+    scheme = "postgresql" if parts.scheme == "postgres" else parts.scheme
+    return urlunsplit(parts._replace(scheme=scheme, query=urlencode(rest))), chosen
+
+
+def _schema(t: str) -> list[str]:
+    base = t.replace(".", "_")
+    return [
+        f"""CREATE TABLE IF NOT EXISTS {t} (
+            key text PRIMARY KEY, value bytea NOT NULL, namespace text NOT NULL,
+            user_id text, tags text[] NOT NULL DEFAULT '{{}}', model text, model_version text,
+            created_at double precision NOT NULL, expires_at double precision,
+            tokens_in bigint NOT NULL DEFAULT 0, tokens_out bigint NOT NULL DEFAULT 0,
+            cost_usd double precision NOT NULL DEFAULT 0,
+            latency_ms double precision NOT NULL DEFAULT 0, size bigint NOT NULL,
+            semantic bytea)""",
+        f"CREATE INDEX IF NOT EXISTS {base}_ns ON {t} (namespace)",
+        f"CREATE INDEX IF NOT EXISTS {base}_user ON {t} (user_id)",
+        f"CREATE INDEX IF NOT EXISTS {base}_model ON {t} (model, model_version)",
+        f"CREATE INDEX IF NOT EXISTS {base}_version ON {t} (model_version)",
+        f"CREATE INDEX IF NOT EXISTS {base}_created ON {t} (created_at, key)",
+        f"CREATE INDEX IF NOT EXISTS {base}_expires ON {t} (expires_at)",
+        f"CREATE INDEX IF NOT EXISTS {base}_tags ON {t} USING GIN (tags)",
+        f"""CREATE TABLE IF NOT EXISTS {t}_leases (
+            name text PRIMARY KEY, holder text NOT NULL, expires_at double precision NOT NULL)""",
+        f"""CREATE TABLE IF NOT EXISTS {t}_counters (
+            namespace text NOT NULL, name text NOT NULL, value double precision NOT NULL,
+            PRIMARY KEY (namespace, name))""",
+    ]
+
+
+class PostgresStore(Store):
+    """``postgresql://`` — entries, leases and counters in three tables."""
+
+    schemes = ("postgresql", "postgres")
+    blocking = True
+    shared = True
+
+    def __init__(
+        self,
+        url: str = "postgresql://127.0.0.1/postgres",
+        *,
+        max_entries: int | None = None,
+        max_bytes: int | None = None,
+        table: str | None = None,
+        pool_size: int = POOL_MAX,
+        connect_timeout: int = CONNECT_TIMEOUT_S,
+    ) -> None:
+        super().__init__(max_entries=max_entries, max_bytes=max_bytes)
+        try:
+            import psycopg
+            from psycopg_pool import ConnectionPool, PoolTimeout
+        except ImportError as exc:  # pragma: no cover - depends on the install
+            raise BackendUnavailableError(
+                url, "psycopg 3 is not installed; pip install 'thrifty[postgres]'"
+            ) from exc
+        self.url = url
+        conninfo, self.table = split_url(url, table)
+        t = self.table
+        self._get = (
+            f"SELECT {_COLUMNS} FROM {t} WHERE key = %s AND (expires_at IS NULL OR expires_at > %s)"
+        )
+        self._upsert = f"""
+            INSERT INTO {t} (key, {_COLUMNS}, size, semantic)
+            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+            ON CONFLICT (key) DO UPDATE SET value = excluded.value,
+                namespace = excluded.namespace, user_id = excluded.user_id,
+                tags = excluded.tags, model = excluded.model,
+                model_version = excluded.model_version, created_at = excluded.created_at,
+                expires_at = excluded.expires_at, tokens_in = excluded.tokens_in,
+                tokens_out = excluded.tokens_out, cost_usd = excluded.cost_usd,
+                latency_ms = excluded.latency_ms, size = excluded.size,
+                semantic = excluded.semantic"""
+        self._writes = 0
+        # This process's bound on rows written since the last exact count: limits are checked
+        # exactly only when the bound could be over them (other writers are caught every
+        # PURGE_EVERY writes), so a set does not count the table each time.
+        self._room: tuple[int, int] | None = None
+        self._room_lock = threading.Lock()
+        self._pool = ConnectionPool(
+            conninfo,
+            min_size=1,
+            max_size=pool_size,
+            kwargs={"autocommit": True, "connect_timeout": connect_timeout},
+            open=False,
+            name=f"thrifty-{t}",
+        )
+        try:
+            # One direct connection first: a refused or wrong server fails at once with libpq's
+            # own message, where the pool would retry until its timeout.
+            psycopg.connect(conninfo, connect_timeout=connect_timeout).close()
+            self._pool.open(wait=True, timeout=connect_timeout + 1)
+            self._create_tables()
+        except (PoolTimeout, psycopg.Error) as exc:
+            self._pool.close()
+            raise BackendUnavailableError(url, f"{type(exc).__name__}: {exc}") from exc
+
+    def _create_tables(self) -> None:
+        with self._pool.connection() as conn, conn.transaction():
+            # Concurrent CREATE … IF NOT EXISTS can still collide in the catalog: serialize.
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (self.table,))
+            for statement in _schema(self.table):
+                conn.execute(statement)
+
+    # ---------------------------------------------------------------- hit path
+    def get(self, key: str) -> Entry | None:
+        with self._pool.connection() as conn:
+            row = conn.execute(self._get, (key, time.time())).fetchone()
+        if row is None:
+            return None
+        return Entry(
+            key, bytes(row[0]), row[1], row[2], tuple(row[3]), row[4], row[5], row[6], row[7],
+            row[8], row[9], row[10], row[11],
+        )  # fmt: skip
+
+    # ------------------------------------------------------------------ writes
+    def set(self, entry: Entry) -> None:
+        row = (
+            entry.key, entry.value, entry.namespace, entry.user_id, list(entry.tags),
+            entry.model, entry.model_version, entry.created_at, entry.expires_at,
+            entry.tokens_in, entry.tokens_out, entry.cost_usd, entry.latency_ms, entry.size,
+            getattr(entry, "semantic", None),
+        )  # fmt: skip
+        limited = self.max_entries is not None or self.max_bytes is not None
+        with self._pool.connection() as conn, conn.transaction():
+            conn.execute(self._upsert, row)
+            sweep = self._writes % PURGE_EVERY == 0
+            self._writes += 1
+            if sweep:
+                conn.execute(f"DELETE FROM {self.table} WHERE expires_at <= %s", (time.time(),))
+            if limited and (sweep or self._might_overflow(entry.size)):
+                self._enforce_limits(conn)
+
+    def _might_overflow(self, size: int) -> bool:
+        with self._room_lock:
+            if self._room is None:
+                return True
+            entries, nbytes = self._room[0] - 1, self._room[1] - size
+            self._room = (entries, nbytes)
+            return entries < 0 or nbytes < 0
+
+    def _enforce_limits(self, conn: Any) -> None:
+        t = self.table
+        # One writer at a time evicts, so two processes do not both drop the oldest rows.
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (t + ":evict",))
+        entries, size = conn.execute(f"SELECT count(*), coalesce(sum(size), 0) FROM {t}").fetchone()
+        extra = over_limits(entries, int(size), self.max_entries, self.max_bytes)
+        if extra != (0, 0):
+            conn.execute(f"DELETE FROM {t} WHERE expires_at <= %s", (time.time(),))
+            entries, size = conn.execute(
+                f"SELECT count(*), coalesce(sum(size), 0) FROM {t}"
+            ).fetchone()
+            extra = over_limits(entries, int(size), self.max_entries, self.max_bytes)
+        if extra != (0, 0):
+            limit = extra[0] + 64
+            while True:
+                rows = conn.execute(
+                    f"SELECT key, size FROM {t} ORDER BY created_at, key LIMIT %s", (limit,)
+                ).fetchall()
+                victims = pick_victims(rows, *extra)
+                if len(victims) < len(rows) or len(rows) < limit:
+                    break
+                limit *= 4
+            conn.execute(f"DELETE FROM {t} WHERE key = ANY(%s)", (victims,))
+            dropped = sum(size for key, size in rows[: len(victims)])
+            entries, size = entries - len(victims), int(size) - dropped
+        with self._room_lock:
+            self._room = (
+                (self.max_entries - entries) if self.max_entries is not None else 1 << 62,
+                (self.max_bytes - int(size)) if self.max_bytes is not None else 1 << 62,
+            )
+
+    def delete(self, key: str) -> bool:
+        with self._pool.connection() as conn:
+            return conn.execute(f"DELETE FROM {self.table} WHERE key = %s", (key,)).rowcount > 0
+
+    def invalidate(self, selector: Selector) -> int:
+        clauses, params = [], []
+        for name, condition in _CONDITIONS.items():
+            value = getattr(selector, name)
+            if value is not None:
+                clauses.append(condition)
+                params.append(value)
+        if not clauses:
+            return 0
+        with self._pool.connection() as conn:
+            sql = f"DELETE FROM {self.table} WHERE {' AND '.join(clauses)}"
+            return conn.execute(sql, params).rowcount
+
+    def clear(self) -> None:
+        with self._pool.connection() as conn, conn.transaction():
+            for table in (self.table, f"{self.table}_leases", f"{self.table}_counters"):
+                conn.execute(f"DELETE FROM {table}")
+        with self._room_lock:
+            self._room = None
+
+    def drop_tables(self) -> None:
+        """Remove the tables themselves (used by tests that made a table of their own)."""
+        with self._pool.connection() as conn, conn.transaction():
+            for table in (self.table, f"{self.table}_leases", f"{self.table}_counters"):
+                conn.execute(f"DROP TABLE IF EXISTS {table}")
+
+    # ------------------------------------------------------------- reporting
+    def usage(self, namespace: str | None = None) -> tuple[int, int]:
+        sql = (
+            f"SELECT count(*), coalesce(sum(size), 0) FROM {self.table} "
+            "WHERE (expires_at IS NULL OR expires_at > %s)"
+        )
+        params: list[Any] = [time.time()]
+        if namespace is not None:
+            sql += " AND namespace = %s"
+            params.append(namespace)
+        with self._pool.connection() as conn:
+            entries, size = conn.execute(sql, params).fetchone()
+        return int(entries), int(size)
+
+    def add_counters(self, namespace: str, counters: Mapping[str, float]) -> None:
+        with self._pool.connection() as conn, conn.cursor() as cur:
+            cur.executemany(
+                f"INSERT INTO {self.table}_counters VALUES (%s, %s, %s) "
+                "ON CONFLICT (namespace, name) DO UPDATE SET "
+                f"value = {self.table}_counters.value + excluded.value",
+                [(namespace, name, float(value)) for name, value in counters.items()],
+            )
+
+    def read_counters(self, namespace: str | None = None) -> dict[str, float]:
+        sql = f"SELECT name, sum(value) FROM {self.table}_counters"
+        params: tuple[str, ...] = ()
+        if namespace is not None:
+            sql += " WHERE namespace = %s"
+            params = (namespace,)
+        with self._pool.connection() as conn:
+            rows = conn.execute(sql + " GROUP BY name", params).fetchall()
+        return {name: float(value) for name, value in rows}
+
+    def iter_entries(
+        self, namespace: str | None = None, *, since: float | None = None
+    ) -> Iterator[Entry]:
+        sql = (
+            f"SELECT key, {_COLUMNS}, semantic FROM {self.table} WHERE semantic IS NOT NULL "
+            "AND (expires_at IS NULL OR expires_at > %s)"
+        )
+        params: list[Any] = []
+        if namespace is not None:
+            sql += " AND namespace = %s"
+            params.append(namespace)
+        # Keyset pages on (created_at, key): no transaction stays open between pages.
+        sql += " AND (created_at, key) > (%s, %s) ORDER BY created_at, key LIMIT 500"
+        after: tuple[float, str] = (since if since is not None else float("-inf"), "")
+        while True:
+            with self._pool.connection() as conn:
+                page = conn.execute(sql, [time.time(), *params, *after]).fetchall()
+            for row in page:
+                yield Entry(
+                    row[0], bytes(row[1]), row[2], row[3], tuple(row[4]), *row[5:13],
+                    semantic=bytes(row[13]),
+                )  # fmt: skip
+            if len(page) < 500:
+                return
+            after = (page[-1][7], page[-1][0])
+
+    # ----------------------------------------------------------------- leases
+    def acquire_lease(self, name: str, holder: str, ttl: float) -> bool:
+        now = time.time()
+        t = f"{self.table}_leases"
+        with self._pool.connection() as conn:
+            cur = conn.execute(
+                f"INSERT INTO {t} (name, holder, expires_at) VALUES (%s, %s, %s) "
+                "ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, "
+                f"expires_at = excluded.expires_at WHERE {t}.holder = excluded.holder "
+                f"OR {t}.expires_at <= %s",
+                (name, holder, now + ttl, now),
+            )
+            return cur.rowcount > 0
+
+    def release_lease(self, name: str, holder: str) -> None:
+        with self._pool.connection() as conn:
+            conn.execute(
+                f"DELETE FROM {self.table}_leases WHERE name = %s AND holder = %s", (name, holder)
+            )
+
+    # -------------------------------------------------------------- lifecycle
+    def ping(self) -> None:
+        with self._pool.connection() as conn:
+            conn.execute("SELECT 1")
+
+    def close(self) -> None:
+        self._pool.close()
+
+    def __repr__(self) -> str:
+        return f"PostgresStore({self.url!r}, table={self.table!r})"

@@ -1,0 +1,407 @@
+"""``sqlite:///path.db`` — the embedded default: one file, safe for several processes.
+
+WAL mode lets readers run while one process writes; ``busy_timeout`` makes concurrent writers
+wait instead of failing; every write is a ``BEGIN IMMEDIATE`` transaction so two processes never
+deadlock upgrading a read lock. A hit is one prepared primary-key SELECT on a per-thread
+connection and never writes: eviction is oldest-created first (not LRU) for that reason.
+Triggers keep the (entries, bytes) totals in the same transaction as every insert and delete,
+so limit checks never count rows.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import sqlite3
+import threading
+import time
+import weakref
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+from thrifty.entry import Entry, Selector
+from thrifty.errors import BackendUnavailableError, ConfigError
+from thrifty.store._eviction import over_limits, pick_victims
+from thrifty.store.base import Store
+
+log = logging.getLogger("thrifty.store.sqlite")
+BUSY_TIMEOUT_MS = 10_000
+#: Expired rows are swept on the first write and then every this many writes.
+PURGE_EVERY = 256
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS entries (
+    key TEXT PRIMARY KEY,
+    value BLOB NOT NULL,
+    namespace TEXT NOT NULL,
+    user_id TEXT,
+    tags TEXT,
+    model TEXT,
+    model_version TEXT,
+    created_at REAL NOT NULL,
+    expires_at REAL,
+    tokens_in INTEGER NOT NULL DEFAULT 0,
+    tokens_out INTEGER NOT NULL DEFAULT 0,
+    cost_usd REAL NOT NULL DEFAULT 0,
+    latency_ms REAL NOT NULL DEFAULT 0,
+    size INTEGER NOT NULL,
+    semantic BLOB
+);
+CREATE INDEX IF NOT EXISTS entries_namespace ON entries(namespace);
+CREATE INDEX IF NOT EXISTS entries_user ON entries(user_id) WHERE user_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS entries_model ON entries(model, model_version);
+CREATE INDEX IF NOT EXISTS entries_version ON entries(model_version);
+CREATE INDEX IF NOT EXISTS entries_created ON entries(created_at, key);
+CREATE INDEX IF NOT EXISTS entries_expires ON entries(expires_at) WHERE expires_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS entry_tags (
+    tag TEXT NOT NULL,
+    key TEXT NOT NULL,
+    PRIMARY KEY (tag, key)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS entry_tags_key ON entry_tags(key);
+CREATE TABLE IF NOT EXISTS totals (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    entries INTEGER NOT NULL,
+    bytes INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO totals VALUES (1, 0, 0);
+CREATE TRIGGER IF NOT EXISTS entries_ins AFTER INSERT ON entries BEGIN
+    UPDATE totals SET entries = entries + 1, bytes = bytes + new.size WHERE id = 1;
+END;
+CREATE TRIGGER IF NOT EXISTS entries_upd AFTER UPDATE OF size ON entries BEGIN
+    UPDATE totals SET bytes = bytes + new.size - old.size WHERE id = 1;
+END;
+CREATE TRIGGER IF NOT EXISTS entries_del AFTER DELETE ON entries BEGIN
+    UPDATE totals SET entries = entries - 1, bytes = bytes - old.size WHERE id = 1;
+    DELETE FROM entry_tags WHERE key = old.key;
+END;
+CREATE TABLE IF NOT EXISTS counters (
+    namespace TEXT NOT NULL,
+    name TEXT NOT NULL,
+    value REAL NOT NULL,
+    PRIMARY KEY (namespace, name)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS leases (
+    name TEXT PRIMARY KEY,
+    holder TEXT NOT NULL,
+    expires_at REAL NOT NULL
+) WITHOUT ROWID;
+"""
+
+_COLUMNS = (
+    "value, namespace, user_id, tags, model, model_version, created_at, expires_at, "
+    "tokens_in, tokens_out, cost_usd, latency_ms"
+)
+_GET = f"SELECT {_COLUMNS} FROM entries WHERE key = ?"
+_UPSERT = f"""
+INSERT INTO entries (key, {_COLUMNS}, size, semantic)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT(key) DO UPDATE SET value = excluded.value, namespace = excluded.namespace,
+    user_id = excluded.user_id, tags = excluded.tags, model = excluded.model,
+    model_version = excluded.model_version, created_at = excluded.created_at,
+    expires_at = excluded.expires_at, tokens_in = excluded.tokens_in,
+    tokens_out = excluded.tokens_out, cost_usd = excluded.cost_usd,
+    latency_ms = excluded.latency_ms, size = excluded.size, semantic = excluded.semantic
+"""
+_ACQUIRE = """
+INSERT INTO leases (name, holder, expires_at) VALUES (?, ?, ?)
+ON CONFLICT(name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
+WHERE leases.holder = excluded.holder OR leases.expires_at <= ?
+"""
+_LIVE = "(expires_at IS NULL OR expires_at > ?)"
+#: Selector field -> SQL condition; the tag goes through the exact-match tag table.
+_CONDITIONS = {
+    "namespace": "namespace = ?",
+    "tag": "key IN (SELECT key FROM entry_tags WHERE tag = ?)",
+    "model": "model = ?",
+    "model_version": "model_version = ?",
+    "user_id": "user_id = ?",
+}
+
+
+def path_from_url(url: str) -> str:
+    """``sqlite:///rel/x.db`` → ``rel/x.db``; ``sqlite:////abs/x.db`` → ``/abs/x.db``."""
+    rest = url.split("://", 1)[1].split("?", 1)[0]
+    if not rest.startswith("/") or rest == "/":
+        raise ConfigError(f"SQLite URL must look like sqlite:///path.db, got {url!r}")
+    path = rest[1:]
+    if path in (":memory:", "") or path.startswith("file:"):
+        raise ConfigError(f"{url!r}: use memory:// for an in-process cache, or a file path")
+    return path
+
+
+def _statements(script: str) -> Iterator[str]:
+    """Split a script into statements (``executescript`` would commit our transaction)."""
+    pending = ""
+    for line in script.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            yield pending
+            pending = ""
+
+
+def _tags(text: str | None) -> tuple[str, ...]:
+    return tuple(json.loads(text)) if text else ()
+
+
+class SQLiteStore(Store):
+    """``sqlite:///path.db`` — entries, tags, totals, counters and leases in one file."""
+
+    schemes = ("sqlite",)
+    blocking = True
+    #: Processes on one machine share the file, so leases coalesce across them.
+    shared = True
+
+    def __init__(
+        self,
+        url: str = "sqlite:///.thrifty/cache.db",
+        *,
+        max_entries: int | None = None,
+        max_bytes: int | None = None,
+        busy_timeout_ms: int = BUSY_TIMEOUT_MS,
+    ) -> None:
+        super().__init__(max_entries=max_entries, max_bytes=max_bytes)
+        self.url = url
+        self.path = path_from_url(url)
+        self.busy_timeout_ms = busy_timeout_ms
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._all_lock = threading.Lock()
+        self._writes = 0
+        try:
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            self._init_schema(self._conn())
+        except (OSError, sqlite3.Error) as exc:
+            raise BackendUnavailableError(url, f"cannot open {self.path}: {exc}") from exc
+        _forget_connections_in_child(self)
+
+    # ------------------------------------------------------------ plumbing
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self.path,
+            timeout=self.busy_timeout_ms / 1000,
+            isolation_level=None,  # autocommit; writes use explicit BEGIN IMMEDIATE
+            check_same_thread=False,  # only so close() may close every thread's connection
+            cached_statements=64,
+        )
+        conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        self._local.conn = conn
+        with self._all_lock:
+            self._all.append(conn)
+        return conn
+
+    def _conn(self) -> sqlite3.Connection:
+        try:
+            return self._local.conn  # type: ignore[no-any-return]
+        except AttributeError:
+            return self._connect()
+
+    def _init_schema(self, conn: sqlite3.Connection) -> None:
+        # journal_mode is persistent in the file; switching it needs a moment without writers.
+        if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+            conn.execute("PRAGMA journal_mode = WAL")
+        with self._write(conn) as cur:
+            for statement in _statements(SCHEMA):
+                cur.execute(statement)
+
+    @contextmanager
+    def _write(self, conn: sqlite3.Connection | None = None) -> Iterator[sqlite3.Cursor]:
+        conn = conn or self._conn()
+        cur = conn.cursor()
+        cur.execute("BEGIN IMMEDIATE")
+        try:
+            yield cur
+        except BaseException:
+            conn.rollback()
+            raise
+        else:
+            cur.execute("COMMIT")
+        finally:
+            cur.close()
+
+    # ---------------------------------------------------------------- hit path
+    def get(self, key: str) -> Entry | None:
+        try:
+            conn = self._local.conn
+        except AttributeError:
+            conn = self._connect()
+        row = conn.execute(_GET, (key,)).fetchone()
+        if row is None:
+            return None
+        expires_at = row[7]
+        if expires_at is not None and expires_at <= time.time():
+            with self._write() as cur:
+                cur.execute(
+                    "DELETE FROM entries WHERE key = ? AND expires_at <= ?", (key, time.time())
+                )
+            return None
+        try:
+            return Entry(
+                key, row[0], row[1], row[2], _tags(row[3]), row[4], row[5], row[6], expires_at,
+                row[8], row[9], row[10], row[11],
+            )  # fmt: skip
+        except (ValueError, TypeError) as exc:
+            log.warning("dropping unreadable SQLite cache row %s: %s", key[:16], exc)
+            self.delete(key)
+            return None
+
+    # ------------------------------------------------------------------ writes
+    def set(self, entry: Entry) -> None:
+        row = (
+            entry.key, entry.value, entry.namespace, entry.user_id,
+            json.dumps(list(entry.tags)) if entry.tags else None, entry.model,
+            entry.model_version, entry.created_at, entry.expires_at, entry.tokens_in,
+            entry.tokens_out, entry.cost_usd, entry.latency_ms, entry.size,
+            getattr(entry, "semantic", None),
+        )  # fmt: skip
+        with self._write() as cur:
+            cur.execute(_UPSERT, row)
+            cur.execute("DELETE FROM entry_tags WHERE key = ?", (entry.key,))
+            if entry.tags:
+                cur.executemany(
+                    "INSERT OR IGNORE INTO entry_tags (tag, key) VALUES (?, ?)",
+                    [(tag, entry.key) for tag in entry.tags],
+                )
+            if self._writes % PURGE_EVERY == 0:
+                self._purge_expired(cur)
+            self._writes += 1
+            if self.max_entries is not None or self.max_bytes is not None:
+                self._enforce_limits(cur)
+
+    def _purge_expired(self, cur: sqlite3.Cursor) -> int:
+        cur.execute("DELETE FROM entries WHERE expires_at <= ?", (time.time(),))
+        return cur.rowcount
+
+    def _enforce_limits(self, cur: sqlite3.Cursor) -> None:
+        entries, size = cur.execute("SELECT entries, bytes FROM totals WHERE id = 1").fetchone()
+        extra = over_limits(entries, size, self.max_entries, self.max_bytes)
+        if extra == (0, 0):
+            return
+        if self._purge_expired(cur):
+            entries, size = cur.execute("SELECT entries, bytes FROM totals").fetchone()
+            extra = over_limits(entries, size, self.max_entries, self.max_bytes)
+        if extra == (0, 0):
+            return
+        oldest = self._conn().execute("SELECT key, size FROM entries ORDER BY created_at, key")
+        victims = pick_victims(oldest, *extra)
+        oldest.close()
+        cur.executemany("DELETE FROM entries WHERE key = ?", [(k,) for k in victims])
+
+    def delete(self, key: str) -> bool:
+        with self._write() as cur:
+            cur.execute("DELETE FROM entries WHERE key = ?", (key,))
+            return cur.rowcount > 0
+
+    def invalidate(self, selector: Selector) -> int:
+        clauses, params = [], []
+        for name, condition in _CONDITIONS.items():
+            value = getattr(selector, name)
+            if value is not None:
+                clauses.append(condition)
+                params.append(value)
+        if not clauses:
+            return 0
+        with self._write() as cur:
+            cur.execute(f"DELETE FROM entries WHERE {' AND '.join(clauses)}", params)
+            return cur.rowcount
+
+    def clear(self) -> None:
+        with self._write() as cur:
+            for table in ("entries", "entry_tags", "counters", "leases"):
+                cur.execute(f"DELETE FROM {table}")  # fixed table names
+            cur.execute("UPDATE totals SET entries = 0, bytes = 0")
+
+    # ------------------------------------------------------------- reporting
+    def usage(self, namespace: str | None = None) -> tuple[int, int]:
+        sql = f"SELECT count(*), coalesce(sum(size), 0) FROM entries WHERE {_LIVE}"
+        params: list[object] = [time.time()]
+        if namespace is not None:
+            sql += " AND namespace = ?"
+            params.append(namespace)
+        entries, size = self._conn().execute(sql, params).fetchone()
+        return int(entries), int(size)
+
+    def add_counters(self, namespace: str, counters: Mapping[str, float]) -> None:
+        with self._write() as cur:
+            cur.executemany(
+                "INSERT INTO counters VALUES (?, ?, ?) ON CONFLICT(namespace, name) "
+                "DO UPDATE SET value = value + excluded.value",
+                [(namespace, name, float(value)) for name, value in counters.items()],
+            )
+
+    def read_counters(self, namespace: str | None = None) -> dict[str, float]:
+        sql = "SELECT name, sum(value) FROM counters"
+        params: tuple[str, ...] = ()
+        if namespace is not None:
+            sql += " WHERE namespace = ?"
+            params = (namespace,)
+        rows = self._conn().execute(sql + " GROUP BY name", params).fetchall()
+        return {name: float(value) for name, value in rows}
+
+    def iter_entries(
+        self, namespace: str | None = None, *, since: float | None = None
+    ) -> Iterator[Entry]:
+        sql = f"SELECT key, {_COLUMNS}, semantic FROM entries WHERE semantic IS NOT NULL"
+        params: list[object] = []
+        if namespace is not None:
+            sql += " AND namespace = ?"
+            params.append(namespace)
+        # Keyset pages on (created_at, key): no read transaction stays open between pages.
+        sql += " AND (created_at, key) > (?, ?) ORDER BY created_at, key LIMIT 500"
+        after: tuple[float, str] = (since if since is not None else float("-inf"), "")
+        while True:
+            page = self._conn().execute(sql, [*params, *after]).fetchall()
+            now = time.time()
+            for row in page:
+                if row[8] is None or row[8] > now:
+                    yield Entry(
+                        row[0], row[1], row[2], row[3], _tags(row[4]), *row[5:13],
+                        semantic=row[13],
+                    )  # fmt: skip
+            if len(page) < 500:
+                return
+            after = (page[-1][7], page[-1][0])
+
+    # ----------------------------------------------------------------- leases
+    def acquire_lease(self, name: str, holder: str, ttl: float) -> bool:
+        now = time.time()
+        with self._write() as cur:
+            cur.execute(_ACQUIRE, (name, holder, now + ttl, now))
+            return cur.rowcount > 0
+
+    def release_lease(self, name: str, holder: str) -> None:
+        with self._write() as cur:
+            cur.execute("DELETE FROM leases WHERE name = ? AND holder = ?", (name, holder))
+
+    # -------------------------------------------------------------- lifecycle
+    def ping(self) -> None:
+        self._conn().execute("SELECT 1").fetchone()
+
+    def close(self) -> None:
+        with self._all_lock:
+            conns, self._all = self._all, []
+        for conn in conns:
+            with contextlib.suppress(sqlite3.Error):  # closing is best effort
+                conn.close()
+        self._local = threading.local()
+
+    def __repr__(self) -> str:
+        return f"SQLiteStore({self.url!r})"
+
+
+def _forget_connections_in_child(store: SQLiteStore) -> None:
+    """A forked child must not reuse the parent's SQLite connections; it opens its own."""
+    ref = weakref.ref(store)
+
+    def reset() -> None:
+        target = ref()
+        if target is not None:
+            target._local = threading.local()
+            target._all = []
+            target._all_lock = threading.Lock()
+
+    os.register_at_fork(after_in_child=reset)
