@@ -196,7 +196,8 @@ class DeploymentPool:
         fallbacks: ``[{a: [b, c]}]`` (LiteLLM's shape) or ``{a: [b, c]}``.
         policy: retries per model of the chain, and their waits.
         strategy: a key of :data:`STRATEGIES`.
-        allowed_fails: retryable failures within ``fail_window`` seconds that cool a deployment.
+        allowed_fails: retryable failures within ``fail_window`` seconds that a deployment may
+            have; one more cools it down (LiteLLM's meaning: 0 cools on the first failure).
         fail_window: seconds over which failures are counted.
         cooldown_time: seconds a cooled deployment is skipped. A 429/503 with ``Retry-After``
             cools it for that long instead. A deployment that is the only way to serve its
@@ -229,8 +230,8 @@ class DeploymentPool:
                 f"router_settings.routing_strategy {strategy!r} is unknown; use one of: "
                 + ", ".join(STRATEGIES)
             )
-        if allowed_fails < 1 or cooldown_time < 0 or fail_window <= 0:
-            raise ConfigError("allowed_fails must be ≥ 1, cooldown_time ≥ 0, fail_window > 0")
+        if allowed_fails < 0 or cooldown_time < 0 or fail_window <= 0:
+            raise ConfigError("allowed_fails must be ≥ 0, cooldown_time ≥ 0, fail_window > 0")
         if timeout is not None and timeout <= 0:
             raise ConfigError("router_settings.timeout must be positive seconds")
         self._groups: dict[str, list[Deployment]] = {}
@@ -450,7 +451,7 @@ class DeploymentPool:
         retry_after = retry_after_of(exc)
         if retry_after is not None and status_of(exc) in (429, 503):
             until = now + retry_after
-        if len(failures) >= self.allowed_fails:
+        if len(failures) > self.allowed_fails:
             until = max(until, now + self.cooldown_time)
             failures.clear()
         deployment.cooldown_until = max(deployment.cooldown_until, until)
