@@ -11,10 +11,10 @@ import logging
 import threading
 import time
 import uuid
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from thrifty import codec
 from thrifty.accounting.prices import PriceTable
@@ -24,6 +24,9 @@ from thrifty.errors import CoalesceTimeoutError, ConfigError, CorruptEntryError
 from thrifty.keys import request_key
 from thrifty.store import Store, open_store
 
+if TYPE_CHECKING:
+    from thrifty.semantic.matcher import SemanticMatcher
+
 log = logging.getLogger("thrifty.cache")
 T = TypeVar("T")
 
@@ -32,6 +35,19 @@ ENTRY_FIELDS = frozenset(
     {"tags", "model", "model_version", "user_id", "tokens_in", "tokens_out", "cost_usd"}
 )
 COUNTER_FLUSH_SECONDS = 1.0
+#: Semantic hits remembered for feedback, and near hits awaiting verification.
+REMEMBERED_HITS = 10_000
+
+
+_remember_lock = threading.Lock()
+
+
+def _remember(table: OrderedDict[str, Any], key: str, value: Any) -> None:
+    with _remember_lock:
+        table[key] = value
+        table.move_to_end(key)
+        while len(table) > REMEMBERED_HITS:
+            table.popitem(last=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +80,10 @@ class Hit:
     value: Any
     entry: Entry
     kind: str = "hit"  # "hit" or "semantic_hit"
+    similarity: float | None = None
+    """Cosine similarity of the two questions, for a semantic hit."""
+    id: str = ""
+    """Names a semantic hit in :meth:`Cache.feedback`."""
 
 
 class Cache:
@@ -81,6 +101,16 @@ class Cache:
             others at most this long).
         coalesce_timeout: how long a caller waits for an identical in-flight request.
         store: an already-built :class:`~thrifty.store.Store` (then ``url`` is ignored).
+        semantic: also answer reworded questions (see ``thrifty.semantic``); lookups and writes
+            that pass the ``request`` take part. No embedder is loaded unless this is True.
+        threshold: cosine similarity for a semantic hit (fixed-threshold policy).
+        embedder: an :class:`~thrifty.semantic.Embedder` or a name (``"minilm"``, the default;
+            ``"openai"``; ``"hashing"``).
+        policy: a :class:`~thrifty.semantic.ThresholdPolicy` (overrides ``threshold``).
+        guard: a :class:`~thrifty.semantic.Guard` that can block a semantic hit.
+        verifier: ``(cached_value, fresh_value) -> bool``; when the policy asks to verify a
+            near hit, the fresh answer is computed, compared and fed back to the policy.
+        semantic_index: folder of the vector index ("auto": beside the store; None: memory).
 
     Raises:
         UnknownSchemeError, BackendUnavailableError: when the backend cannot be opened.
@@ -99,6 +129,13 @@ class Cache:
         lease_ttl: float = 60.0,
         coalesce_timeout: float = 300.0,
         store: Store | None = None,
+        semantic: bool = False,
+        threshold: float | None = None,
+        embedder: Any = None,
+        policy: Any = None,
+        guard: Any = None,
+        verifier: Callable[[Any, Any], bool] | None = None,
+        semantic_index: Any = "auto",
     ) -> None:
         if ttl is not None and ttl <= 0:
             raise ConfigError("ttl must be positive seconds or None")
@@ -123,6 +160,16 @@ class Cache:
         self._pending_lock = threading.Lock()
         self._last_flush = time.monotonic()
         self._errors = 0
+        self.semantic: SemanticMatcher | None = None
+        self.verifier = verifier
+        self._served: OrderedDict[str, tuple[str, float]] = OrderedDict()
+        self._verifying: OrderedDict[str, tuple[str, float, Any]] = OrderedDict()
+        if semantic:
+            from thrifty.semantic.matcher import build_matcher
+
+            self.semantic = build_matcher(
+                self.store, embedder, threshold, policy, guard, semantic_index
+            )
 
     # ----------------------------------------------------------------- keys
     def key(
@@ -165,8 +212,19 @@ class Cache:
         log.warning("thrifty cache backend failed during %s: %s", operation, exc)
 
     # -------------------------------------------------------- sync face
-    def lookup(self, key: str, *, namespace: str | None = None) -> Hit | None:
-        """The hit for ``key``, or None. Records the hit or miss and what it saved."""
+    def lookup(
+        self,
+        key: str,
+        *,
+        namespace: str | None = None,
+        request: Mapping[str, Any] | None = None,
+        kind: str = "chat",
+    ) -> Hit | None:
+        """The hit for ``key``, or None. Records the hit or miss and what it saved.
+
+        With ``request`` (the request ``key`` was made from) and ``semantic=True``, an exact
+        miss is followed by a semantic lookup among entries of the same scope.
+        """
         ns = namespace or self.namespace
         try:
             entry = self.store.get(key)
@@ -181,8 +239,12 @@ class Cache:
                 self._safe(self.store.delete, key)
                 entry = None
         if entry is None:
-            self._count(ns, misses=1)
-            return None
+            hit = None
+            if request is not None and self.semantic is not None:
+                hit = self._semantic_lookup(key, request, kind, ns)
+            if hit is None:
+                self._count(ns, misses=1)
+            return hit
         self._count(
             ns,
             hits=1,
@@ -191,6 +253,81 @@ class Cache:
             latency_saved_ms=entry.latency_ms,
         )
         return Hit(value, entry)
+
+    def _semantic_lookup(
+        self, key: str, request: Mapping[str, Any], kind: str, ns: str
+    ) -> Hit | None:
+        assert self.semantic is not None
+        try:
+            query = self.semantic.query(request, ns, kind)
+            match = None if query is None else self.semantic.find(query)
+        except Exception as exc:  # fail-open: a broken embedder or index is a miss
+            self._fault("semantic lookup", exc)
+            return None
+        if match is None:
+            return None
+        try:
+            value = codec.decode(match.entry.value)
+        except CorruptEntryError as exc:
+            log.warning("dropping corrupt cache entry %s: %s", match.entry.key[:16], exc)
+            self._safe(self.delete, match.entry.key)
+            return None
+        if match.verify:  # the policy wants the model asked: a miss, compared when stored
+            _remember(self._verifying, key, (match.entry.key, match.similarity, value))
+            return None
+        entry = match.entry
+        hit_id = uuid.uuid4().hex
+        _remember(self._served, hit_id, (entry.key, match.similarity))
+        _remember(self._served, key, (entry.key, match.similarity))
+        self._count(
+            ns,
+            semantic_hits=1,
+            tokens_saved=entry.tokens_in + entry.tokens_out,
+            usd_saved=entry.cost_usd,
+            latency_saved_ms=entry.latency_ms,
+        )
+        return Hit(value, entry, "semantic_hit", match.similarity, hit_id)
+
+    def lookup_request(
+        self, request: Mapping[str, Any], *, kind: str = "chat", namespace: str | None = None
+    ) -> Hit | None:
+        """Exact, then (with ``semantic=True``) semantic lookup of an OpenAI-shaped request."""
+        ns = namespace or self.namespace
+        return self.lookup(self.key(request, kind=kind, namespace=ns), namespace=ns,
+                           request=request, kind=kind)  # fmt: skip
+
+    def set_request(
+        self,
+        request: Mapping[str, Any],
+        value: Any,
+        *,
+        kind: str = "chat",
+        namespace: str | None = None,
+        **options: Any,
+    ) -> Entry | None:
+        """Store the answer to a request (indexed for semantic lookups when enabled)."""
+        ns = namespace or self.namespace
+        key = self.key(request, kind=kind, namespace=ns)
+        return self.set(key, value, namespace=ns, request=request, kind=kind, **options)
+
+    def feedback(self, ident: str, correct: bool, *, similarity: float | None = None) -> bool:
+        """Tell the threshold policy whether a semantic hit was right.
+
+        Args:
+            ident: the hit's ``id``, the key of the request it answered, or the served entry's
+                key (then ``similarity`` should be given).
+        Returns:
+            False when the hit is unknown (too old, or not semantic) or semantic is off.
+        """
+        if self.semantic is None:
+            return False
+        served = self._served.get(ident)
+        if served is None:
+            if similarity is None:
+                return False
+            served = (ident, similarity)
+        self.semantic.policy.record(served[0], served[1], correct)
+        return True
 
     def get(self, key: str, default: Any = None, *, namespace: str | None = None) -> Any:
         """The cached value under ``key``, or ``default``."""
@@ -205,17 +342,48 @@ class Cache:
         namespace: str | None = None,
         ttl: float | None = None,
         latency_ms: float = 0.0,
+        request: Mapping[str, Any] | None = None,
+        kind: str = "chat",
         **fields: Any,
     ) -> Entry | None:
         """Store ``value`` under ``key``; returns the entry (None if the backend failed).
 
         Extra keyword fields: tags, model, model_version, user_id, tokens_in, tokens_out,
         cost_usd (computed from the price table when omitted and a model is given).
+        ``request``: the request ``key`` was made from; with ``semantic=True`` the entry is
+        then indexed for semantic lookups.
         """
         entry = self.make_entry(
             key, value, namespace=namespace, ttl=ttl, latency_ms=latency_ms, **fields
         )
-        return entry if self._safe(self.store.set, entry, op="set") else None
+        if request is not None and self.semantic is not None:
+            self._attach_semantic(entry, request, kind, value)
+        if not self._safe(self.store.set, entry, op="set"):
+            return None
+        if entry.semantic is not None and self.semantic is not None:
+            self._safe(self.semantic.indexed, entry, op="semantic index")
+        return entry
+
+    def _attach_semantic(
+        self, entry: Entry, request: Mapping[str, Any], kind: str, value: Any
+    ) -> None:
+        assert self.semantic is not None
+        try:
+            query = self.semantic.query(request, entry.namespace, kind)
+            if query is not None:
+                self.semantic.attach(entry, query)
+        except Exception as exc:  # fail-open: stored, but only for exact lookups
+            self._fault("semantic embed", exc)
+        with _remember_lock:
+            pending = self._verifying.pop(entry.key, None)
+        if pending is not None and self.verifier is not None:
+            cached_key, similarity, cached_value = pending
+            try:
+                correct = bool(self.verifier(cached_value, value))
+            except Exception as exc:
+                self._fault("semantic verifier", exc)
+            else:
+                self.semantic.policy.record(cached_key, similarity, correct)
 
     def make_entry(
         self,
@@ -258,6 +426,8 @@ class Cache:
 
     def delete(self, key: str) -> bool:
         """Remove one entry."""
+        if self.semantic is not None:
+            self.semantic.forget(key)
         return self.store.delete(key)
 
     def invalidate(
@@ -288,9 +458,11 @@ class Cache:
         with self._pending_lock:
             self._pending.clear()
         self.store.clear()
+        if self.semantic is not None:
+            self.semantic.clear()
 
     def stats(self, namespace: str | None = None) -> CacheStats:
-        """Hits, misses, entries, bytes, tokens and dollars saved (all replicas on a shared store)."""
+        """Hits, misses, entries, bytes, tokens and dollars saved (summed over replicas)."""
         self.flush()
         try:
             counters = self.store.read_counters(namespace)
@@ -319,6 +491,8 @@ class Cache:
         ttl: float | None = None,
         describe: Callable[[T], Mapping[str, Any]] | None = None,
         store: bool = True,
+        request: Mapping[str, Any] | None = None,
+        kind: str = "chat",
         **fields: Any,
     ) -> tuple[T, str]:
         """The cached value, or ``compute()`` run once for all identical concurrent callers.
@@ -326,13 +500,16 @@ class Cache:
         Args:
             describe: maps the computed value to entry fields (tokens, model, cost…).
             store: False to compute without writing (e.g. ``no-store``).
+            request, kind: the request ``key`` was made from, for semantic lookup and indexing.
 
         Returns:
-            (value, status) where status is "hit", "miss" or "coalesced".
+            (value, status) where status is "hit", "semantic_hit", "miss" or "coalesced".
         """
-        hit = self.lookup(key, namespace=namespace)
+        hit = self.lookup(key, namespace=namespace, request=request, kind=kind)
         if hit is not None:
-            return hit.value, "hit"
+            return hit.value, hit.kind
+        if request is not None:
+            fields = {**fields, "request": request, "kind": kind}
         future, leader = self._flights.join(key)
         if not leader:
             try:
@@ -397,13 +574,44 @@ class Cache:
             return await asyncio.to_thread(fn, *args, **kwargs)
         return fn(*args, **kwargs)
 
-    async def alookup(self, key: str, *, namespace: str | None = None) -> Hit | None:
+    async def alookup(
+        self,
+        key: str,
+        *,
+        namespace: str | None = None,
+        request: Mapping[str, Any] | None = None,
+        kind: str = "chat",
+    ) -> Hit | None:
+        if request is not None and self.semantic is not None:
+            # embedding is CPU work: keep it off the event loop even for memory://
+            return await asyncio.to_thread(
+                self.lookup, key, namespace=namespace, request=request, kind=kind
+            )
         return await self._call(self.lookup, key, namespace=namespace)
+
+    async def alookup_request(
+        self, request: Mapping[str, Any], *, kind: str = "chat", namespace: str | None = None
+    ) -> Hit | None:
+        if self.store.blocking or self.semantic is not None:
+            return await asyncio.to_thread(
+                self.lookup_request, request, kind=kind, namespace=namespace
+            )
+        return self.lookup_request(request, kind=kind, namespace=namespace)
+
+    async def aset_request(self, request: Mapping[str, Any], value: Any, **kwargs: Any) -> Any:
+        if self.store.blocking or self.semantic is not None:
+            return await asyncio.to_thread(self.set_request, request, value, **kwargs)
+        return self.set_request(request, value, **kwargs)
+
+    async def afeedback(self, ident: str, correct: bool, **kwargs: Any) -> bool:
+        return self.feedback(ident, correct, **kwargs)
 
     async def aget(self, key: str, default: Any = None, *, namespace: str | None = None) -> Any:
         return await self._call(self.get, key, default, namespace=namespace)
 
     async def aset(self, key: str, value: Any, **kwargs: Any) -> Entry | None:
+        if kwargs.get("request") is not None and self.semantic is not None:
+            return await asyncio.to_thread(self.set, key, value, **kwargs)
         return await self._call(self.set, key, value, **kwargs)
 
     async def adelete(self, key: str) -> bool:
@@ -427,12 +635,16 @@ class Cache:
         ttl: float | None = None,
         describe: Callable[[T], Mapping[str, Any]] | None = None,
         store: bool = True,
+        request: Mapping[str, Any] | None = None,
+        kind: str = "chat",
         **fields: Any,
     ) -> tuple[T, str]:
         """Async twin of :meth:`get_or_compute`; ``compute`` is a coroutine function."""
-        hit = await self.alookup(key, namespace=namespace)
+        hit = await self.alookup(key, namespace=namespace, request=request, kind=kind)
         if hit is not None:
-            return hit.value, "hit"
+            return hit.value, hit.kind
+        if request is not None:
+            fields = {**fields, "request": request, "kind": kind}
         future, leader = self._flights.join(key)
         if not leader:
             try:
@@ -480,6 +692,8 @@ class Cache:
     # ------------------------------------------------------------ lifecycle
     def close(self) -> None:
         self.flush()
+        if self.semantic is not None:
+            self.semantic.close()
         self.store.close()
 
     def __enter__(self) -> Cache:

@@ -1,0 +1,268 @@
+"""``SemanticMatcher``: the semantic half of ``thrifty.Cache(semantic=True)``.
+
+A lookup embeds the last user message, searches the request's scope in the index, and serves the
+nearest candidate that (1) the threshold policy accepts at its similarity, (2) still lives in the
+store — so deletes, TTL expiry, eviction and invalidation are honoured even when the index still
+holds the vector — and (3) no guard blocks. A write stores the scope, text and vector in the entry
+(``Entry.semantic``) and adds them to the index, so the index can always be rebuilt from the store.
+
+The index lives beside the store: a folder next to a SQLite file, a per-URL folder in the user's
+cache directory for Redis and PostgreSQL (each process keeps its own copy and catches up with
+entries other replicas wrote every ``sync_interval`` seconds), memory only for ``memory://``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from thrifty.entry import Entry
+from thrifty.errors import CorruptEntryError
+from thrifty.semantic.base import Candidate, Embedder, Guard, ThresholdPolicy
+from thrifty.semantic.index import ScopedIndex
+from thrifty.semantic.record import decode_record, encode_record
+from thrifty.semantic.scope import SemanticQuery, semantic_query
+from thrifty.store.base import Store
+
+log = logging.getLogger("thrifty.semantic")
+#: Entries created this long before the last sync are read again (clock skew between replicas,
+#: writes that committed after they were stamped).
+SYNC_OVERLAP_SECONDS = 30.0
+CACHE_DIR_ENV = "THRIFTY_CACHE_DIR"
+
+
+@dataclass(frozen=True, slots=True)
+class SemanticMatch:
+    """A stored entry that may answer the query."""
+
+    entry: Entry
+    candidate: Candidate
+    query: SemanticQuery
+    verify: bool = False
+    """True when the policy wants the model asked anyway, to learn whether the hit was right."""
+
+    @property
+    def similarity(self) -> float:
+        return self.candidate.similarity
+
+
+def default_index_path(store: Store) -> Path | None:
+    """Where a store's semantic index lives: beside a SQLite file, in the user's cache folder
+    for shared network stores, nowhere (memory only) for ``memory://``."""
+    path = getattr(store, "path", None)
+    if isinstance(path, str) and path and path != ":memory:":
+        return Path(path + ".semantic")
+    url = getattr(store, "url", "")
+    if not store.shared or not url:
+        return None
+    base = Path(os.environ.get(CACHE_DIR_ENV) or Path.home() / ".cache" / "thrifty")
+    return base / "semantic" / hashlib.sha256(url.encode()).hexdigest()[:16]
+
+
+class SemanticMatcher:
+    """Embeds, indexes, searches and re-checks; see the module docstring.
+
+    Args:
+        store: the cache's store (candidates are re-read from it).
+        embedder: turns questions into vectors.
+        policy: decides whether a similarity is enough for an entry.
+        guard: blocks hits whose texts differ in numbers, dates, negation, names (optional).
+        index_path: folder for the index ("auto": :func:`default_index_path`; None: memory).
+        k: candidates examined per lookup.
+        sync_interval: seconds between catch-ups with a shared store (0: every lookup).
+        save_interval: seconds between saves of a changed index (it is also saved on close).
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        embedder: Embedder,
+        policy: ThresholdPolicy,
+        *,
+        guard: Guard | None = None,
+        index_path: str | os.PathLike[str] | None = "auto",
+        k: int = 4,
+        sync_interval: float = 2.0,
+        save_interval: float = 300.0,
+    ) -> None:
+        self.store = store
+        self.embedder = embedder
+        self.policy = policy
+        self.guard = guard
+        self.k = k
+        self.sync_interval = sync_interval
+        self.save_interval = save_interval
+        path = default_index_path(store) if index_path == "auto" else index_path
+        self.index = ScopedIndex(embedder.dim, model=embedder.name, path=path)
+        self._ready = False
+        self._ready_lock = threading.Lock()
+        self._last_sync = 0.0
+        self._last_save = time.monotonic()
+
+    # ------------------------------------------------------------- queries
+    def query(
+        self, request: Mapping[str, Any], namespace: str, kind: str = "chat"
+    ) -> SemanticQuery | None:
+        """The scope and text of a request, or None when it cannot be matched semantically."""
+        try:
+            return semantic_query(request, namespace, kind)
+        except (TypeError, ValueError):
+            return None
+
+    def find(self, query: SemanticQuery) -> SemanticMatch | None:
+        """The best servable entry for ``query``, or None."""
+        self._prepare()
+        vector = self.embedder.embed_one(query.text)
+        for candidate in self.index.search(query.scope, vector, self.k):
+            if not self.policy.should_hit(candidate.key, candidate.similarity):
+                continue
+            entry = self.store.get(candidate.key)
+            if entry is None:  # deleted, expired, evicted or invalidated: never served
+                self.index.remove(candidate.key)
+                self.policy.forget(candidate.key)
+                continue
+            if self.guard is not None:
+                reason = self.guard.blocks(query.text, candidate.text)
+                if reason is not None:
+                    log.debug("guard blocked a semantic hit (%s)", reason)
+                    continue
+            verify = self.policy.wants_verification(candidate.key, candidate.similarity)
+            return SemanticMatch(entry, candidate, query, verify)
+        return None
+
+    # -------------------------------------------------------------- writes
+    def attach(self, entry: Entry, query: SemanticQuery) -> Entry:
+        """Put the semantic record (scope, text, vector) into ``entry`` before it is stored."""
+        vector = self.embedder.embed_one(query.text)
+        entry.semantic = encode_record(query.scope, query.text, self.embedder.name, vector)
+        return entry
+
+    def indexed(self, entry: Entry) -> None:
+        """Add a stored entry's record to the index (after the store accepted it)."""
+        if entry.semantic is None:
+            return
+        self._prepare()
+        self._add(entry)
+        self._maybe_save()
+
+    def _add(self, entry: Entry) -> bool:
+        try:
+            record = decode_record(entry.semantic or b"")
+        except CorruptEntryError as exc:
+            log.warning("skipping entry %s: %s", entry.key[:16], exc)
+            return False
+        if record.model != self.embedder.name or record.vector.shape[0] != self.embedder.dim:
+            return False  # written with another embedder: its vector is not comparable
+        self.index.add(entry.key, record.scope, record.vector, record.text)
+        return True
+
+    def forget(self, key: str) -> None:
+        """Drop an entry from the index (after a delete)."""
+        self.index.remove(key)
+        self.policy.forget(key)
+
+    def clear(self) -> None:
+        self.index.clear()
+        self.index.synced_at = time.time()
+
+    # ------------------------------------------------------ index upkeep
+    def _prepare(self) -> None:
+        """Load or rebuild the index once, then catch up with a shared store now and then."""
+        if not self._ready:
+            with self._ready_lock:
+                if not self._ready:
+                    if not self.index.load():
+                        self.rebuild()
+                    self._ready = True
+        if self.store.shared and time.monotonic() - self._last_sync >= self.sync_interval:
+            self.sync()
+
+    def rebuild(self) -> int:
+        """Refill the index from every semantic entry in the store; returns how many."""
+        self.index.clear()
+        started = time.time()
+        added = self._scan(None)
+        self.index.synced_at = started
+        self._last_sync = time.monotonic()
+        if added:
+            log.info("rebuilt the semantic index from the store: %d entries", added)
+            self.save()
+        return added
+
+    def sync(self) -> int:
+        """Add entries other processes stored since the last sync; returns how many."""
+        started = time.time()
+        since = None if self.index.synced_at is None else self.index.synced_at
+        if since is not None:
+            since -= SYNC_OVERLAP_SECONDS
+        added = self._scan(since)
+        self.index.synced_at = started
+        self._last_sync = time.monotonic()
+        return added
+
+    def _scan(self, since: float | None) -> int:
+        added = 0
+        try:
+            for entry in self.store.iter_entries(since=since):
+                if entry.key not in self.index and self._add(entry):
+                    added += 1
+        except NotImplementedError:
+            pass  # this backend cannot list: the index keeps only what this process wrote
+        except Exception as exc:  # fail-open: a stale index only misses
+            log.warning("semantic index could not read the store: %s", exc)
+        return added
+
+    def _maybe_save(self) -> None:
+        if self.index.dirty and time.monotonic() - self._last_save >= self.save_interval:
+            self.save()
+
+    def save(self) -> None:
+        """Persist the index (no-op in memory); failures are logged, not raised."""
+        self._last_save = time.monotonic()
+        try:
+            self.index.save()
+        except OSError as exc:
+            log.warning("could not save the semantic index to %s: %s", self.index.path, exc)
+
+    def close(self) -> None:
+        if self._ready and self.index.dirty:
+            self.save()
+
+    def embed(self, text: str) -> np.ndarray:
+        return self.embedder.embed_one(text)
+
+
+def build_matcher(
+    store: Store,
+    embedder: Embedder | str | None = None,
+    threshold: float | None = None,
+    policy: ThresholdPolicy | None = None,
+    guard: Guard | None = None,
+    index_path: str | os.PathLike[str] | None = "auto",
+) -> SemanticMatcher:
+    """The matcher ``thrifty.Cache(semantic=True, ...)`` uses, from its arguments.
+
+    Raises:
+        ConfigError: an unknown embedder name, or both ``threshold`` and ``policy``.
+        ProviderUnavailableError: the local embedder's packages are not installed.
+    """
+    from thrifty.errors import ConfigError
+    from thrifty.semantic.embedder import make_embedder
+    from thrifty.semantic.policy import DEFAULT_THRESHOLD, FixedThreshold
+
+    if policy is not None and threshold is not None:
+        raise ConfigError("give either threshold (a fixed bar) or policy, not both")
+    if policy is None:
+        policy = FixedThreshold(DEFAULT_THRESHOLD if threshold is None else threshold)
+    return SemanticMatcher(
+        store, make_embedder(embedder), policy, guard=guard, index_path=index_path
+    )
