@@ -400,14 +400,12 @@ class DeploymentPool:
                 return result, deployment
             finally:
                 deployment.in_flight -= 1
-            retry_after = retry_after_of(last_error)
+            least_wait = self._least_wait(name, failed, deployment, retry_after_of(last_error))
             if retry >= self.policy.num_retries or (
-                retry_after is not None and retry_after > self.policy.max_retry_after
+                least_wait is not None and least_wait > self.policy.max_retry_after
             ):
-                raise _GroupExhausted(last_error)
-            # Another healthy deployment need not wait for this one's Retry-After.
-            elsewhere = self._pick(name, avoid=failed, peek=True) is not None
-            delay = self.policy.delay(retry, None if elsewhere else retry_after, self._rng)
+                raise _GroupExhausted(last_error, retry_after=least_wait)
+            delay = self.policy.delay(retry, least_wait, self._rng)
             if self._past(deadline, delay):
                 raise _GroupExhausted(last_error)
             await self._sleep(delay)
@@ -426,6 +424,21 @@ class DeploymentPool:
         turn = self._turns[name]
         self._turns[name] = turn + 1
         return self._pick_strategy(fresh, turn, self._rng)
+
+    def _least_wait(
+        self, name: str, failed: set[str], last: Deployment, retry_after: float | None
+    ) -> float | None:
+        """The least wait before the next attempt can succeed, beyond the backoff.
+
+        None when another healthy deployment can take it at once; else this deployment's
+        ``Retry-After`` when it was not cooled (it will be retried), else the time until the
+        first cooled deployment comes back.
+        """
+        if self._pick(name, avoid=failed, peek=True) is not None:
+            return None
+        if last.cooldown_until <= self._clock():
+            return retry_after
+        return self._cooldown_left(name)
 
     def _cooldown_left(self, name: str) -> float:
         now = self._clock()
