@@ -2,7 +2,8 @@
 
 ThriftyError
 ├── ConfigError            bad configuration or arguments (exit code 2 on the CLI)
-│   └── UnknownSchemeError a cache URL whose scheme no backend serves
+│   ├── UnknownSchemeError a cache URL whose scheme no backend serves
+│   └── JobFileError       a batch input file with invalid lines (each listed)
 ├── BackendError           a storage backend failed (the Cache turns it into a miss)
 │   └── BackendUnavailableError   the backend cannot be reached when opened
 ├── CorruptEntryError      a stored payload that cannot be decoded (treated as a miss)
@@ -20,6 +21,8 @@ ThriftyError
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 
 class ThriftyError(Exception):
@@ -40,6 +43,26 @@ class UnknownSchemeError(ConfigError):
             f"unknown cache URL scheme in {url!r}; use one of: "
             + ", ".join(f"{s}://" for s in known)
         )
+
+
+@dataclass(frozen=True, slots=True)
+class LineProblem:
+    """One invalid line of an input file (``line`` 0: the file as a whole)."""
+
+    line: int
+    message: str
+
+
+class JobFileError(ConfigError):
+    """A batch input file cannot be run; ``problems`` lists every bad line."""
+
+    def __init__(self, path: str, problems: list[LineProblem]) -> None:
+        self.path = path
+        self.problems = problems
+        shown = [f"  line {p.line}: {p.message}" if p.line else f"  {p.message}" for p in problems]
+        if len(shown) > 50:
+            shown = [*shown[:50], f"  … and {len(shown) - 50} more"]
+        super().__init__(f"invalid batch file {path}:\n" + "\n".join(shown))
 
 
 class BackendError(ThriftyError):

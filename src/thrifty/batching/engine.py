@@ -1,0 +1,343 @@
+"""The batch engine: every line of a job answered once, as fast as the limits allow.
+
+Each request goes through thrifty's cache (``Cache.aget_or_compute``), so identical lines are
+answered once (coalesced while in flight, a hit afterwards) and an answer is durable before the
+journal marks its line done (see :mod:`thrifty.batching.journal`). Upstream attempts run under
+a concurrency cap and the RPM/TPM limiter, with retries from :mod:`thrifty.retry` (exponential
+backoff with jitter, never shorter than ``Retry-After``); a 429 pauses every sender for its
+``Retry-After``. A line that still fails becomes an error line; the rest of the job goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from thrifty.accounting.prices import PriceTable
+from thrifty.accounting.tokens import count_messages, count_text, usage_of
+from thrifty.batching.jobfile import BatchRequest, output_line
+from thrifty.batching.journal import Journal, JournalRecord
+from thrifty.batching.limiter import BatchLimiter
+from thrifty.cache import Cache
+from thrifty.errors import ConfigError, CorruptEntryError
+from thrifty.providers.base import Provider
+from thrifty.retry import RetryPolicy, call_with_retries, retry_after_of, status_of
+
+#: Maps a model name to the provider that answers it.
+ProviderResolver = Callable[[str], Provider]
+
+#: Batches wait out long rate limits instead of failing lines (a gateway fails over instead).
+DEFAULT_RETRY = RetryPolicy(num_retries=8, base_delay=0.5, max_delay=30.0, max_retry_after=300.0)
+
+#: Cache key family and stored-value field per endpoint, as ``thrifty.wrap`` keeps them, so
+#: answers are shared with wrapped clients (``{"completion": body}``, ``{"embeddings": body}``).
+KEY_KIND: Mapping[str, str] = {
+    "chat": "chat",
+    "completion": "text_completion",
+    "embeddings": "embeddings",
+}
+VALUE_FIELD: Mapping[str, str] = {
+    "chat": "completion",
+    "completion": "text_completion",
+    "embeddings": "embeddings",
+}
+
+
+def response_of(endpoint: str, value: Any) -> dict[str, Any]:
+    """The response body inside a cached value (a streamed chat answer is reassembled)."""
+    if isinstance(value, Mapping):
+        inner = value.get(VALUE_FIELD[endpoint])
+        if isinstance(inner, dict):
+            return inner
+        if endpoint == "chat" and isinstance(value.get("chunks"), list):
+            from thrifty.integrations._streams import completion_from_chunks
+
+            return completion_from_chunks(value["chunks"])
+    raise CorruptEntryError(f"a cached {endpoint} answer has an unexpected shape")
+
+
+@dataclass(frozen=True, slots=True)
+class BatchSettings:
+    """How a batch runs.
+
+    Attributes:
+        max_concurrency: the most upstream requests in flight at once.
+        rpm, tpm: client-side limits (None: off).
+        retry: retries per line.
+        model_map: rename models before sending (``{"gpt-4o-mini": "smollm2"}``).
+    """
+
+    max_concurrency: int = 8
+    rpm: float | None = None
+    tpm: float | None = None
+    retry: RetryPolicy = DEFAULT_RETRY
+    model_map: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.max_concurrency < 1:
+            raise ConfigError("--max-concurrency must be at least 1")
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What happened to one line (reported to the progress display as it happens)."""
+
+    custom_id: str
+    ok: bool
+    #: "upstream", "cache", "deduplicated" (an identical line of this job) or "skipped" (done
+    #: in an earlier run).
+    source: str
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost_usd: float = 0.0
+    saved_usd: float = 0.0
+
+
+@dataclass
+class BatchSummary:
+    """Totals of one run."""
+
+    total: int = 0
+    ok: int = 0
+    failed: int = 0
+    cached: int = 0
+    deduplicated: int = 0
+    skipped: int = 0
+    upstream_calls: int = 0
+    retries: int = 0
+    rate_limited: int = 0
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost_usd: float = 0.0
+    saved_usd: float = 0.0
+    wall_s: float = 0.0
+
+    def add(self, outcome: Outcome) -> None:
+        if outcome.source == "skipped":
+            self.skipped += 1
+            return
+        if outcome.ok:
+            self.ok += 1
+        else:
+            self.failed += 1
+        if outcome.source == "cache":
+            self.cached += 1
+        elif outcome.source == "deduplicated":
+            self.deduplicated += 1
+        self.tokens_in += outcome.tokens_in
+        self.tokens_out += outcome.tokens_out
+        self.cost_usd += outcome.cost_usd
+        self.saved_usd += outcome.saved_usd
+
+    def as_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+
+
+def single_provider(provider: Provider) -> ProviderResolver:
+    """A resolver that sends every model to one provider (the embedded local model)."""
+    return lambda _model: provider
+
+
+def prompt_tokens(request: BatchRequest, body: Mapping[str, Any]) -> int:
+    """Tokens a request sends, counted before it is sent (tiktoken)."""
+    if request.endpoint == "chat":
+        return count_messages(body.get("messages") or [])
+    text = body.get("prompt") if request.endpoint == "completion" else body.get("input")
+    if isinstance(text, list):
+        return sum(count_text(str(t)) for t in text)
+    return count_text("" if text is None else str(text))
+
+
+def error_of(exc: BaseException) -> tuple[int | None, Any, dict[str, str]]:
+    """(upstream status, upstream body, {code, message}) for a line that failed."""
+    status = status_of(exc)
+    body = getattr(exc, "body", None)
+    upstream = body.get("error") if isinstance(body, dict) else None
+    code = upstream.get("code") if isinstance(upstream, dict) else None
+    if not code:
+        code = {429: "rate_limit_exceeded", 404: "model_not_found"}.get(status or 0)
+    if not code:
+        code = "upstream_error" if status else type(exc).__name__
+    message = upstream.get("message") if isinstance(upstream, dict) else None
+    if status is not None and body is None:
+        body = {"error": {"message": str(exc), "type": "upstream_error", "code": code}}
+    return status, body, {"code": str(code), "message": str(message or exc)}
+
+
+class BatchEngine:
+    """Runs batch requests through a cache, a limiter and retries, recording each in a journal.
+
+    Args:
+        resolve: the provider for a model name.
+        cache: answers identical requests once and keeps paid answers durable (use a SQLite,
+            Redis or PostgreSQL cache for crash safety; a memory cache still deduplicates).
+        journal: where finished lines are committed.
+        settings: concurrency, limits, retries, model renames.
+        prices: to value tokens spent and saved (default: the cache's table).
+        on_outcome: called with each line's :class:`Outcome` as it finishes.
+    """
+
+    def __init__(
+        self,
+        resolve: ProviderResolver,
+        cache: Cache,
+        journal: Journal,
+        settings: BatchSettings | None = None,
+        *,
+        prices: PriceTable | None = None,
+        on_outcome: Callable[[Outcome], Any] | None = None,
+    ) -> None:
+        self.resolve = resolve
+        self.cache = cache
+        self.journal = journal
+        self.settings = settings or BatchSettings()
+        self.prices = prices or cache.prices
+        self.on_outcome = on_outcome
+        self.limiter = BatchLimiter(self.settings.rpm, self.settings.tpm)
+        self.summary = BatchSummary()
+        self._slots = asyncio.Semaphore(self.settings.max_concurrency)
+        self._answered: set[str] = set()
+
+    # ------------------------------------------------------------ planning
+    def body_of(self, request: BatchRequest) -> dict[str, Any]:
+        body = dict(request.body)
+        body["model"] = self.settings.model_map.get(body["model"], body["model"])
+        return body
+
+    def key_of(self, request: BatchRequest) -> str:
+        return self.cache.key(self.body_of(request), kind=KEY_KIND[request.endpoint])
+
+    async def run(self, requests: Sequence[BatchRequest], *, resume: bool = False) -> BatchSummary:
+        """Answer every request not already done; returns the totals of this run."""
+        started = time.perf_counter()
+        self.summary = BatchSummary(total=len(requests))
+        done = await asyncio.to_thread(self.journal.finished) if resume else {}
+        if not resume:
+            await asyncio.to_thread(self.journal.reset)
+        queue: asyncio.Queue[tuple[BatchRequest, str]] = asyncio.Queue()
+        for request in requests:
+            key = self.key_of(request)
+            previous = done.get(request.custom_id)
+            if previous is not None and previous == (key, True):
+                self._report(Outcome(request.custom_id, True, "skipped"))
+            else:
+                queue.put_nowait((request, key))
+        # Twice the concurrency in workers: lines waiting out a backoff or an identical line's
+        # answer hold a worker but not an upstream slot.
+        workers = [
+            asyncio.create_task(self._worker(queue))
+            for _ in range(min(queue.qsize(), 2 * self.settings.max_concurrency))
+        ]
+        try:
+            await asyncio.gather(*workers)
+        finally:
+            for worker in workers:
+                worker.cancel()
+            self.summary.wall_s = time.perf_counter() - started
+        return self.summary
+
+    async def _worker(self, queue: asyncio.Queue[tuple[BatchRequest, str]]) -> None:
+        while True:
+            try:
+                request, key = queue.get_nowait()
+            except asyncio.QueueEmpty:
+                return
+            await self._answer(request, key)
+
+    def _report(self, outcome: Outcome) -> None:
+        self.summary.add(outcome)
+        if self.on_outcome is not None:
+            self.on_outcome(outcome)
+
+    # ------------------------------------------------------------ one line
+    async def _answer(self, request: BatchRequest, key: str, *, again: bool = False) -> None:
+        body = self.body_of(request)
+        model = body["model"]
+        try:
+            value, status = await self.cache.aget_or_compute(
+                key,
+                lambda: self._call_upstream(request, body),
+                describe=lambda v: self._describe(model, v),
+                model=model,
+            )
+        except Exception as exc:  # one failed line never stops the job
+            await self._fail(request, key, exc)
+            return
+        try:
+            response = response_of(request.endpoint, value)
+        except CorruptEntryError as exc:  # an entry some other writer left: ask the upstream
+            if not again:
+                await self.cache.adelete(key)
+                await self._answer(request, key, again=True)
+                return
+            await self._fail(request, key, exc)
+            return
+        tokens_in, tokens_out = usage_of(response) or (0, 0)
+        cost = self.prices.cost(model, tokens_in, tokens_out)
+        if status == "miss":
+            source = "upstream"
+        elif status == "coalesced" or key in self._answered:
+            source = "deduplicated"
+        else:
+            source = "cache"
+        self._answered.add(key)
+        line = output_line(request.custom_id, status_code=200, body=response)
+        record = JournalRecord(
+            request.custom_id, key, True, line, tokens_in, tokens_out,
+            cost if source == "upstream" else 0.0, source,
+        )  # fmt: skip
+        await asyncio.to_thread(self.journal.record, record)
+        paid = source == "upstream"
+        self._report(
+            Outcome(
+                request.custom_id,
+                True,
+                source,
+                tokens_in if paid else 0,
+                tokens_out if paid else 0,
+                cost if paid else 0.0,
+                0.0 if paid else cost,
+            )
+        )
+
+    async def _fail(self, request: BatchRequest, key: str, exc: BaseException) -> None:
+        code, err_body, error = error_of(exc)
+        line = output_line(request.custom_id, status_code=code, body=err_body, error=error)
+        record = JournalRecord(request.custom_id, key, False, line)
+        await asyncio.to_thread(self.journal.record, record)
+        self._report(Outcome(request.custom_id, False, "upstream"))
+
+    def _describe(self, model: str, value: Any) -> dict[str, Any]:
+        tokens_in, tokens_out = usage_of(next(iter(value.values()))) or (0, 0)
+        return {"tokens_in": tokens_in, "tokens_out": tokens_out}
+
+    async def _call_upstream(self, request: BatchRequest, body: dict[str, Any]) -> Any:
+        provider = self.resolve(body["model"])
+        method = getattr(provider, request.endpoint)
+        estimate = prompt_tokens(request, body)
+
+        async def attempt() -> Any:
+            async with self._slots:
+                await self.limiter.acquire(estimate)
+                self.summary.upstream_calls += 1
+                try:
+                    answer = await method(dict(body))
+                except Exception as exc:
+                    self.limiter.settle(estimate, 0, 0)  # refused: its tokens were not used
+                    if status_of(exc) == 429:
+                        self.summary.rate_limited += 1
+                        wait = retry_after_of(exc)
+                        if wait:
+                            self.limiter.pause(wait)
+                    raise
+            tokens_in, tokens_out = usage_of(answer) or (estimate, 0)
+            self.limiter.settle(estimate, tokens_in, tokens_out)
+            return {VALUE_FIELD[request.endpoint]: answer}
+
+        def count_retry(_attempt: int, _exc: BaseException, _delay: float) -> None:
+            self.summary.retries += 1
+
+        return await call_with_retries(attempt, self.settings.retry, on_retry=count_retry)

@@ -1,0 +1,150 @@
+"""Durable progress of a batch run, so ``--resume`` after a crash loses and repeats nothing.
+
+One SQLite file (WAL, ``synchronous=FULL``: a committed row survives a killed process and a
+power cut) with a row per finished ``custom_id``: its output or error line and the request's
+cache key. The output files are rebuilt from it, so they never need to be appended safely.
+
+Order of writes for one request: the upstream answers → the answer goes into thrifty's cache
+(keyed by the canonical request) → the journal row commits. A crash between the first two loses
+one answer that was paid for (unavoidable: it only existed in memory); between the last two the
+resumed run finds the answer in the cache and does not pay again.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from thrifty.errors import ConfigError
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS results (
+    custom_id TEXT PRIMARY KEY,
+    request_key TEXT NOT NULL,
+    ok INTEGER NOT NULL,
+    line TEXT NOT NULL,
+    tokens_in INTEGER NOT NULL DEFAULT 0,
+    tokens_out INTEGER NOT NULL DEFAULT 0,
+    cost_usd REAL NOT NULL DEFAULT 0,
+    source TEXT NOT NULL,
+    finished_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class JournalRecord:
+    """A finished request as the journal holds it."""
+
+    custom_id: str
+    request_key: str
+    ok: bool
+    line: dict[str, Any]
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost_usd: float = 0.0
+    #: "upstream", "cache" (answered from the cache) or "coalesced" (an identical line's answer).
+    source: str = "upstream"
+
+
+class Journal:
+    """The progress file of one batch job.
+
+    Args:
+        path: the SQLite file; created with its folder when missing.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            self._conn.execute("PRAGMA journal_mode = WAL")
+            self._conn.execute("PRAGMA synchronous = FULL")
+            self._conn.execute("PRAGMA busy_timeout = 10000")
+            self._conn.executescript(SCHEMA)
+        except (OSError, sqlite3.Error) as exc:
+            raise ConfigError(f"cannot open the batch journal {self.path}: {exc}") from exc
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def record(self, rec: JournalRecord) -> None:
+        """Commit one finished request (a later record for the same custom_id replaces it)."""
+        with self._tx() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    rec.custom_id,
+                    rec.request_key,
+                    int(rec.ok),
+                    json.dumps(rec.line, ensure_ascii=False, separators=(",", ":")),
+                    rec.tokens_in,
+                    rec.tokens_out,
+                    rec.cost_usd,
+                    rec.source,
+                    time.time(),
+                ),
+            )
+
+    def finished(self) -> dict[str, tuple[str, bool]]:
+        """custom_id -> (request key, succeeded) for every recorded request."""
+        with self._lock:
+            rows = self._conn.execute("SELECT custom_id, request_key, ok FROM results").fetchall()
+        return {cid: (key, bool(ok)) for cid, key, ok in rows}
+
+    def records(self) -> dict[str, JournalRecord]:
+        """Every recorded request by custom_id."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT custom_id, request_key, ok, line, tokens_in, tokens_out, cost_usd, source"
+                " FROM results"
+            ).fetchall()
+        return {
+            row[0]: JournalRecord(
+                row[0], row[1], bool(row[2]), json.loads(row[3]), row[4], row[5], row[6], row[7]
+            )
+            for row in rows
+        }
+
+    def get_meta(self, name: str) -> str | None:
+        with self._lock:
+            row = self._conn.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, name: str, value: str) -> None:
+        with self._tx() as conn:
+            conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (name, value))
+
+    def reset(self) -> None:
+        """Forget every result (a fresh run over an old journal)."""
+        with self._tx() as conn:
+            conn.execute("DELETE FROM results")
+            conn.execute("DELETE FROM meta")
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

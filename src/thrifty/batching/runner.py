@@ -1,0 +1,160 @@
+"""One batch job from input file to output files: what ``thrifty batch run`` and the gateway's
+``/v1/batches`` both call.
+
+Upstreams: without a config every model is answered by the embedded local model; with one, each
+``model_list`` name by its first deployment (a batch needs no load balancing, and the engine does
+its own retries and rate limiting, so it talks to providers directly, not through the gateway's
+deployment pool).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from thrifty.batching.engine import (
+    BatchEngine,
+    BatchSettings,
+    BatchSummary,
+    Outcome,
+    ProviderResolver,
+)
+from thrifty.batching.jobfile import BatchRequest, write_lines
+from thrifty.batching.journal import Journal
+from thrifty.cache import Cache
+from thrifty.errors import UnknownModelError
+from thrifty.providers.base import Provider
+
+
+@dataclass(frozen=True, slots=True)
+class JobPaths:
+    """Where a job's files live."""
+
+    output: Path
+    errors: Path
+    journal: Path
+
+    @classmethod
+    def beside(
+        cls, output: str | Path, errors: str | Path | None = None, journal: str | Path | None = None
+    ) -> JobPaths:
+        """Default errors and journal files next to the output file."""
+        out = Path(output)
+        return cls(
+            out,
+            Path(errors) if errors else out.with_name(out.stem + ".errors.jsonl"),
+            Path(journal) if journal else out.with_name(out.name + ".journal.db"),
+        )
+
+
+class ProviderSet:
+    """Providers by model name, built on first use and closed together."""
+
+    def __init__(self, factories: dict[str, Callable[[], Provider]], default: str | None = None):
+        self._factories = factories
+        self._default = default
+        self._built: dict[str, Provider] = {}
+
+    def __call__(self, model: str) -> Provider:
+        name = model if model in self._factories else self._default
+        if name is None:
+            raise UnknownModelError(model, sorted(self._factories))
+        if name not in self._built:
+            self._built[name] = self._factories[name]()
+        return self._built[name]
+
+    async def aclose(self) -> None:
+        for provider in self._built.values():
+            with contextlib.suppress(Exception):
+                await provider.aclose()
+        self._built.clear()
+
+
+def local_providers() -> ProviderSet:
+    """Every model answered by the embedded local model (no config given)."""
+    from thrifty.providers.llamacpp import LlamaCppProvider
+
+    return ProviderSet({"local": LlamaCppProvider}, default="local")
+
+
+def config_providers(config: Any) -> ProviderSet:
+    """Each ``model_list`` name served by its first deployment in a gateway config."""
+    from thrifty.server.config import provider_of
+
+    factories: dict[str, Callable[[], Provider]] = {}
+    for entry in config.model_list:
+        if entry.model_name in factories:
+            continue
+        params = entry.litellm_params
+        factories[entry.model_name] = _factory(params, entry.model_name, provider_of)
+    return ProviderSet(factories)
+
+
+def _factory(params: Any, name: str, provider_of: Callable[[str], tuple[str, str]]):  # type: ignore[no-untyped-def]
+    if params.kind == "local":
+
+        def make_local() -> Provider:
+            from thrifty.providers.llamacpp import LlamaCppProvider
+
+            return LlamaCppProvider(params.model_path, model_name=name)
+
+        return make_local
+
+    def make_remote() -> Provider:
+        from thrifty.providers.openai_compat import OpenAICompatProvider
+        from thrifty.server.config import DEFAULT_OPENAI_BASE
+
+        kwargs: dict[str, Any] = {"name": name}
+        if params.timeout:
+            kwargs["timeout"] = params.timeout
+        return OpenAICompatProvider(
+            params.api_base or DEFAULT_OPENAI_BASE,
+            params.api_key,
+            provider_of(params.model)[1],
+            **kwargs,
+        )
+
+    return make_remote
+
+
+def export(requests: Sequence[BatchRequest], journal: Journal, paths: JobPaths) -> tuple[int, int]:
+    """Write the output and error files from the journal, in input order.
+
+    The errors file is written only when some line failed. Returns (ok lines, error lines).
+    """
+    records = journal.records()
+    ok = [records[r.custom_id].line for r in requests if r.custom_id in records and
+          records[r.custom_id].ok]  # fmt: skip
+    failed = [records[r.custom_id].line for r in requests if r.custom_id in records and
+              not records[r.custom_id].ok]  # fmt: skip
+    write_lines(paths.output, ok)
+    if failed:
+        write_lines(paths.errors, failed)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            paths.errors.unlink()
+    return len(ok), len(failed)
+
+
+async def run_job(
+    requests: Sequence[BatchRequest],
+    paths: JobPaths,
+    *,
+    resolve: ProviderResolver,
+    cache: Cache,
+    settings: BatchSettings | None = None,
+    resume: bool = False,
+    on_outcome: Callable[[Outcome], Any] | None = None,
+) -> BatchSummary:
+    """Run (or resume) a job and write its output files; the journal stays for a later resume."""
+    journal = Journal(paths.journal)
+    try:
+        engine = BatchEngine(resolve, cache, journal, settings, on_outcome=on_outcome)
+        summary = await engine.run(requests, resume=resume)
+        export(requests, journal, paths)
+        return summary
+    finally:
+        journal.close()
