@@ -1,0 +1,76 @@
+"""``thrifty serve``: the OpenAI-compatible gateway on uvicorn (uvloop + httptools when present)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from thrifty.cli._common import EXIT_USAGE, exit_codes, fail
+
+EXAMPLE = (
+    "Example: thrifty serve --config thrifty.yaml --port 8080 --workers 2   "
+    "(then: OpenAI(base_url='http://127.0.0.1:8080/v1', api_key=...))"
+)
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def serve(
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", envvar="THRIFTY_CONFIG",
+                     help="YAML config (model_list, router_settings, cache, keys...)."),
+    ] = None,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.", min=0, max=65535)] = 8080,
+    workers: Annotated[int, typer.Option(help="Worker processes.", min=1)] = 1,
+    access_log: Annotated[bool, typer.Option(help="Log every request.")] = False,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+) -> None:
+    """Serve the OpenAI-compatible gateway: cached, retried, rate-limited and accounted.
+
+    Without --config (or THRIFTY_CONFIG) it serves the embedded local model as `local` and
+    `smollm2`, with the SQLite cache in .thrifty/cache.db.
+    """
+    try:
+        import uvicorn
+
+        from thrifty.server.app import create_app
+        from thrifty.server.config import load_config
+    except ImportError as exc:
+        fail(f"the gateway needs its extra: pip install 'thrifty[server]' ({exc})", EXIT_USAGE)
+    source = str(config) if config is not None else "<defaults>"
+    with exit_codes():
+        settings = load_config(config, env={**os.environ, "THRIFTY_CONFIG": ""})
+        app = create_app(settings, source=source)  # validates everything before listening
+    options = {"host": host, "port": port, "log_level": log_level, "access_log": access_log,
+               "loop": "auto", "http": "auto"}
+    if workers == 1:
+        uvicorn.run(app, **options)  # type: ignore[arg-type]
+        return
+    # Several workers: each builds its own app from the same file; metrics go through files.
+    import asyncio
+
+    asyncio.run(app.state.gateway.aclose())  # that one only validated the config
+    made_dir = None
+    if not os.environ.get(MULTIPROC_ENV):
+        made_dir = tempfile.mkdtemp(prefix="thrifty-metrics-")
+        os.environ[MULTIPROC_ENV] = made_dir
+    if config is not None:
+        os.environ["THRIFTY_CONFIG"] = str(config.resolve())
+    else:
+        os.environ.pop("THRIFTY_CONFIG", None)
+    try:
+        uvicorn.run("thrifty.server.app:app_from_env", factory=True, workers=workers,
+                    **options)  # type: ignore[arg-type]
+    finally:
+        if made_dir is not None:
+            shutil.rmtree(made_dir, ignore_errors=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve", epilog=EXAMPLE)(serve)

@@ -1,0 +1,69 @@
+"""The Starlette application: ``create_app(config)``, or ``app_from_env()`` for uvicorn workers.
+
+Starlette rather than FastAPI: the gateway validates bodies itself (pydantic, permissive) and
+needs none of FastAPI's dependency injection, so every microsecond of framework is overhead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+
+from thrifty.cache import Cache
+from thrifty.limits import LimitBackend
+from thrifty.server.config import CONFIG_ENV, GatewayConfig, load_config
+from thrifty.server.errors import (
+    APIError,
+    api_error_handler,
+    http_error_handler,
+    internal_error_handler,
+)
+from thrifty.server.gateway import Gateway
+from thrifty.server.routes import ROUTES
+
+
+def create_app(
+    config: GatewayConfig | None = None,
+    *,
+    source: str = "<config>",
+    cache: Cache | None = None,
+    limits: LimitBackend | None = None,
+) -> Starlette:
+    """The gateway app for ``config`` (default: :func:`~thrifty.server.config.load_config`).
+
+    Raises:
+        ConfigError: naming the source and field, before any connection is accepted.
+    """
+    if config is None:
+        config = load_config()
+    gateway = Gateway(config, source=source, cache=cache, limits=limits)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await gateway.aclose()
+
+    app = Starlette(
+        routes=ROUTES,
+        lifespan=lifespan,
+        exception_handlers={
+            APIError: api_error_handler,
+            HTTPException: http_error_handler,
+            Exception: internal_error_handler,
+        },
+    )
+    app.state.gateway = gateway
+    return app
+
+
+def app_from_env() -> Starlette:
+    """The app for the config named by ``$THRIFTY_CONFIG`` (uvicorn ``--factory`` target)."""
+    import os
+
+    path = os.environ.get(CONFIG_ENV) or None
+    return create_app(load_config(path), source=path or "<defaults>")

@@ -1,0 +1,318 @@
+"""The gateway's YAML configuration, in the shape LiteLLM users already have.
+
+```yaml
+model_list:
+  - model_name: gpt-4o-mini
+    litellm_params: {model: openai/gpt-4o-mini, api_key: os.environ/OPENAI_API_KEY, rpm: 500}
+  - model_name: local
+    litellm_params: {model: thrifty/local}
+router_settings: {num_retries: 2, timeout: 30, fallbacks: [{gpt-4o-mini: [local]}],
+                  allowed_fails: 3, cooldown_time: 30}
+cache: {url: "sqlite:///.thrifty/cache.db", ttl: 86400, namespace: default}
+keys: [{key: os.environ/TEAM_A_KEY, tenant: team-a, rpm: 60, tpm: 100000, max_budget_usd: 5}]
+admin_key: os.environ/THRIFTY_ADMIN_KEY
+prices: {gpt-4o-mini: {input_cost_per_token: 1.5e-7, output_cost_per_token: 6.0e-7}}
+```
+
+A ``model_list`` entry may also be written flat (``{model_name, model, api_base, ...}``). Any
+string ``os.environ/NAME`` is replaced by that environment variable. Every error names the file
+and the field (``config.yaml: model_list[0].litellm_params.model: Field required``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    ValidationError,
+    model_validator,
+)
+
+from thrifty.errors import ConfigError
+from thrifty.store import DEFAULT_URL
+
+ENV_PREFIX = "os.environ/"
+CONFIG_ENV = "THRIFTY_CONFIG"
+
+#: ``litellm_params.model`` prefix -> the kind of provider that serves it (declared once).
+PROVIDER_KINDS: Mapping[str, Literal["openai", "local"]] = {
+    "openai": "openai",
+    "openai_compatible": "openai",
+    "hosted_vllm": "openai",
+    "vllm": "openai",
+    "llamacpp": "openai",
+    "local": "local",
+    "thrifty": "local",
+}
+DEFAULT_OPENAI_BASE = "https://api.openai.com/v1"
+
+
+def provider_of(model: str) -> tuple[str, str]:
+    """``("openai", "gpt-4o-mini")`` for ``openai/gpt-4o-mini``; a bare name is OpenAI's."""
+    prefix, _, rest = model.partition("/")
+    if not rest:
+        return "openai", model
+    return prefix.lower(), rest
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DeploymentParams(BaseModel):
+    """One upstream deployment (LiteLLM's ``litellm_params``)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    model: str = Field(min_length=1)
+    """``provider/name``: ``openai/gpt-4o-mini``, ``hosted_vllm/llama3``, ``thrifty/local``."""
+    api_base: str | None = None
+    """The upstream's base URL including ``/v1``; OpenAI's when omitted."""
+    api_key: str | None = None
+    """Sent as a bearer token (write it as ``os.environ/NAME``)."""
+    rpm: PositiveInt | None = None
+    """Requests per minute this deployment accepts (load balancing and cooldown use it)."""
+    tpm: PositiveInt | None = None
+    """Tokens per minute this deployment accepts."""
+    timeout: PositiveFloat | None = None
+    """Seconds per call; ``router_settings.timeout`` when omitted."""
+    model_path: str | None = None
+    """For the local model: a GGUF file instead of the shipped SmolLM2-135M-Instruct."""
+
+    @model_validator(mode="after")
+    def _known_provider(self) -> DeploymentParams:
+        prefix, _ = provider_of(self.model)
+        if prefix not in PROVIDER_KINDS:
+            raise ValueError(
+                f"provider {prefix!r} in model {self.model!r} is not supported; use one of: "
+                + ", ".join(f"{p}/" for p in PROVIDER_KINDS)
+            )
+        return self
+
+    @property
+    def kind(self) -> Literal["openai", "local"]:
+        return PROVIDER_KINDS[provider_of(self.model)[0]]
+
+
+class ModelEntry(BaseModel):
+    """One ``model_list`` item: a public model name served by one deployment."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    model_name: str = Field(min_length=1)
+    litellm_params: DeploymentParams
+    model_info: dict[str, Any] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flat_form(cls, data: Any) -> Any:
+        """Accept ``{model_name, model, api_base, ...}`` as a short form."""
+        if isinstance(data, Mapping) and "litellm_params" not in data and "model" in data:
+            keep = {"model_name", "model_info"}
+            params = {k: v for k, v in data.items() if k not in keep}
+            return {**{k: data[k] for k in keep if k in data}, "litellm_params": params}
+        return data
+
+
+class RouterSettings(BaseModel):
+    """Retries, fallbacks and cooldowns (LiteLLM's ``router_settings``; unknown keys ignored)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    num_retries: NonNegativeInt = 2
+    """Retries per deployment on 429, 5xx, timeouts and connection errors."""
+    timeout: PositiveFloat = 600.0
+    """Seconds per upstream call."""
+    fallbacks: list[dict[str, list[str]]] = Field(default_factory=list)
+    """``[{gpt-4o: [gpt-4o-mini, local]}]``: who answers when a model keeps failing."""
+    allowed_fails: NonNegativeInt = 3
+    """Failures in a row before a deployment is cooled down."""
+    cooldown_time: NonNegativeFloat = 30.0
+    """Seconds a cooled-down deployment gets no traffic."""
+    retry_base_delay: NonNegativeFloat = 0.5
+    """Seconds of the first backoff ceiling (doubling, with full jitter)."""
+
+
+class CacheSettings(_Strict):
+    """Where and how long answers are kept."""
+
+    enabled: bool = True
+    url: str = DEFAULT_URL
+    ttl: PositiveFloat | None = None
+    """Seconds an answer lives; None keeps it until evicted or invalidated."""
+    namespace: str = Field(default="default", min_length=1)
+    """The namespace of requests without a key (tenants get their own)."""
+    cache_temperature: bool = False
+    """Also cache requests that set ``temperature > 0`` (otherwise only with the opt-in header)."""
+    max_entries: PositiveInt | None = None
+    max_bytes: PositiveInt | None = None
+
+
+class KeySettings(_Strict):
+    """An API key, the tenant it stands for, and its limits."""
+
+    key: str = Field(min_length=1)
+    tenant: str = Field(min_length=1, pattern=r"^[^/]+$")
+    rpm: PositiveInt | None = None
+    tpm: PositiveInt | None = None
+    max_budget_usd: NonNegativeFloat | None = None
+
+
+class LimitsSettings(_Strict):
+    """Where rate-limit and budget counters live (``redis://`` shares them across replicas)."""
+
+    url: str | None = None
+    """``memory://`` or ``redis://…``; by default the cache's URL when it is Redis, else memory."""
+
+
+class ServerSettings(_Strict):
+    max_body_bytes: PositiveInt = 16 * 1024 * 1024
+    """Larger request bodies get 413."""
+
+
+class GatewayConfig(BaseModel):
+    """The whole file. LiteLLM's other top-level blocks are accepted and ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model_list: list[ModelEntry] = Field(default_factory=list)
+    router_settings: RouterSettings = Field(default_factory=RouterSettings)
+    cache: CacheSettings = Field(default_factory=CacheSettings)
+    keys: list[KeySettings] = Field(default_factory=list)
+    admin_key: str | None = None
+    prices: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    limits: LimitsSettings = Field(default_factory=LimitsSettings)
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    litellm_settings: dict[str, Any] = Field(default_factory=dict)
+    general_settings: dict[str, Any] = Field(default_factory=dict)
+    environment_variables: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> GatewayConfig:
+        names = {m.model_name for m in self.model_list}
+        for i, rule in enumerate(self.router_settings.fallbacks):
+            for source, targets in rule.items():
+                for name in (source, *targets):
+                    if name not in names:
+                        raise ValueError(
+                            f"router_settings.fallbacks[{i}] names model {name!r}, "
+                            "which model_list does not define"
+                        )
+        seen: set[str] = set()
+        for i, key in enumerate(self.keys):
+            if key.key in seen:
+                raise ValueError(f"keys[{i}].key repeats an earlier key")
+            seen.add(key.key)
+        return self
+
+    @property
+    def master_key(self) -> str | None:
+        """``admin_key``, else LiteLLM's ``general_settings.master_key``."""
+        key = self.admin_key or self.general_settings.get("master_key")
+        return str(key) if key else None
+
+    def model_names(self) -> list[str]:
+        """Public model names, in first-seen order."""
+        return list(dict.fromkeys(m.model_name for m in self.model_list))
+
+    def fallbacks_for(self, model_name: str) -> list[str]:
+        for rule in self.router_settings.fallbacks:
+            if model_name in rule:
+                return list(rule[model_name])
+        return []
+
+
+def default_config() -> GatewayConfig:
+    """No file: the embedded local model as ``local`` and ``smollm2``, the SQLite cache."""
+    local = {"model": "thrifty/local"}
+    return GatewayConfig(
+        model_list=[
+            ModelEntry(model_name="local", litellm_params=DeploymentParams(**local)),
+            ModelEntry(model_name="smollm2", litellm_params=DeploymentParams(**local)),
+        ]
+    )
+
+
+def _resolve_env(value: Any, path: str, env: Mapping[str, str], source: str) -> Any:
+    """Replace every ``os.environ/NAME`` string, naming the field when NAME is unset."""
+    if isinstance(value, str) and value.startswith(ENV_PREFIX):
+        name = value[len(ENV_PREFIX):]
+        if name not in env:
+            raise ConfigError(f"{source}: {path}: environment variable {name} is not set")
+        return env[name]
+    if isinstance(value, Mapping):
+        return {
+            k: _resolve_env(v, f"{path}.{k}" if path else str(k), env, source)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_resolve_env(v, f"{path}[{i}]", env, source) for i, v in enumerate(value)]
+    return value
+
+
+def _field_path(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif not str(part).startswith("function-"):  # validator names pydantic adds
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def parse_config(
+    data: Any, *, source: str = "<config>", env: Mapping[str, str] | None = None
+) -> GatewayConfig:
+    """Validate already-loaded YAML data.
+
+    Raises:
+        ConfigError: naming ``source`` and the first bad field.
+    """
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{source}: the top level must be a mapping, not {type(data).__name__}")
+    data = _resolve_env(data, "", os.environ if env is None else env, source)
+    try:
+        return GatewayConfig.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        message = first["msg"].removeprefix("Value error, ")
+        where = f"{_field_path(first['loc'])}: " if first["loc"] else ""
+        raise ConfigError(f"{source}: {where}{message}") from exc
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None, *, env: Mapping[str, str] | None = None
+) -> GatewayConfig:
+    """The config in ``path``, else in ``$THRIFTY_CONFIG``, else :func:`default_config`.
+
+    Raises:
+        ConfigError: the file is missing, is not YAML, or has a bad field (named).
+    """
+    import yaml
+
+    env = os.environ if env is None else env
+    chosen = path if path is not None else env.get(CONFIG_ENV) or None
+    if chosen is None:
+        return default_config()
+    file = Path(chosen)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{file}: cannot read the config file: {exc.strerror or exc}") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{file}: not valid YAML: {exc}") from exc
+    return parse_config(data, source=str(file), env=env)

@@ -1,0 +1,264 @@
+"""One request's way through the gateway: cache, limits, deployments, accounting.
+
+``answer`` serves a plain (non-streamed) request; ``stream_chat`` a streamed chat request. Both
+fill a :class:`Call` that the route wrapper turns into ``X-Thrifty-*`` headers and metrics.
+
+Streams: a hit is replayed as SSE chunks; a miss is relayed chunk by chunk as the upstream sends
+it, recorded, and stored once complete (an interrupted stream is never stored). Identical plain
+requests in flight are coalesced by :meth:`thrifty.Cache.aget_or_compute`; streams are not.
+A cache hit takes nothing from a key's rate limits or budget.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+
+from thrifty.errors import AllDeploymentsFailedError, ProviderError
+from thrifty.integrations._streams import (
+    chunks_from_completion,
+    completion_from_chunks,
+)
+from thrifty.limits import Reservation
+from thrifty.routing import Deployment, Routed
+from thrifty.server.auth import Principal
+from thrifty.server.errors import APIError, upstream_api_error
+from thrifty.server.gateway import Gateway, log
+from thrifty.server.policy import CachePolicy, Status
+from thrifty.server.streaming import DONE, replay, sse_error, sse_event
+
+#: Cache statuses reported for each result of ``aget_or_compute`` (declared once).
+STATUS_OF_RESULT: dict[str, Status] = {"hit": "HIT", "coalesced": "HIT", "miss": "MISS"}
+
+
+@dataclass(slots=True)
+class Call:
+    """What one request did, for its response headers and the metrics."""
+
+    endpoint: str
+    started: float = field(default_factory=time.perf_counter)
+    model: str | None = None
+    status: Status | None = None
+    route: str | None = None
+    cost_usd: float | None = None
+    saved_usd: float = 0.0
+    upstream_seconds: float = 0.0
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def thrifty_headers(self) -> dict[str, str]:
+        out = dict(self.headers)
+        if self.status is not None:
+            out["X-Thrifty-Cache-Status"] = self.status
+        if self.route is not None:
+            out["X-Thrifty-Route"] = self.route
+        if self.cost_usd is not None:
+            out["X-Thrifty-Cost-USD"] = f"{self.cost_usd:.10f}".rstrip("0").rstrip(".") or "0"
+        if self.status is not None:
+            out["X-Thrifty-Saved-USD"] = f"{self.saved_usd:.10f}".rstrip("0").rstrip(".") or "0"
+        return out
+
+
+def _api_error(exc: BaseException, model: str) -> APIError:
+    if isinstance(exc, AllDeploymentsFailedError):
+        headers = {}
+        if exc.retry_after:
+            headers["retry-after"] = str(max(int(exc.retry_after + 0.999), 1))
+        cause = exc.last_error
+        reason = f": {cause}" if cause is not None else ": no deployment is available"
+        return APIError(exc.status_code, f"model {model!r} failed after {len(exc.attempts)} "
+                        f"attempt(s) on {' -> '.join(exc.tried)}{reason}",
+                        code="upstream_failed", headers=headers)
+    return upstream_api_error(exc, model)
+
+
+def _record_route(gw: Gateway, call: Call, routed: Routed[Any]) -> None:
+    for attempt in routed.attempts:
+        gw.metrics.upstream_attempts.labels(attempt.deployment, "ok" if attempt.ok
+                                            else "error").inc()
+    if routed.fell_back:
+        gw.metrics.fallbacks.labels(gw.metrics.model_label(routed.requested)).inc()
+    call.route = routed.deployment.id
+
+
+async def _routed(
+    gw: Gateway, call: Call, model: str, attempt: Callable[[Deployment], Awaitable[Any]],
+    reservation: Reservation | None,
+) -> Routed[Any]:
+    """Run ``attempt`` through the pool; a failure releases the reservation and becomes an
+    APIError (502/503/504 after retries and fallbacks, the upstream's 4xx otherwise)."""
+    started = time.perf_counter()
+    try:
+        routed = await gw.pool.run(model, attempt)
+    except BaseException as exc:
+        call.upstream_seconds += time.perf_counter() - started
+        with anyio.CancelScope(shield=True):
+            await gw.release(reservation)
+        if isinstance(exc, AllDeploymentsFailedError):
+            for a in exc.attempts:
+                gw.metrics.upstream_attempts.labels(getattr(a, "deployment", "?"), "error").inc()
+        if isinstance(exc, Exception):
+            raise _api_error(exc, model) from exc
+        raise
+    seconds = time.perf_counter() - started
+    call.upstream_seconds += seconds
+    gw.metrics.upstream_latency.labels(gw.metrics.model_label(model)).observe(seconds)
+    _record_route(gw, call, routed)
+    return routed
+
+
+async def _account(
+    gw: Gateway, model: str, routed_model: str, body: dict[str, Any], response: dict[str, Any],
+    reservation: Reservation | None,
+) -> dict[str, Any]:
+    """Tokens and cost of a fresh answer: settles the reservation, counts spend; returns the
+    cache entry fields."""
+    tokens_in, tokens_out = gw.usage(body, response)
+    priced = gw.priced_model(routed_model, response)
+    cost = gw.cost(priced, tokens_in, tokens_out)
+    await gw.settle(reservation, tokens_in + tokens_out, cost)
+    label = gw.metrics.model_label(model)
+    gw.metrics.tokens.labels(label, "in").inc(tokens_in)
+    gw.metrics.tokens.labels(label, "out").inc(tokens_out)
+    gw.metrics.spend.labels(label).inc(cost)
+    return {"model": priced, "tokens_in": tokens_in, "tokens_out": tokens_out, "cost_usd": cost}
+
+
+def _credit_hit(gw: Gateway, call: Call, model: str, body: dict[str, Any],
+                value: dict[str, Any], mechanism: str) -> None:
+    tokens_in, tokens_out = gw.usage(body, value)
+    saved = gw.cost(gw.priced_model(model, value), tokens_in, tokens_out)
+    call.saved_usd, call.cost_usd, call.route = saved, 0.0, "cache"
+    label = gw.metrics.model_label(model)
+    gw.metrics.savings.labels(label, mechanism).inc(saved)
+    gw.metrics.tokens_saved.labels(label).inc(tokens_in + tokens_out)
+
+
+async def answer(
+    gw: Gateway, call: Call, principal: Principal, *, model: str, operation: str, kind: str,
+    body: dict[str, Any], policy: CachePolicy,
+) -> dict[str, Any]:
+    """A plain answer for ``body``: from the cache, or from the upstream (then stored).
+
+    Args:
+        operation: the provider method (``chat``, ``completion``, ``embeddings``).
+        kind: the cache key family (``chat``, ``completion``, ``embeddings``).
+    """
+    fields: dict[str, Any] = {}
+
+    async def compute() -> dict[str, Any]:
+        reservation = await gw.reserve(principal, model, body)
+        routed = await _routed(
+            gw, call, model, lambda d: getattr(d.target, operation)(body), reservation
+        )
+        fields.update(await _account(gw, model, routed.deployment.model_name, body,
+                                     routed.result, reservation))
+        call.cost_usd = fields["cost_usd"]
+        return routed.result
+
+    label = gw.metrics.model_label(model)
+    if policy.bypass or policy.refresh:
+        value = await compute()
+        if policy.refresh:
+            await gw.cache.aset(gw.cache.key(body, kind=kind, namespace=policy.namespace), value,
+                                namespace=policy.namespace, ttl=policy.ttl,
+                                user_id=body.get("user"), **fields)
+        call.status = "REFRESH" if policy.refresh else "BYPASS"
+        gw.metrics.cache_lookups.labels(label, "bypass").inc()
+        return value
+    key = gw.cache.key(body, kind=kind, namespace=policy.namespace)
+    waited = time.perf_counter()
+    value, result = await gw.cache.aget_or_compute(
+        key, compute, namespace=policy.namespace, ttl=policy.ttl,
+        describe=lambda _: fields, store=policy.write, user_id=body.get("user"),
+    )
+    call.status = STATUS_OF_RESULT.get(result, "MISS")
+    gw.metrics.cache_lookups.labels(label, result).inc()
+    if result == "coalesced":  # waiting for the leader's upstream call is not our overhead
+        call.upstream_seconds = time.perf_counter() - waited
+    if result != "miss":
+        _credit_hit(gw, call, model, body, value, "exact_hit" if result == "hit" else result)
+    return value
+
+
+# ----------------------------------------------------------------------- streams
+async def stream_chat(
+    gw: Gateway, call: Call, principal: Principal, *, model: str, body: dict[str, Any],
+    policy: CachePolicy,
+) -> AsyncIterator[bytes]:
+    """The SSE events of a streamed chat request (the first chunk is already in hand when this
+    returns, so upstream failures before it become a proper HTTP error)."""
+    include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+    label = gw.metrics.model_label(model)
+    key = gw.cache.key(body, kind="chat", namespace=policy.namespace)
+    if policy.read:
+        hit = await gw.cache.alookup(key, namespace=policy.namespace)
+        if hit is not None:
+            call.status = "HIT"
+            gw.metrics.cache_lookups.labels(label, hit.kind).inc()
+            _credit_hit(gw, call, model, body, hit.value, "exact_hit")
+            gw.metrics.ttft.labels(label, "hit").observe(time.perf_counter() - call.started)
+            return replay(chunks_from_completion(hit.value, include_usage=include_usage))
+    call.status = "REFRESH" if policy.refresh else ("MISS" if policy.read else "BYPASS")
+    gw.metrics.cache_lookups.labels(label, "miss" if policy.read else "bypass").inc()
+    reservation = await gw.reserve(principal, model, body)
+    upstream_body = {**body, "stream": True,
+                     "stream_options": {**(body.get("stream_options") or {}),
+                                        "include_usage": True}}
+
+    async def open_stream(deployment: Deployment) -> tuple[AsyncIterator[dict[str, Any]], Any]:
+        iterator = deployment.target.chat_stream(upstream_body)
+        try:
+            first = await iterator.__anext__()
+        except StopAsyncIteration:
+            first = None
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await iterator.aclose()
+            raise
+        return iterator, first
+
+    routed = await _routed(gw, call, model, open_stream, reservation)
+    gw.metrics.ttft.labels(label, "miss").observe(time.perf_counter() - call.started)
+    iterator, first = routed.result
+    return _relay(gw, call, routed, iterator, first, key=key, body=body, policy=policy,
+                  reservation=reservation, include_usage=include_usage)
+
+
+async def _relay(
+    gw: Gateway, call: Call, routed: Routed[Any], iterator: AsyncIterator[dict[str, Any]],
+    first: dict[str, Any] | None, *, key: str, body: dict[str, Any], policy: CachePolicy,
+    reservation: Reservation | None, include_usage: bool,
+) -> AsyncIterator[bytes]:
+    """Relay upstream chunks as SSE, recording them; account and store when done."""
+    chunks: list[dict[str, Any]] = []
+    complete = False
+    try:
+        if first is not None:
+            chunks.append(first)
+            if include_usage or first.get("choices"):
+                yield sse_event(first)
+        async for chunk in iterator:
+            chunks.append(chunk)
+            if include_usage or chunk.get("choices"):
+                yield sse_event(chunk)
+        complete = True
+        yield DONE
+    except ProviderError as exc:
+        log.warning("stream from %s failed mid-way: %s", routed.deployment.id, exc)
+        yield sse_error(f"the upstream failed mid-stream: {exc}", code="upstream_error")
+    finally:
+        with anyio.CancelScope(shield=True):
+            await iterator.aclose()  # type: ignore[attr-defined]
+            try:
+                response = completion_from_chunks(chunks)
+                fields = await _account(gw, routed.requested, routed.deployment.model_name,
+                                        body, response, reservation)
+                if complete and policy.write and chunks:
+                    await gw.cache.aset(key, response, namespace=policy.namespace,
+                                        ttl=policy.ttl, user_id=body.get("user"), **fields)
+            except Exception:  # accounting must never break the stream's end
+                log.exception("accounting a streamed answer failed")

@@ -1,0 +1,130 @@
+"""Request bodies the gateway accepts, validated before anything is spent on them.
+
+The models check only what the gateway relies on (the model name, messages, types of the common
+sampling fields) and allow every other field, so new OpenAI parameters pass through unchanged:
+the upstream receives the client's original body, not a re-serialised model.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
+
+from thrifty.server.errors import APIError
+
+CacheMode = Literal["default", "no-cache", "no-store", "refresh"]
+M = TypeVar("M", bound=BaseModel)
+
+
+class _Open(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class ThriftyOptions(BaseModel):
+    """The optional ``thrifty`` body field: the same controls as the ``X-Thrifty-*`` headers."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cache: CacheMode | None = None
+    ttl: float | None = Field(default=None, gt=0)
+    namespace: str | None = Field(default=None, min_length=1, max_length=200)
+    cache_temperature: bool | None = None
+
+
+class ChatMessage(_Open):
+    role: str = Field(min_length=1)
+    content: str | list[dict[str, Any]] | None = None
+
+
+class _Sampling(_Open):
+    model: str = Field(min_length=1)
+    stream: bool = False
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, ge=0, le=1)
+    n: PositiveInt | None = None
+    max_tokens: PositiveInt | None = None
+    user: str | None = None
+    thrifty: ThriftyOptions | None = None
+
+
+class ChatRequest(_Sampling):
+    messages: list[ChatMessage] = Field(min_length=1)
+    max_completion_tokens: PositiveInt | None = None
+    stream_options: dict[str, Any] | None = None
+
+
+class CompletionRequest(_Sampling):
+    prompt: str | list[str] | list[int] | list[list[int]]
+
+
+class EmbeddingRequest(_Open):
+    model: str = Field(min_length=1)
+    input: str | list[str] | list[int] | list[list[int]]
+    encoding_format: Literal["float", "base64"] | None = None
+    dimensions: PositiveInt | None = None
+    user: str | None = None
+    thrifty: ThriftyOptions | None = None
+
+
+class InvalidateRequest(BaseModel):
+    """``POST /admin/invalidate``: entries matching all given fields are removed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    namespace: str | None = None
+    tag: str | None = None
+    model: str | None = None
+    model_version: str | None = None
+    user: str | None = None
+
+
+class PurgeUserRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    user: str = Field(min_length=1)
+
+
+def _param(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif "[" in str(part) or "-" in str(part):
+            continue  # union member names pydantic adds, e.g. list[str]
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def validate_body(model: type[M], body: Any) -> M:
+    """``model`` validated from a decoded JSON body.
+
+    Raises:
+        APIError: 400 naming the first bad field (``param``), never a 500.
+    """
+    if not isinstance(body, dict):
+        raise APIError(400, "the request body must be a JSON object", code="invalid_body")
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        param = _param(first["loc"])
+        missing = first["type"] == "missing"
+        message = f"missing required parameter: {param}" if missing else (
+            f"invalid value for {param}: {first['msg']}" if param else first["msg"]
+        )
+        code = "missing_required_parameter" if missing else "invalid_value"
+        raise APIError(400, message, param=param or None, code=code) from None
+
+
+__all__ = [
+    "CacheMode",
+    "ChatRequest",
+    "CompletionRequest",
+    "EmbeddingRequest",
+    "InvalidateRequest",
+    "PurgeUserRequest",
+    "ThriftyOptions",
+    "validate_body",
+]

@@ -1,0 +1,96 @@
+"""From ``model_list`` entries to providers, and from providers to a :class:`DeploymentPool`."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from thrifty.providers.base import Provider
+from thrifty.retry import RetryPolicy
+from thrifty.routing import Deployment, DeploymentPool
+from thrifty.server.config import (
+    DEFAULT_OPENAI_BASE,
+    DeploymentParams,
+    GatewayConfig,
+    provider_of,
+)
+
+OPENAI_KEY_ENV = "OPENAI_API_KEY"
+
+
+def _openai(params: DeploymentParams, timeout: float) -> Provider:
+    from thrifty.providers.openai_compat import OpenAICompatProvider
+
+    api_key = params.api_key
+    if api_key is None and params.api_base is None:  # OpenAI itself: the usual variable
+        api_key = os.environ.get(OPENAI_KEY_ENV)
+    return OpenAICompatProvider(
+        params.api_base or DEFAULT_OPENAI_BASE,
+        api_key,
+        provider_of(params.model)[1],
+        timeout=params.timeout or timeout,
+        name=params.model,
+    )
+
+
+def _local(params: DeploymentParams, timeout: float) -> Provider:
+    from thrifty.providers.llamacpp import LlamaCppProvider
+
+    return LlamaCppProvider(params.model_path)
+
+
+#: Provider kind -> builder (declared once).
+BUILDERS: Mapping[str, Callable[[DeploymentParams, float], Provider]] = {
+    "openai": _openai,
+    "local": _local,
+}
+
+
+def _identity(params: DeploymentParams) -> tuple[Any, ...]:
+    """Deployments with the same identity share one provider (one pool, one loaded model)."""
+    if params.kind == "local":
+        return ("local", params.model_path)
+    return (params.kind, params.model, params.api_base, params.api_key, params.timeout)
+
+
+def build_pool(config: GatewayConfig) -> tuple[DeploymentPool, list[Provider]]:
+    """The deployment pool of a config, and the distinct providers (to close at shutdown).
+
+    Raises:
+        ConfigError: from the pool (unknown strategy, duplicate ids, bad fallbacks).
+    """
+    router = config.router_settings
+    providers: dict[tuple[Any, ...], Provider] = {}
+    deployments: list[Deployment] = []
+    for entry in config.model_list:
+        params = entry.litellm_params
+        identity = _identity(params)
+        if identity not in providers:
+            providers[identity] = BUILDERS[params.kind](params, router.timeout)
+        info = entry.model_info or {}
+        deployments.append(
+            Deployment(
+                model_name=entry.model_name,
+                target=providers[identity],
+                id=str(info.get("id") or ""),
+                rpm=params.rpm,
+                tpm=params.tpm,
+            )
+        )
+    extra = router.model_extra or {}
+    pool = DeploymentPool(
+        deployments,
+        fallbacks=router.fallbacks,
+        policy=RetryPolicy(num_retries=router.num_retries, base_delay=router.retry_base_delay),
+        strategy=str(extra.get("routing_strategy", "simple-shuffle")),
+        allowed_fails=max(router.allowed_fails, 1),
+        cooldown_time=router.cooldown_time,
+        timeout=router.timeout,
+    )
+    return pool, list(providers.values())
+
+
+def serves(provider: Any, operation: str) -> bool:
+    """Whether a provider implements an optional operation (``completion``, ``embeddings``)."""
+    return getattr(type(provider), operation, None) is not getattr(Provider, operation)
