@@ -86,6 +86,7 @@ class CachedCall:
     namespace: str | None
     ttl: float | None
     stream: bool
+    kind: str
 
     @classmethod
     def build(cls, kwargs: Mapping[str, Any], policy: WrapPolicy, kind: str) -> CachedCall:
@@ -111,7 +112,13 @@ class CachedCall:
                 key = policy.cache.key(request, kind=kind, namespace=namespace)
             except (TypeError, ValueError) as exc:  # fail-open: an unkeyable request goes upstream
                 log.warning("thrifty cannot key this request, not caching it: %s", exc)
-        return cls(upstream, request, key, mode, namespace, ttl, bool(upstream.get("stream")))
+        stream = bool(upstream.get("stream"))
+        return cls(upstream, request, key, mode, namespace, ttl, stream, kind)
+
+    @property
+    def where(self) -> dict[str, Any]:
+        """Namespace, request and kind: what the cache needs for semantic lookup and indexing."""
+        return {"namespace": self.namespace, "request": self.request, "kind": self.kind}
 
     @property
     def include_usage(self) -> bool:
@@ -218,7 +225,7 @@ class CachedCompletions(_Proxy):
             cache.set(
                 call.key,
                 value,
-                namespace=call.namespace,
+                **call.where,
                 ttl=call.ttl,
                 **_describe_value(call.request, value),
             )
@@ -232,7 +239,7 @@ class CachedCompletions(_Proxy):
         value, status = cache.get_or_compute(
             call.key,
             compute,
-            namespace=call.namespace,
+            **call.where,
             ttl=call.ttl,
             describe=lambda v: _describe_value(call.request, v),
             store=call.mode != "no-store",
@@ -248,10 +255,10 @@ class CachedCompletions(_Proxy):
     def _stream(self, call: CachedCall) -> Any:
         cache = self._policy.cache
         if call.mode in ("default", "no-store"):
-            hit = cache.lookup(call.key or "", namespace=call.namespace)
+            hit = cache.lookup(call.key or "", **call.where)
             if hit is not None:
                 try:
-                    return ReplayStream(_as_chunks(hit.value, call), call.info("hit"))
+                    return ReplayStream(_as_chunks(hit.value, call), call.info(hit.kind))
                 except Exception as exc:
                     _rebuild_failed(cache, call, exc)
         started = time.perf_counter()
@@ -265,7 +272,7 @@ class CachedCompletions(_Proxy):
             cache.set(
                 call.key or "",
                 value,
-                namespace=call.namespace,
+                **call.where,
                 ttl=call.ttl,
                 latency_ms=(time.perf_counter() - started) * 1000,
                 **_describe_value(call.request, value),
@@ -290,7 +297,7 @@ class AsyncCachedCompletions(_Proxy):
             await cache.aset(
                 call.key,
                 value,
-                namespace=call.namespace,
+                **call.where,
                 ttl=call.ttl,
                 **_describe_value(call.request, value),
             )
@@ -304,7 +311,7 @@ class AsyncCachedCompletions(_Proxy):
         value, status = await cache.aget_or_compute(
             call.key,
             compute,
-            namespace=call.namespace,
+            **call.where,
             ttl=call.ttl,
             describe=lambda v: _describe_value(call.request, v),
             store=call.mode != "no-store",
@@ -320,10 +327,10 @@ class AsyncCachedCompletions(_Proxy):
     async def _stream(self, call: CachedCall) -> Any:
         cache = self._policy.cache
         if call.mode in ("default", "no-store"):
-            hit = await cache.alookup(call.key or "", namespace=call.namespace)
+            hit = await cache.alookup(call.key or "", **call.where)
             if hit is not None:
                 try:
-                    return AsyncReplayStream(_as_chunks(hit.value, call), call.info("hit"))
+                    return AsyncReplayStream(_as_chunks(hit.value, call), call.info(hit.kind))
                 except Exception as exc:
                     _rebuild_failed(cache, call, exc)
         started = time.perf_counter()
@@ -337,7 +344,7 @@ class AsyncCachedCompletions(_Proxy):
             await cache.aset(
                 call.key or "",
                 value,
-                namespace=call.namespace,
+                **call.where,
                 ttl=call.ttl,
                 latency_ms=(time.perf_counter() - started) * 1000,
                 **_describe_value(call.request, value),
@@ -362,7 +369,7 @@ class CachedEmbeddings(_Proxy):
         value, status = self._policy.cache.get_or_compute(
             call.key,
             compute,
-            namespace=call.namespace,
+            **call.where,
             ttl=call.ttl,
             describe=lambda v: _describe_value(call.request, v),
             store=call.mode != "no-store",
@@ -388,7 +395,7 @@ class AsyncCachedEmbeddings(_Proxy):
         value, status = await self._policy.cache.aget_or_compute(
             call.key,
             compute,
-            namespace=call.namespace,
+            **call.where,
             ttl=call.ttl,
             describe=lambda v: _describe_value(call.request, v),
             store=call.mode != "no-store",

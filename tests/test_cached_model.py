@@ -1,0 +1,189 @@
+"""@thrifty.cached over real model inference (scikit-learn) and numpy functions."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+from sklearn.datasets import make_classification
+from sklearn.linear_model import LogisticRegression
+
+import thrifty
+from thrifty.errors import ConfigError
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def cache(request, tmp_path):
+    url = "memory://" if request.param == "memory" else f"sqlite:///{tmp_path}/model.db"
+    with thrifty.Cache(url) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def classifier():
+    x, y = make_classification(n_samples=200, n_features=6, random_state=0)
+    return LogisticRegression(max_iter=500).fit(x, y), x
+
+
+class Counted:
+    """Wraps a predict function and records the batches it receives."""
+
+    def __init__(self, fn):
+        self.fn = fn
+        self.batches: list = []
+
+    def __call__(self, batch, *args, **kwargs):
+        self.batches.append(batch)
+        return self.fn(batch, *args, **kwargs)
+
+
+def test_predict_proba_is_cached_by_input_value(cache, classifier):
+    model, x = classifier
+    seen = Counted(model.predict_proba)
+    predict = thrifty.cached(model="sentiment", version="2024-05", cache=cache)(seen)
+
+    first = predict(x[:20])
+    second = predict(x[:20].copy())  # another object with the same values
+    assert len(seen.batches) == 1
+    assert second.dtype == first.dtype and second.shape == first.shape
+    assert np.array_equal(second, model.predict_proba(x[:20]))
+    second[0, 0] = 42.0  # a hit is an ordinary writable array
+    assert cache.stats().hits == 1
+
+
+def test_a_different_input_dtype_shape_or_kwarg_misses(cache):
+    seen = Counted(lambda a, scale=1: a * scale)
+    fn = thrifty.cached(model="m", version="1", cache=cache)(seen)
+    base = np.arange(6, dtype=np.float64)
+    fn(base)
+    fn(base.astype(np.float32))
+    fn(base.reshape(2, 3))
+    fn(base, scale=2)
+    fn(base, scale=2)
+    fn(np.arange(6, dtype=np.float64))
+    assert len(seen.batches) == 4
+
+
+def test_per_row_computes_only_the_missing_rows(cache, classifier):
+    model, x = classifier
+    seen = Counted(model.predict_proba)
+    predict = thrifty.cached(model="sentiment", version="1", cache=cache, per_row=True)(seen)
+
+    predict(x[:7])
+    out = predict(x[:10])
+    assert [len(b) for b in seen.batches] == [7, 3]
+    assert np.array_equal(seen.batches[1], x[7:10])
+    assert np.array_equal(out, model.predict_proba(x[:10]))
+    assert out.dtype == np.float64
+
+    shuffled = x[[9, 0, 4, 4]]
+    assert np.array_equal(predict(shuffled), model.predict_proba(shuffled))
+    assert len(seen.batches) == 2  # every row already cached
+
+
+def test_per_row_computes_a_repeated_new_row_once(cache):
+    seen = Counted(lambda rows: [r.upper() for r in rows])
+    shout = thrifty.cached(model="shout", cache=cache, per_row=True)(seen)
+    assert shout(["a", "b", "a", "c"]) == ["A", "B", "A", "C"]
+    assert shout(["c", "d"]) == ["C", "D"]
+    assert seen.batches == [["a", "b", "c"], ["d"]]
+
+
+def test_per_row_rejects_an_output_with_the_wrong_row_count(cache):
+    broken = thrifty.cached(model="broken", cache=cache, per_row=True)(lambda rows: rows[:1])
+    with pytest.raises(ConfigError, match="rows"):
+        broken(np.arange(6).reshape(3, 2))
+
+
+def test_invalidating_a_version_drops_only_its_answers(cache):
+    def double(a):
+        return a * 2
+
+    v1 = thrifty.cached(model="doubler", version="1", cache=cache)(Counted(double))
+    v2 = thrifty.cached(model="doubler", version="2", cache=cache)(Counted(double))
+    data = np.ones(3)
+    v1(data)
+    v2(data)
+    assert cache.invalidate(model="doubler", model_version="1") == 1
+    v1(data)
+    v2(data)
+    assert len(v1.__wrapped__.batches) == 2
+    assert len(v2.__wrapped__.batches) == 1
+    assert v2.thrifty.invalidate() == 1
+
+
+def test_outputs_round_trip_exactly(cache):
+    def model(a):
+        return {"probs": a / 3, "labels": (a > 1).astype(np.int8), "names": ("x", "y")}
+
+    fn = thrifty.cached(model="multi", cache=cache)(model)
+    fresh = fn(np.arange(4, dtype=np.float32))
+    hit = fn(np.arange(4, dtype=np.float32))
+    assert hit["names"] == ("x", "y")
+    for name in ("probs", "labels"):
+        assert hit[name].dtype == fresh[name].dtype
+        assert np.array_equal(hit[name], fresh[name])
+
+
+async def test_async_functions_are_cached(cache):
+    seen: list[int] = []
+
+    @thrifty.cached(model="async-model", cache=cache)
+    async def embed(a):
+        seen.append(len(a))
+        return a + 1
+
+    @thrifty.cached(model="async-rows", cache=cache, per_row=True)
+    async def embed_rows(a):
+        seen.append(len(a))
+        return a + 1
+
+    assert np.array_equal(await embed(np.arange(3)), np.arange(1, 4))
+    assert np.array_equal(await embed(np.arange(3)), np.arange(1, 4))
+    await embed_rows(np.arange(5))
+    assert np.array_equal(await embed_rows(np.arange(8)), np.arange(1, 9))
+    assert seen == [3, 5, 3]
+
+
+def test_an_unhashable_input_runs_uncached(cache, caplog):
+    seen = Counted(lambda obj: 1)
+    fn = thrifty.cached(model="odd", cache=cache)(seen)
+    with caplog.at_level(logging.WARNING, logger="thrifty.model"):
+        assert fn(object()) == 1
+        assert fn(object()) == 1
+    assert len(seen.batches) == 2
+    assert "cannot key" in caplog.text
+
+
+def test_an_unstorable_output_is_returned_anyway(cache, caplog):
+    fn = thrifty.cached(model="odd-out", cache=cache)(Counted(lambda a: object()))
+    with caplog.at_level(logging.WARNING, logger="thrifty.model"):
+        assert fn(np.zeros(2)) is not None
+    assert "cannot store" in caplog.text
+
+
+def test_the_key_is_stable_and_depends_on_model_and_version(cache):
+    def ident(a):
+        return a
+
+    a = thrifty.cached(model="m", version="1", cache=cache)(ident)
+    b = thrifty.cached(model="m", version="2", cache=cache)(ident)
+    arr = np.arange(4)
+    assert a.thrifty.key(arr) == a.thrifty.key(arr.copy()) == a.thrifty.key(np.arange(4))
+    assert a.thrifty.key(arr) != b.thrifty.key(arr)
+    assert a.thrifty.key({"x": 1, "y": [1, 2]}) == a.thrifty.key({"y": [1, 2], "x": 1})
+
+
+def test_cached_needs_a_model_name():
+    with pytest.raises(ConfigError):
+        thrifty.cached(model="")
+
+
+def test_torch_tensors_come_back_as_tensors(cache):
+    torch = pytest.importorskip("torch")
+    fn = thrifty.cached(model="torch-model", cache=cache, per_row=True)(lambda t: t * 2)
+    fn(torch.arange(3, dtype=torch.float32))
+    out = fn(torch.arange(5, dtype=torch.float32))
+    assert isinstance(out, torch.Tensor)
+    assert torch.equal(out, torch.arange(5, dtype=torch.float32) * 2)
