@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from thrifty import codec
 from thrifty.accounting.prices import PriceTable
-from thrifty.coalesce import SingleFlight, poll_delays
+from thrifty.coalesce import LeaderGone, SingleFlight, poll_delays
 from thrifty.entry import Entry, Selector
 from thrifty.errors import CoalesceTimeoutError, ConfigError, CorruptEntryError
 from thrifty.keys import request_key
@@ -518,12 +518,22 @@ class Cache:
                 raise CoalesceTimeoutError(
                     f"waited {self.coalesce_timeout}s for {key[:16]}"
                 ) from exc
+            except LeaderGone:  # the leader was interrupted: take over
+                return self.get_or_compute(
+                    key,
+                    compute,
+                    namespace=namespace,
+                    ttl=ttl,
+                    describe=describe,
+                    store=store,
+                    **fields,
+                )
         try:
             value, status = self._lead(key, compute, namespace, ttl, describe, store, fields)
             future.set_result(value)
             return value, status
         except BaseException as exc:
-            future.set_exception(exc)
+            future.set_exception(exc if isinstance(exc, Exception) else LeaderGone())
             raise
         finally:
             self._flights.finish(key, future)
@@ -648,18 +658,30 @@ class Cache:
         future, leader = self._flights.join(key)
         if not leader:
             try:
-                value = await asyncio.wait_for(asyncio.wrap_future(future), self.coalesce_timeout)
+                # shield: a waiter that is cancelled must not cancel the shared future
+                waiter = asyncio.shield(asyncio.wrap_future(future))
+                value = await asyncio.wait_for(waiter, self.coalesce_timeout)
                 return value, "coalesced"
             except TimeoutError as exc:
                 raise CoalesceTimeoutError(
                     f"waited {self.coalesce_timeout}s for {key[:16]}"
                 ) from exc
+            except LeaderGone:  # the leader was cancelled: take over
+                return await self.aget_or_compute(
+                    key,
+                    compute,
+                    namespace=namespace,
+                    ttl=ttl,
+                    describe=describe,
+                    store=store,
+                    **fields,
+                )
         try:
             value, status = await self._alead(key, compute, namespace, ttl, describe, store, fields)
             future.set_result(value)
             return value, status
         except BaseException as exc:
-            future.set_exception(exc)
+            future.set_exception(exc if isinstance(exc, Exception) else LeaderGone())
             raise
         finally:
             self._flights.finish(key, future)

@@ -13,6 +13,14 @@ from concurrent.futures import Future
 from typing import Any
 
 
+class LeaderGone(Exception):
+    """Given to waiters when their leader was cancelled or interrupted: one of them takes over.
+
+    A waiter must never inherit a leader's ``CancelledError``: one client that disconnects would
+    otherwise cancel every identical request waiting on it.
+    """
+
+
 class SingleFlight:
     """The in-process table of in-flight keys."""
 

@@ -183,6 +183,12 @@ class RedisStore(Store):
         self.url = url
         client_url, self.prefix = split_url(url, prefix)
         self._entry_prefix = self.prefix + "e:"
+        from redis.backoff import ConstantBackoff
+        from redis.retry import Retry
+
+        # One quick retry (a pooled connection gone stale after a Redis restart), not redis-py's
+        # default of several backed-off ones: a dead cache must fail fast, then fail open.
+        redis_options.setdefault("retry", Retry(ConstantBackoff(0.01), 1))
         try:
             self._client = redis.Redis.from_url(
                 client_url,
