@@ -1,0 +1,152 @@
+"""``ThriftyCache``: LangChain's ``BaseCache`` over a :class:`thrifty.Cache`.
+
+    from langchain_core.globals import set_llm_cache
+    set_llm_cache(ThriftyCache(thrifty.Cache("redis://127.0.0.1:6379/0")))
+
+Every LLM and chat model call then goes through thrifty's backends, TTLs, invalidation and
+accounting (hits record the tokens and dollars they saved when the answer carried usage).
+
+Generations are stored as compact JSON (text, generation info, and for chat models the
+message's fields) and rebuilt with plain constructors: no pickle and no ``langchain_core.load``
+on the hit path, which LangChain calls before every model call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from langchain_core.caches import RETURN_VAL_TYPE, BaseCache
+from langchain_core.messages import AIMessage, BaseMessage, messages_from_dict
+from langchain_core.outputs import ChatGeneration, Generation
+
+from thrifty.accounting.tokens import count_text
+from thrifty.cache import Cache
+from thrifty.keys import text_key
+
+#: Tag on every entry this adapter writes, so ``clear()`` removes only LangChain's entries.
+TAG = "langchain"
+# Chunk-only message fields that the whole message type does not take.
+_CHUNK_FIELDS = ("tool_call_chunks", "chunk_position")
+
+
+def _encode_message(message: BaseMessage) -> dict[str, Any]:
+    data = message.model_dump(exclude_defaults=True)
+    data.pop("type", None)
+    kind = message.type
+    if kind.endswith("Chunk"):  # streamed answers are cached as whole messages
+        kind = {"AIMessageChunk": "ai"}.get(kind, kind[: -len("MessageChunk")].lower())
+        for name in _CHUNK_FIELDS:
+            data.pop(name, None)
+    return {"type": kind, "data": data}
+
+
+def _decode_message(record: dict[str, Any]) -> BaseMessage:
+    if record["type"] == "ai":  # the one type a model returns: build it directly
+        return AIMessage(**record["data"])
+    return messages_from_dict([record])[0]
+
+
+def encode_generations(generations: Sequence[Generation]) -> list[dict[str, Any]]:
+    """Generations as compact JSON records."""
+    records = []
+    for gen in generations:
+        record: dict[str, Any] = {}
+        if isinstance(gen, ChatGeneration):
+            record["message"] = _encode_message(gen.message)
+        else:
+            record["text"] = gen.text
+        if gen.generation_info:
+            record["info"] = gen.generation_info
+        records.append(record)
+    return records
+
+
+def decode_generations(records: list[dict[str, Any]]) -> list[Generation]:
+    """Rebuild what :func:`encode_generations` stored."""
+    out: list[Generation] = []
+    for record in records:
+        if "message" in record:
+            out.append(
+                ChatGeneration(
+                    message=_decode_message(record["message"]),
+                    generation_info=record.get("info"),
+                )
+            )
+        else:
+            out.append(Generation(text=record["text"], generation_info=record.get("info")))
+    return out
+
+
+def _describe(prompt: str, generations: Sequence[Generation]) -> dict[str, Any]:
+    """Model and tokens of an answer, for the savings a later hit records."""
+    tokens_in = tokens_out = 0
+    model = None
+    for gen in generations:
+        message = getattr(gen, "message", None)
+        usage = getattr(message, "usage_metadata", None) or {}
+        if usage:
+            tokens_in = max(tokens_in, int(usage.get("input_tokens", 0)))
+            tokens_out += int(usage.get("output_tokens", 0))
+        else:
+            tokens_out += count_text(gen.text)
+        meta = getattr(message, "response_metadata", None) or {}
+        model = model or meta.get("model_name") or meta.get("model")
+    if not tokens_in and not any(isinstance(g, ChatGeneration) for g in generations):
+        tokens_in = count_text(prompt)  # an LLM's prompt is its text (a chat prompt is JSON)
+    return {"model": model, "tokens_in": tokens_in, "tokens_out": tokens_out}
+
+
+class ThriftyCache(BaseCache):
+    """LangChain's LLM cache backed by :class:`thrifty.Cache`.
+
+    Args:
+        cache: the thrifty cache (any backend).
+        namespace: namespace (tenant) of these entries; the cache's default otherwise.
+        ttl: lifetime of entries in seconds; the cache's default otherwise.
+    """
+
+    def __init__(
+        self, cache: Cache, *, namespace: str | None = None, ttl: float | None = None
+    ) -> None:
+        self.cache = cache
+        self.namespace = namespace or cache.namespace
+        self.ttl = ttl
+
+    def _key(self, prompt: str, llm_string: str) -> str:
+        return text_key(prompt, llm_string, namespace=self.namespace)
+
+    def lookup(self, prompt: str, llm_string: str) -> RETURN_VAL_TYPE | None:
+        hit = self.cache.lookup(self._key(prompt, llm_string), namespace=self.namespace)
+        return None if hit is None else decode_generations(hit.value)
+
+    def update(self, prompt: str, llm_string: str, return_val: RETURN_VAL_TYPE) -> None:
+        self.cache.set(
+            self._key(prompt, llm_string),
+            encode_generations(return_val),
+            namespace=self.namespace,
+            ttl=self.ttl,
+            tags=(TAG,),
+            **_describe(prompt, return_val),
+        )
+
+    def clear(self, **kwargs: Any) -> None:
+        """Remove this adapter's entries (in its namespace); other entries stay."""
+        self.cache.invalidate(namespace=self.namespace, tag=TAG)
+
+    async def alookup(self, prompt: str, llm_string: str) -> RETURN_VAL_TYPE | None:
+        hit = await self.cache.alookup(self._key(prompt, llm_string), namespace=self.namespace)
+        return None if hit is None else decode_generations(hit.value)
+
+    async def aupdate(self, prompt: str, llm_string: str, return_val: RETURN_VAL_TYPE) -> None:
+        await self.cache.aset(
+            self._key(prompt, llm_string),
+            encode_generations(return_val),
+            namespace=self.namespace,
+            ttl=self.ttl,
+            tags=(TAG,),
+            **_describe(prompt, return_val),
+        )
+
+    async def aclear(self, **kwargs: Any) -> None:
+        await self.cache.ainvalidate(namespace=self.namespace, tag=TAG)
