@@ -1,0 +1,163 @@
+"""Gateway overhead on a cache miss: thrifty's gateway and LiteLLM's proxy, side by side.
+
+The same request stream goes straight to a FAKE upstream (it answers at once with a canned
+completion, see ``_fake_upstream.py``) and through each gateway, in interleaved pairs (direct and
+gateway back to back, in random order, each with a fresh prompt so that every request is a miss).
+The overhead of a request is its gateway time minus its pair's direct time; reported as median
+and p99 over all pairs. Everything runs on loopback, each server in its own process.
+
+    python benchmarks/bench_gateway_overhead.py --pairs 2000
+
+Rows: ``thrifty miss`` (the default path: cache lookup, upstream call, answer stored in the SQLite
+cache), ``thrifty no-store`` (``X-Thrifty-Cache: no-store``: no cache write), ``litellm`` (its
+proxy 1.100.5, cache off).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _gateways import (
+    Client,
+    Proc,
+    chat_body,
+    litellm_available,
+    percentile,
+    start_fake_upstream,
+    start_litellm,
+    start_thrifty,
+)
+
+PATH = "/v1/chat/completions"
+
+
+def measure(
+    targets: dict[str, tuple[Client, dict[str, str]]],
+    direct: Client,
+    pairs: int,
+    run: str,
+    *,
+    record: bool,
+) -> dict[str, dict[str, list[float]]]:
+    """Overheads (seconds) per target; each iteration makes one pair per target."""
+    out: dict[str, dict[str, list[float]]] = {
+        name: {"overhead": [], "direct": [], "via": [], "reported_ms": []} for name in targets
+    }
+    rng = random.Random(7)
+    for i in range(pairs):
+        for name, (client, headers) in targets.items():
+            body = chat_body(f"[{run}] {name} question {i}: what does a fake upstream say?")
+            first_direct = rng.random() < 0.5
+            if first_direct:
+                d, d_status, _ = direct.post(PATH, body)
+            v, v_status, response = client.post(PATH, body, headers)
+            if not first_direct:
+                d, d_status, _ = direct.post(PATH, body)
+            if d_status != 200 or v_status != 200:
+                raise RuntimeError(f"{name}: status {v_status} (direct {d_status})")
+            cache_status = response.getheader("x-thrifty-cache-status")
+            if cache_status not in (None, "MISS", "BYPASS"):
+                raise RuntimeError(f"{name}: expected a miss, got {cache_status}")
+            if record:
+                out[name]["overhead"].append(v - d)
+                out[name]["direct"].append(d)
+                out[name]["via"].append(v)
+                reported = response.getheader("x-thrifty-overhead-ms")
+                if reported is not None:
+                    out[name]["reported_ms"].append(float(reported))
+    return out
+
+
+def summarize(results: dict[str, dict[str, list[float]]]) -> list[dict[str, object]]:
+    rows = []
+    for name, series in results.items():
+        overhead = series["overhead"]
+        row: dict[str, object] = {
+            "path": name,
+            "pairs": len(overhead),
+            "overhead_median_ms": round(statistics.median(overhead) * 1000, 3),
+            "overhead_p99_ms": round(percentile(overhead, 99) * 1000, 3),
+            "direct_median_ms": round(statistics.median(series["direct"]) * 1000, 3),
+            "via_median_ms": round(statistics.median(series["via"]) * 1000, 3),
+        }
+        if series["reported_ms"]:
+            row["x_thrifty_overhead_ms_median"] = round(statistics.median(series["reported_ms"]), 3)
+        rows.append(row)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--pairs", type=int, default=2000)
+    parser.add_argument("--warmup", type=int, default=200)
+    parser.add_argument("--no-litellm", action="store_true")
+    parser.add_argument("--json", type=Path, help="also write the rows here")
+    args = parser.parse_args()
+
+    workdir = Path(tempfile.mkdtemp(prefix="bench-gateway-overhead-"))
+    procs: list[Proc] = []
+    try:
+        upstream = start_fake_upstream(workdir)
+        procs.append(upstream)
+        thrifty = start_thrifty(upstream, workdir)
+        procs.append(thrifty)
+        targets = {
+            "thrifty miss": (Client(thrifty.port), {}),
+            "thrifty no-store": (Client(thrifty.port), {"X-Thrifty-Cache": "no-store"}),
+        }
+        if not args.no_litellm:
+            if litellm_available():
+                litellm = start_litellm(upstream, workdir, cache=False)
+                procs.append(litellm)
+                targets["litellm"] = (Client(litellm.port), {})
+            else:
+                print("LiteLLM is not installed (see _gateways.py); measuring thrifty alone")
+        direct = Client(upstream.port)
+        run = uuid.uuid4().hex[:8]
+        measure(targets, direct, args.warmup, run + "w", record=False)
+        started = time.perf_counter()
+        results = measure(targets, direct, args.pairs, run, record=True)
+        elapsed = time.perf_counter() - started
+    finally:
+        for proc in reversed(procs):
+            proc.stop()
+
+    rows = summarize(results)
+    print(
+        f"\n{args.pairs} interleaved pairs per path in {elapsed:.1f} s (fake upstream on loopback)"
+    )
+    print("| path | overhead median ms | overhead p99 ms | direct median ms | via median ms |")
+    print("|---|---|---|---|---|")
+    for row in rows:
+        print(
+            f"| {row['path']} | {row['overhead_median_ms']} | {row['overhead_p99_ms']} | "
+            f"{row['direct_median_ms']} | {row['via_median_ms']} |"
+        )
+    by_path = {row["path"]: row for row in rows}
+    if "litellm" in by_path:
+        litellm_median = float(by_path["litellm"]["overhead_median_ms"])  # type: ignore[arg-type]
+        for name in ("thrifty miss", "thrifty no-store"):
+            ours = float(by_path[name]["overhead_median_ms"])  # type: ignore[arg-type]
+            ratio = litellm_median / ours if ours > 0 else float("inf")
+            print(f"LiteLLM median / {name} median: {ratio:.1f}x")
+    for row in rows:
+        if "x_thrifty_overhead_ms_median" in row:
+            print(
+                f"{row['path']}: X-Thrifty-Overhead-Ms median {row['x_thrifty_overhead_ms_median']}"
+            )
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1))
+
+
+if __name__ == "__main__":
+    main()
