@@ -84,6 +84,15 @@ def _record_route(gw: Gateway, call: Call, routed: Routed[Any]) -> None:
     call.route = routed.deployment.id
 
 
+async def _reserve(gw: Gateway, call: Call, principal: Principal, model: str,
+                   body: dict[str, Any]) -> Reservation | None:
+    """The key's limits, taken before the upstream call; their standing goes in the headers."""
+    reservation = await gw.reserve(principal, model, body)
+    if reservation is not None:
+        call.headers.update(reservation.state.headers())
+    return reservation
+
+
 async def _routed(
     gw: Gateway, call: Call, model: str, attempt: Callable[[Deployment], Awaitable[Any]],
     reservation: Reservation | None,
@@ -150,7 +159,7 @@ async def answer(
     fields: dict[str, Any] = {}
 
     async def compute() -> dict[str, Any]:
-        reservation = await gw.reserve(principal, model, body)
+        reservation = await _reserve(gw, call, principal, model, body)
         routed = await _routed(
             gw, call, model, lambda d: getattr(d.target, operation)(body), reservation
         )
@@ -204,7 +213,7 @@ async def stream_chat(
             return replay(chunks_from_completion(hit.value, include_usage=include_usage))
     call.status = "REFRESH" if policy.refresh else ("MISS" if policy.read else "BYPASS")
     gw.metrics.cache_lookups.labels(label, "miss" if policy.read else "bypass").inc()
-    reservation = await gw.reserve(principal, model, body)
+    reservation = await _reserve(gw, call, principal, model, body)
     upstream_body = {**body, "stream": True,
                      "stream_options": {**(body.get("stream_options") or {}),
                                         "include_usage": True}}

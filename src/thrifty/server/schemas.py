@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, StrictBool, ValidationError
 
 from thrifty.server.errors import APIError
 
@@ -39,7 +39,7 @@ class ChatMessage(_Open):
 
 class _Sampling(_Open):
     model: str = Field(min_length=1)
-    stream: bool = False
+    stream: StrictBool = False
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, ge=0, le=1)
     n: PositiveInt | None = None

@@ -60,6 +60,10 @@ class FakeOpenAI:
     Attributes:
         calls: requests received per endpoint (``chat``, ``embeddings``, ``models``).
         requests: every request body received, in order.
+        chunk_delay: seconds between two streamed chunks (to test clients that hang up).
+        streams_abandoned: streams the client closed before their end (counted when a write
+            fails), so a test can see that a gateway closed its upstream connection.
+        failure_headers: headers sent with every ``fail_next`` error (e.g. ``Retry-After``).
     """
 
     def __init__(self, reply: ReplyFn = echo_reply, *, delay: float = 0.0) -> None:
@@ -70,6 +74,9 @@ class FakeOpenAI:
         self._lock = threading.Lock()
         self._failures: list[int] = []
         self.stream_error_after: int | None = None
+        self.chunk_delay = 0.0
+        self.streams_abandoned = 0
+        self.failure_headers: dict[str, str] = {}
         self._server = _QuietServer(("127.0.0.1", 0), _handler_for(self))
         self._thread: threading.Thread | None = None
 
@@ -161,6 +168,21 @@ class FakeOpenAI:
             chunks.append({**base, "choices": [], "usage": full["usage"]})
         return chunks
 
+    def text_completion(self, body: dict[str, Any], number: int) -> dict[str, Any]:
+        """A ``text_completion`` answer (``POST /v1/completions``) echoing the prompt."""
+        prompt = body.get("prompt")
+        text = f"Reply {number}: {prompt if isinstance(prompt, str) else json.dumps(prompt)}"
+        used_in, used_out = count_text(str(prompt)), count_text(text)
+        return {
+            "id": f"cmpl-fake-{number}",
+            "object": "text_completion",
+            "created": int(time.time()),
+            "model": body.get("model", "fake"),
+            "choices": [{"index": 0, "text": text, "logprobs": None, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": used_in, "completion_tokens": used_out,
+                      "total_tokens": used_in + used_out},
+        }
+
     def embeddings(self, body: dict[str, Any]) -> dict[str, Any]:
         inputs = body.get("input")
         texts = [inputs] if isinstance(inputs, str) else list(inputs or [])
@@ -204,17 +226,23 @@ def _handler_for(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
         def log_message(self, format: str, *args: Any) -> None:  # keep test output clean
             return
 
-        def _send_json(self, status: int, payload: dict[str, Any]) -> None:
+        def _send_json(
+            self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None
+        ) -> None:
             data = json.dumps(payload).encode()
             self.send_response(status)
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
 
-        def _send_error(self, status: int, message: str) -> None:
+        def _send_error(
+            self, status: int, message: str, headers: dict[str, str] | None = None
+        ) -> None:
             error = {"message": message, "type": "fake_error", "param": None, "code": None}
-            self._send_json(status, {"error": error})
+            self._send_json(status, {"error": error}, headers)
 
         def _write_chunk(self, data: bytes) -> None:
             self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
@@ -225,7 +253,17 @@ def _handler_for(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Type", "text/event-stream")
             self.send_header("Transfer-Encoding", "chunked")
             self.end_headers()
+            try:
+                self._write_events(events, error_after)
+            except ConnectionError:
+                with fake._lock:
+                    fake.streams_abandoned += 1
+                raise
+
+        def _write_events(self, events: list[dict[str, Any]], error_after: int | None) -> None:
             for i, event in enumerate(events):
+                if i and fake.chunk_delay:
+                    time.sleep(fake.chunk_delay)
                 if error_after is not None and i == error_after:
                     failure = {"error": {"message": "fake stream failure", "type": "fake_error"}}
                     self._write_chunk(f"data: {json.dumps(failure)}\n\n".encode())
@@ -251,7 +289,11 @@ def _handler_for(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
                 self._send_error(400, "request body is not JSON")
                 return
             path = self.path.split("?", 1)[0].rstrip("/")
-            endpoint = {"/v1/chat/completions": "chat", "/v1/embeddings": "embeddings"}.get(path)
+            endpoint = {
+                "/v1/chat/completions": "chat",
+                "/v1/completions": "completions",
+                "/v1/embeddings": "embeddings",
+            }.get(path)
             if endpoint is None:
                 self._send_error(404, f"no route {self.path}")
                 return
@@ -259,7 +301,9 @@ def _handler_for(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
             if fake.delay:
                 time.sleep(fake.delay)
             if failure is not None:
-                self._send_error(failure, f"fake failure {failure}")
+                self._send_error(failure, f"fake failure {failure}", fake.failure_headers)
+            elif endpoint == "completions":
+                self._send_json(200, fake.text_completion(body, number))
             elif endpoint == "embeddings":
                 self._send_json(200, fake.embeddings(body))
             elif body.get("stream"):

@@ -1,0 +1,137 @@
+"""Per-request cache control, tenant isolation, temperature policy, coalescing, disconnects."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from _gateway import fake_config, gateway
+from thrifty.testing.fake_openai import FakeOpenAI
+
+HI = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeOpenAI]:
+    with FakeOpenAI() as upstream:
+        yield upstream
+
+
+@pytest.fixture
+def served(fake: FakeOpenAI) -> Iterator[str]:
+    with gateway(fake_config(fake.base_url)) as (url, _):
+        yield url
+
+
+def post(url: str, body: dict = HI, **headers: str) -> httpx.Response:
+    response = httpx.post(f"{url}/v1/chat/completions", json=body,
+                          headers={k.replace("_", "-"): v for k, v in headers.items()})
+    assert response.status_code == 200, response.text
+    return response
+
+
+def status(response: httpx.Response) -> str:
+    return response.headers["x-thrifty-cache-status"]
+
+
+def test_modes(served: str, fake: FakeOpenAI) -> None:
+    assert status(post(served, X_Thrifty_Cache="no-store")) == "MISS"
+    assert status(post(served, X_Thrifty_Cache="no-store")) == "MISS"  # nothing was stored
+    assert status(post(served)) == "MISS"
+    assert status(post(served)) == "HIT"
+    assert status(post(served, X_Thrifty_Cache="no-store")) == "HIT"  # reads still allowed
+    assert status(post(served, X_Thrifty_Cache="no-cache")) == "BYPASS"
+    refreshed = post(served, X_Thrifty_Cache="refresh")
+    assert status(refreshed) == "REFRESH"
+    after = post(served)
+    assert status(after) == "HIT"
+    assert after.json()["choices"][0]["message"]["content"] == \
+        refreshed.json()["choices"][0]["message"]["content"] == "Reply 5: hi"
+    assert fake.calls["chat"] == 5
+
+
+def test_body_field_controls_like_the_header(served: str, fake: FakeOpenAI) -> None:
+    post(served)
+    bypass = post(served, {**HI, "thrifty": {"cache": "no-cache"}})
+    assert status(bypass) == "BYPASS"
+    assert "thrifty" not in fake.requests[-1]  # never forwarded upstream
+
+
+def test_namespaces_are_isolated(served: str, fake: FakeOpenAI) -> None:
+    post(served)
+    assert status(post(served, X_Thrifty_Namespace="support")) == "MISS"
+    assert status(post(served, X_Thrifty_Namespace="support")) == "HIT"
+    assert status(post(served, {**HI, "thrifty": {"namespace": "support"}})) == "HIT"
+    assert fake.calls["chat"] == 2
+
+
+def test_ttl_header_expires_the_entry(served: str) -> None:
+    post(served, X_Thrifty_TTL="0.3")
+    assert status(post(served)) == "HIT"
+    time.sleep(0.4)
+    assert status(post(served)) == "MISS"
+
+
+def test_temperature_above_zero_needs_opt_in(served: str, fake: FakeOpenAI) -> None:
+    warm = {**HI, "temperature": 0.7}
+    assert status(post(served, warm)) == "BYPASS"
+    assert status(post(served, warm)) == "BYPASS"
+    assert status(post(served, warm, X_Thrifty_Cache_Temperature="true")) == "MISS"
+    assert status(post(served, warm, X_Thrifty_Cache_Temperature="true")) == "HIT"
+    cold = {**HI, "temperature": 0}
+    assert status(post(served, cold)) == "MISS"
+    assert status(post(served, cold)) == "HIT"
+    assert fake.calls["chat"] == 4
+
+
+def test_config_opt_in_caches_temperature(fake: FakeOpenAI) -> None:
+    config = fake_config(fake.base_url, cache={"url": "memory://", "cache_temperature": True})
+    with gateway(config) as (url, _):
+        post(url, {**HI, "temperature": 0.9})
+        assert status(post(url, {**HI, "temperature": 0.9})) == "HIT"
+
+
+def test_cache_disabled_in_config_bypasses(fake: FakeOpenAI) -> None:
+    config = fake_config(fake.base_url, cache={"url": "memory://", "enabled": False})
+    with gateway(config) as (url, _):
+        post(url)
+        assert status(post(url)) == "BYPASS"
+    assert fake.calls["chat"] == 2
+
+
+async def test_identical_concurrent_requests_are_coalesced() -> None:
+    with FakeOpenAI(delay=0.3) as slow, gateway(fake_config(slow.base_url)) as (url, _):
+        async with httpx.AsyncClient(timeout=10) as http:
+            answers = await asyncio.gather(*(
+                http.post(f"{url}/v1/chat/completions", json=HI) for _ in range(5)
+            ))
+        assert slow.calls["chat"] == 1
+        statuses = sorted(status(a) for a in answers)
+        assert statuses == ["HIT", "HIT", "HIT", "HIT", "MISS"]
+        assert len({a.json()["choices"][0]["message"]["content"] for a in answers}) == 1
+        metrics = httpx.get(f"{url}/metrics").text
+        assert 'result="coalesced"} 4.0' in metrics
+
+
+def test_client_disconnect_mid_stream_closes_the_upstream(fake: FakeOpenAI) -> None:
+    fake.chunk_delay = 0.05
+    long = {"model": "gpt-4o-mini", "stream": True,
+            "messages": [{"role": "user", "content": " ".join(["word"] * 60)}]}
+    with gateway(fake_config(fake.base_url)) as (url, _):
+        with httpx.stream("POST", f"{url}/v1/chat/completions", json=long) as response:
+            assert response.status_code == 200
+            lines = response.iter_lines()
+            assert next(lines).startswith("data: ")
+        # The client hung up after one chunk; the gateway must hang up on the upstream.
+        deadline = time.monotonic() + 5
+        while fake.streams_abandoned == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert fake.streams_abandoned == 1
+        # An interrupted stream is never stored.
+        fake.chunk_delay = 0.0
+        again = httpx.post(f"{url}/v1/chat/completions", json={**long, "stream": False})
+        assert status(again) == "MISS"
