@@ -100,6 +100,9 @@ class Cache:
         lease_ttl: how long a cross-process coalescing lease lives (a crashed holder blocks the
             others at most this long).
         coalesce_timeout: how long a caller waits for an identical in-flight request.
+        holder: the name this cache takes coalescing leases under (default: random). A batch job
+            passes a stable one, so that its run resumed after a crash re-takes the leases the
+            crashed run left instead of waiting ``lease_ttl`` for them.
         store: an already-built :class:`~thrifty.store.Store` (then ``url`` is ignored).
         semantic: also answer reworded questions (see ``thrifty.semantic``); lookups and writes
             that pass the ``request`` take part. No embedder is loaded unless this is True.
@@ -128,6 +131,7 @@ class Cache:
         prices: PriceTable | None = None,
         lease_ttl: float = 60.0,
         coalesce_timeout: float = 300.0,
+        holder: str | None = None,
         store: Store | None = None,
         semantic: bool = False,
         threshold: float | None = None,
@@ -153,7 +157,7 @@ class Cache:
         self.lease_ttl = lease_ttl
         self.coalesce_timeout = coalesce_timeout
         self._flights = SingleFlight()
-        self._holder = uuid.uuid4().hex
+        self._holder = holder or uuid.uuid4().hex
         self._pending: defaultdict[str, defaultdict[str, float]] = defaultdict(
             lambda: defaultdict(float)
         )
