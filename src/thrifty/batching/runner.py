@@ -10,6 +10,7 @@ deployment pool).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +49,13 @@ class JobPaths:
             Path(errors) if errors else out.with_name(out.stem + ".errors.jsonl"),
             Path(journal) if journal else out.with_name(out.name + ".journal.db"),
         )
+
+    @property
+    def lease_holder(self) -> str:
+        """The job's name for cache leases: the same in every run of the job, so a resumed run
+        re-takes the coalescing leases of the run that crashed instead of waiting them out."""
+        digest = hashlib.sha256(str(self.journal.resolve()).encode()).hexdigest()
+        return f"batch-{digest[:32]}"
 
 
 class ProviderSet:

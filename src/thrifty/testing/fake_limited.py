@@ -6,7 +6,9 @@ thrifty's scheduling, never a model). With ``rpm`` set it admits at most ``rpm /
 each wall-clock second, as providers quantize their limits; a request over the limit is refused at
 once with 429, ``Retry-After`` (whole seconds, rounded up) and ``retry-after-ms`` (exact), and
 does not count against the window. It counts calls per prompt (the last message's content), so a
-test can assert that each line of a job reached it exactly once.
+test can assert that each line of a job reached it exactly once: ``calls_by_prompt`` counts
+arrivals, ``answered_by_prompt`` answers completed for a client still connected (a client that
+disconnects while its request is being answered cancels it, as providers stop generating).
 
 Runs on aiohttp in a background thread (``with RateLimitedFakeOpenAI(...) as fake``), or as its
 own process: ``python -m thrifty.testing.fake_limited --port 8199 --latency 0.2 --rpm 600``.
@@ -41,7 +43,8 @@ class RateLimitedFakeOpenAI:
         port: 0 picks a free port.
 
     Attributes:
-        calls_by_prompt: admitted calls per prompt (what a batch line "paid" for).
+        calls_by_prompt: admitted calls per prompt (arrivals).
+        answered_by_prompt: answers completed per prompt (what a batch line paid for).
         admitted: answered requests (successes and scripted failures).
         refused: requests refused with 429 by the rate limit.
         admit_times: wall-clock arrival time of each admitted request.
@@ -54,6 +57,7 @@ class RateLimitedFakeOpenAI:
         self.rpm = rpm
         self.port = port
         self.calls_by_prompt: Counter[str] = Counter()
+        self.answered_by_prompt: Counter[str] = Counter()
         self.admitted = 0
         self.refused = 0
         self.admit_times: list[float] = []
@@ -116,6 +120,8 @@ class RateLimitedFakeOpenAI:
             failure = queued.pop(0) if queued else None
         if self.latency:
             await asyncio.sleep(self.latency)
+        with self._lock:
+            self.answered_by_prompt[prompt] += 1
         if failure is not None:
             error = {"message": f"fake failure {failure}", "type": "fake_error", "code": None}
             return web.json_response({"error": error}, status=failure)
@@ -152,6 +158,7 @@ class RateLimitedFakeOpenAI:
                 "admitted": self.admitted,
                 "refused": self.refused,
                 "calls_by_prompt": dict(self.calls_by_prompt),
+                "answered_by_prompt": dict(self.answered_by_prompt),
             }
         return web.json_response(data)
 
@@ -161,7 +168,7 @@ class RateLimitedFakeOpenAI:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_get("/stats", self._stats)
-        self._runner = web.AppRunner(app, access_log=None)
+        self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", self.port, backlog=1024)
         await site.start()

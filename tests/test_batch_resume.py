@@ -1,0 +1,97 @@
+"""``thrifty batch run`` killed with SIGKILL mid-run, then ``--resume``: nothing lost, nothing
+answered twice (counted at RateLimitedFakeOpenAI, a FAKE upstream)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from thrifty.testing.fake_limited import RateLimitedFakeOpenAI
+
+CLI = [sys.executable, "-c", "from thrifty.cli import main; main()"]
+
+
+def write_job(path: Path, n: int) -> None:
+    with path.open("w") as fh:
+        for i in range(n):
+            body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": f"q{i}"}]}
+            line = {"custom_id": f"r{i}", "method": "POST", "url": "/v1/chat/completions"}
+            fh.write(json.dumps({**line, "body": body}) + "\n")
+
+
+def write_config(path: Path, base_url: str, cache_db: Path) -> None:
+    path.write_text(
+        "model_list:\n"
+        "  - model_name: gpt-4o-mini\n"
+        f"    litellm_params: {{model: openai/gpt-4o-mini, api_base: '{base_url}', api_key: k}}\n"
+        f"cache: {{url: 'sqlite:///{cache_db}'}}\n"
+    )
+
+
+def batch_cmd(tmp_path: Path, *extra: str) -> list[str]:
+    return [
+        *CLI, "batch", "run", str(tmp_path / "in.jsonl"), "-o", str(tmp_path / "out.jsonl"),
+        "--config", str(tmp_path / "config.yaml"), "--max-concurrency", "4", "--no-progress",
+        "--json", *extra,
+    ]  # fmt: skip
+
+
+def test_cli_runs_a_job_and_writes_openai_output(tmp_path: Path) -> None:
+    with RateLimitedFakeOpenAI() as fake:
+        write_job(tmp_path / "in.jsonl", 5)
+        write_config(tmp_path / "config.yaml", fake.base_url, tmp_path / "cache.db")
+        fake.fail("q3", [400])
+        done = subprocess.run(batch_cmd(tmp_path), capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1, done.stderr  # a failed line fails the work
+    summary = json.loads(done.stdout)
+    assert summary["ok"] == 4 and summary["failed"] == 1
+    out = [json.loads(x) for x in (tmp_path / "out.jsonl").read_text().splitlines()]
+    errors = [json.loads(x) for x in (tmp_path / "out.errors.jsonl").read_text().splitlines()]
+    assert [o["custom_id"] for o in out] == ["r0", "r1", "r2", "r4"]
+    assert [e["custom_id"] for e in errors] == ["r3"]
+
+
+def test_cli_reports_bad_lines_with_exit_code_2(tmp_path: Path) -> None:
+    (tmp_path / "in.jsonl").write_text('{"custom_id": "a"}\nnot json\n')
+    (tmp_path / "config.yaml").write_text("model_list: []\n")
+    done = subprocess.run(batch_cmd(tmp_path), capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "line 1: missing field(s): method, url, body" in done.stderr
+    assert "line 2: not valid JSON" in done.stderr
+
+
+@pytest.mark.parametrize("kill_after", [6, 17])
+def test_kill_9_then_resume_loses_nothing_and_pays_once(tmp_path: Path, kill_after: int) -> None:
+    n = 40
+    # Latency 0.8 s and 4 in flight: answers arrive in waves, and the kill lands mid-wave, so
+    # the only requests cut off are ones whose answers were never sent (the fake cancels them).
+    with RateLimitedFakeOpenAI(latency=0.8) as fake:
+        write_job(tmp_path / "in.jsonl", n)
+        write_config(tmp_path / "config.yaml", fake.base_url, tmp_path / "cache.db")
+        proc = subprocess.Popen(batch_cmd(tmp_path), stdout=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 60
+        while fake.admitted < kill_after and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.3)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+        answered_before = sum(fake.answered_by_prompt.values())
+        assert 0 < answered_before < n
+        done = subprocess.run(
+            batch_cmd(tmp_path, "--resume"), capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == 0, done.stderr
+        summary = json.loads(done.stdout)
+        assert summary["skipped"] + summary["cached"] == answered_before
+        assert summary["ok"] + summary["skipped"] == n
+        answered = dict(fake.answered_by_prompt)
+    assert answered == {f"q{i}": 1 for i in range(n)}
+    out = [json.loads(x) for x in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert [o["custom_id"] for o in out] == [f"r{i}" for i in range(n)]
