@@ -13,6 +13,7 @@ import time
 import uuid
 from collections import OrderedDict, defaultdict
 from collections.abc import Awaitable, Callable, Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -114,6 +115,9 @@ class Cache:
         verifier: ``(cached_value, fresh_value) -> bool``; when the policy asks to verify a
             near hit, the fresh answer is computed, compared and fed back to the policy.
         semantic_index: folder of the vector index ("auto": beside the store; None: memory).
+        write_behind: async misses return their answer before it is stored; the write follows
+            in a background task and identical requests meanwhile are coalesced onto the answer
+            (a gateway saves the store write's latency; ``await adrain()`` before closing).
 
     Raises:
         UnknownSchemeError, BackendUnavailableError: when the backend cannot be opened.
@@ -140,6 +144,7 @@ class Cache:
         guard: Any = None,
         verifier: Callable[[Any, Any], bool] | None = None,
         semantic_index: Any = "auto",
+        write_behind: bool = False,
     ) -> None:
         if ttl is not None and ttl <= 0:
             raise ConfigError("ttl must be positive seconds or None")
@@ -157,6 +162,8 @@ class Cache:
         self.lease_ttl = lease_ttl
         self.coalesce_timeout = coalesce_timeout
         self._flights = SingleFlight()
+        self.write_behind = write_behind
+        self._writes_behind: set[asyncio.Task[None]] = set()
         self._holder = holder or uuid.uuid4().hex
         self._pending: defaultdict[str, defaultdict[str, float]] = defaultdict(
             lambda: defaultdict(float)
@@ -680,17 +687,56 @@ class Cache:
                     store=store,
                     **fields,
                 )
+        behind: list[Callable[[], Awaitable[None]]] = []
         try:
-            value, status = await self._alead(key, compute, namespace, ttl, describe, store, fields)
+            value, status = await self._alead(
+                key, compute, namespace, ttl, describe, store, fields, behind
+            )
             future.set_result(value)
             return value, status
         except BaseException as exc:
             future.set_exception(exc if isinstance(exc, Exception) else LeaderGone())
             raise
         finally:
-            self._flights.finish(key, future)
+            if behind:  # the answer is out; the flight stays open until it is stored
+                self._write_behind(behind[0], key, future)
+            else:
+                self._flights.finish(key, future)
 
-    async def _alead(self, key, compute, namespace, ttl, describe, store, fields):  # type: ignore[no-untyped-def]
+    def _write_behind(
+        self, write: Callable[[], Awaitable[None]], key: str, future: Future[Any]
+    ) -> None:
+        task = asyncio.get_running_loop().create_task(write())  # type: ignore[arg-type]
+        self._writes_behind.add(task)
+
+        def done(task: asyncio.Task[None]) -> None:
+            self._writes_behind.discard(task)
+            self._flights.finish(key, future)
+            if not task.cancelled() and task.exception() is not None:
+                self._fault("write behind", task.exception())  # type: ignore[arg-type]
+
+        task.add_done_callback(done)
+
+    def _set_and_release(
+        self, key: str, value: Any, lease: str | None, options: dict[str, Any]
+    ) -> None:
+        try:
+            self.set(key, value, **options)
+        finally:
+            if lease is not None:
+                self._safe(self.store.release_lease, lease, self._holder)
+
+    async def _aset_and_release(
+        self, key: str, value: Any, lease: str | None, options: dict[str, Any]
+    ) -> None:
+        self._set_and_release(key, value, lease, options)
+
+    async def adrain(self) -> None:
+        """Wait for the answers still being stored in the background (``write_behind``)."""
+        while self._writes_behind:
+            await asyncio.gather(*list(self._writes_behind), return_exceptions=True)
+
+    async def _alead(self, key, compute, namespace, ttl, describe, store, fields, behind):  # type: ignore[no-untyped-def]
         lease = f"coalesce:{key}"
         leased = await self._call(self._take_lease, lease)
         deadline = time.monotonic() + self.lease_ttl
@@ -707,6 +753,17 @@ class Cache:
             elapsed_ms = (time.perf_counter() - started) * 1000
             if store:
                 extra = {**fields, **(describe(value) if describe else {})}
+                if self.write_behind:  # one background hop stores it and frees the lease
+                    options = {"namespace": namespace, "ttl": ttl, "latency_ms": elapsed_ms}
+                    args = (key, value, lease if leased else None, {**options, **extra})
+                    threaded = self.store.blocking or self.semantic is not None
+                    behind.append(
+                        (lambda: asyncio.to_thread(self._set_and_release, *args))
+                        if threaded
+                        else (lambda: self._aset_and_release(*args))
+                    )
+                    leased = False
+                    return value, "miss"
                 await self.aset(
                     key, value, namespace=namespace, ttl=ttl, latency_ms=elapsed_ms, **extra
                 )

@@ -1,0 +1,107 @@
+"""Cache(write_behind=True): a miss answers before its store write, without losing coalescing."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+
+import pytest
+
+from thrifty.cache import Cache
+from thrifty.entry import Entry
+from thrifty.store.memory import MemoryStore
+
+
+class GatedStore(MemoryStore):
+    """A memory store that says it blocks, and whose writes wait for a gate."""
+
+    blocking = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = threading.Event()
+
+    def set(self, entry: Entry) -> None:
+        self.gate.wait(5)
+        super().set(entry)
+
+
+async def test_the_answer_comes_before_the_write_and_repeats_are_coalesced() -> None:
+    store = GatedStore()
+    cache = Cache(store=store, write_behind=True)
+    calls = 0
+
+    async def compute() -> str:
+        nonlocal calls
+        calls += 1
+        return "answer"
+
+    key = cache.key({"model": "m", "messages": [{"role": "user", "content": "hi"}]})
+    assert await cache.aget_or_compute(key, compute) == ("answer", "miss")
+    assert store.get(key) is None  # still being written
+    # an identical request meanwhile rides on the finished answer instead of recomputing
+    assert await cache.aget_or_compute(key, compute) == ("answer", "coalesced")
+    store.gate.set()
+    await cache.adrain()
+    assert store.get(key) is not None
+    assert await cache.aget_or_compute(key, compute) == ("answer", "hit")
+    assert calls == 1
+
+
+async def test_without_write_behind_the_answer_is_stored_first() -> None:
+    cache = Cache("memory://")
+
+    async def compute() -> str:
+        return "answer"
+
+    await cache.aget_or_compute("k", compute)
+    assert cache.store.get("k") is not None
+
+
+async def test_write_behind_on_sqlite_releases_the_lease(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/cache.db"
+    cache = Cache(url, write_behind=True)
+    other = Cache(url)
+
+    async def compute() -> dict[str, str]:
+        return {"text": "answer"}
+
+    value, status = await cache.aget_or_compute("key-1", compute, model="m")
+    assert status == "miss" and value == {"text": "answer"}
+    await cache.adrain()
+    assert other.get("key-1") == {"text": "answer"}
+    # the lease was released with the write: another process's cache can take it at once
+    assert other.store.acquire_lease("coalesce:key-1", "someone-else", 60)
+    cache.close()
+    other.close()
+
+
+async def test_a_failed_background_write_is_a_counted_fault_not_an_error() -> None:
+    class BrokenStore(MemoryStore):
+        def set(self, entry: Entry) -> None:
+            raise OSError("disk full")
+
+    cache = Cache(store=BrokenStore(), write_behind=True)
+
+    async def compute() -> str:
+        return "answer"
+
+    assert await cache.aget_or_compute("k", compute) == ("answer", "miss")
+    await cache.adrain()
+    assert cache.stats().errors >= 1
+    assert await cache.aget_or_compute("k", compute) == ("answer", "miss")
+    await cache.adrain()
+
+
+async def test_a_failed_compute_stores_nothing() -> None:
+    cache = Cache("memory://", write_behind=True)
+
+    async def compute() -> str:
+        raise RuntimeError("upstream down")
+
+    with pytest.raises(RuntimeError):
+        await cache.aget_or_compute("k", compute)
+    await cache.adrain()
+    assert cache.store.get("k") is None
+    await asyncio.sleep(0)
