@@ -25,20 +25,28 @@ def fake():
         yield server
 
 
-@pytest.fixture
-def cache():
-    return thrifty.Cache("memory://")
+@pytest.fixture(params=["memory", "sqlite"])
+def cache(request, tmp_path):
+    url = "memory://" if request.param == "memory" else f"sqlite:///{tmp_path}/wrap.db"
+    with thrifty.Cache(url) as c:
+        yield c
 
 
 @pytest.fixture
-def client(fake, cache):
-    return thrifty.wrap(openai.OpenAI(base_url=fake.base_url, api_key="test", max_retries=0), cache)
+def raw(fake):
+    with openai.OpenAI(base_url=fake.base_url, api_key="test", max_retries=0) as sdk_client:
+        yield sdk_client
 
 
 @pytest.fixture
-def aclient(fake, cache):
-    raw = openai.AsyncOpenAI(base_url=fake.base_url, api_key="test", max_retries=0)
+def client(raw, cache):
     return thrifty.wrap(raw, cache)
+
+
+@pytest.fixture
+async def aclient(fake, cache):
+    async with openai.AsyncOpenAI(base_url=fake.base_url, api_key="test", max_retries=0) as raw:
+        yield thrifty.wrap(raw, cache)
 
 
 def text_of(stream) -> str:
@@ -185,8 +193,7 @@ async def test_async_embeddings_are_cached(aclient, fake):
     assert fake.calls["embeddings"] == 1
 
 
-def test_sampled_requests_are_not_cached_unless_the_caller_opts_in(fake, cache):
-    raw = openai.OpenAI(base_url=fake.base_url, api_key="test", max_retries=0)
+def test_sampled_requests_are_not_cached_unless_the_caller_opts_in(raw, fake, cache):
     client = thrifty.wrap(raw, cache)
     default_temperature = {"model": "gpt-4o-mini", "messages": MESSAGES}
     for request in (default_temperature, {**default_temperature, "temperature": 0.7}):
@@ -246,9 +253,8 @@ class FailingStore(MemoryStore):
         raise BackendError("down")
 
 
-def test_a_failing_backend_still_answers(fake):
+def test_a_failing_backend_still_answers(raw):
     cache = thrifty.Cache(store=FailingStore())
-    raw = openai.OpenAI(base_url=fake.base_url, api_key="test", max_retries=0)
     client = thrifty.wrap(raw, cache)
     answer = client.chat.completions.create(**CHAT)
     assert answer.choices[0].message.content.startswith("Reply 1")
@@ -273,16 +279,17 @@ def test_cache_modes_per_call(client, fake):
         client.chat.completions.create(**CHAT, **mode("sometimes"))
 
 
-def test_namespaces_do_not_share_entries(fake, cache):
-    raw = openai.OpenAI(base_url=fake.base_url, api_key="test", max_retries=0)
+def test_namespaces_do_not_share_entries(raw, cache):
     thrifty.wrap(raw, cache, namespace="a").chat.completions.create(**CHAT)
     other = thrifty.wrap(raw, cache, namespace="b").chat.completions.create(**CHAT)
     assert cache_status(other) == "miss"
 
 
 def test_identical_concurrent_requests_reach_upstream_once(cache):
-    with FakeOpenAI(delay=0.3) as slow:
-        raw = openai.OpenAI(base_url=slow.base_url, api_key="test", max_retries=0)
+    with (
+        FakeOpenAI(delay=0.3) as slow,
+        openai.OpenAI(base_url=slow.base_url, api_key="test", max_retries=0) as raw,
+    ):
         client = thrifty.wrap(raw, cache)
         answers: list[ChatCompletion] = []
         threads = [
@@ -307,8 +314,23 @@ def test_everything_else_passes_through(client, fake):
     assert cache_status(shorter.chat.completions.create(**CHAT)) == "hit"
 
 
-def test_wrap_rejects_what_is_not_a_client(cache):
+def test_wrap_rejects_what_is_not_a_client(raw, cache):
     with pytest.raises(ConfigError):
         thrifty.wrap(object(), cache)
     with pytest.raises(ConfigError):
-        thrifty.wrap(openai.OpenAI(api_key="test"), cache={})
+        thrifty.wrap(raw, cache={})
+
+
+def test_a_semantic_cache_answers_a_reworded_question(raw, fake):
+    from thrifty.semantic.embedder import HashingEmbedder
+
+    cache = thrifty.Cache("memory://", semantic=True, embedder=HashingEmbedder(), threshold=0.8)
+    client = thrifty.wrap(raw, cache)
+    client.chat.completions.create(**CHAT)
+    reworded = [{"role": "user", "content": "what is the capital of france"}]
+    plain = client.chat.completions.create(**{**CHAT, "messages": reworded})
+    streamed = client.chat.completions.create(**{**CHAT, "messages": reworded}, stream=True)
+    assert cache_status(plain) == cache_status(streamed) == "semantic_hit"
+    assert text_of(streamed) == plain.choices[0].message.content
+    assert fake.calls["chat"] == 1
+    assert cache.stats().semantic_hits == 2

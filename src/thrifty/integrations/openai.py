@@ -14,7 +14,8 @@ everything else passes through to the real client unchanged.
   ``no-cache`` neither reads nor writes, ``no-store`` reads but does not write, ``refresh``
   does not read but overwrites.
 - Each response carries how it was served: ``cache_status(response)`` is ``"hit"``,
-  ``"coalesced"``, ``"miss"``, ``"refresh"`` or ``"bypass"`` (also in ``response._thrifty``).
+  ``"semantic_hit"``, ``"coalesced"``, ``"miss"``, ``"refresh"`` or ``"bypass"`` (also in
+  ``response._thrifty``).
 - A failing cache backend never fails a call: the request goes upstream (fail-open).
 """
 
