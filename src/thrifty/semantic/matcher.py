@@ -123,7 +123,11 @@ class SemanticMatcher:
         self._prepare()
         vector = self.embedder.embed_one(query.text)
         for candidate in self.index.search(query.scope, vector, self.k):
-            if not self.policy.should_hit(candidate.key, candidate.similarity):
+            # a candidate the policy will not serve yet may still be worth a check against the
+            # model: that is how a verified policy learns an entry's threshold (exploration)
+            if not self.policy.should_hit(
+                candidate.key, candidate.similarity
+            ) and not self.policy.wants_verification(candidate.key, candidate.similarity):
                 continue
             entry = self.store.get(candidate.key)
             if entry is None:  # deleted, expired, evicted or invalidated: never served
