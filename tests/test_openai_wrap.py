@@ -174,6 +174,30 @@ def test_a_stream_failing_mid_way_is_not_stored(client, fake):
     assert fake.calls["chat"] == 2
 
 
+def test_a_stream_cut_before_its_end_is_not_stored(client, fake):
+    fake.stream_cut_after = 3  # role and two words, no finish reason, no [DONE]
+    assert text_of(client.chat.completions.create(**CHAT, stream=True)) == "Reply 1:"
+    fake.stream_cut_after = None
+    assert cache_status(client.chat.completions.create(**CHAT)) == "miss"
+    assert fake.calls["chat"] == 2
+
+
+def test_several_choices_survive_stream_and_plain_conversions(client, fake):
+    request = {**CHAT, "n": 2}
+    live = list(client.chat.completions.create(**request, stream=True))
+    plain = client.chat.completions.create(**request)
+    assert [c.index for c in plain.choices] == [0, 1]
+    for choice in plain.choices:
+        expected = "".join(
+            part.delta.content or ""
+            for chunk in live
+            for part in chunk.choices
+            if part.index == choice.index
+        )
+        assert choice.message.content == expected
+    assert fake.calls["chat"] == 1
+
+
 def test_embeddings_are_cached(client, fake):
     first = client.embeddings.create(model="text-embedding-3-small", input=["a", "b"])
     second = client.embeddings.create(input=["a", "b"], model="text-embedding-3-small")

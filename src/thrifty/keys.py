@@ -29,6 +29,10 @@ IGNORED_PARAMS: frozenset[str] = frozenset(
         "service_tier",
         "thrifty",
         "parallel_tool_calls_hint",
+        # Provider-side prompt caching and abuse-monitoring hints (like "user"): same answer.
+        "prompt_cache_key",
+        "prompt_cache_retention",
+        "safety_identifier",
     }
 )
 

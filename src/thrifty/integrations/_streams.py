@@ -136,6 +136,22 @@ def chunks_from_completion(
     return chunks
 
 
+def stream_finished(chunks: list[dict[str, Any]]) -> bool:
+    """True when every choice the stream opened got a finish reason (the answer is whole).
+
+    A connection dropped before the end leaves the SDK's iterator ending quietly; such a
+    truncated answer must not be stored.
+    """
+    opened: set[int] = set()
+    finished: set[int] = set()
+    for chunk in chunks:
+        for part in chunk.get("choices") or []:
+            opened.add(part.get("index", 0))
+            if part.get("finish_reason"):
+                finished.add(part.get("index", 0))
+    return bool(opened) and opened == finished
+
+
 def replay_chunks(chunks: list[dict[str, Any]], *, include_usage: bool) -> list[dict[str, Any]]:
     """Stored chunks as a new request wants them: the usage-only chunk kept only if asked."""
     if include_usage:

@@ -45,6 +45,7 @@ from thrifty.integrations._streams import (
     chunks_from_completion,
     completion_from_chunks,
     replay_chunks,
+    stream_finished,
 )
 
 log = logging.getLogger("thrifty.openai")
@@ -269,6 +270,9 @@ class CachedCompletions(_Proxy):
             return _mark(stream, status, call.key)
 
         def store(chunks: list[dict[str, Any]]) -> None:
+            if not stream_finished(chunks):
+                log.warning("thrifty did not store a stream that ended without a finish reason")
+                return
             value = {"chunks": chunks}
             cache.set(
                 call.key or "",
@@ -341,6 +345,9 @@ class AsyncCachedCompletions(_Proxy):
             return _mark(stream, status, call.key)
 
         async def store(chunks: list[dict[str, Any]]) -> None:
+            if not stream_finished(chunks):
+                log.warning("thrifty did not store a stream that ended without a finish reason")
+                return
             value = {"chunks": chunks}
             await cache.aset(
                 call.key or "",

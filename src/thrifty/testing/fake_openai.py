@@ -74,6 +74,9 @@ class FakeOpenAI:
         self._lock = threading.Lock()
         self._failures: list[int] = []
         self.stream_error_after: int | None = None
+        """Send an SSE error event instead of the chunk at this position."""
+        self.stream_cut_after: int | None = None
+        """End the stream (cleanly, without ``[DONE]``) before the chunk at this position."""
         self.chunk_delay = 0.0
         self.streams_abandoned = 0
         self.failure_headers: dict[str, str] = {}
@@ -179,8 +182,11 @@ class FakeOpenAI:
             "created": int(time.time()),
             "model": body.get("model", "fake"),
             "choices": [{"index": 0, "text": text, "logprobs": None, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": used_in, "completion_tokens": used_out,
-                      "total_tokens": used_in + used_out},
+            "usage": {
+                "prompt_tokens": used_in,
+                "completion_tokens": used_out,
+                "total_tokens": used_in + used_out,
+            },
         }
 
     def embeddings(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -248,19 +254,23 @@ def _handler_for(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
             self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
             self.wfile.flush()
 
-        def _send_sse(self, events: list[dict[str, Any]], error_after: int | None) -> None:
+        def _send_sse(
+            self, events: list[dict[str, Any]], error_after: int | None, *, done: bool = True
+        ) -> None:
             self.send_response(200)
             self.send_header("Content-Type", "text/event-stream")
             self.send_header("Transfer-Encoding", "chunked")
             self.end_headers()
             try:
-                self._write_events(events, error_after)
+                self._write_events(events, error_after, done)
             except ConnectionError:
                 with fake._lock:
                     fake.streams_abandoned += 1
                 raise
 
-        def _write_events(self, events: list[dict[str, Any]], error_after: int | None) -> None:
+        def _write_events(
+            self, events: list[dict[str, Any]], error_after: int | None, done: bool
+        ) -> None:
             for i, event in enumerate(events):
                 if i and fake.chunk_delay:
                     time.sleep(fake.chunk_delay)
@@ -270,7 +280,8 @@ def _handler_for(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
                     break
                 self._write_chunk(f"data: {json.dumps(event)}\n\n".encode())
             else:
-                self._write_chunk(b"data: [DONE]\n\n")
+                if done:
+                    self._write_chunk(b"data: [DONE]\n\n")
             self._write_chunk(b"")
 
         def do_GET(self) -> None:
@@ -307,7 +318,10 @@ def _handler_for(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
             elif endpoint == "embeddings":
                 self._send_json(200, fake.embeddings(body))
             elif body.get("stream"):
-                self._send_sse(fake.chat_chunks(body, number), fake.stream_error_after)
+                chunks = fake.chat_chunks(body, number)
+                if fake.stream_cut_after is not None:
+                    chunks = chunks[: fake.stream_cut_after]
+                self._send_sse(chunks, fake.stream_error_after, done=fake.stream_cut_after is None)
             else:
                 self._send_json(200, fake.chat_completion(body, number))
 
