@@ -18,6 +18,7 @@ mismatched folder means a rebuild from the store (``matcher.py`` does that).
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import os
@@ -36,6 +37,21 @@ log = logging.getLogger("thrifty.semantic.index")
 #: Rows at which a scope's exact matrix becomes a usearch HNSW graph.
 ANN_THRESHOLD = 4096
 FORMAT_VERSION = 1
+
+
+def usearch_index_class() -> Any:
+    """usearch's ``Index``, imported after onnxruntime.
+
+    With usearch 2.26.6 and onnxruntime 1.32 (manylinux wheels), importing onnxruntime *after*
+    usearch's extension is loaded crashes the process (segmentation fault); the other order is
+    fine. So onnxruntime, when installed, is always loaded first.
+    """
+    if importlib.util.find_spec("onnxruntime") is not None:
+        import onnxruntime  # noqa: F401
+
+    from usearch.index import Index
+
+    return Index
 
 
 @dataclass(slots=True)
@@ -95,8 +111,7 @@ class _HNSWPartition:
     """A usearch graph over unit vectors with the inner-product metric."""
 
     def __init__(self, dim: int, dtype: str, connectivity: int, index: Any = None) -> None:
-        from usearch.index import Index
-
+        Index = usearch_index_class()
         self.index = index or Index(
             ndim=dim, metric="ip", dtype=dtype, connectivity=connectivity, expansion_search=64
         )
@@ -292,8 +307,7 @@ class ScopedIndex(VectorIndex):
             return False
 
     def _read(self, folder: Path) -> None:
-        from usearch.index import Index
-
+        Index = usearch_index_class()
         manifest = json.loads((folder / "manifest.json").read_text())
         if (manifest["format"], manifest["dim"], manifest["model"]) != (
             FORMAT_VERSION,

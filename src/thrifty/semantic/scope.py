@@ -65,6 +65,7 @@ def semantic_query(
             prompt = prompt[0]
         if not isinstance(prompt, str) or not prompt.strip():
             return None
+        text = prompt
         canon["prompt"] = _HOLE
     payload = canonical_json([KEY_VERSION, "scope", kind, namespace, canon])
     return SemanticQuery(hashlib.sha256(payload.encode()).hexdigest(), text)
