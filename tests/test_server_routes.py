@@ -9,6 +9,8 @@ import openai
 import pytest
 
 from _gateway import fake_config, gateway
+from thrifty.cache import Cache
+from thrifty.errors import BackendError
 from thrifty.testing.fake_openai import FakeOpenAI
 
 HI = [{"role": "user", "content": "hi"}]
@@ -119,3 +121,27 @@ def test_routes_without_v1_prefix(served: str) -> None:
     answer = httpx.post(f"{served}/chat/completions",
                         json={"model": "gpt-4o-mini", "messages": HI})
     assert answer.status_code == 200 and answer.json()["object"] == "chat.completion"
+
+
+def test_stream_wire_format(served: str) -> None:
+    body = {"model": "gpt-4o-mini", "messages": HI, "stream": True}
+    with httpx.stream("POST", f"{served}/v1/chat/completions", json=body) as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        events = [line for line in response.iter_lines() if line]
+    assert all(e.startswith("data: ") for e in events)
+    assert events[-1] == "data: [DONE]"
+
+
+def test_readiness_fails_when_the_cache_backend_does(fake: FakeOpenAI,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    cache = Cache("memory://")
+
+    def broken() -> None:
+        raise BackendError("disk on fire")
+
+    monkeypatch.setattr(cache.store, "ping", broken)
+    with gateway(fake_config(fake.base_url), cache=cache) as (url, _):
+        ready = httpx.get(f"{url}/health/readiness")
+        assert ready.status_code == 503
+        assert "disk on fire" in ready.json()["cache"]
+        assert httpx.get(f"{url}/health/liveness").status_code == 200

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from typing import Any
 
 from thrifty.accounting.prices import PriceTable
@@ -64,6 +64,7 @@ class Gateway:
                 max_entries=settings.max_entries,
                 max_bytes=settings.max_bytes,
                 prices=self.prices,
+                write_behind=True,  # a miss answers before its store write (overhead)
             )
             limits_url = config.limits.url
             if limits_url is None and settings.url.startswith(("redis://", "rediss://")):
@@ -76,6 +77,7 @@ class Gateway:
         )
         self.metrics = GatewayMetrics(self.pool.models())
         self.started = int(time.time())
+        self._tasks: set[asyncio.Task[Any]] = set()
         self._primary_model = {
             e.model_name: e.litellm_params.model for e in reversed(config.model_list)
         }
@@ -167,6 +169,12 @@ class Gateway:
             await self.limits.release(reservation)
 
     # --------------------------------------------------------------- lifecycle
+    def spawn(self, work: Coroutine[Any, Any, Any]) -> None:
+        """Run bookkeeping after the response (kept referenced; awaited at shutdown)."""
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     async def ready(self) -> tuple[bool, str]:
         """Readiness: the cache backend answers a ping."""
         try:
@@ -176,11 +184,15 @@ class Gateway:
         return True, "ok"
 
     async def aclose(self) -> None:
+        if self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
         providers: list[Provider] = self.providers
         for provider in providers:
             with contextlib.suppress(Exception):
                 await provider.aclose()
         with contextlib.suppress(Exception):
             await self.limits.aclose()
+        with contextlib.suppress(Exception):
+            await self.cache.adrain()
         with contextlib.suppress(Exception):
             await asyncio.to_thread(self.cache.close)

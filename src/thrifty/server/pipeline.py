@@ -32,7 +32,12 @@ from thrifty.server.policy import CachePolicy, Status
 from thrifty.server.streaming import DONE, replay, sse_error, sse_event
 
 #: Cache statuses reported for each result of ``aget_or_compute`` (declared once).
-STATUS_OF_RESULT: dict[str, Status] = {"hit": "HIT", "coalesced": "HIT", "miss": "MISS"}
+STATUS_OF_RESULT: dict[str, Status] = {
+    "hit": "HIT", "semantic_hit": "SEMANTIC_HIT", "coalesced": "HIT", "miss": "MISS",
+}
+#: The savings mechanism credited for each kind of hit.
+MECHANISM_OF_RESULT = {"hit": "exact_hit", "semantic_hit": "semantic_hit",
+                       "coalesced": "coalesced"}
 
 
 @dataclass(slots=True)
@@ -171,10 +176,10 @@ async def answer(
     label = gw.metrics.model_label(model)
     if policy.bypass or policy.refresh:
         value = await compute()
-        if policy.refresh:
-            await gw.cache.aset(gw.cache.key(body, kind=kind, namespace=policy.namespace), value,
-                                namespace=policy.namespace, ttl=policy.ttl,
-                                user_id=body.get("user"), **fields)
+        if policy.refresh:  # stored after the response, like a write-behind miss
+            gw.spawn(gw.cache.aset(gw.cache.key(body, kind=kind, namespace=policy.namespace),
+                                   value, namespace=policy.namespace, ttl=policy.ttl,
+                                   user_id=body.get("user"), request=body, kind=kind, **fields))
         call.status = "REFRESH" if policy.refresh else "BYPASS"
         gw.metrics.cache_lookups.labels(label, "bypass").inc()
         return value
@@ -183,13 +188,14 @@ async def answer(
     value, result = await gw.cache.aget_or_compute(
         key, compute, namespace=policy.namespace, ttl=policy.ttl,
         describe=lambda _: fields, store=policy.write, user_id=body.get("user"),
+        request=body, kind=kind,
     )
     call.status = STATUS_OF_RESULT.get(result, "MISS")
     gw.metrics.cache_lookups.labels(label, result).inc()
     if result == "coalesced":  # waiting for the leader's upstream call is not our overhead
         call.upstream_seconds = time.perf_counter() - waited
     if result != "miss":
-        _credit_hit(gw, call, model, body, value, "exact_hit" if result == "hit" else result)
+        _credit_hit(gw, call, model, body, value, MECHANISM_OF_RESULT.get(result, result))
     return value
 
 
@@ -204,11 +210,12 @@ async def stream_chat(
     label = gw.metrics.model_label(model)
     key = gw.cache.key(body, kind="chat", namespace=policy.namespace)
     if policy.read:
-        hit = await gw.cache.alookup(key, namespace=policy.namespace)
+        hit = await gw.cache.alookup(key, namespace=policy.namespace, request=body, kind="chat")
         if hit is not None:
-            call.status = "HIT"
+            call.status = STATUS_OF_RESULT.get(hit.kind, "HIT")
             gw.metrics.cache_lookups.labels(label, hit.kind).inc()
-            _credit_hit(gw, call, model, body, hit.value, "exact_hit")
+            _credit_hit(gw, call, model, body, hit.value, MECHANISM_OF_RESULT.get(hit.kind,
+                                                                                  hit.kind))
             gw.metrics.ttft.labels(label, "hit").observe(time.perf_counter() - call.started)
             return replay(chunks_from_completion(hit.value, include_usage=include_usage))
     call.status = "REFRESH" if policy.refresh else ("MISS" if policy.read else "BYPASS")
@@ -262,12 +269,22 @@ async def _relay(
     finally:
         with anyio.CancelScope(shield=True):
             await iterator.aclose()  # type: ignore[attr-defined]
-            try:
-                response = completion_from_chunks(chunks)
-                fields = await _account(gw, routed.requested, routed.deployment.model_name,
-                                        body, response, reservation)
-                if complete and policy.write and chunks:
-                    await gw.cache.aset(key, response, namespace=policy.namespace,
-                                        ttl=policy.ttl, user_id=body.get("user"), **fields)
-            except Exception:  # accounting must never break the stream's end
-                log.exception("accounting a streamed answer failed")
+        # After the response: the client does not wait for accounting and the cache write.
+        gw.spawn(_finish_stream(gw, routed, chunks, complete, key=key, body=body,
+                                policy=policy, reservation=reservation))
+
+
+async def _finish_stream(
+    gw: Gateway, routed: Routed[Any], chunks: list[dict[str, Any]], complete: bool, *, key: str,
+    body: dict[str, Any], policy: CachePolicy, reservation: Reservation | None,
+) -> None:
+    """Account a relayed stream and store it when it ended normally."""
+    try:
+        response = completion_from_chunks(chunks)
+        fields = await _account(gw, routed.requested, routed.deployment.model_name, body,
+                                response, reservation)
+        if complete and policy.write and chunks:
+            await gw.cache.aset(key, response, namespace=policy.namespace, ttl=policy.ttl,
+                                user_id=body.get("user"), request=body, kind="chat", **fields)
+    except Exception:  # bookkeeping must never break anything the client sees
+        log.exception("accounting a streamed answer failed")

@@ -83,8 +83,11 @@ def endpoint(name: str, handler: Handler) -> Callable[[Request], Awaitable[Any]]
         if isinstance(response, SSEResponse):
             response.headers.update(headers)
             status = 200
-        else:
-            response.headers.update(headers)
+        else:  # new names only: appending skips MutableHeaders' scan per header
+            response.raw_headers.extend(
+                (name.lower().encode("latin-1"), value.encode("latin-1"))
+                for name, value in headers.items()
+            )
             status = response.status_code
         metrics = gw.metrics
         metrics.requests.labels(name, metrics.model_label(call.model), str(status)).inc()

@@ -86,7 +86,10 @@ def build_pool(config: GatewayConfig) -> tuple[DeploymentPool, list[Provider]]:
         strategy=str(extra.get("routing_strategy", "simple-shuffle")),
         allowed_fails=max(router.allowed_fails, 1),
         cooldown_time=router.cooldown_time,
-        timeout=router.timeout,
+        # HTTP providers enforce the timeout themselves (connect, read, between chunks); the
+        # pool's own timer costs a task per attempt, so it is kept only for in-process models.
+        timeout=router.timeout if any(e.litellm_params.kind == "local"
+                                      for e in config.model_list) else None,
     )
     return pool, list(providers.values())
 
