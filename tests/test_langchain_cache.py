@@ -132,3 +132,20 @@ def test_namespaces_keep_adapters_apart(cache):
     a.update("p", "llm", [Generation(text="from a")])
     assert b.lookup("p", "llm") is None
     assert a.lookup("p", "llm")[0].text == "from a"
+
+
+def test_an_answer_json_cannot_carry_is_skipped_not_raised(llm_cache, caplog):
+    import datetime
+
+    llm_cache.update(
+        "p", "llm", [Generation(text="t", generation_info={"at": datetime.date.today()})]
+    )
+    assert llm_cache.lookup("p", "llm") is None
+    assert "cannot store" in caplog.text
+
+
+def test_an_unreadable_entry_is_a_miss(llm_cache, cache):
+    llm_cache.update("p", "llm", [Generation(text="t")])
+    cache.set(llm_cache._key("p", "llm"), [{"neither": "text nor message"}])
+    assert llm_cache.lookup("p", "llm") is None
+    assert cache.stats().entries == 0

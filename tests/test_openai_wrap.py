@@ -303,6 +303,25 @@ def test_cache_modes_per_call(client, fake):
         client.chat.completions.create(**CHAT, **mode("sometimes"))
 
 
+def test_bad_per_call_options_are_rejected_and_odd_temperatures_bypass(client, fake):
+    with pytest.raises(ConfigError):
+        client.chat.completions.create(**CHAT, extra_body={"thrifty": {"ttl": -1}})
+    with pytest.raises(ConfigError):
+        client.chat.completions.create(**CHAT, extra_body={"thrifty": "no-cache"})
+    odd = client.chat.completions.create(**{**CHAT, "temperature": "0"})
+    assert cache_status(odd) == "bypass"
+    assert fake.calls["chat"] == 1
+
+
+def test_wrap_without_a_cache_uses_the_default_sqlite_file(raw, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    client = thrifty.wrap(raw)
+    client.chat.completions.create(**CHAT)
+    assert cache_status(client.chat.completions.create(**CHAT)) == "hit"
+    assert (tmp_path / ".thrifty" / "cache.db").exists()
+    client.thrifty_cache.close()
+
+
 def test_namespaces_do_not_share_entries(raw, cache):
     thrifty.wrap(raw, cache, namespace="a").chat.completions.create(**CHAT)
     other = thrifty.wrap(raw, cache, namespace="b").chat.completions.create(**CHAT)

@@ -13,6 +13,7 @@ on the hit path, which LangChain calls before every model call.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,10 +21,12 @@ from langchain_core.caches import RETURN_VAL_TYPE, BaseCache
 from langchain_core.messages import AIMessage, BaseMessage, messages_from_dict
 from langchain_core.outputs import ChatGeneration, Generation
 
+from thrifty import codec
 from thrifty.accounting.tokens import count_text
-from thrifty.cache import Cache
+from thrifty.cache import Cache, Hit
 from thrifty.keys import text_key
 
+log = logging.getLogger("thrifty.langchain")
 #: Tag on every entry this adapter writes, so ``clear()`` removes only LangChain's entries.
 TAG = "langchain"
 # Chunk-only message fields that the whole message type does not take.
@@ -116,37 +119,58 @@ class ThriftyCache(BaseCache):
     def _key(self, prompt: str, llm_string: str) -> str:
         return text_key(prompt, llm_string, namespace=self.namespace)
 
+    def _decode(self, key: str, hit: Hit | None) -> list[Generation] | None:
+        if hit is None:
+            return None
+        try:
+            return decode_generations(hit.value)
+        except Exception as exc:  # fail-open: an unreadable entry is a miss
+            log.warning("thrifty dropped an unreadable LangChain entry %s: %s", key[:16], exc)
+            self.cache.delete(key)
+            return None
+
+    def _entry(self, prompt: str, return_val: RETURN_VAL_TYPE) -> dict[str, Any] | None:
+        try:
+            records = encode_generations(return_val)
+            codec.encode(records)  # generation_info may hold values JSON cannot carry
+        except (TypeError, ValueError) as exc:
+            log.warning("thrifty cannot store this LangChain answer: %s", exc)
+            return None
+        return {"value": records, **_describe(prompt, return_val)}
+
     def lookup(self, prompt: str, llm_string: str) -> RETURN_VAL_TYPE | None:
-        hit = self.cache.lookup(self._key(prompt, llm_string), namespace=self.namespace)
-        return None if hit is None else decode_generations(hit.value)
+        key = self._key(prompt, llm_string)
+        return self._decode(key, self.cache.lookup(key, namespace=self.namespace))
 
     def update(self, prompt: str, llm_string: str, return_val: RETURN_VAL_TYPE) -> None:
-        self.cache.set(
-            self._key(prompt, llm_string),
-            encode_generations(return_val),
-            namespace=self.namespace,
-            ttl=self.ttl,
-            tags=(TAG,),
-            **_describe(prompt, return_val),
-        )
+        entry = self._entry(prompt, return_val)
+        if entry is not None:
+            self.cache.set(
+                self._key(prompt, llm_string),
+                namespace=self.namespace,
+                ttl=self.ttl,
+                tags=(TAG,),
+                **entry,
+            )
 
     def clear(self, **kwargs: Any) -> None:
         """Remove this adapter's entries (in its namespace); other entries stay."""
         self.cache.invalidate(namespace=self.namespace, tag=TAG)
 
     async def alookup(self, prompt: str, llm_string: str) -> RETURN_VAL_TYPE | None:
-        hit = await self.cache.alookup(self._key(prompt, llm_string), namespace=self.namespace)
-        return None if hit is None else decode_generations(hit.value)
+        key = self._key(prompt, llm_string)
+        return self._decode(key, await self.cache.alookup(key, namespace=self.namespace))
 
     async def aupdate(self, prompt: str, llm_string: str, return_val: RETURN_VAL_TYPE) -> None:
-        await self.cache.aset(
-            self._key(prompt, llm_string),
-            encode_generations(return_val),
-            namespace=self.namespace,
-            ttl=self.ttl,
-            tags=(TAG,),
-            **_describe(prompt, return_val),
-        )
+        entry = self._entry(prompt, return_val)
+        if entry is not None:
+            await self.cache.aset(
+                self._key(prompt, llm_string),
+                namespace=self.namespace,
+                ttl=self.ttl,
+                tags=(TAG,),
+                **entry,
+            )
 
     async def aclear(self, **kwargs: Any) -> None:
         await self.cache.ainvalidate(namespace=self.namespace, tag=TAG)

@@ -106,6 +106,8 @@ class CachedCall:
         request = {**{k: v for k, v in upstream.items() if k != "extra_body"}, **extra}
         namespace = options.get("namespace") or policy.namespace
         ttl = options.get("ttl", policy.ttl)
+        if ttl is not None and (not isinstance(ttl, int | float) or ttl <= 0):
+            raise ConfigError("thrifty ttl must be a positive number of seconds")
         opt_in = bool(options.get("cache_temperature", policy.cache_temperature))
         cacheable = mode != "no-cache" and (kind != "chat" or opt_in or _deterministic(request))
         key = None
@@ -133,7 +135,8 @@ class CachedCall:
 def _deterministic(request: Mapping[str, Any]) -> bool:
     """True at an explicit ``temperature=0``: the OpenAI default temperature is 1."""
     temperature = request.get("temperature")
-    return temperature is not None and float(temperature) == 0.0
+    # A non-number is the upstream's to reject (400), never ours to cache.
+    return isinstance(temperature, int | float) and temperature == 0
 
 
 # ------------------------------------------------------------ stored values
@@ -184,8 +187,7 @@ def _as_chunks(value: Mapping[str, Any], call: CachedCall) -> list[ChatCompletio
 
 
 def _as_embeddings(value: Mapping[str, Any], call: CachedCall, status: str) -> Any:
-    response = CreateEmbeddingResponse.model_validate(value["embeddings"])
-    return _mark(response, status, call.key)
+    return _mark(CreateEmbeddingResponse.model_validate(value["embeddings"]), status, call.key)
 
 
 def _rebuild_failed(cache: Cache, call: CachedCall, exc: Exception) -> None:
@@ -384,7 +386,11 @@ class CachedEmbeddings(_Proxy):
         )
         if fresh:
             return _mark(fresh[0], status, call.key)
-        return _as_embeddings(value, call, status)
+        try:
+            return _as_embeddings(value, call, status)
+        except Exception as exc:
+            _rebuild_failed(self._policy.cache, call, exc)
+            return _mark(self._inner.create(**call.upstream), "miss", call.key)
 
 
 class AsyncCachedEmbeddings(_Proxy):
@@ -410,7 +416,11 @@ class AsyncCachedEmbeddings(_Proxy):
         )
         if fresh:
             return _mark(fresh[0], status, call.key)
-        return _as_embeddings(value, call, status)
+        try:
+            return _as_embeddings(value, call, status)
+        except Exception as exc:
+            _rebuild_failed(self._policy.cache, call, exc)
+            return _mark(await self._inner.create(**call.upstream), "miss", call.key)
 
 
 class CachedChat(_Proxy):
@@ -442,7 +452,7 @@ class CachedClient(_Proxy):
 
 def wrap(
     client: Any,
-    cache: Cache,
+    cache: Cache | None = None,
     *,
     namespace: str | None = None,
     cache_temperature: bool = False,
@@ -452,7 +462,7 @@ def wrap(
 
     Args:
         client: an ``openai.OpenAI`` or ``openai.AsyncOpenAI`` (or a subclass such as Azure's).
-        cache: the :class:`thrifty.Cache` to use.
+        cache: the :class:`thrifty.Cache` to use (default: ``thrifty.Cache()``, SQLite).
         namespace: namespace (tenant) for this client's entries; the cache's default otherwise.
         cache_temperature: also cache chat requests sampled at ``temperature > 0`` (off by
             default: a caller asking for randomness gets a fresh sample).
@@ -466,6 +476,8 @@ def wrap(
             "wrap() takes an openai.OpenAI or openai.AsyncOpenAI client, "
             f"got {type(client).__name__}"
         )
+    if cache is None:
+        cache = Cache()
     if not isinstance(cache, Cache):
         raise ConfigError(f"wrap() needs cache=thrifty.Cache(...), got {type(cache).__name__}")
     return CachedClient(client, WrapPolicy(cache, namespace, cache_temperature, ttl))
