@@ -11,6 +11,7 @@ worker thread so the event loop stays free while tokens are produced.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import importlib.metadata
 import os
@@ -118,7 +119,18 @@ def _import_llama() -> Any:
         raise ProviderUnavailableError(
             f"llama-cpp-python is not installed; {INSTALL_HINT}"
         ) from exc
+    atexit.unregister(_close_llama_devnull)  # registered once, however often models load
+    atexit.register(_close_llama_devnull)
     return llama_cpp
+
+
+def _close_llama_devnull() -> None:
+    """llama_cpp opens two /dev/null files at import and never closes them, which prints a
+    ResourceWarning at interpreter exit; close them once nothing can use them any more."""
+    utils = sys.modules.get("llama_cpp._utils")
+    for name in ("outnull_file", "errnull_file"):
+        with contextlib.suppress(Exception):
+            getattr(utils, name).close()
 
 
 class LlamaCppProvider(Provider):
