@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import uuid
 from collections.abc import Iterator
 
 import httpx
@@ -139,3 +142,44 @@ def test_admin_api_closed_without_admin_key(fake: FakeOpenAI) -> None:
     with gateway(fake_config(fake.base_url)) as (url, _):
         response = httpx.get(f"{url}/admin/stats", headers={"Authorization": "Bearer x"})
     assert response.status_code == 403
+
+
+@pytest.mark.redis
+def test_limits_are_shared_by_replicas_through_redis(fake: FakeOpenAI) -> None:
+    import redis
+
+    url = os.environ.get("THRIFTY_TEST_REDIS", "redis://127.0.0.1:6379/0")
+    try:
+        redis.Redis.from_url(url, socket_timeout=2).ping()
+    except redis.RedisError as exc:
+        pytest.fail(f"Redis at {url} is unreachable (start it: redis-server --daemonize yes): "
+                    f"{exc}")
+    key = f"sk-{uuid.uuid4().hex}"  # fresh counters on every run
+    config = fake_config(fake.base_url, keys=[{"key": key, "tenant": "shared", "rpm": 2}],
+                         limits={"url": url})
+    with gateway(config) as (one, _), gateway(config) as (two, _):
+        assert chat(one, key, "a").status_code == 200
+        assert chat(two, key, "b").status_code == 200
+        refused = chat(one, key, "c")
+        assert refused.status_code == 429
+        assert refused.headers["x-ratelimit-limit-requests"] == "2"
+    assert fake.calls["chat"] == 2
+
+
+async def test_concurrent_burst_cannot_overspend_the_budget() -> None:
+    # Each call may cost up to 1000 output tokens of gpt-4o-mini (~$0.0006): 3 fit in $0.002.
+    with FakeOpenAI(delay=0.3) as slow:
+        config = fake_config(slow.base_url, keys=[{"key": "sk-b", "tenant": "b",
+                                                   "max_budget_usd": 0.002}])
+        with gateway(config) as (url, _):
+            async with httpx.AsyncClient(timeout=10) as http:
+                answers = await asyncio.gather(*(
+                    http.post(f"{url}/v1/chat/completions",
+                              json={"model": "gpt-4o-mini", "max_tokens": 1000,
+                                    "messages": [{"role": "user", "content": f"q{i}"}]},
+                              headers={"Authorization": "Bearer sk-b"})
+                    for i in range(10)
+                ))
+        statuses = sorted(a.status_code for a in answers)
+        assert statuses == [200] * 3 + [429] * 7
+        assert slow.calls["chat"] == 3
