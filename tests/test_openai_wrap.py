@@ -86,6 +86,12 @@ def test_order_whitespace_and_default_params_do_not_change_the_key(client, fake)
     assert fake.calls["chat"] == 1
 
 
+def test_messages_given_as_a_generator_are_sent_and_keyed(client, fake):
+    first = client.chat.completions.create(**{**CHAT, "messages": (m for m in MESSAGES)})
+    assert first.choices[0].message.content == "Reply 1: What is the capital of France?"
+    assert cache_status(client.chat.completions.create(**CHAT)) == "hit"
+
+
 @pytest.mark.parametrize(
     "change",
     [

@@ -24,7 +24,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -92,7 +92,7 @@ class CachedCall:
 
     @classmethod
     def build(cls, kwargs: Mapping[str, Any], policy: WrapPolicy, kind: str) -> CachedCall:
-        upstream = {k: v for k, v in kwargs.items() if not isinstance(v, _UNSET)}
+        upstream = {k: _listed(v) for k, v in kwargs.items() if not isinstance(v, _UNSET)}
         extra = dict(upstream.get("extra_body") or {})
         options = extra.pop("thrifty", None) or {}
         if not isinstance(options, Mapping):
@@ -130,6 +130,14 @@ class CachedCall:
 
     def info(self, status: str) -> dict[str, Any]:
         return {"cache": status, "key": self.key}
+
+
+def _listed(value: Any) -> Any:
+    """A one-shot iterable (the SDK takes ``Iterable`` messages) as a list, so keying it does
+    not use it up before it is sent."""
+    if isinstance(value, Iterator):
+        return list(value)
+    return value
 
 
 def _deterministic(request: Mapping[str, Any]) -> bool:
