@@ -105,3 +105,22 @@ async def test_a_failed_compute_stores_nothing() -> None:
     await cache.adrain()
     assert cache.store.get("k") is None
     await asyncio.sleep(0)
+
+
+async def test_without_shared_leases_a_miss_takes_no_lease(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/cache.db"
+    lone = Cache(url, shared_leases=False)
+    other = Cache(url)
+    assert not lone.shared_leases and other.shared_leases
+    seen: list[bool] = []
+
+    async def compute() -> str:
+        # while the lone process computes, nobody holds the key's lease
+        seen.append(other.store.acquire_lease("coalesce:k", "someone-else", 60))
+        return "answer"
+
+    assert await lone.aget_or_compute("k", compute) == ("answer", "miss")
+    assert seen == [True]
+    assert other.get("k") == "answer"
+    lone.close()
+    other.close()

@@ -118,6 +118,9 @@ class Cache:
         write_behind: async misses return their answer before it is stored; the write follows
             in a background task and identical requests meanwhile are coalesced onto the answer
             (a gateway saves the store write's latency; ``await adrain()`` before closing).
+        shared_leases: elect one computing process per key through leases in the store
+            (default: when the store is shared). A lone process on a SQLite file passes False:
+            each lease is a write transaction on the miss path, and nobody else would wait.
 
     Raises:
         UnknownSchemeError, BackendUnavailableError: when the backend cannot be opened.
@@ -145,6 +148,7 @@ class Cache:
         verifier: Callable[[Any, Any], bool] | None = None,
         semantic_index: Any = "auto",
         write_behind: bool = False,
+        shared_leases: bool | None = None,
     ) -> None:
         if ttl is not None and ttl <= 0:
             raise ConfigError("ttl must be positive seconds or None")
@@ -163,6 +167,7 @@ class Cache:
         self.coalesce_timeout = coalesce_timeout
         self._flights = SingleFlight()
         self.write_behind = write_behind
+        self.shared_leases = self.store.shared and shared_leases is not False
         self._writes_behind: set[asyncio.Task[None]] = set()
         self._holder = holder or uuid.uuid4().hex
         self._pending: defaultdict[str, defaultdict[str, float]] = defaultdict(
@@ -573,7 +578,7 @@ class Cache:
                 self._safe(self.store.release_lease, lease, self._holder, op="release lease")
 
     def _take_lease(self, name: str) -> bool:
-        if not self.store.shared:
+        if not self.shared_leases:
             return True
         try:
             return self.store.acquire_lease(name, self._holder, self.lease_ttl)
@@ -738,10 +743,11 @@ class Cache:
 
     async def _alead(self, key, compute, namespace, ttl, describe, store, fields, behind):  # type: ignore[no-untyped-def]
         lease = f"coalesce:{key}"
-        leased = await self._call(self._take_lease, lease)
+        # without shared leases there is nothing to take or release: skip the thread hops
+        leased = await self._call(self._take_lease, lease) if self.shared_leases else False
         deadline = time.monotonic() + self.lease_ttl
         delays = poll_delays()
-        while not leased and time.monotonic() < deadline:
+        while self.shared_leases and not leased and time.monotonic() < deadline:
             await asyncio.sleep(next(delays))
             hit = await self._call(self._peek, key)
             if hit is not None:
