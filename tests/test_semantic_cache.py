@@ -174,6 +174,10 @@ def test_get_or_compute_reports_semantic_hits(tmp_path: Path) -> None:
     first = cache.get_or_compute(cache.key(chat()), compute(QUESTION), request=chat())
     again = cache.get_or_compute(cache.key(chat(REWORDED)), compute(REWORDED),
                                  request=chat(REWORDED))  # fmt: skip
+    seen: list[Any] = []
+    other = chat("how do i reset my password")
+    cache.get_or_compute(cache.key(other), compute("x"), request=other, on_hit=seen.append)
+    assert seen[0].kind == "semantic_hit" and 0.6 <= seen[0].similarity < 1 and seen[0].id
     assert first == (f"answer to {QUESTION}", "miss")
     assert again == (f"answer to {QUESTION}", "semantic_hit")
     assert calls == [QUESTION]

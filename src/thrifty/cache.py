@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from thrifty import codec
+from thrifty._cache_semantic import SemanticCacheMixin
 from thrifty.accounting.prices import PriceTable
 from thrifty.coalesce import LeaderGone, SingleFlight, poll_delays
 from thrifty.entry import Entry, Selector
@@ -36,19 +37,6 @@ ENTRY_FIELDS = frozenset(
     {"tags", "model", "model_version", "user_id", "tokens_in", "tokens_out", "cost_usd"}
 )
 COUNTER_FLUSH_SECONDS = 1.0
-#: Semantic hits remembered for feedback, and near hits awaiting verification.
-REMEMBERED_HITS = 10_000
-
-
-_remember_lock = threading.Lock()
-
-
-def _remember(table: OrderedDict[str, Any], key: str, value: Any) -> None:
-    with _remember_lock:
-        table[key] = value
-        table.move_to_end(key)
-        while len(table) > REMEMBERED_HITS:
-            table.popitem(last=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +75,7 @@ class Hit:
     """Names a semantic hit in :meth:`Cache.feedback`."""
 
 
-class Cache:
+class Cache(SemanticCacheMixin):
     """A cache over one backend chosen by URL.
 
     Args:
@@ -270,81 +258,6 @@ class Cache:
         )
         return Hit(value, entry)
 
-    def _semantic_lookup(
-        self, key: str, request: Mapping[str, Any], kind: str, ns: str
-    ) -> Hit | None:
-        assert self.semantic is not None
-        try:
-            query = self.semantic.query(request, ns, kind)
-            match = None if query is None else self.semantic.find(query)
-        except Exception as exc:  # fail-open: a broken embedder or index is a miss
-            self._fault("semantic lookup", exc)
-            return None
-        if match is None:
-            return None
-        try:
-            value = codec.decode(match.entry.value)
-        except CorruptEntryError as exc:
-            log.warning("dropping corrupt cache entry %s: %s", match.entry.key[:16], exc)
-            self._safe(self.delete, match.entry.key)
-            return None
-        if match.verify:  # the policy wants the model asked: a miss, compared when stored
-            _remember(self._verifying, key, (match.entry.key, match.similarity, value))
-            return None
-        entry = match.entry
-        hit_id = uuid.uuid4().hex
-        _remember(self._served, hit_id, (entry.key, match.similarity))
-        _remember(self._served, key, (entry.key, match.similarity))
-        self._count(
-            ns,
-            semantic_hits=1,
-            tokens_saved=entry.tokens_in + entry.tokens_out,
-            usd_saved=entry.cost_usd,
-            latency_saved_ms=entry.latency_ms,
-        )
-        return Hit(value, entry, "semantic_hit", match.similarity, hit_id)
-
-    def lookup_request(
-        self, request: Mapping[str, Any], *, kind: str = "chat", namespace: str | None = None
-    ) -> Hit | None:
-        """Exact, then (with ``semantic=True``) semantic lookup of an OpenAI-shaped request."""
-        ns = namespace or self.namespace
-        return self.lookup(self.key(request, kind=kind, namespace=ns), namespace=ns,
-                           request=request, kind=kind)  # fmt: skip
-
-    def set_request(
-        self,
-        request: Mapping[str, Any],
-        value: Any,
-        *,
-        kind: str = "chat",
-        namespace: str | None = None,
-        **options: Any,
-    ) -> Entry | None:
-        """Store the answer to a request (indexed for semantic lookups when enabled)."""
-        ns = namespace or self.namespace
-        key = self.key(request, kind=kind, namespace=ns)
-        return self.set(key, value, namespace=ns, request=request, kind=kind, **options)
-
-    def feedback(self, ident: str, correct: bool, *, similarity: float | None = None) -> bool:
-        """Tell the threshold policy whether a semantic hit was right.
-
-        Args:
-            ident: the hit's ``id``, the key of the request it answered, or the served entry's
-                key (then ``similarity`` should be given).
-        Returns:
-            False when the hit is unknown (too old, or not semantic) or semantic is off.
-        """
-        if self.semantic is None:
-            return False
-        served = self._served.get(ident)
-        if served is None:
-            if similarity is None:
-                return False
-            served = (ident, similarity)
-        self.semantic.policy.record(served[0], served[1], correct)
-        return True
-
     def get(self, key: str, default: Any = None, *, namespace: str | None = None) -> Any:
         """The cached value under ``key``, or ``default``."""
         hit = self.lookup(key, namespace=namespace)
@@ -379,27 +292,6 @@ class Cache:
         if entry.semantic is not None and self.semantic is not None:
             self._safe(self.semantic.indexed, entry, op="semantic index")
         return entry
-
-    def _attach_semantic(
-        self, entry: Entry, request: Mapping[str, Any], kind: str, value: Any
-    ) -> None:
-        assert self.semantic is not None
-        try:
-            query = self.semantic.query(request, entry.namespace, kind)
-            if query is not None:
-                self.semantic.attach(entry, query)
-        except Exception as exc:  # fail-open: stored, but only for exact lookups
-            self._fault("semantic embed", exc)
-        with _remember_lock:
-            pending = self._verifying.pop(entry.key, None)
-        if pending is not None and self.verifier is not None:
-            cached_key, similarity, cached_value = pending
-            try:
-                correct = bool(self.verifier(cached_value, value))
-            except Exception as exc:
-                self._fault("semantic verifier", exc)
-            else:
-                self.semantic.policy.record(cached_key, similarity, correct)
 
     def make_entry(
         self,
@@ -509,6 +401,7 @@ class Cache:
         store: bool = True,
         request: Mapping[str, Any] | None = None,
         kind: str = "chat",
+        on_hit: Callable[[Hit], None] | None = None,
         **fields: Any,
     ) -> tuple[T, str]:
         """The cached value, or ``compute()`` run once for all identical concurrent callers.
@@ -517,12 +410,16 @@ class Cache:
             describe: maps the computed value to entry fields (tokens, model, cost…).
             store: False to compute without writing (e.g. ``no-store``).
             request, kind: the request ``key`` was made from, for semantic lookup and indexing.
+            on_hit: called with the :class:`Hit` when the answer comes from the cache (a
+                gateway reports a semantic hit's similarity and id from it).
 
         Returns:
             (value, status) where status is "hit", "semantic_hit", "miss" or "coalesced".
         """
         hit = self.lookup(key, namespace=namespace, request=request, kind=kind)
         if hit is not None:
+            if on_hit is not None:
+                on_hit(hit)
             return hit.value, hit.kind
         if request is not None:
             fields = {**fields, "request": request, "kind": kind}
@@ -615,23 +512,6 @@ class Cache:
             )
         return await self._call(self.lookup, key, namespace=namespace)
 
-    async def alookup_request(
-        self, request: Mapping[str, Any], *, kind: str = "chat", namespace: str | None = None
-    ) -> Hit | None:
-        if self.store.blocking or self.semantic is not None:
-            return await asyncio.to_thread(
-                self.lookup_request, request, kind=kind, namespace=namespace
-            )
-        return self.lookup_request(request, kind=kind, namespace=namespace)
-
-    async def aset_request(self, request: Mapping[str, Any], value: Any, **kwargs: Any) -> Any:
-        if self.store.blocking or self.semantic is not None:
-            return await asyncio.to_thread(self.set_request, request, value, **kwargs)
-        return self.set_request(request, value, **kwargs)
-
-    async def afeedback(self, ident: str, correct: bool, **kwargs: Any) -> bool:
-        return self.feedback(ident, correct, **kwargs)
-
     async def aget(self, key: str, default: Any = None, *, namespace: str | None = None) -> Any:
         return await self._call(self.get, key, default, namespace=namespace)
 
@@ -663,11 +543,14 @@ class Cache:
         store: bool = True,
         request: Mapping[str, Any] | None = None,
         kind: str = "chat",
+        on_hit: Callable[[Hit], None] | None = None,
         **fields: Any,
     ) -> tuple[T, str]:
         """Async twin of :meth:`get_or_compute`; ``compute`` is a coroutine function."""
         hit = await self.alookup(key, namespace=namespace, request=request, kind=kind)
         if hit is not None:
+            if on_hit is not None:
+                on_hit(hit)
             return hit.value, hit.kind
         if request is not None:
             fields = {**fields, "request": request, "kind": kind}
