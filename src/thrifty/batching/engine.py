@@ -253,9 +253,14 @@ class BatchEngine:
             self.on_outcome(outcome)
 
     # ------------------------------------------------------------ one line
+    def price_name(self, model: str) -> str | None:
+        """The name ``model``'s answers are priced under (None: free, e.g. the local model)."""
+        priced = getattr(self.resolve, "price_name", None)
+        return priced(model) if callable(priced) else model
+
     async def _answer(self, request: BatchRequest, key: str, *, again: bool = False) -> None:
         body = self.body_of(request)
-        model = body["model"]
+        model = self.price_name(body["model"])
         try:
             value, status = await self.cache.aget_or_compute(
                 key,

@@ -59,12 +59,30 @@ class JobPaths:
 
 
 class ProviderSet:
-    """Providers by model name, built on first use and closed together."""
+    """Providers by model name, built on first use and closed together.
 
-    def __init__(self, factories: dict[str, Callable[[], Provider]], default: str | None = None):
+    Args:
+        factories: model name -> a function building its provider.
+        default: the name serving models not in ``factories`` (None: they are unknown).
+        priced_as: model name -> the name its price is looked up under (the upstream's model;
+            None for a free local model).
+    """
+
+    def __init__(
+        self,
+        factories: dict[str, Callable[[], Provider]],
+        default: str | None = None,
+        priced_as: dict[str, str | None] | None = None,
+    ) -> None:
         self._factories = factories
         self._default = default
+        self._priced_as = priced_as or {}
         self._built: dict[str, Provider] = {}
+
+    def price_name(self, model: str) -> str | None:
+        """The model name whose price applies to ``model``'s answers."""
+        name = model if model in self._factories else self._default
+        return self._priced_as.get(name or model, model)
 
     def __call__(self, model: str) -> Provider:
         name = model if model in self._factories else self._default
@@ -85,7 +103,7 @@ def local_providers() -> ProviderSet:
     """Every model answered by the embedded local model (no config given)."""
     from thrifty.providers.llamacpp import LlamaCppProvider
 
-    return ProviderSet({"local": LlamaCppProvider}, default="local")
+    return ProviderSet({"local": LlamaCppProvider}, default="local", priced_as={"local": None})
 
 
 def config_providers(config: Any) -> ProviderSet:
@@ -93,12 +111,16 @@ def config_providers(config: Any) -> ProviderSet:
     from thrifty.server.config import provider_of
 
     factories: dict[str, Callable[[], Provider]] = {}
+    priced_as: dict[str, str | None] = {}
     for entry in config.model_list:
         if entry.model_name in factories:
             continue
         params = entry.litellm_params
         factories[entry.model_name] = _factory(params, entry.model_name, provider_of)
-    return ProviderSet(factories)
+        priced_as[entry.model_name] = (
+            None if params.kind == "local" else provider_of(params.model)[1]
+        )
+    return ProviderSet(factories, priced_as=priced_as)
 
 
 def _factory(params: Any, name: str, provider_of: Callable[[str], tuple[str, str]]):  # type: ignore[no-untyped-def]

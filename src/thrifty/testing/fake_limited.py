@@ -108,7 +108,10 @@ class RateLimitedFakeOpenAI:
             with self._lock:
                 self.refused += 1
             error = {"message": "Rate limit reached (fake)", "type": "requests", "code": None}
-            headers = {"Retry-After": str(math.ceil(wait)), "retry-after-ms": f"{wait * 1000:.0f}"}
+            headers = {
+                "Retry-After": str(math.ceil(wait)),
+                "retry-after-ms": str(math.ceil(wait * 1000)),
+            }
             return web.json_response({"error": error}, status=429, headers=headers)
         prompt = _prompt_of(body)
         with self._lock:
