@@ -43,4 +43,9 @@ def test_readme_example_runs(
     with FakeOpenAI() as fake:
         monkeypatch.setenv("OPENAI_BASE_URL", fake.base_url)
         monkeypatch.setenv("OPENAI_API_KEY", "test-key-for-the-fake")
-        exec(compile(code, f"README.md:{line}", "exec"), {"__name__": "readme"})
+        try:
+            exec(compile(code, f"README.md:{line}", "exec"), {"__name__": "readme"})
+        finally:
+            from langchain_core.globals import set_llm_cache
+
+            set_llm_cache(None)  # an example may install a global LangChain cache
