@@ -13,6 +13,7 @@ on the hit path, which LangChain calls before every model call.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -81,6 +82,38 @@ def decode_generations(records: list[dict[str, Any]]) -> list[Generation]:
     return out
 
 
+#: LangChain message types → OpenAI roles, for semantic scopes.
+_ROLES = {"human": "user", "system": "system", "ai": "assistant", "tool": "tool",
+          "function": "function"}  # fmt: skip
+
+
+def semantic_request(prompt: str, llm_string: str) -> tuple[dict[str, Any], str]:
+    """An OpenAI-shaped request for a LangChain call, so a semantic lookup compares only the
+    last user message and matches everything else (model settings, system prompt, earlier
+    turns) exactly. A chat model's prompt is its serialized messages; an LLM's is plain text.
+
+    Returns:
+        (request, kind) for :meth:`thrifty.Cache.lookup`.
+    """
+    try:
+        records = json.loads(prompt) if prompt.startswith("[") else None
+    except ValueError:
+        records = None
+    if (
+        isinstance(records, list)
+        and records
+        and all(isinstance(r, dict) and isinstance(r.get("kwargs"), dict) for r in records)
+    ):
+        messages = []
+        for record in records:
+            fields = {k: v for k, v in record["kwargs"].items() if k != "type"}
+            kind = record["kwargs"].get("type") or str(record.get("id", [""])[-1])
+            role = fields.pop("role", None) if kind == "chat" else _ROLES.get(kind, kind)
+            messages.append({"role": role, **fields})
+        return {"model": llm_string, "messages": messages}, "chat"
+    return {"model": llm_string, "prompt": prompt}, "completion"
+
+
 def _describe(prompt: str, generations: Sequence[Generation]) -> dict[str, Any]:
     """Model and tokens of an answer, for the savings a later hit records."""
     tokens_in = tokens_out = 0
@@ -119,6 +152,13 @@ class ThriftyCache(BaseCache):
     def _key(self, prompt: str, llm_string: str) -> str:
         return text_key(prompt, llm_string, namespace=self.namespace)
 
+    def _semantic(self, prompt: str, llm_string: str) -> dict[str, Any]:
+        """Lookup/store arguments for a semantic cache; nothing (no parsing) for an exact one."""
+        if self.cache.semantic is None:
+            return {}
+        request, kind = semantic_request(prompt, llm_string)
+        return {"request": request, "kind": kind}
+
     def _decode(self, key: str, hit: Hit | None) -> list[Generation] | None:
         if hit is None:
             return None
@@ -140,7 +180,8 @@ class ThriftyCache(BaseCache):
 
     def lookup(self, prompt: str, llm_string: str) -> RETURN_VAL_TYPE | None:
         key = self._key(prompt, llm_string)
-        return self._decode(key, self.cache.lookup(key, namespace=self.namespace))
+        semantic = self._semantic(prompt, llm_string)
+        return self._decode(key, self.cache.lookup(key, namespace=self.namespace, **semantic))
 
     def update(self, prompt: str, llm_string: str, return_val: RETURN_VAL_TYPE) -> None:
         entry = self._entry(prompt, return_val)
@@ -150,6 +191,7 @@ class ThriftyCache(BaseCache):
                 namespace=self.namespace,
                 ttl=self.ttl,
                 tags=(TAG,),
+                **self._semantic(prompt, llm_string),
                 **entry,
             )
 
@@ -159,7 +201,9 @@ class ThriftyCache(BaseCache):
 
     async def alookup(self, prompt: str, llm_string: str) -> RETURN_VAL_TYPE | None:
         key = self._key(prompt, llm_string)
-        return self._decode(key, await self.cache.alookup(key, namespace=self.namespace))
+        semantic = self._semantic(prompt, llm_string)
+        hit = await self.cache.alookup(key, namespace=self.namespace, **semantic)
+        return self._decode(key, hit)
 
     async def aupdate(self, prompt: str, llm_string: str, return_val: RETURN_VAL_TYPE) -> None:
         entry = self._entry(prompt, return_val)
@@ -169,6 +213,7 @@ class ThriftyCache(BaseCache):
                 namespace=self.namespace,
                 ttl=self.ttl,
                 tags=(TAG,),
+                **self._semantic(prompt, llm_string),
                 **entry,
             )
 
