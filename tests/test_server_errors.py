@@ -9,6 +9,7 @@ import openai
 import pytest
 
 from _gateway import fake_config, gateway
+from thrifty.server.config import parse_config
 from thrifty.testing.fake_openai import FakeOpenAI
 
 HI = [{"role": "user", "content": "hi"}]
@@ -163,8 +164,6 @@ def test_fallback_answers_when_the_model_keeps_failing(fake: FakeOpenAI) -> None
         })
         data = config.model_dump()
         data["model_list"][1]["litellm_params"]["api_base"] = backup.base_url
-        from thrifty.server.config import parse_config
-
         with gateway(parse_config(data)) as (url, _):
             fake.fail_next(times=2, status=500)
             response = httpx.post(f"{url}/v1/chat/completions",
@@ -197,3 +196,34 @@ def test_stream_failing_midway_sends_an_error_event_and_is_not_stored(
     again = httpx.post(f"{served}/v1/chat/completions",
                        json={"model": "gpt-4o-mini", "messages": HI})
     assert again.headers["x-thrifty-cache-status"] == "MISS"
+
+
+def test_deployments_of_one_model_are_balanced_and_a_failing_one_cools_down() -> None:
+    with FakeOpenAI() as one, FakeOpenAI() as two:
+        deployment = {"model": "openai/gpt-4o-mini", "api_key": "sk-fake"}
+        config = parse_config({
+            "model_list": [
+                {"model_name": "gpt-4o-mini", "litellm_params": {**deployment,
+                                                                 "api_base": one.base_url}},
+                {"model_name": "gpt-4o-mini", "litellm_params": {**deployment,
+                                                                 "api_base": two.base_url}},
+            ],
+            "router_settings": {"num_retries": 1, "retry_base_delay": 0, "allowed_fails": 1,
+                                "cooldown_time": 60},
+            "cache": {"url": "memory://", "enabled": False},
+        })
+        with gateway(config) as (url, _):
+            for i in range(20):
+                answer = httpx.post(f"{url}/v1/chat/completions", json={
+                    "model": "gpt-4o-mini", "messages": [{"role": "user", "content": f"{i}"}]})
+                assert answer.status_code == 200
+            assert one.calls["chat"] > 0 and two.calls["chat"] > 0
+            one.fail_next(times=100, status=500)
+            routes = set()
+            for i in range(10):
+                answer = httpx.post(f"{url}/v1/chat/completions", json={
+                    "model": "gpt-4o-mini", "messages": [{"role": "user", "content": f"x{i}"}]})
+                assert answer.status_code == 200
+                routes.add(answer.headers["x-thrifty-route"])
+            assert routes == {"gpt-4o-mini#1"}
+            assert one.calls["chat"] <= 20 + 1  # at most one failed attempt, then cooled down
