@@ -46,7 +46,8 @@ def serve(
     source = str(config) if config is not None else "<defaults>"
     with exit_codes():
         settings = load_config(config, env={**os.environ, "THRIFTY_CONFIG": ""})
-        app = create_app(settings, source=source)  # validates everything before listening
+        # validates everything before listening; one worker has its cache to itself
+        app = create_app(settings, source=source, lone_process=workers == 1)
     options = {"host": host, "port": port, "log_level": log_level, "access_log": access_log,
                "loop": "auto", "http": "auto"}
     if workers == 1:

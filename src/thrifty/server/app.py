@@ -31,15 +31,18 @@ def create_app(
     source: str = "<config>",
     cache: Cache | None = None,
     limits: LimitBackend | None = None,
+    lone_process: bool = False,
 ) -> Starlette:
     """The gateway app for ``config`` (default: :func:`~thrifty.server.config.load_config`).
+
+    ``lone_process``: no other gateway worker shares the cache (see :class:`Gateway`).
 
     Raises:
         ConfigError: naming the source and field, before any connection is accepted.
     """
     if config is None:
         config = load_config()
-    gateway = Gateway(config, source=source, cache=cache, limits=limits)
+    gateway = Gateway(config, source=source, cache=cache, limits=limits, lone_process=lone_process)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

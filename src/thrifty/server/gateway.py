@@ -38,6 +38,9 @@ class Gateway:
         source: where it came from (named in configuration errors).
         cache: an already-built cache (tests); by default one is opened from ``config.cache``.
         limits: an already-built limit backend (tests); by default from ``config.limits``.
+        lone_process: this is the only gateway process on its cache (``--workers 1``): a SQLite
+            cache then skips cross-process coalescing leases, a write transaction per miss.
+            Redis and PostgreSQL caches keep them (replicas on other hosts share those).
 
     Raises:
         ConfigError: naming ``source``, when the cache, pool, prices or limits cannot be built.
@@ -50,6 +53,7 @@ class Gateway:
         source: str = "<config>",
         cache: Cache | None = None,
         limits: LimitBackend | None = None,
+        lone_process: bool = False,
     ) -> None:
         self.config = config
         self.source = source
@@ -65,6 +69,8 @@ class Gateway:
                 max_bytes=settings.max_bytes,
                 prices=self.prices,
                 write_behind=True,  # a miss answers before its store write (overhead)
+                shared_leases=None if not (lone_process and settings.url.startswith("sqlite"))
+                else False,
             )
             limits_url = config.limits.url
             if limits_url is None and settings.url.startswith(("redis://", "rediss://")):
