@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException
 
 from thrifty.cache import Cache
 from thrifty.limits import LimitBackend
+from thrifty.server.batches import BATCH_ROUTES, close_batches
 from thrifty.server.config import CONFIG_ENV, GatewayConfig, load_config
 from thrifty.server.errors import (
     APIError,
@@ -49,10 +50,11 @@ def create_app(
         try:
             yield
         finally:
+            await close_batches(app)
             await gateway.aclose()
 
     app = Starlette(
-        routes=ROUTES,
+        routes=[*ROUTES, *BATCH_ROUTES],
         lifespan=lifespan,
         exception_handlers={
             APIError: api_error_handler,

@@ -156,6 +156,13 @@ class CacheSettings(_Strict):
     """Also cache requests that set ``temperature > 0`` (otherwise only with the opt-in header)."""
     max_entries: PositiveInt | None = None
     max_bytes: PositiveInt | None = None
+    semantic: bool = False
+    """Also answer reworded questions, within the same model, parameters, system prompt, earlier
+    turns and tenant (``X-Thrifty-Cache-Status: SEMANTIC_HIT``)."""
+    semantic_threshold: float | None = Field(default=None, ge=-1.0, le=1.0)
+    """Cosine similarity a semantic hit needs; None: thrifty's calibrated default."""
+    embedder: str = "minilm"
+    """``minilm`` (local all-MiniLM-L6-v2 on onnxruntime) or ``hashing`` (lexical, no model)."""
 
 
 class KeySettings(_Strict):

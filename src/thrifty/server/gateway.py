@@ -69,6 +69,9 @@ class Gateway:
                 max_bytes=settings.max_bytes,
                 prices=self.prices,
                 write_behind=True,  # a miss answers before its store write (overhead)
+                semantic=settings.semantic,
+                threshold=settings.semantic_threshold if settings.semantic else None,
+                embedder=settings.embedder if settings.semantic else None,
                 shared_leases=None if not (lone_process and settings.url.startswith("sqlite"))
                 else False,
             )

@@ -18,6 +18,7 @@ from typing import Any
 
 import anyio
 
+from thrifty.cache import Hit
 from thrifty.errors import AllDeploymentsFailedError, ProviderError
 from thrifty.integrations._streams import (
     chunks_from_completion,
@@ -141,6 +142,13 @@ async def _account(
     return {"model": priced, "tokens_in": tokens_in, "tokens_out": tokens_out, "cost_usd": cost}
 
 
+def _note_hit(call: Call, hit: Hit) -> None:
+    """A semantic hit's similarity, and the id that ``POST /v1/thrifty/feedback`` takes."""
+    if hit.kind == "semantic_hit" and hit.similarity is not None:
+        call.headers["X-Thrifty-Similarity"] = f"{hit.similarity:.4f}"
+        call.headers["X-Thrifty-Hit-Id"] = hit.id
+
+
 def _credit_hit(gw: Gateway, call: Call, model: str, body: dict[str, Any],
                 value: dict[str, Any], mechanism: str) -> None:
     tokens_in, tokens_out = gw.usage(body, value)
@@ -188,7 +196,7 @@ async def answer(
     value, result = await gw.cache.aget_or_compute(
         key, compute, namespace=policy.namespace, ttl=policy.ttl,
         describe=lambda _: fields, store=policy.write, user_id=body.get("user"),
-        request=body, kind=kind,
+        request=body, kind=kind, on_hit=lambda hit: _note_hit(call, hit),
     )
     call.status = STATUS_OF_RESULT.get(result, "MISS")
     gw.metrics.cache_lookups.labels(label, result).inc()
@@ -212,6 +220,7 @@ async def stream_chat(
     if policy.read:
         hit = await gw.cache.alookup(key, namespace=policy.namespace, request=body, kind="chat")
         if hit is not None:
+            _note_hit(call, hit)
             call.status = STATUS_OF_RESULT.get(hit.kind, "HIT")
             gw.metrics.cache_lookups.labels(label, hit.kind).inc()
             _credit_hit(gw, call, model, body, hit.value, MECHANISM_OF_RESULT.get(hit.kind,
@@ -266,6 +275,10 @@ async def _relay(
     except ProviderError as exc:
         log.warning("stream from %s failed mid-way: %s", routed.deployment.id, exc)
         yield sse_error(f"the upstream failed mid-stream: {exc}", code="upstream_error")
+    except Exception:  # anything else still ends the stream with an error event
+        log.exception("relaying the stream from %s failed", routed.deployment.id)
+        yield sse_error("the gateway failed mid-stream", type="server_error",
+                        code="internal_error")
     finally:
         with anyio.CancelScope(shield=True):
             await iterator.aclose()  # type: ignore[attr-defined]

@@ -24,6 +24,7 @@ from thrifty.server.schemas import (
     ChatRequest,
     CompletionRequest,
     EmbeddingRequest,
+    FeedbackRequest,
     InvalidateRequest,
     PurgeUserRequest,
     validate_body,
@@ -129,8 +130,10 @@ async def completions(request: Request, gw: Gateway, call: Call) -> Any:
     principal, parsed, body, policy = await _model_request(
         request, gw, call, CompletionRequest, "completion"
     )
+    # Fetched whole (and replayed as a stream if asked): stream options do not apply upstream.
+    body = {k: v for k, v in body.items() if k not in ("stream", "stream_options")}
     value = await answer(gw, call, principal, model=parsed.model, operation="completion",
-                         kind="completion", body={**body, "stream": False}, policy=policy)
+                         kind="completion", body=body, policy=policy)
     if parsed.stream:
         return SSEResponse(replay(text_completion_chunks(value)))
     return json_response(value)
@@ -167,6 +170,18 @@ async def metrics(request: Request) -> Response:
     gw: Gateway = request.app.state.gateway
     body, content_type = gw.metrics.render()
     return Response(body, media_type=content_type)
+
+
+async def feedback(request: Request, gw: Gateway, call: Call) -> Any:
+    """Tell the semantic threshold policy whether a served semantic hit was right."""
+    gw.keys.authenticate(request.headers)
+    report = validate_body(FeedbackRequest, await read_json(request, 4096))
+    if gw.cache.semantic is None:
+        raise APIError(400, "semantic caching is off on this gateway", code="semantic_off")
+    if not await gw.cache.afeedback(report.hit_id, report.correct):
+        raise APIError(404, f"no recent semantic hit has the id {report.hit_id!r}",
+                       param="hit_id", code="unknown_hit")
+    return json_response({"hit_id": report.hit_id, "recorded": True})
 
 
 # ------------------------------------------------------------------------ admin
@@ -206,6 +221,7 @@ ROUTES = [
     Route("/v1/completions", endpoint("completions", completions), methods=["POST"]),
     Route("/v1/embeddings", endpoint("embeddings", embeddings), methods=["POST"]),
     Route("/v1/models", endpoint("models", list_models), methods=["GET"]),
+    Route("/v1/thrifty/feedback", endpoint("feedback", feedback), methods=["POST"]),
     Route("/health/liveness", liveness, methods=["GET"]),
     Route("/health/readiness", readiness, methods=["GET"]),
     Route("/metrics", metrics, methods=["GET"]),

@@ -85,6 +85,19 @@ class PurgeUserRequest(BaseModel):
     user: str = Field(min_length=1)
 
 
+class FeedbackRequest(BaseModel):
+    """``POST /v1/thrifty/feedback``: whether a semantic hit's answer was right.
+
+    ``hit_id`` is the ``X-Thrifty-Hit-Id`` of the response: a random id, so a caller can only
+    report on hits it was served.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    hit_id: str = Field(min_length=1, max_length=64)
+    correct: bool
+
+
 def _param(loc: tuple[int | str, ...]) -> str:
     out = ""
     for part in loc:

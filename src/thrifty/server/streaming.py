@@ -60,13 +60,15 @@ class SSEResponse:
                             return
 
                 group.start_soon(watch)
-                await send({"type": "http.response.start", "status": 200, "headers": raw})
-                async for event in self.events:
-                    await send({"type": "http.response.body", "body": event, "more_body": True})
-                await send({"type": "http.response.body", "body": b"", "more_body": False})
+                try:
+                    await send({"type": "http.response.start", "status": 200, "headers": raw})
+                    async for event in self.events:
+                        await send({"type": "http.response.body", "body": event,
+                                    "more_body": True})
+                    await send({"type": "http.response.body", "body": b"", "more_body": False})
+                except OSError:  # the client went away while we were writing
+                    self.disconnected = True
                 group.cancel_scope.cancel()
-        except OSError:  # the client went away while we were writing
-            self.disconnected = True
         finally:
             with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
                 await self.events.aclose()  # type: ignore[attr-defined]
