@@ -1,0 +1,125 @@
+"""Semantic hits through the gateway: status, similarity and hit-id headers, feedback endpoint,
+scope isolation between tenants; semantic settings in the config."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from openai import OpenAI
+
+from _gateway import fake_config, gateway
+from thrifty.cache import Cache
+from thrifty.semantic.embedder import HashingEmbedder
+from thrifty.semantic.policy import FixedThreshold
+from thrifty.testing.fake_openai import FakeOpenAI
+
+
+class RecordingPolicy(FixedThreshold):
+    def __init__(self) -> None:
+        super().__init__(0.6)
+        self.records: list[tuple[str, float, bool]] = []
+
+    def record(self, entry_key: str, similarity: float, correct: bool) -> None:
+        self.records.append((entry_key, similarity, correct))
+
+
+def ask(question: str, **extra: Any) -> dict[str, Any]:
+    return {"model": "gpt-4o-mini", "temperature": 0,
+            "messages": [{"role": "system", "content": "Support bot."},
+                         {"role": "user", "content": question}], **extra}  # fmt: skip
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeOpenAI]:
+    with FakeOpenAI() as upstream:
+        yield upstream
+
+
+@pytest.fixture
+def policy() -> RecordingPolicy:
+    return RecordingPolicy()
+
+
+@pytest.fixture
+def served(fake: FakeOpenAI, policy: RecordingPolicy) -> Iterator[str]:
+    cache = Cache("memory://", semantic=True, embedder=HashingEmbedder(), policy=policy)
+    with gateway(fake_config(fake.base_url), cache=cache) as (url, _):
+        yield url
+
+
+def post(url: str, body: dict[str, Any], path: str = "/v1/chat/completions") -> httpx.Response:
+    return httpx.post(f"{url}{path}", json=body)
+
+
+def test_semantic_hit_headers_and_feedback(served: str, policy: RecordingPolicy) -> None:
+    first = post(served, ask("How do I reset my password?"))
+    assert first.headers["x-thrifty-cache-status"] == "MISS"
+    assert "x-thrifty-similarity" not in first.headers
+    hit = post(served, ask("how do i reset my password please"))
+    assert hit.status_code == 200
+    assert hit.headers["x-thrifty-cache-status"] == "SEMANTIC_HIT"
+    assert hit.json()["choices"] == first.json()["choices"]
+    similarity = float(hit.headers["x-thrifty-similarity"])
+    assert 0.6 <= similarity < 1.0
+    exact = post(served, ask("How do I reset my password?"))
+    assert exact.headers["x-thrifty-cache-status"] == "HIT"
+    assert "x-thrifty-hit-id" not in exact.headers
+
+    hit_id = hit.headers["x-thrifty-hit-id"]
+    answer = post(served, {"hit_id": hit_id, "correct": False}, "/v1/thrifty/feedback")
+    assert answer.status_code == 200 and answer.json()["recorded"] is True
+    assert policy.records == [(policy.records[0][0], pytest.approx(similarity, abs=1e-4), False)]
+    unknown = post(served, {"hit_id": "nope", "correct": True}, "/v1/thrifty/feedback")
+    assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "unknown_hit"
+    bad = post(served, {"hit_id": hit_id}, "/v1/thrifty/feedback")
+    assert bad.status_code == 400 and "error" in bad.json()
+
+
+def test_streams_and_the_openai_sdk_see_semantic_hits(served: str) -> None:
+    client = OpenAI(base_url=f"{served}/v1", api_key="sk-any", max_retries=0)
+    try:
+        client.chat.completions.create(**ask("Where is my parcel?"))
+        raw = client.chat.completions.with_raw_response.create(**ask("where is my parcel"))
+        assert raw.headers["x-thrifty-cache-status"] == "SEMANTIC_HIT"
+        with httpx.stream("POST", f"{served}/v1/chat/completions",
+                          json=ask("where is my parcel now", stream=True)) as stream:  # fmt: skip
+            assert stream.headers["x-thrifty-cache-status"] == "SEMANTIC_HIT"
+            assert "x-thrifty-similarity" in stream.headers
+            assert "data: [DONE]" in list(stream.iter_lines())
+    finally:
+        client.close()
+
+
+def test_tenants_never_share_semantic_hits(served: str) -> None:
+    post(served, ask("How do I reset my password?"))
+    other = httpx.post(f"{served}/v1/chat/completions", json=ask("how do i reset my password"),
+                       headers={"X-Thrifty-Namespace": "tenant-b"})  # fmt: skip
+    assert other.headers["x-thrifty-cache-status"] == "MISS"
+
+
+def test_feedback_needs_semantic(fake: FakeOpenAI) -> None:
+    with gateway(fake_config(fake.base_url)) as (url, _):
+        answer = post(url, {"hit_id": "x", "correct": True}, "/v1/thrifty/feedback")
+        assert answer.status_code == 400
+        assert answer.json()["error"]["code"] == "semantic_off"
+
+
+def test_semantic_settings_in_the_config(fake: FakeOpenAI) -> None:
+    config = fake_config(
+        fake.base_url,
+        cache={
+            "url": "memory://",
+            "semantic": True,
+            "semantic_threshold": 0.6,
+            "embedder": "hashing",
+        },
+    )
+    with gateway(config) as (url, app):  # fmt: skip
+        cache = app.state.gateway.cache
+        assert cache.semantic is not None and cache.semantic.policy.threshold == 0.6
+        post(url, ask("How do I reset my password?"))
+        hit = post(url, ask("how do i reset my password please"))
+        assert hit.headers["x-thrifty-cache-status"] == "SEMANTIC_HIT"
