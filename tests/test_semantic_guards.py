@@ -35,6 +35,7 @@ def test_blocks_classic_false_hits(query: str, candidate: str, guard: str) -> No
     assert block is not None, (query, candidate)
     assert block.guard == guard
     assert Guards().check(candidate, query) is not None  # symmetric
+    assert Guards().blocks(query, candidate) == guard
 
 
 @pytest.mark.parametrize(

@@ -16,6 +16,9 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from thrifty.errors import ConfigError
+from thrifty.semantic.base import Guard
+
 # ------------------------------------------------------------------ numbers, money, versions
 _NUMBER = re.compile(
     r"""(?<![\w.])(?:[$€£¥₹]\s?)?            # optional currency sign
@@ -70,7 +73,7 @@ _MONTH_ABBREVIATIONS = {m[:3]: m for m in _MONTHS} | {"sept": "september"}
 _WEEKDAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
 _RELATIVE_DAYS = {
     "today", "tonight", "tomorrow", "yesterday", "weekend", "weekday", "morning", "evening",
-    "afternoon", "night", "now", "currently", "later", "soon", "ago", "before", "after",
+    "afternoon", "night",
 }  # fmt: skip
 _RELATIVE_PERIOD = re.compile(
     r"\b(last|next|this|previous|coming|past)\s+(day|week|month|year|quarter|weekend|"
@@ -230,7 +233,7 @@ GUARDS: dict[str, Callable[[str, str], Block | None]] = {
 }
 
 
-class Guards:
+class Guards(Guard):
     """Runs the chosen guards; the first that finds a difference blocks the hit.
 
     Args:
@@ -245,8 +248,6 @@ class Guards:
         names = list(GUARDS) if enabled is None else list(enabled)
         unknown = [n for n in names if n not in GUARDS]
         if unknown:
-            from thrifty.errors import ConfigError
-
             raise ConfigError(f"unknown guards {unknown}; use some of: {', '.join(GUARDS)}")
         self.enabled = tuple(names)
         self._checks = [GUARDS[n] for n in names]
@@ -260,6 +261,11 @@ class Guards:
             if block is not None:
                 return block
         return None
+
+    def blocks(self, query: str, candidate: str) -> str | None:
+        """The name of the guard that forbids the hit (``"number"``…), or None."""
+        block = self.check(query, candidate)
+        return None if block is None else block.guard
 
     def allows(self, query: str, candidate: str) -> bool:
         return self.check(query, candidate) is None

@@ -267,6 +267,10 @@ def build_matcher(
         raise ConfigError("give either threshold (a fixed bar) or policy, not both")
     if policy is None:
         policy = FixedThreshold(DEFAULT_THRESHOLD if threshold is None else threshold)
+    if guard is None:  # on by default: the default bar is calibrated with the guards on
+        from thrifty.semantic.guards import Guards
+
+        guard = Guards()
     return SemanticMatcher(
         store, make_embedder(embedder), policy, guard=guard, index_path=index_path
     )

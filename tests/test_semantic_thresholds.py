@@ -1,0 +1,183 @@
+"""Calibrated fixed bars and verified per-entry thresholds that hold a wrong-hit bound."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from thrifty.errors import ConfigError
+from thrifty.semantic.thresholds import (
+    SigmoidPrior,
+    ThresholdCurve,
+    VerifiedThreshold,
+    embedding_match,
+    normalized_match,
+    wilson_upper,
+)
+
+
+def _population(rng: np.random.Generator, entries: int, per_entry: int):
+    """Entries of two kinds: 'easy' (paraphrases right from s ≈ 0.80) and 'hard' (only right
+    from s ≈ 0.97: questions whose near neighbours differ in what matters)."""
+    groups, kinds = [], []
+    for i in range(entries):
+        t = 0.80 if i % 2 == 0 else 0.97
+        sims = rng.uniform(0.70, 1.0, per_entry)
+        right = rng.random(per_entry) < 1 / (1 + np.exp(-64 * (sims - t)))
+        groups.append((sims, right))
+        kinds.append(t)
+    return groups, kinds
+
+
+@pytest.fixture(scope="module")
+def prior() -> SigmoidPrior:
+    groups, _ = _population(np.random.default_rng(0), 400, 6)
+    return SigmoidPrior.fit(groups, iterations=150, source="synthetic")
+
+
+def test_wilson_upper_bound() -> None:
+    assert wilson_upper(0, 0) == 1.0
+    assert 0 < wilson_upper(0, 100) < 0.03  # no wrong hit in 100 still leaves doubt
+    assert wilson_upper(5, 100) > 0.05
+    assert wilson_upper(5, 1000) < wilson_upper(5, 100)
+
+
+def test_threshold_curve_picks_bars() -> None:
+    rng = np.random.default_rng(1)
+    sims = rng.uniform(0.5, 1.0, 5000)
+    right = rng.random(5000) < (sims - 0.5) * 2  # right more often when closer
+    curve = ThresholdCurve.measure(sims, right)
+    assert np.all(np.diff(curve.hits) <= 0)  # a higher bar never hits more
+    bar = curve.best_under(0.10)
+    assert 0.9 <= bar < 1.0
+    i = int(np.where(curve.thresholds == bar)[0][0])
+    assert curve.wrong_rate()[i] <= 0.10
+    assert curve.best_under(0.0) == math.inf
+    assert 0.5 <= curve.best_f_beta(0.5) <= 1.0
+    with pytest.raises(ConfigError):
+        ThresholdCurve.measure([0.5, 0.6], [True])
+
+
+def test_prior_fit_is_calibrated(prior: SigmoidPrior) -> None:
+    # half the population is right at 0.9, half is not: P(wrong | 0.9) is about one half
+    assert 0.3 < prior.wrong_probability(prior.weights, 0.90) < 0.7
+    assert prior.wrong_probability(prior.weights, 0.75) > 0.9
+    assert prior.wrong_probability(prior.weights, 1.0) < 0.15
+    again = SigmoidPrior.from_dict(json.loads(json.dumps(prior.to_dict())))
+    assert again.wrong_probability(again.weights, 0.9) == pytest.approx(
+        prior.wrong_probability(prior.weights, 0.9), abs=1e-6
+    )
+    with pytest.raises(ConfigError):
+        SigmoidPrior.from_dict({"t": [0.5], "k": [1.0], "weights": [[0.0]]})
+    with pytest.raises(ConfigError):
+        SigmoidPrior.fit([])
+
+
+def test_feedback_moves_an_entry_bar(prior: SigmoidPrior) -> None:
+    policy = VerifiedThreshold(0.02, prior=prior)
+    fresh = policy.threshold("new")
+    assert not policy.should_hit("easy", 0.90) and policy.wants_verification("easy", 0.90)
+    for s in (0.84, 0.86, 0.88, 0.85, 0.87, 0.83):
+        policy.record("easy", s, True)
+    assert policy.threshold("easy") < min(fresh, 0.9)
+    assert policy.should_hit("easy", 0.92)
+    for s in (0.93, 0.95, 0.94):
+        policy.record("hard", s, False)
+    assert policy.threshold("hard") > 0.96
+    assert not policy.should_hit("hard", 0.96)
+    assert not policy.wants_verification("hard", 0.5)  # below the floor: a plain miss
+    policy.forget("easy")
+    assert policy.threshold("easy") == fresh
+
+
+def test_verified_holds_delta_where_one_bar_cannot(prior: SigmoidPrior) -> None:
+    """A stream over easy and hard entries: the verified policy keeps wrong hits near δ and
+    still serves; the bar chosen for the whole population serves the hard entries wrongly."""
+    rng = np.random.default_rng(7)
+    delta = 0.02
+    policy = VerifiedThreshold(delta, prior=prior)
+    hits = wrong = checks = 0
+    fixed_hits = fixed_wrong = 0
+    early_hits = 0
+    for step in range(6000):
+        if step == 1000:
+            early_hits = hits
+        entry = int(rng.integers(0, 60))
+        t = 0.80 if entry % 2 == 0 else 0.97
+        s = float(rng.uniform(0.75, 1.0))
+        right = bool(rng.random() < 1 / (1 + np.exp(-64 * (s - t))))
+        if s >= 0.9:
+            fixed_hits += 1
+            fixed_wrong += not right
+        key = f"e{entry}"
+        if policy.should_hit(key, s):
+            hits += 1
+            wrong += not right
+        elif policy.wants_verification(key, s):
+            checks += 1
+            policy.record(key, s, right)
+    assert hits > 1500  # it learned to serve the easy entries from well below 0.9
+    assert wrong / hits <= delta * 1.5
+    assert fixed_wrong / fixed_hits > 0.1
+    assert early_hits < hits / 5
+    easy_bars = [policy.threshold(f"e{i}") for i in range(0, 60, 2)]
+    hard_bars = [policy.threshold(f"e{i}") for i in range(1, 60, 2)]
+    assert max(easy_bars) < 0.9 < 0.99 < min(hard_bars)  # a bar per entry, not one for all
+    assert checks == 6000 - hits  # every other question was a model call that taught it
+
+
+def test_verify_rate_samples_served_hits(prior: SigmoidPrior) -> None:
+    policy = VerifiedThreshold(0.1, prior=prior, verify_rate=0.25, seed=3)
+    samples = [policy.wants_verification("x", 0.999) for _ in range(400)]
+    assert policy.should_hit("x", 0.999)
+    assert 60 < sum(samples) < 140
+
+
+def test_state_round_trips(tmp_path, prior: SigmoidPrior) -> None:
+    policy = VerifiedThreshold(0.01, prior=prior, max_observations=3)
+    for i in range(5):
+        policy.record("a", 0.9 + i / 100, i % 2 == 0)
+    policy.record("b", 0.8, False)
+    assert len(policy.observations("a")) == 3  # the cap keeps the latest
+    path = tmp_path / "state" / "thresholds.json"
+    policy.save(path)
+    other = VerifiedThreshold(0.01, prior=prior, max_observations=3)
+    assert not other.restore(tmp_path / "missing.json")
+    assert other.restore(path)
+    assert other.observations("a") == policy.observations("a")
+    assert other.threshold("b") == policy.threshold("b")
+    assert len(other) == 2
+    path.write_text("{not json")
+    with pytest.raises(ConfigError):
+        other.restore(path)
+    with pytest.raises(ConfigError):
+        other.load({"entries": []})
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{"delta": 0.0}, {"delta": 1.0}, {"verify_rate": 2.0}, {"max_observations": 0}]
+)
+def test_bad_configuration(kwargs, prior: SigmoidPrior) -> None:
+    with pytest.raises(ConfigError):
+        VerifiedThreshold(prior=prior, **kwargs)
+
+
+def test_default_prior_ships_and_is_conservative() -> None:
+    policy = VerifiedThreshold(0.01)
+    assert policy.prior.source.startswith("QQP dev")
+    assert policy.new_entry_threshold > 0.9  # a new entry needs a near-identical question
+    assert policy.wrong_probability("new", 0.8) > 0.2
+
+
+def test_answer_checks() -> None:
+    assert normalized_match("Paris.", "  paris ")
+    assert not normalized_match("Paris", "London")
+
+    def embed(texts: list[str]) -> np.ndarray:
+        return np.array([[1.0, 0.0] if "yes" in t else [0.0, 1.0] for t in texts])
+
+    check = embedding_match(embed, 0.9)
+    assert check("yes indeed", "oh yes") and not check("yes", "no")
