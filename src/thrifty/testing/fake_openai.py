@@ -228,6 +228,9 @@ def _delta(index: int, delta: dict[str, Any], finish: str | None = None) -> dict
 def _handler_for(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
     class FakeOpenAIHandler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # Headers and body go out as separate writes: without TCP_NODELAY, Nagle's algorithm
+        # and the client's delayed ACK stall every keep-alive response by ~40 ms.
+        disable_nagle_algorithm = True
 
         def log_message(self, format: str, *args: Any) -> None:  # keep test output clean
             return
