@@ -123,35 +123,41 @@ class RateLimitedFakeOpenAI:
             failure = queued.pop(0) if queued else None
         if self.latency:
             await asyncio.sleep(self.latency)
-        with self._lock:
-            self.answered_by_prompt[prompt] += 1
         if failure is not None:
             error = {"message": f"fake failure {failure}", "type": "fake_error", "code": None}
-            return web.json_response({"error": error}, status=failure)
+            response = web.json_response({"error": error}, status=failure)
+        else:
+            response = web.json_response(self._completion(body, prompt, number, now))
+        # Counted once the answer is handed to the connection: "the provider delivered it".
+        await response.prepare(request)
+        await response.write_eof()
+        with self._lock:
+            self.answered_by_prompt[prompt] += 1
+        return response
+
+    def _completion(self, body: dict[str, Any], prompt: str, number: int, now: float) -> dict:
         text = f"Reply {number}: {prompt}"
         prompt_tokens = count_messages(body.get("messages") or [])
         completion_tokens = count_text(text)
-        return web.json_response(
-            {
-                "id": f"chatcmpl-fake-{number}",
-                "object": "chat.completion",
-                "created": int(now),
-                "model": body.get("model", "fake"),
-                "choices": [
-                    {
-                        "index": 0,
-                        "message": {"role": "assistant", "content": text, "refusal": None},
-                        "logprobs": None,
-                        "finish_reason": "stop",
-                    }
-                ],
-                "usage": {
-                    "prompt_tokens": prompt_tokens,
-                    "completion_tokens": completion_tokens,
-                    "total_tokens": prompt_tokens + completion_tokens,
-                },
-            }
-        )
+        return {
+            "id": f"chatcmpl-fake-{number}",
+            "object": "chat.completion",
+            "created": int(now),
+            "model": body.get("model", "fake"),
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": text, "refusal": None},
+                    "logprobs": None,
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
+            },
+        }
 
     async def _stats(self, _request: Any) -> Any:
         from aiohttp import web
