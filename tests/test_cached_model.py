@@ -175,6 +175,32 @@ def test_the_key_is_stable_and_depends_on_model_and_version(cache):
     assert a.thrifty.key({"x": 1, "y": [1, 2]}) == a.thrifty.key({"y": [1, 2], "x": 1})
 
 
+def test_methods_key_on_their_arguments_not_on_self(cache, classifier):
+    model, x = classifier
+
+    class Sentiment:
+        def __init__(self):
+            self.batches = []
+
+        @thrifty.cached(model="sentiment", version="3", cache=cache, per_row=True)
+        def predict(self, batch):
+            self.batches.append(len(batch))
+            return model.predict_proba(batch)
+
+        @thrifty.cached(model="sentiment-labels", version="3", cache=cache)
+        def labels(self, batch):
+            self.batches.append("labels")
+            return model.predict(batch)
+
+    first, second = Sentiment(), Sentiment()
+    first.predict(x[:4])
+    assert np.array_equal(second.predict(x[:6]), model.predict_proba(x[:6]))
+    assert (first.batches, second.batches) == ([4], [2])
+    first.labels(x[:3])
+    assert np.array_equal(second.labels(x[:3]), model.predict(x[:3]))
+    assert second.batches == [2]
+
+
 def test_cached_needs_a_model_name():
     with pytest.raises(ConfigError):
         thrifty.cached(model="")

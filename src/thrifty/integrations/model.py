@@ -11,6 +11,7 @@ function is called once with only the rows the cache lacks.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
 import logging
@@ -39,6 +40,8 @@ class ModelCache:
     namespace: str | None = None
     ttl: float | None = None
     tags: tuple[str, ...] = field(default_factory=tuple)
+    skip: int = 0
+    """Leading arguments left out of the key: 1 for a method's ``self`` or ``cls``."""
 
     def get_cache(self) -> Cache:
         if self.cache is None:  # created on first use, not at import time
@@ -81,6 +84,23 @@ def _keys_or_none(compute_keys: Callable[[], Any]) -> Any:
         return None
 
 
+def _has_rows(body: tuple[Any, ...]) -> bool:
+    """A non-empty batch to split (an empty or unsized one is passed through whole)."""
+    try:
+        return bool(body) and len(body[0]) > 0
+    except TypeError:
+        return False
+
+
+def _method_skip(fn: Callable[..., Any]) -> int:
+    """1 when ``fn`` is a method (first parameter ``self`` or ``cls``): not part of the key."""
+    try:
+        params = list(inspect.signature(fn).parameters)
+    except (TypeError, ValueError):
+        return 0
+    return 1 if params and params[0] in ("self", "cls") else 0
+
+
 def _group_missing(keys: list[str], found: list[Any]) -> dict[str, list[int]]:
     """Missing keys → the row positions that need them (duplicate rows computed once)."""
     missing: dict[str, list[int]] = {}
@@ -93,9 +113,10 @@ def _group_missing(keys: list[str], found: list[Any]) -> dict[str, list[int]]:
 def _sync(fn: Callable[..., Any], spec: ModelCache) -> Callable[..., Any]:
     @functools.wraps(fn)
     def call(*args: Any, **kwargs: Any) -> Any:
-        if spec.per_row and args and len(args[0]):
-            return rows(args, kwargs)
-        key = _keys_or_none(lambda: spec.key(*args, **kwargs))
+        head, body = args[: spec.skip], args[spec.skip :]
+        if spec.per_row and _has_rows(body):
+            return rows(head, body, kwargs)
+        key = _keys_or_none(lambda: spec.key(*body, **kwargs))
         if key is None:
             return fn(*args, **kwargs)
         fresh: list[Any] = []
@@ -116,11 +137,11 @@ def _sync(fn: Callable[..., Any], spec: ModelCache) -> Callable[..., Any]:
             return fresh[0]
         return fresh[0] if fresh else _tensors.unpack(value)
 
-    def rows(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        batch, rest = args[0], args[1:]
+    def rows(head: tuple[Any, ...], body: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        batch, rest = body[0], body[1:]
         keys = _keys_or_none(lambda: spec.row_keys(batch, rest, kwargs))
         if keys is None:
-            return fn(*args, **kwargs)
+            return fn(*head, *body, **kwargs)
         cache = spec.get_cache()
         found = []
         for key in keys:
@@ -130,7 +151,7 @@ def _sync(fn: Callable[..., Any], spec: ModelCache) -> Callable[..., Any]:
         if missing:
             firsts = [positions[0] for positions in missing.values()]
             started = time.perf_counter()
-            output = fn(_tensors.take(batch, firsts), *rest, **kwargs)
+            output = fn(*head, _tensors.take(batch, firsts), *rest, **kwargs)
             each_ms = (time.perf_counter() - started) * 1000 / len(firsts)
             for (key, positions), record in zip(
                 missing.items(), _tensors.split_output(output, len(firsts)), strict=True
@@ -147,9 +168,10 @@ def _sync(fn: Callable[..., Any], spec: ModelCache) -> Callable[..., Any]:
 def _async(fn: Callable[..., Any], spec: ModelCache) -> Callable[..., Any]:
     @functools.wraps(fn)
     async def call(*args: Any, **kwargs: Any) -> Any:
-        if spec.per_row and args and len(args[0]):
-            return await rows(args, kwargs)
-        key = _keys_or_none(lambda: spec.key(*args, **kwargs))
+        head, body = args[: spec.skip], args[spec.skip :]
+        if spec.per_row and _has_rows(body):
+            return await rows(head, body, kwargs)
+        key = _keys_or_none(lambda: spec.key(*body, **kwargs))
         if key is None:
             return await fn(*args, **kwargs)
         fresh: list[Any] = []
@@ -170,11 +192,11 @@ def _async(fn: Callable[..., Any], spec: ModelCache) -> Callable[..., Any]:
             return fresh[0]
         return fresh[0] if fresh else _tensors.unpack(value)
 
-    async def rows(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        batch, rest = args[0], args[1:]
+    async def rows(head: tuple[Any, ...], body: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        batch, rest = body[0], body[1:]
         keys = _keys_or_none(lambda: spec.row_keys(batch, rest, kwargs))
         if keys is None:
-            return await fn(*args, **kwargs)
+            return await fn(*head, *body, **kwargs)
         cache = spec.get_cache()
         found = []
         for key in keys:
@@ -184,7 +206,7 @@ def _async(fn: Callable[..., Any], spec: ModelCache) -> Callable[..., Any]:
         if missing:
             firsts = [positions[0] for positions in missing.values()]
             started = time.perf_counter()
-            output = await fn(_tensors.take(batch, firsts), *rest, **kwargs)
+            output = await fn(*head, _tensors.take(batch, firsts), *rest, **kwargs)
             each_ms = (time.perf_counter() - started) * 1000 / len(firsts)
             for (key, positions), record in zip(
                 missing.items(), _tensors.split_output(output, len(firsts)), strict=True
@@ -241,6 +263,7 @@ def cached(
         namespace, ttl, tags: as for :meth:`thrifty.Cache.set`.
 
     The decorated function keeps its signature and gains ``fn.thrifty`` (key(), invalidate()).
+    On a method, ``self`` (or ``cls``) is left out of the key and the batch is the next argument.
 
     Raises:
         ConfigError: no model name.
@@ -250,7 +273,8 @@ def cached(
     spec = ModelCache(model, version, cache, per_row, namespace, ttl, tuple(tags))
 
     def decorate(fn: F) -> F:
-        wrapper = _async(fn, spec) if inspect.iscoroutinefunction(fn) else _sync(fn, spec)
+        bound = dataclasses.replace(spec, skip=_method_skip(fn))
+        wrapper = _async(fn, bound) if inspect.iscoroutinefunction(fn) else _sync(fn, bound)
         return wrapper  # type: ignore[return-value]
 
     return decorate
