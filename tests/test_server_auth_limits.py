@@ -136,6 +136,13 @@ def test_admin_api(served: str, fake: FakeOpenAI) -> None:
     purged = httpx.post(f"{served}/admin/purge-user", json={"user": "u-42"}, headers=admin)
     assert purged.json() == {"user": "u-42", "purged": 1}
     assert httpx.get(f"{served}/admin/stats", headers=admin).json()["cache"]["entries"] == 0
+    # Entries are filed under the public model name, and the upstream's model as version.
+    chat(served, "sk-team-a", "another")
+    chat(served, "sk-team-a", "and another")
+    by_version = httpx.post(f"{served}/admin/invalidate",
+                            json={"model": "gpt-4o-mini", "model_version": "gpt-4o-mini"},
+                            headers=admin)
+    assert by_version.json() == {"invalidated": 2}
 
 
 def test_admin_api_closed_without_admin_key(fake: FakeOpenAI) -> None:

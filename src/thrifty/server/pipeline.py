@@ -130,7 +130,8 @@ async def _account(
     reservation: Reservation | None,
 ) -> dict[str, Any]:
     """Tokens and cost of a fresh answer: settles the reservation, counts spend; returns the
-    cache entry fields."""
+    cache entry fields. ``model`` is the requested model name, ``routed_model`` the one that
+    answered (a fallback's)."""
     tokens_in, tokens_out = gw.usage(body, response)
     priced = gw.priced_model(routed_model, response)
     cost = gw.cost(priced, tokens_in, tokens_out)
@@ -139,7 +140,11 @@ async def _account(
     gw.metrics.tokens.labels(label, "in").inc(tokens_in)
     gw.metrics.tokens.labels(label, "out").inc(tokens_out)
     gw.metrics.spend.labels(label).inc(cost)
-    return {"model": priced, "tokens_in": tokens_in, "tokens_out": tokens_out, "cost_usd": cost}
+    # The entry is filed under the public model name (what `invalidate model=` names) and the
+    # upstream's reported model as its version (so one upstream version can be dropped).
+    version = response.get("model") if isinstance(response.get("model"), str) else priced
+    return {"model": model, "model_version": version, "tokens_in": tokens_in,
+            "tokens_out": tokens_out, "cost_usd": cost}
 
 
 def _note_hit(call: Call, hit: Hit) -> None:
