@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import statistics
 import time
 
 import pytest
@@ -27,9 +28,9 @@ async def test_rpm_spaces_requests_evenly() -> None:
         await limiter.acquire(0)
         stamps.append(time.monotonic() - started)
     gaps = [b - a for a, b in itertools.pairwise(stamps)]
-    assert stamps[0] < 0.01  # the first goes at once
-    assert min(gaps) >= 0.045
-    assert 0.48 <= stamps[-1] <= 0.6
+    assert stamps[0] < 0.05  # the first goes at once
+    assert statistics.median(gaps) == pytest.approx(0.05, abs=0.01)
+    assert stamps[-1] >= 0.49  # a late wake-up may catch up, never run ahead
 
 
 async def test_about_a_second_of_requests_in_any_second() -> None:

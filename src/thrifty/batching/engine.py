@@ -13,8 +13,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from thrifty.accounting.prices import PriceTable
 from thrifty.accounting.tokens import count_messages, count_text, usage_of
@@ -25,6 +26,8 @@ from thrifty.cache import Cache
 from thrifty.errors import ConfigError, CorruptEntryError
 from thrifty.providers.base import Provider
 from thrifty.retry import RetryPolicy, call_with_retries, retry_after_of, status_of
+
+T = TypeVar("T")
 
 #: Maps a model name to the provider that answers it.
 ProviderResolver = Callable[[str], Provider]
@@ -199,6 +202,8 @@ class BatchEngine:
         self.limiter = BatchLimiter(self.settings.rpm, self.settings.tpm)
         self.summary = BatchSummary()
         self._slots = asyncio.Semaphore(self.settings.max_concurrency)
+        # One thread of its own for the journal: its commits never wait behind cache I/O.
+        self._journal_thread = ThreadPoolExecutor(1, thread_name_prefix="thrifty-journal")
         self._answered: set[str] = set()
 
     # ------------------------------------------------------------ planning
@@ -214,9 +219,9 @@ class BatchEngine:
         """Answer every request not already done; returns the totals of this run."""
         started = time.perf_counter()
         self.summary = BatchSummary(total=len(requests))
-        done = await asyncio.to_thread(self.journal.finished) if resume else {}
+        done = await self._journaled(self.journal.finished) if resume else {}
         if not resume:
-            await asyncio.to_thread(self.journal.reset)
+            await self._journaled(self.journal.reset)
         queue: asyncio.Queue[tuple[BatchRequest, str]] = asyncio.Queue()
         for request in requests:
             key = self.key_of(request)
@@ -236,8 +241,12 @@ class BatchEngine:
         finally:
             for worker in workers:
                 worker.cancel()
+            self._journal_thread.shutdown(wait=True)
             self.summary.wall_s = time.perf_counter() - started
         return self.summary
+
+    async def _journaled(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._journal_thread, fn, *args)
 
     async def _worker(self, queue: asyncio.Queue[tuple[BatchRequest, str]]) -> None:
         while True:
@@ -294,7 +303,7 @@ class BatchEngine:
             request.custom_id, key, True, line, tokens_in, tokens_out,
             cost if source == "upstream" else 0.0, source,
         )  # fmt: skip
-        await asyncio.to_thread(self.journal.record, record)
+        await self._journaled(self.journal.record, record)
         paid = source == "upstream"
         self._report(
             Outcome(
@@ -312,7 +321,7 @@ class BatchEngine:
         code, err_body, error = error_of(exc)
         line = output_line(request.custom_id, status_code=code, body=err_body, error=error)
         record = JournalRecord(request.custom_id, key, False, line)
-        await asyncio.to_thread(self.journal.record, record)
+        await self._journaled(self.journal.record, record)
         self._report(Outcome(request.custom_id, False, "upstream"))
 
     def _describe(self, model: str, value: Any) -> dict[str, Any]:
