@@ -1,0 +1,113 @@
+"""Recorded outcomes a router learns from: "was the cheap answer good enough?".
+
+One JSON object per line, the prompt as ``prompt`` (text) or ``messages`` (a chat), and either
+
+- ``cheap_ok`` (true/false or 1/0), optionally ``strong_ok``: a labelled file, or feedback
+  the gateway recorded (``POST /v1/thrifty/feedback``); or
+- ``cheap_answer`` and ``strong_answer``: the label is their agreement (:func:`agree`), the strong
+  model's answer taken as the reference.
+
+Example lines::
+
+    {"prompt": "What is 2+2?", "cheap_ok": true}
+    {"messages": [{"role": "user", "content": "Prove Fermat's little theorem"}], "cheap_ok": false}
+    {"prompt": "Capital of France?", "cheap_answer": "Paris.", "strong_answer": "Paris"}
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from thrifty.errors import ConfigError
+from thrifty.routing.features import prompt_text
+
+_SPACE = re.compile(r"\s+")
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """One recorded request: its prompt text and how the models did."""
+
+    text: str
+    cheap_ok: bool
+    strong_ok: bool | None = None
+
+
+def _normal(answer: Any) -> Any:
+    if not isinstance(answer, str):
+        return answer
+    text = answer.strip()
+    try:  # JSON answers agree when they hold the same data, whatever the spacing
+        return json.loads(text)
+    except ValueError:
+        return _SPACE.sub(" ", text.lower()).rstrip(" .!")
+
+
+def agree(cheap: Any, strong: Any) -> bool:
+    """Whether two answers say the same: equal after trimming case, spacing and end
+    punctuation, or equal as JSON."""
+    return bool(_normal(cheap) == _normal(strong))
+
+
+def _flag(value: Any, name: str) -> bool:
+    if isinstance(value, bool) or value in (0, 1):
+        return bool(value)
+    raise ValueError(f"{name} must be true/false or 1/0, not {value!r}")
+
+
+def outcome_of(record: Mapping[str, Any]) -> Outcome:
+    """The outcome in one decoded line.
+
+    Raises:
+        ValueError: no prompt, or neither ``cheap_ok`` nor both answers.
+    """
+    if not isinstance(record.get("prompt"), str) and not isinstance(record.get("messages"),
+                                                                       list):
+        raise ValueError("needs a 'prompt' (text) or 'messages' (a chat)")
+    text = prompt_text(record)
+    strong = record.get("strong_ok")
+    strong_ok = None if strong is None else _flag(strong, "strong_ok")
+    if "cheap_ok" in record:
+        return Outcome(text, _flag(record["cheap_ok"], "cheap_ok"), strong_ok)
+    if "cheap_answer" in record and "strong_answer" in record:
+        return Outcome(text, agree(record["cheap_answer"], record["strong_answer"]), strong_ok)
+    raise ValueError("needs 'cheap_ok', or both 'cheap_answer' and 'strong_answer'")
+
+
+def load_outcomes(path: str | Path) -> list[Outcome]:
+    """Every outcome in a JSONL file (blank lines skipped).
+
+    Raises:
+        ConfigError: naming the file and line, when it is missing or a line is invalid.
+    """
+    file = Path(path)
+    try:
+        lines = file.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise ConfigError(f"{file}: cannot read the outcomes file: {exc.strerror or exc}") from exc
+    outcomes = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            if not isinstance(record, dict):
+                raise ValueError("each line must be a JSON object")
+            outcomes.append(outcome_of(record))
+        except ValueError as exc:
+            raise ConfigError(f"{file}:{number}: {exc}") from exc
+    if not outcomes:
+        raise ConfigError(f"{file}: no outcomes in the file")
+    return outcomes
+
+
+def append_outcome(path: str | Path, text: str, cheap_ok: bool, **extra: Any) -> None:
+    """Add one outcome line (the gateway's feedback), in the format :func:`load_outcomes` reads."""
+    line = json.dumps({"prompt": text, "cheap_ok": cheap_ok, **extra}, ensure_ascii=False)
+    with Path(path).open("a", encoding="utf-8") as out:
+        out.write(line + "\n")
