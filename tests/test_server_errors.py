@@ -227,3 +227,16 @@ def test_deployments_of_one_model_are_balanced_and_a_failing_one_cools_down() ->
                 routes.add(answer.headers["x-thrifty-route"])
             assert routes == {"gpt-4o-mini#1"}
             assert one.calls["chat"] <= 20 + 1  # at most one failed attempt, then cooled down
+
+
+def test_unloadable_local_model_is_503(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    config = parse_config({
+        "model_list": [{"model_name": "local", "model": "thrifty/local",
+                        "model_path": str(tmp_path / "missing.gguf")}],
+        "cache": {"url": "memory://"},
+    })
+    with gateway(config) as (url, _):
+        response = httpx.post(f"{url}/v1/chat/completions", json={
+            "model": "local", "messages": HI})
+    error = assert_error(response, 503)
+    assert "missing.gguf" in error["message"] and error["code"] == "model_unavailable"
