@@ -171,6 +171,23 @@ def test_a_stream_abandoned_early_is_not_stored(client, fake):
     assert fake.calls["chat"] == 2
 
 
+def test_a_live_stream_works_as_a_context_manager(client, fake):
+    with client.chat.completions.create(**CHAT, stream=True) as live:
+        assert cache_status(live) == "miss"
+        assert live.response.status_code == 200  # the SDK stream's attributes pass through
+        text = text_of(live)
+    assert text_of(client.chat.completions.create(**CHAT, stream=True)) == text
+    assert fake.calls["chat"] == 1
+
+
+async def test_an_async_stream_closed_early_is_not_stored(aclient, fake):
+    async with await aclient.chat.completions.create(**CHAT, stream=True) as live:
+        await live.__anext__()
+    again = await aclient.chat.completions.create(**CHAT)
+    assert cache_status(again) == "miss"
+    assert fake.calls["chat"] == 2
+
+
 def test_a_stream_failing_mid_way_is_not_stored(client, fake):
     fake.stream_error_after = 2
     with pytest.raises(openai.APIError):
