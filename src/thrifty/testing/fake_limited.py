@@ -47,7 +47,7 @@ class RateLimitedFakeOpenAI:
         answered_by_prompt: answers completed per prompt (what a batch line paid for).
         admitted: answered requests (successes and scripted failures).
         refused: requests refused with 429 by the rate limit.
-        admit_times: wall-clock arrival time of each admitted request.
+        admit_times, refuse_times: wall-clock arrival times of admitted and refused requests.
     """
 
     def __init__(self, *, latency: float = 0.0, rpm: float | None = None, port: int = 0):
@@ -61,6 +61,7 @@ class RateLimitedFakeOpenAI:
         self.admitted = 0
         self.refused = 0
         self.admit_times: list[float] = []
+        self.refuse_times: list[float] = []
         self._failures: dict[str, list[int]] = {}
         self._window = -1
         self._in_window = 0
@@ -107,6 +108,7 @@ class RateLimitedFakeOpenAI:
         if wait is not None:
             with self._lock:
                 self.refused += 1
+                self.refuse_times.append(now)
             error = {"message": "Rate limit reached (fake)", "type": "requests", "code": None}
             headers = {
                 "Retry-After": str(math.ceil(wait)),
@@ -166,6 +168,8 @@ class RateLimitedFakeOpenAI:
             data = {
                 "admitted": self.admitted,
                 "refused": self.refused,
+                "admit_times": list(self.admit_times),
+                "refuse_times": list(self.refuse_times),
                 "calls_by_prompt": dict(self.calls_by_prompt),
                 "answered_by_prompt": dict(self.answered_by_prompt),
             }
@@ -213,7 +217,7 @@ class RateLimitedFakeOpenAI:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--port", type=int, default=8199)
+    parser.add_argument("--port", type=int, default=8199, help="0: any free port")
     parser.add_argument("--latency", type=float, default=0.0)
     parser.add_argument("--rpm", type=float, default=None)
     args = parser.parse_args()
