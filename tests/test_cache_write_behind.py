@@ -124,3 +124,43 @@ async def test_without_shared_leases_a_miss_takes_no_lease(tmp_path: Path) -> No
     assert other.get("k") == "answer"
     lone.close()
     other.close()
+
+
+async def test_sqlite_lookups_run_on_the_event_loop_and_flushes_do_not(tmp_path: Path) -> None:
+    from thrifty import cache as cache_module
+
+    cache = Cache(f"sqlite:///{tmp_path}/cache.db")
+    assert cache.store.inline_reads
+    cache.set("k", "v")
+    reads: list[threading.Thread] = []
+    flushes: list[threading.Thread] = []
+    store_get, add_counters = cache.store.get, cache.store.add_counters
+
+    def get(key: str) -> Entry | None:
+        reads.append(threading.current_thread())
+        return store_get(key)
+
+    def counters(namespace: str, values: dict[str, float]) -> None:
+        flushes.append(threading.current_thread())
+        add_counters(namespace, values)
+
+    cache.store.get = get  # type: ignore[method-assign]
+    cache.store.add_counters = counters  # type: ignore[method-assign]
+    cache._last_flush -= cache_module.COUNTER_FLUSH_SECONDS + 1  # a flush is due
+    hit = await cache.alookup("k")
+    assert hit is not None and hit.value == "v"
+    await cache.adrain()
+    assert reads == [threading.main_thread()]
+    assert flushes and threading.main_thread() not in flushes
+    cache.close()
+
+
+def test_an_expired_sqlite_row_reads_as_a_miss_without_a_write(tmp_path: Path) -> None:
+    import time
+
+    cache = Cache(f"sqlite:///{tmp_path}/cache.db")
+    cache.set("old", "v", ttl=0.05)
+    time.sleep(0.1)
+    assert cache.store.get("old") is None
+    assert cache.store.usage() == (0, 0)
+    cache.close()

@@ -156,7 +156,7 @@ class Cache(SemanticCacheMixin):
         self._flights = SingleFlight()
         self.write_behind = write_behind
         self.shared_leases = self.store.shared and shared_leases is not False
-        self._writes_behind: set[asyncio.Task[None]] = set()
+        self._writes_behind: set[asyncio.Future[Any]] = set()
         self._holder = holder or uuid.uuid4().hex
         self._pending: defaultdict[str, defaultdict[str, float]] = defaultdict(
             lambda: defaultdict(float)
@@ -195,7 +195,21 @@ class Cache(SemanticCacheMixin):
             for name, value in amounts.items():
                 bucket[name] += value
         if time.monotonic() - self._last_flush > COUNTER_FLUSH_SECONDS:
+            self._flush_off_loop()
+
+    def _flush_off_loop(self) -> None:
+        """Flush now, or in a thread when on an event loop and the flush is a blocking write."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        if loop is None or not self.store.blocking:
             self.flush()
+            return
+        self._last_flush = time.monotonic()  # one flush in flight at a time
+        future = loop.run_in_executor(None, self.flush)
+        self._writes_behind.add(future)
+        future.add_done_callback(self._writes_behind.discard)
 
     def flush(self) -> None:
         """Write buffered hit/miss counters to the backend (shared stores then sum replicas)."""
@@ -510,6 +524,8 @@ class Cache(SemanticCacheMixin):
             return await asyncio.to_thread(
                 self.lookup, key, namespace=namespace, request=request, kind=kind
             )
+        if self.store.inline_reads:  # a primary-key read costs less than a thread hop
+            return self.lookup(key, namespace=namespace)
         return await self._call(self.lookup, key, namespace=namespace)
 
     async def aget(self, key: str, default: Any = None, *, namespace: str | None = None) -> Any:

@@ -25,6 +25,9 @@ class Store(ABC):
     schemes: tuple[str, ...] = ()
     #: True when calls do I/O, so async callers should run them in a thread.
     blocking: bool = True
+    #: True when ``get`` is a quick local read that never waits for a lock, so async callers
+    #: run it on the event loop (a thread hop would cost more than the read).
+    inline_reads: bool = False
     #: True when several processes share the data (leases then coalesce across processes).
     shared: bool = False
 
