@@ -102,3 +102,22 @@ def test_load_refuses_missing_corrupt_or_other_model(tmp_path: Path) -> None:
     (path / "rows.json").write_text("{not json")
     broken = ScopedIndex(DIM, model="m", path=path)
     assert not broken.load() and len(broken) == 0
+
+
+def test_bulk_add_matches_single_adds_and_promotes() -> None:
+    rng = np.random.default_rng(5)
+    vecs = unit(rng, 400)
+    keys = [f"k{i}" for i in range(400)]
+    scopes = ["big" if i % 4 else f"small-{i % 8}" for i in range(400)]
+    bulk = ScopedIndex(DIM, ann_threshold=150)
+    bulk.add_many(keys[:100], scopes[:100], vecs[:100], keys[:100])
+    bulk.add_many(keys[100:], scopes[100:], vecs[100:], keys[100:])  # "big" crosses 150 here
+    assert isinstance(bulk._parts["big"], _HNSWPartition)
+    assert len(bulk) == 400 and bulk.scopes()["big"] == 300
+    for i in (1, 2, 3, 4, 8, 399):
+        top = bulk.search(scopes[i], vecs[i], k=1)[0]
+        assert (top.key, top.text) == (keys[i], keys[i])
+        assert top.similarity == pytest.approx(1.0, abs=2e-3)  # f16 storage in HNSW scopes
+    bulk.add_many(["k1"], ["small-x"], vecs[:1], ["moved"])  # a re-added key moves
+    assert bulk.search("small-x", vecs[0], k=1)[0].text == "moved"
+    assert all(c.key != "k1" for c in bulk.search("big", vecs[1], k=3))

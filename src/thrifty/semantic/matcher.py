@@ -29,7 +29,7 @@ from thrifty.entry import Entry
 from thrifty.errors import CorruptEntryError
 from thrifty.semantic.base import Candidate, Embedder, Guard, ThresholdPolicy
 from thrifty.semantic.index import ScopedIndex
-from thrifty.semantic.record import decode_record, encode_record
+from thrifty.semantic.record import SemanticRecord, decode_record, encode_record
 from thrifty.semantic.scope import SemanticQuery, semantic_query
 from thrifty.store.base import Store
 
@@ -38,6 +38,8 @@ log = logging.getLogger("thrifty.semantic")
 #: writes that committed after they were stamped).
 SYNC_OVERLAP_SECONDS = 30.0
 CACHE_DIR_ENV = "THRIFTY_CACHE_DIR"
+#: Entries read from the store per bulk insert during a rebuild or catch-up.
+SCAN_BATCH = 2048
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,15 +161,21 @@ class SemanticMatcher:
         self._maybe_save()
 
     def _add(self, entry: Entry) -> bool:
+        record = self._record(entry)
+        if record is None:
+            return False
+        self.index.add(entry.key, record.scope, record.vector, record.text)
+        return True
+
+    def _record(self, entry: Entry) -> SemanticRecord | None:
         try:
             record = decode_record(entry.semantic or b"")
         except CorruptEntryError as exc:
             log.warning("skipping entry %s: %s", entry.key[:16], exc)
-            return False
+            return None
         if record.model != self.embedder.name or record.vector.shape[0] != self.embedder.dim:
-            return False  # written with another embedder: its vector is not comparable
-        self.index.add(entry.key, record.scope, record.vector, record.text)
-        return True
+            return None  # written with another embedder: its vector is not comparable
+        return record
 
     def forget(self, key: str) -> None:
         """Drop an entry from the index (after a delete)."""
@@ -215,15 +223,32 @@ class SemanticMatcher:
 
     def _scan(self, since: float | None) -> int:
         added = 0
+        batch: list[SemanticRecord] = []
+        keys: list[str] = []
         try:
             for entry in self.store.iter_entries(since=since):
-                if entry.key not in self.index and self._add(entry):
-                    added += 1
+                record = None if entry.key in self.index else self._record(entry)
+                if record is not None:
+                    batch.append(record)
+                    keys.append(entry.key)
+                if len(batch) >= SCAN_BATCH:
+                    added += self._add_batch(keys, batch)
+                    batch, keys = [], []
         except NotImplementedError:
             pass  # this backend cannot list: the index keeps only what this process wrote
         except Exception as exc:  # fail-open: a stale index only misses
             log.warning("semantic index could not read the store: %s", exc)
-        return added
+        return added + self._add_batch(keys, batch)
+
+    def _add_batch(self, keys: list[str], records: list[SemanticRecord]) -> int:
+        if records:
+            self.index.add_many(
+                keys,
+                [r.scope for r in records],
+                np.stack([r.vector for r in records]),
+                [r.text for r in records],
+            )
+        return len(records)
 
     def _maybe_save(self) -> None:
         if self.index.dirty and time.monotonic() - self._last_save >= self.save_interval:
