@@ -215,17 +215,28 @@ class Client:
     def __init__(self, port: int) -> None:
         self.port = port
         self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        self.reconnects = 0
+        """Times a server closed the kept-alive connection (that request's time is not clean)."""
 
     def post(
         self, path: str, body: bytes, headers: dict[str, str] | None = None
     ) -> tuple[float, int, http.client.HTTPResponse]:
         """(seconds, status, response) of one POST, body read in full."""
         all_headers = {"Content-Type": "application/json", **(headers or {})}
-        started = time.perf_counter()
-        self.conn.request("POST", path, body, all_headers)
-        response = self.conn.getresponse()
-        response.read()
-        return time.perf_counter() - started, response.status, response
+        for attempt in (0, 1):
+            started = time.perf_counter()
+            try:
+                self.conn.request("POST", path, body, all_headers)
+                response = self.conn.getresponse()
+                response.read()
+            except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
+                if attempt:
+                    raise
+                self.reconnects += 1
+                self.conn.close()
+                continue
+            return time.perf_counter() - started, response.status, response
+        raise AssertionError("unreachable")
 
     def close(self) -> None:
         self.conn.close()
