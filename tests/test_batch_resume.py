@@ -95,3 +95,27 @@ def test_kill_9_then_resume_loses_nothing_and_pays_once(tmp_path: Path, kill_aft
     assert answered == {f"q{i}": 1 for i in range(n)}
     out = [json.loads(x) for x in (tmp_path / "out.jsonl").read_text().splitlines()]
     assert [o["custom_id"] for o in out] == [f"r{i}" for i in range(n)]
+
+
+@pytest.mark.slow
+def test_without_config_the_embedded_local_model_answers(tmp_path: Path) -> None:
+    lines = []
+    for i, prompt in enumerate(["Say hi.", "Say hi.", "Name a colour."]):
+        body = {"model": "gpt-4o-mini", "max_tokens": 8, "temperature": 0,
+                "messages": [{"role": "user", "content": prompt}]}  # fmt: skip
+        lines.append({"custom_id": f"c{i}", "method": "POST", "url": "/v1/chat/completions",
+                      "body": body})  # fmt: skip
+    (tmp_path / "in.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    cmd = [
+        *CLI, "batch", "run", str(tmp_path / "in.jsonl"), "-o", str(tmp_path / "out.jsonl"),
+        "--cache", f"sqlite:///{tmp_path / 'cache.db'}", "--no-progress", "--json",
+    ]  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k != "THRIFTY_CONFIG"}
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["ok"] == 3 and summary["upstream_calls"] == 2 and summary["deduplicated"] == 1
+    assert summary["cost_usd"] == 0.0  # the local model is free, whatever the line's model
+    out = [json.loads(x) for x in (tmp_path / "out.jsonl").read_text().splitlines()]
+    texts = [o["response"]["body"]["choices"][0]["message"]["content"] for o in out]
+    assert all(texts) and texts[0] == texts[1]

@@ -130,11 +130,14 @@ class RateLimitedFakeOpenAI:
             response = web.json_response({"error": error}, status=failure)
         else:
             response = web.json_response(self._completion(body, prompt, number, now))
-        # Counted once the answer is handed to the connection: "the provider delivered it".
+        # Counted once the answer is handed to a connection still open: "the provider delivered
+        # it" (an answer written after the client died is not).
         await response.prepare(request)
         await response.write_eof()
-        with self._lock:
-            self.answered_by_prompt[prompt] += 1
+        transport = request.transport
+        if transport is not None and not transport.is_closing():
+            with self._lock:
+                self.answered_by_prompt[prompt] += 1
         return response
 
     def _completion(self, body: dict[str, Any], prompt: str, number: int, now: float) -> dict:
