@@ -176,3 +176,23 @@ async def test_model_map_renames_before_sending(tmp_path, fake, provider) -> Non
     settings = BatchSettings(model_map={"gpt-4o-mini": "local-small"}, retry=FAST_RETRY)
     _, out, _ = await run(tmp_path, provider, job(["a"]), settings)
     assert out[0]["response"]["body"]["model"] == "local-small"
+
+
+async def test_unknown_model_is_an_error_line(tmp_path, fake, provider) -> None:
+    from thrifty.batching import ProviderSet
+
+    lines = job(["a", "b"])
+    lines[1] = lines[1].replace('"gpt-4o-mini"', '"no-such-model"')
+    paths = JobPaths.beside(tmp_path / "out.jsonl")
+    summary = await run_job(
+        parse_lines(lines),
+        paths,
+        resolve=ProviderSet({"gpt-4o-mini": lambda: provider}),
+        cache=Cache("memory://"),
+        settings=BatchSettings(retry=FAST_RETRY),
+    )
+    assert summary.ok == 1 and summary.failed == 1
+    (error,) = lines_of(paths.errors)
+    assert error["custom_id"] == "r1" and error["response"] is None
+    assert error["error"]["code"] == "model_not_found"
+    assert "no-such-model" in error["error"]["message"]

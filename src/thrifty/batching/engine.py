@@ -23,7 +23,7 @@ from thrifty.batching.jobfile import BatchRequest, output_line
 from thrifty.batching.journal import Journal, JournalRecord
 from thrifty.batching.limiter import BatchLimiter
 from thrifty.cache import Cache
-from thrifty.errors import ConfigError, CorruptEntryError
+from thrifty.errors import ConfigError, CorruptEntryError, ProviderError, UnknownModelError
 from thrifty.providers.base import Provider
 from thrifty.retry import RetryPolicy, call_with_retries, retry_after_of, status_of
 
@@ -154,16 +154,26 @@ def prompt_tokens(request: BatchRequest, body: Mapping[str, Any]) -> int:
     return count_text("" if text is None else str(text))
 
 
+#: Error codes of failures that carry no upstream status (declared once, as data).
+ERROR_CODES: tuple[tuple[type[BaseException], str], ...] = (
+    (UnknownModelError, "model_not_found"),
+    (ConfigError, "invalid_request"),
+    (TimeoutError, "timeout"),
+    (ProviderError, "provider_error"),
+)
+STATUS_CODES: Mapping[int, str] = {429: "rate_limit_exceeded", 404: "model_not_found"}
+
+
 def error_of(exc: BaseException) -> tuple[int | None, Any, dict[str, str]]:
     """(upstream status, upstream body, {code, message}) for a line that failed."""
     status = status_of(exc)
     body = getattr(exc, "body", None)
     upstream = body.get("error") if isinstance(body, dict) else None
     code = upstream.get("code") if isinstance(upstream, dict) else None
+    if not code and status is not None:
+        code = STATUS_CODES.get(status, "upstream_error")
     if not code:
-        code = {429: "rate_limit_exceeded", 404: "model_not_found"}.get(status or 0)
-    if not code:
-        code = "upstream_error" if status else type(exc).__name__
+        code = next((c for t, c in ERROR_CODES if isinstance(exc, t)), "internal_error")
     message = upstream.get("message") if isinstance(upstream, dict) else None
     if status is not None and body is None:
         body = {"error": {"message": str(exc), "type": "upstream_error", "code": code}}

@@ -168,7 +168,7 @@ class BatchService:
         return BatchSettings(max_concurrency=MAX_CONCURRENCY, rpm=rpm, tpm=tpm)
 
     async def _run(self, record: dict[str, Any]) -> None:
-        requests = self._validate(record)
+        requests = await asyncio.to_thread(self._validate, record)  # a big file: off the loop
         if requests is None:
             return
         counts = record["request_counts"]
@@ -281,8 +281,12 @@ async def create_file(request: Request) -> Response:
     if upload is None or isinstance(upload, str):
         raise APIError(400, "the form has no 'file' part", param="file", code="missing_file")
     data = await upload.read()
-    record = service(request).files.create(
-        data, filename=upload.filename or "upload.jsonl", purpose="batch", tenant=tenant
+    record = await asyncio.to_thread(
+        service(request).files.create,
+        data,
+        filename=upload.filename or "upload.jsonl",
+        purpose="batch",
+        tenant=tenant,
     )
     return _json(public(record))
 
