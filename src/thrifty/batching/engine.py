@@ -32,6 +32,9 @@ T = TypeVar("T")
 #: Maps a model name to the provider that answers it.
 ProviderResolver = Callable[[str], Provider]
 
+#: 429s with ``Retry-After`` one line waits out before they count as failed attempts.
+MAX_RATE_LIMIT_WAITS = 50
+
 #: Batches wait out long rate limits instead of failing lines (a gateway fails over instead).
 DEFAULT_RETRY = RetryPolicy(num_retries=8, base_delay=0.5, max_delay=30.0, max_retry_after=300.0)
 
@@ -338,6 +341,19 @@ class BatchEngine:
         tokens_in, tokens_out = usage_of(next(iter(value.values()))) or (0, 0)
         return {"tokens_in": tokens_in, "tokens_out": tokens_out}
 
+    def _wait_out(self, exc: BaseException, waits: int) -> bool:
+        """On a 429, pause every sender for its ``Retry-After``. True when the request should
+        then simply go again: a 429 that says how long to wait is the provider's schedule, not a
+        failure, so it neither uses up a retry nor grows the backoff (up to a bound)."""
+        if status_of(exc) != 429:
+            return False
+        self.summary.rate_limited += 1
+        wait = retry_after_of(exc)
+        if wait is None:
+            return False  # no schedule given: back off as for any retryable error
+        self.limiter.pause(wait)
+        return wait <= self.settings.retry.max_retry_after and waits < MAX_RATE_LIMIT_WAITS
+
     async def _call_upstream(self, request: BatchRequest, body: dict[str, Any]) -> Any:
         provider = self.resolve(body["model"])
         method = getattr(provider, request.endpoint)
@@ -345,19 +361,19 @@ class BatchEngine:
         estimate = prompt_tokens(request, body) if self.limiter.tokens is not None else 0
 
         async def attempt() -> Any:
-            async with self._slots:
-                await self.limiter.acquire(estimate)
-                self.summary.upstream_calls += 1
-                try:
-                    answer = await method(dict(body))
-                except Exception as exc:
-                    self.limiter.settle(estimate, 0, 0)  # refused: its tokens were not used
-                    if status_of(exc) == 429:
-                        self.summary.rate_limited += 1
-                        wait = retry_after_of(exc)
-                        if wait:
-                            self.limiter.pause(wait)
-                    raise
+            waits = 0
+            while True:
+                async with self._slots:
+                    await self.limiter.acquire(estimate)
+                    self.summary.upstream_calls += 1
+                    try:
+                        answer = await method(dict(body))
+                        break
+                    except Exception as exc:
+                        self.limiter.settle(estimate, 0, 0)  # refused: its tokens were not used
+                        if not self._wait_out(exc, waits):
+                            raise
+                        waits += 1  # then wait in limiter.acquire with every other sender
             if self.limiter.tokens is not None:
                 tokens_in, tokens_out = usage_of(answer) or (estimate, 0)
                 self.limiter.settle(estimate, tokens_in, tokens_out)
