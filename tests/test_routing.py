@@ -309,12 +309,12 @@ async def test_in_flight_counts_drive_least_busy() -> None:
     assert [d["in_flight"] for d in pool.health()] == [0, 0, 0]
 
 
-async def test_simple_shuffle_is_weighted_by_rpm() -> None:
+async def test_simple_shuffle_is_weighted() -> None:
     import random
 
     rng = random.Random(7)
     pool = DeploymentPool(
-        [Deployment("gpt", id="big", rpm=900), Deployment("gpt", id="small", rpm=100)],
+        [Deployment("gpt", id="big", weight=9), Deployment("gpt", id="small", weight=1)],
         rng=rng.random,
     )
     upstream = Upstreams()
@@ -322,6 +322,59 @@ async def test_simple_shuffle_is_weighted_by_rpm() -> None:
         await pool.run("gpt", upstream)
     share = Counter(upstream.calls)["big"] / 2000
     assert 0.86 < share < 0.94
+
+
+def test_shuffle_weight_defaults_to_rpm_then_tpm() -> None:
+    assert Deployment("m", rpm=900).share == 900
+    assert Deployment("m", tpm=5000).share == 5000
+    assert Deployment("m", weight=2, rpm=900).share == 2
+    assert Deployment("m").share == 1
+
+
+async def test_a_deployment_is_never_sent_more_than_its_rpm() -> None:
+    clock = Clock()
+    pool, waits = make_pool({"gpt": ["a", "b"]}, clock, strategy="round-robin")
+    pool.deployments("gpt")[0].rpm = 2  # a: 2 a minute; b: unlimited
+    upstream = Upstreams()
+    for _ in range(10):
+        await pool.run("gpt", upstream)
+    assert Counter(upstream.calls) == {"a": 2, "b": 8} and waits == []
+    clock.now += 30  # one request refilled
+    upstream.calls.clear()
+    for _ in range(4):
+        await pool.run("gpt", upstream)
+    assert Counter(upstream.calls)["a"] == 1
+
+
+async def test_at_its_rate_the_last_model_waits_for_a_slot_without_using_retries() -> None:
+    clock = Clock()
+    pool, waits = make_pool({"gpt": ["a"]}, clock, policy=RetryPolicy(num_retries=0))
+    pool.deployments("gpt")[0].rpm = 60  # one a second
+    upstream = Upstreams()
+    for _ in range(60):
+        await pool.run("gpt", upstream)
+    assert waits == []
+    await pool.run("gpt", upstream)
+    assert waits == [pytest.approx(1.0)]
+
+
+async def test_at_its_rate_a_model_falls_back_at_once() -> None:
+    pool, waits = make_pool({"a": ["a1"], "b": ["b1"]}, fallbacks=[{"a": ["b"]}])
+    pool.deployments("a")[0].rpm = 1
+    upstream = Upstreams()
+    await pool.run("a", upstream)
+    routed = await pool.run("a", upstream)
+    assert routed.deployment.id == "b1" and routed.fell_back and waits == []
+
+
+async def test_a_rate_wait_longer_than_max_retry_after_is_a_503() -> None:
+    pool, waits = make_pool({"a": ["a1"]}, policy=RetryPolicy(max_retry_after=10))
+    pool.deployments("a")[0].rpm = 1  # the next slot is 60 s away
+    await pool.run("a", Upstreams())
+    with pytest.raises(AllDeploymentsFailedError) as raised:
+        await pool.run("a", Upstreams())
+    assert raised.value.status_code == 503 and waits == []
+    assert raised.value.retry_after == pytest.approx(60.0)
 
 
 async def test_latency_based_routing_prefers_the_fastest() -> None:

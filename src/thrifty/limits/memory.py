@@ -23,7 +23,7 @@ SECONDS_PER_WINDOW = 60.0
 
 
 @dataclass(slots=True)
-class _Bucket:
+class TokenBucket:
     """A token bucket that refills ``capacity`` per minute; ``level`` may go negative (debt)."""
 
     level: float | None = None
@@ -37,6 +37,10 @@ class _Bucket:
     def take(self, amount: float, capacity: int, now: float) -> None:
         self.level = self.current(capacity, now) - amount
         self.at = now
+
+    def wait(self, amount: float, capacity: int, now: float) -> float | None:
+        """Seconds until ``amount`` can be taken (None: never, a zero capacity)."""
+        return wait_for(self.current(capacity, now), amount, capacity)
 
 
 def wait_for(level: float, need: float, capacity: int) -> float | None:
@@ -55,8 +59,8 @@ def full_in(level: float, capacity: int) -> float:
 
 @dataclass(slots=True)
 class _KeyCounters:
-    requests: _Bucket = field(default_factory=_Bucket)
-    tokens: _Bucket = field(default_factory=_Bucket)
+    requests: TokenBucket = field(default_factory=TokenBucket)
+    tokens: TokenBucket = field(default_factory=TokenBucket)
     spent: float = 0.0
     reservations: dict[str, tuple[float, float]] = field(default_factory=dict)
     """Reservation id → (dollars, clock time it lapses)."""

@@ -12,7 +12,12 @@ caller passes ``call(deployment)`` that makes one attempt. For a stream, ``call`
 once the upstream accepted the request (status and headers read), so that a failure before the
 first byte is retried and one after it is not.
 
-Cooldowns and in-flight counts live in this process (each gateway worker keeps its own view).
+A deployment's ``rpm`` is also kept: one at its rate is skipped like a cooled one (its requests
+refill continuously, ``rpm / 60`` a second), so the pool never sends a deployment more than it
+accepts; when every deployment of the last model in the chain is at its rate, the request waits
+for the first free slot (up to ``max_retry_after``, not counted as a retry).
+
+Cooldowns, rates and in-flight counts live in this process (each gateway worker keeps its own).
 """
 
 from __future__ import annotations
@@ -26,12 +31,14 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from thrifty.errors import AllDeploymentsFailedError, ConfigError, UnknownModelError
+from thrifty.limits.memory import TokenBucket
 from thrifty.retry import RetryPolicy, is_retryable_error, retry_after_of, status_of
 
 T = TypeVar("T")
 
 #: Weight of the newest latency sample in a deployment's moving average.
 LATENCY_EWMA_ALPHA = 0.2
+INF = float("inf")
 
 
 @dataclass(slots=True, eq=False)
@@ -43,7 +50,9 @@ class Deployment:
         target: what ``call`` needs to reach it (a provider); the pool never looks inside.
         id: a unique name for logs, metrics and ``X-Thrifty-Route`` (default ``model_name#n``).
         weight: share of traffic for ``simple-shuffle`` (default: ``rpm``, else ``tpm``, else 1).
-        rpm, tpm: the deployment's own limits, as declared (they also weigh the shuffle).
+        rpm: requests per minute the deployment accepts: the pool sends no more (and it weighs
+            the shuffle).
+        tpm: tokens per minute, as declared (it weighs the shuffle when there is no rpm).
     """
 
     model_name: str
@@ -60,6 +69,16 @@ class Deployment:
     """Clock time before which the deployment is skipped."""
     failures: deque[float] = field(default_factory=deque, init=False)
     """Clock times of recent retryable failures."""
+    requests: TokenBucket = field(default_factory=TokenBucket, init=False)
+    """Requests left under ``rpm``."""
+
+    def wait(self, now: float) -> float:
+        """Seconds before this deployment may be sent a request (cooldown, then its rate)."""
+        cooling = self.cooldown_until - now
+        if self.rpm is None:
+            return max(cooling, 0.0)
+        rate = self.requests.wait(1, self.rpm, now)
+        return max(cooling, INF if rate is None else rate, 0.0)
 
     @property
     def share(self) -> float:
@@ -363,19 +382,28 @@ class DeploymentPool:
         failed: set[str] = set()
         last_error: BaseException | None = None
         retry = 0
+        throttled_for = 0.0  # waits for a free rate slot: queueing, not retries
         while True:
             deployment = self._pick(name, avoid=failed)
             if deployment is None:
-                wait = self._cooldown_left(name)
+                wait, throttled = self._next_free(name)
+                allowed = (
+                    throttled_for + wait <= self.policy.max_retry_after
+                    if throttled
+                    else retry < self.policy.num_retries
+                )
                 if (
                     not last_in_chain
-                    or retry >= self.policy.num_retries
+                    or not allowed
                     or wait > self.policy.max_retry_after
                     or self._past(deadline, wait)
                 ):
-                    raise _GroupExhausted(last_error, retry_after=wait)
+                    raise _GroupExhausted(last_error, retry_after=wait if wait < INF else None)
                 await self._sleep(wait)
-                retry += 1
+                if throttled:
+                    throttled_for += wait
+                else:
+                    retry += 1
                 continue
             started = self._clock()
             deployment.in_flight += 1
@@ -415,7 +443,7 @@ class DeploymentPool:
     def _pick(self, name: str, *, avoid: set[str], peek: bool = False) -> Deployment | None:
         """A healthy deployment of ``name`` (those not yet failed in this request first)."""
         now = self._clock()
-        healthy = [d for d in self._groups[name] if d.cooldown_until <= now]
+        healthy = [d for d in self._groups[name] if d.wait(now) <= 0.0]
         fresh = [d for d in healthy if d.id not in avoid] or healthy
         if not fresh:
             return None
@@ -423,7 +451,10 @@ class DeploymentPool:
             return fresh[0] if any(d.id not in avoid for d in fresh) else None
         turn = self._turns[name]
         self._turns[name] = turn + 1
-        return self._pick_strategy(fresh, turn, self._rng)
+        chosen = self._pick_strategy(fresh, turn, self._rng)
+        if chosen.rpm is not None:
+            chosen.requests.take(1, chosen.rpm, now)
+        return chosen
 
     def _least_wait(
         self, name: str, failed: set[str], last: Deployment, retry_after: float | None
@@ -436,13 +467,16 @@ class DeploymentPool:
         """
         if self._pick(name, avoid=failed, peek=True) is not None:
             return None
-        if last.cooldown_until <= self._clock():
+        if last.wait(self._clock()) <= 0.0:
             return retry_after
-        return self._cooldown_left(name)
+        return self._next_free(name)[0]
 
-    def _cooldown_left(self, name: str) -> float:
+    def _next_free(self, name: str) -> tuple[float, bool]:
+        """Seconds until a deployment of ``name`` is free, and whether only its rate holds it
+        back (not a cooldown)."""
         now = self._clock()
-        return max(min(d.cooldown_until for d in self._groups[name]) - now, 0.0)
+        first = min(self._groups[name], key=lambda d: d.wait(now))
+        return first.wait(now), first.cooldown_until <= now
 
     def _past(self, deadline: float | None, wait: float) -> bool:
         return deadline is not None and self._clock() + wait > deadline
