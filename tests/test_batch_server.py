@@ -145,3 +145,30 @@ def test_cancel_keeps_partial_results(client: openai.OpenAI, fake) -> None:  # t
     assert done.status == "cancelled"
     out = client.files.content(done.output_file_id).text.splitlines()
     assert 8 <= len(out) < 40
+
+
+def test_a_restarted_gateway_resumes_unfinished_batches(fake, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("THRIFTY_BATCH_DIR", str(tmp_path / "batches"))
+    config = fake_config(fake.base_url, cache={"url": f"sqlite:///{tmp_path / 'cache.db'}"})
+    fake.latency = 0.3
+    with gateway(config) as (url, _app):
+        client = openai.OpenAI(base_url=f"{url}/v1", api_key="k", max_retries=0)
+        uploaded = client.files.create(
+            file=("in.jsonl", io.BytesIO(job([f"q{i}" for i in range(40)]))), purpose="batch"
+        )
+        batch = client.batches.create(
+            input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h"
+        )
+        deadline = time.monotonic() + 20
+        while client.batches.retrieve(batch.id).request_counts.completed < 8:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    # the gateway stopped mid-batch; a new one adopts it
+    with gateway(config) as (url, _app):
+        client = openai.OpenAI(base_url=f"{url}/v1", api_key="k", max_retries=0)
+        done = wait(client, batch.id)
+        assert done.status == "completed", done
+        assert done.request_counts.completed == 40
+        out = client.files.content(done.output_file_id).text.splitlines()
+    assert sorted(json.loads(x)["custom_id"] for x in out) == sorted(f"r{i}" for i in range(40))
+    assert sum(fake.answered_by_prompt.values()) == 40  # nothing paid twice

@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import Any
 
 #: Fields kept in the records but never shown to clients.
-PRIVATE_FIELDS = ("tenant",)
+PRIVATE_FIELDS = ("tenant", "output_path_id", "error_path_id")
+#: Batch states in which a worker should be running the batch.
+UNFINISHED = ("validating", "in_progress", "cancelling")
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
@@ -96,14 +98,34 @@ class BatchStore:
             return None
         return record if record.get("tenant") == tenant else None
 
-    def list(self, tenant: str) -> list[dict[str, Any]]:
-        """The tenant's batches, newest first."""
+    def lock(self, batch_id: str) -> int | None:
+        """Take the batch's run lock (an open file descriptor; close it to release), or None
+        when a live process holds it. The kernel drops the lock of a process that dies, so a
+        batch whose lock can be taken has nobody running it."""
+        import fcntl
+
+        fd = os.open(self.dir / f"{batch_id}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return None
+        return fd
+
+    def _all(self) -> list[dict[str, Any]]:
         records = []
         for path in self.dir.glob("batch_*.json"):
             try:
-                record = json.loads(path.read_text())
+                records.append(json.loads(path.read_text()))
             except (OSError, ValueError):
                 continue
-            if record.get("tenant") == tenant:
-                records.append(record)
+        return records
+
+    def list(self, tenant: str) -> list[dict[str, Any]]:
+        """The tenant's batches, newest first."""
+        records = [r for r in self._all() if r.get("tenant") == tenant]
         return sorted(records, key=lambda r: (r.get("created_at", 0), r["id"]), reverse=True)
+
+    def unfinished(self) -> list[dict[str, Any]]:
+        """Every tenant's batches that should be running."""
+        return [r for r in self._all() if r.get("status") in UNFINISHED]

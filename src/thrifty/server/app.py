@@ -14,7 +14,7 @@ from starlette.exceptions import HTTPException
 
 from thrifty.cache import Cache
 from thrifty.limits import LimitBackend
-from thrifty.server.batches import BATCH_ROUTES, close_batches
+from thrifty.server.batches import BATCH_ROUTES, close_batches, start_batches
 from thrifty.server.config import CONFIG_ENV, GatewayConfig, load_config
 from thrifty.server.errors import (
     APIError,
@@ -47,6 +47,7 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        start_batches(app)  # resumes batches a previous run of the gateway left unfinished
         try:
             yield
         finally:

@@ -77,6 +77,7 @@ class BatchService:
         self.batches = BatchStore(root)
         self.providers = GatewayProviders(gateway)
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._cancelling: set[str] = set()
 
     # ------------------------------------------------------------ batches
     def create(self, tenant: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -117,10 +118,33 @@ class BatchService:
             "tenant": tenant,
         }
         self.batches.save(record)
-        task = asyncio.create_task(self._run(record))
-        self._tasks[record["id"]] = task
-        task.add_done_callback(lambda _t: self._tasks.pop(record["id"], None))
+        lock = self.batches.lock(record["id"])
+        if lock is not None:
+            self._start(record, lock, resume=False)
         return record
+
+    def _start(self, record: dict[str, Any], lock: int, *, resume: bool) -> None:
+        batch_id = record["id"]
+        task = asyncio.create_task(self._run(record, lock, resume=resume))
+        self._tasks[batch_id] = task
+        task.add_done_callback(lambda _t: self._tasks.pop(batch_id, None))
+
+    def adopt_orphans(self) -> int:
+        """Resume the batches nobody is running (the gateway restarted mid-batch); returns how
+        many. Lines already done come from the journal, answers already paid from the cache."""
+        adopted = 0
+        for record in self.batches.unfinished():
+            if record["id"] in self._tasks:
+                continue
+            lock = self.batches.lock(record["id"])
+            if lock is None:
+                continue  # another live worker runs it
+            if record["status"] == "cancelling":
+                self._cancelling.add(record["id"])
+            log.info("resuming batch %s left %s", record["id"], record["status"])
+            self._start(record, lock, resume=True)
+            adopted += 1
+        return adopted
 
     def cancel(self, record: dict[str, Any]) -> dict[str, Any]:
         if record["status"] in ("completed", "failed", "cancelled", "expired"):
@@ -132,6 +156,7 @@ class BatchService:
                            code="batch_not_here")  # fmt: skip
         record.update(status="cancelling", cancelling_at=int(time.time()))
         self.batches.save(record)
+        self._cancelling.add(record["id"])
         task.cancel()
         return record
 
@@ -167,15 +192,24 @@ class BatchService:
             rpm, tpm = self.providers.limits(str(models.pop()))
         return BatchSettings(max_concurrency=MAX_CONCURRENCY, rpm=rpm, tpm=tpm)
 
-    async def _run(self, record: dict[str, Any]) -> None:
+    async def _run(self, record: dict[str, Any], lock: int, *, resume: bool) -> None:
+        try:
+            await self._run_locked(record, resume=resume)
+        finally:
+            os.close(lock)
+
+    async def _run_locked(self, record: dict[str, Any], *, resume: bool) -> None:
         requests = await asyncio.to_thread(self._validate, record)  # a big file: off the loop
         if requests is None:
             return
         counts = record["request_counts"]
-        counts["total"] = len(requests)
-        record.update(status="in_progress", in_progress_at=int(time.time()))
+        counts.update(total=len(requests), completed=0, failed=0)  # a resume recounts
+        if record["status"] == "validating":
+            record.update(status="in_progress", in_progress_at=int(time.time()))
+        # the output files' ids are chosen once, so a resumed batch writes the same files
+        output_id = record.setdefault("output_path_id", self.files.new_id())
+        error_id = record.setdefault("error_path_id", self.files.new_id())
         self.batches.save(record)
-        output_id, error_id = self.files.new_id(), self.files.new_id()
         paths = JobPaths(
             self.files.path(output_id),
             self.files.path(error_id),
@@ -195,11 +229,20 @@ class BatchService:
                 last_save[0] = time.monotonic()
                 self.batches.save(record)
 
+        if record["id"] in self._cancelling:  # cancelled before a restart: finish that
+            self._cancelling.discard(record["id"])
+            self._finish(record, paths, output_id, error_id, "cancelled", requests)
+            return
         try:
             await run_job(requests, paths, resolve=self.providers, cache=cache,
-                          settings=self._settings(requests), on_outcome=on_outcome)  # fmt: skip
+                          settings=self._settings(requests), on_outcome=on_outcome,
+                          resume=resume)  # fmt: skip
         except asyncio.CancelledError:
-            self._finish(record, paths, output_id, error_id, "cancelled", requests)
+            if record["id"] in self._cancelling:  # the user's cancel, not a shutdown
+                self._cancelling.discard(record["id"])
+                self._finish(record, paths, output_id, error_id, "cancelled", requests)
+            else:  # shutdown: keep it unfinished, so the next start resumes it
+                self.batches.save(record)
             raise
         except Exception as exc:  # a bug or a full disk: the batch fails, the gateway lives
             log.exception("batch %s failed", record["id"])
@@ -245,10 +288,16 @@ class BatchService:
 
 def service(request: Request) -> BatchService:
     """The worker's batch service, made on first use."""
-    state = request.app.state
+    return start_batches(request.app)
+
+
+def start_batches(app: Any) -> BatchService:
+    """The app's batch service; made (resuming orphaned batches) when the app starts."""
+    state = app.state
     if getattr(state, "batches", None) is None:
         root = os.environ.get(BATCH_DIR_ENV) or DEFAULT_BATCH_DIR
         state.batches = BatchService(state.gateway, root)
+        state.batches.adopt_orphans()
     return state.batches
 
 
