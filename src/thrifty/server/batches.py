@@ -286,19 +286,25 @@ class BatchService:
                 await task
 
 
+def _batch_root() -> Path:
+    return Path(os.environ.get(BATCH_DIR_ENV) or DEFAULT_BATCH_DIR)
+
+
 def service(request: Request) -> BatchService:
     """The worker's batch service, made on first use."""
-    return start_batches(request.app)
-
-
-def start_batches(app: Any) -> BatchService:
-    """The app's batch service; made (resuming orphaned batches) when the app starts."""
-    state = app.state
+    state = request.app.state
     if getattr(state, "batches", None) is None:
-        root = os.environ.get(BATCH_DIR_ENV) or DEFAULT_BATCH_DIR
-        state.batches = BatchService(state.gateway, root)
+        state.batches = BatchService(state.gateway, _batch_root())
         state.batches.adopt_orphans()
     return state.batches
+
+
+def start_batches(app: Any) -> None:
+    """At startup: resume the batches a previous run left unfinished (if there ever were any;
+    a gateway that never ran a batch creates no folder)."""
+    if getattr(app.state, "batches", None) is None and (_batch_root() / "batches").is_dir():
+        app.state.batches = BatchService(app.state.gateway, _batch_root())
+        app.state.batches.adopt_orphans()
 
 
 def _tenant(request: Request) -> str:
