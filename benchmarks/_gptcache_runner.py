@@ -37,6 +37,8 @@ def build(vectors_by_text, texts, answers, threshold, folder):
         "sqlite,faiss",
         data_dir=folder,
         max_size=len(texts) + 10,
+        # 0.1.44's factory reads the memory eviction's size from here, not from max_size
+        eviction_params={"max_size": len(texts) + 10},
         vector_params={"dimension": 384},
     )
     cache.init(
@@ -46,8 +48,7 @@ def build(vectors_by_text, texts, answers, threshold, folder):
         similarity_evaluation=SearchDistanceEvaluation(),
         config=Config(similarity_threshold=threshold),
     )
-    for start in range(0, len(texts), 5000):
-        cache.import_data(texts[start : start + 5000], answers[start : start + 5000])
+    cache.import_data(texts, answers)
     return cache
 
 

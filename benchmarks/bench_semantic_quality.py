@@ -261,7 +261,8 @@ def intent_stream(texts, intents, vecs, make_policy, *, use_guards: bool, every:
         n = len(cached_texts)
         if n:
             s = matrix[:n] @ vecs[qi]
-            for ci in np.argsort(-s)[:4]:
+            top = np.argpartition(-s, 3)[:4] if n > 4 else np.arange(n)
+            for ci in top[np.argsort(-s[top])]:
                 if use_guards and not guards.allows(text, cached_texts[ci]):
                     continue
                 key, sim = str(ci), float(s[ci])
@@ -340,16 +341,7 @@ def plot_qqp(plain: ThresholdCurve, guarded: ThresholdCurve, points: dict) -> Pa
     return path
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--no-gptcache", dest="gptcache", action="store_false")
-    parser.add_argument("--gptcache-python", default=GPTCACHE_PYTHON)
-    parser.add_argument("--skip-streams", action="store_true")
-    parser.add_argument("--index-queries", type=int, default=4000)
-    args = parser.parse_args()
-    OUT.mkdir(parents=True, exist_ok=True)
-
-    rows = load_qqp("test")
+def qqp_pairs(rows) -> None:
     a_vecs, b_vecs = qqp_vectors(rows, "qqp-test")
     sims = np.einsum("ij,ij->i", a_vecs, b_vecs)
     guards = Guards()
@@ -397,13 +389,50 @@ def main() -> None:
             )
     print(f"\nplot: {plot_qqp(plain, guarded, points).relative_to(ROOT)}")
 
-    qqp_index(rows, args)
-    if args.skip_streams:
-        return
+
+def qqp_questions(rows) -> list[tuple[str, str]]:
+    """Every distinct question of the test rows once, in a seeded random order, with its duplicate
+    class (label-1 components over the whole test split) as its "intent"."""
+    klass = components(load_qqp("test", None))
+    texts = sorted({r["a"] for r in rows} | {r["b"] for r in rows})
+    random.Random(SEED).shuffle(texts)
+    return [(t, str(klass[t])) for t in texts]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--no-gptcache", dest="gptcache", action="store_false")
+    parser.add_argument("--gptcache-python", default=GPTCACHE_PYTHON)
+    parser.add_argument(
+        "--sections",
+        default="pairs,index,streams,qqp-stream",
+        help="comma-separated: pairs, index (with GPTCache), streams (banking77, support), "
+        "qqp-stream (QQP test questions replayed as one stream)",
+    )
+    parser.add_argument("--index-queries", type=int, default=4000)
+    args = parser.parse_args()
+    OUT.mkdir(parents=True, exist_ok=True)
+
+    sections = set(args.sections.split(","))
+    rows = load_qqp("test")
+    if "pairs" in sections:
+        qqp_pairs(rows)
+    if "index" in sections:
+        qqp_index(rows, args)
+    streams = []
+    if "streams" in sections:
+        streams += [("banking77", load_banking77("test")), ("support", load_support())]
+    if "qqp-stream" in sections:
+        streams.append(("qqp", qqp_questions(rows)))
     for name, data in (("banking77", load_banking77("test")), ("support", load_support())):
         texts = [t for t, _ in data]
         intents = [i for _, i in data]
-        vecs = embed_cached(f"{name}-test" if name == "banking77" else name, texts)
+        if name == "qqp":  # the same sorted text list as qqp_vectors, so the cache is reused
+            base = sorted(texts)
+            where = {t: i for i, t in enumerate(base)}
+            vecs = embed_cached("qqp-test", base)[[where[t] for t in texts]]
+        else:
+            vecs = embed_cached("banking77-test" if name == "banking77" else name, texts)
         results = {}
         for label, make, use_guards in [
             ("fixed 0.9", lambda: FixedThreshold(0.9), False),

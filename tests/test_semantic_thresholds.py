@@ -181,3 +181,25 @@ def test_answer_checks() -> None:
 
     check = embedding_match(embed, 0.9)
     assert check("yes indeed", "oh yes") and not check("yes", "no")
+
+
+def test_population_prior_adapts_to_the_traffic(prior: SigmoidPrior) -> None:
+    """Feedback from many entries moves the bar of entries never seen: easy traffic (right from
+    0.8) lowers it, hard traffic (wrong even at 0.95) raises it; the given prior stays put."""
+    rng = np.random.default_rng(11)
+    easy = VerifiedThreshold(0.05, prior=prior, adapt_every=100)
+    hard = VerifiedThreshold(0.05, prior=prior, adapt_every=100)
+    start = easy.new_entry_threshold
+    for i in range(600):
+        s = float(rng.uniform(0.75, 1.0))
+        easy.record(f"e{i}", s, s > 0.8)
+        hard.record(f"h{i}", s, s > 0.995)
+    assert easy.new_entry_threshold < start - 0.02
+    assert hard.new_entry_threshold > start or hard.new_entry_threshold == math.inf
+    assert easy.base_prior is prior and easy.prior is not prior
+    static = VerifiedThreshold(0.05, prior=prior, adapt_every=None)
+    for i in range(300):
+        static.record(f"e{i}", 0.9, True)
+    assert static.new_entry_threshold == start
+    with pytest.raises(ConfigError):
+        VerifiedThreshold(prior=prior, adapt_every=0)

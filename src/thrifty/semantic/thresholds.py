@@ -185,12 +185,33 @@ class SigmoidPrior:
         p = np.clip(_sigmoid(z), 1e-9, 1 - 1e-9)
         return np.where(right[:, None, None], np.log(p), np.log1p(-p)).sum(axis=0)
 
-    def posterior(self, sims: np.ndarray, right: np.ndarray) -> np.ndarray:
-        if len(sims) == 0:
-            return self.weights
-        ll = self._loglik(sims, right) + np.log(self.weights)
+    def loglik(self, sims: Sequence[float], right: Sequence[bool]) -> np.ndarray:
+        """Log-likelihood of one entry's observations under every cell, ``(len(t), len(k))``."""
+        return self._loglik(np.asarray(sims, dtype=np.float64), np.asarray(right, dtype=bool))
+
+    def posterior(self, loglik: np.ndarray) -> np.ndarray:
+        """Cell weights of an entry given its :meth:`loglik`."""
+        ll = loglik + np.log(self.weights)
         post = np.exp(ll - ll.max())
         return post / post.sum()
+
+    def adapt(
+        self, logliks: np.ndarray, base: SigmoidPrior, *, strength: float, iterations: int = 20
+    ) -> SigmoidPrior:
+        """The population prior re-estimated from the entries' own feedback (empirical Bayes):
+        EM over ``logliks`` ``(entries, t, k)``, starting from these weights, with ``base``'s
+        weights as a Dirichlet prior worth ``strength`` entries, so that a few hundred observed
+        entries move the prior towards this traffic and a handful hardly do. Which similarities
+        were checked depends only on the similarity and on past outcomes, so the selection does
+        not bias this likelihood."""
+        ll = logliks - logliks.max(axis=(1, 2), keepdims=True)
+        lik = np.exp(ll)
+        w = self.weights
+        for _ in range(iterations):
+            post = lik * w[None]
+            post /= post.sum(axis=(1, 2), keepdims=True)
+            w = (post.sum(axis=0) + strength * base.weights) / (len(lik) + strength)
+        return SigmoidPrior(self.t, self.k, w / w.sum(), base.source + " + adapted online")
 
     def wrong_probability(self, weights: np.ndarray, similarity: float) -> float:
         """``P(wrong | s)`` averaged over the cells with ``weights``."""
@@ -225,7 +246,8 @@ class SigmoidPrior:
 class _Evidence:
     sims: list[float] = field(default_factory=list)
     right: list[bool] = field(default_factory=list)
-    weights: np.ndarray | None = None  # posterior, recomputed lazily after a new observation
+    loglik: np.ndarray | None = None  # of the observations, per cell (float32, lazily)
+    weights: np.ndarray | None = None  # posterior, recomputed lazily after a change
 
 
 class VerifiedThreshold(ThresholdPolicy):
@@ -239,6 +261,11 @@ class VerifiedThreshold(ThresholdPolicy):
         verify_rate: share of served hits that are still re-checked against the model, so
             entries keep learning (and a drift in answers is noticed).
         max_observations: per entry, the most recent observations kept.
+        adapt_every: re-estimate the population prior from all entries' feedback after this many
+            new observations (None: keep the given prior), so new entries of easy traffic get a
+            lower bar and those of hard traffic a higher one.
+        prior_strength: how many entries' worth of evidence the given prior counts for when it
+            is re-estimated.
         seed: seeds the sampling of re-checks (reproducible benchmarks).
 
     Use: ``should_hit`` → serve; else if ``wants_verification`` → ask the model, compare its
@@ -254,6 +281,8 @@ class VerifiedThreshold(ThresholdPolicy):
         explore_floor: float = 0.7,
         verify_rate: float = 0.0,
         max_observations: int = 64,
+        adapt_every: int | None = 200,
+        prior_strength: float = 200.0,
         seed: int | None = None,
     ) -> None:
         if not 0.0 < delta < 1.0:
@@ -262,8 +291,14 @@ class VerifiedThreshold(ThresholdPolicy):
             raise ConfigError(f"verify_rate must be in [0, 1], not {verify_rate}")
         if max_observations < 1:
             raise ConfigError("max_observations must be at least 1")
+        if adapt_every is not None and adapt_every < 1:
+            raise ConfigError("adapt_every must be at least 1 (or None)")
         self.delta = delta
-        self.prior = prior if prior is not None else SigmoidPrior.default()
+        self.base_prior = prior if prior is not None else SigmoidPrior.default()
+        self.prior = self.base_prior
+        self.adapt_every = adapt_every
+        self.prior_strength = prior_strength
+        self._since_adapt = 0
         self.explore_floor = explore_floor
         self.verify_rate = verify_rate
         self.max_observations = max_observations
@@ -311,7 +346,27 @@ class VerifiedThreshold(ThresholdPolicy):
             evidence.right.append(bool(correct))
             if len(evidence.sims) > self.max_observations:
                 del evidence.sims[0], evidence.right[0]
+                evidence.loglik = None
+            elif evidence.loglik is not None:
+                evidence.loglik += self.prior.loglik([similarity], [correct]).astype(np.float32)
             evidence.weights = None
+            self._since_adapt += 1
+            if self.adapt_every is not None and self._since_adapt >= self.adapt_every:
+                self._adapt()
+
+    def _adapt(self) -> None:
+        """Re-estimate the population prior from every entry's observations (lock held)."""
+        self._since_adapt = 0
+        logliks = np.stack([self._loglik_of(ev) for ev in self._entries.values()])
+        self.prior = self.prior.adapt(logliks, self.base_prior, strength=self.prior_strength)
+        for evidence in self._entries.values():
+            evidence.weights = None
+        self.new_entry_threshold = self._bar_for(self.prior.weights)
+
+    def _loglik_of(self, evidence: _Evidence) -> np.ndarray:
+        if evidence.loglik is None:
+            evidence.loglik = self.prior.loglik(evidence.sims, evidence.right).astype(np.float32)
+        return evidence.loglik
 
     def forget(self, entry_key: str) -> None:
         with self._lock:
@@ -328,9 +383,7 @@ class VerifiedThreshold(ThresholdPolicy):
             if evidence is None:
                 return self.prior.weights
             if evidence.weights is None:
-                evidence.weights = self.prior.posterior(
-                    np.asarray(evidence.sims, float), np.asarray(evidence.right, bool)
-                )
+                evidence.weights = self.prior.posterior(self._loglik_of(evidence))
             return evidence.weights
 
     # ------------------------------------------------------------------ persistence
