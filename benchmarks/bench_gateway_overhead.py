@@ -3,11 +3,14 @@
 The same request stream goes straight to a FAKE upstream (it answers at once with a canned
 completion, see ``_fake_upstream.py``) and through each gateway, in interleaved pairs (direct and
 gateway back to back, in random order, each with a fresh prompt so that every request is a miss),
-in blocks of ``--block`` pairs per gateway in turn with a short pause between blocks (so that one
+in blocks of ``--block`` pairs per gateway in turn with a 1 s pause between blocks (so that one
 gateway's background work does not land on another's requests). The overhead of a request is
 its gateway time minus its pair's direct time; reported as median and p99 over all pairs.
-Everything runs on loopback, each server in its own process, one keep-alive client connection
-per path.
+Requests go back to back by default; ``--gap-ms`` adds a pause after each gateway request (so
+work a gateway does after answering, such as LiteLLM's logging or thrifty's background cache
+write, cannot slow the next direct request), at the price of measuring processes that wake from
+idle, which is slower for every gateway. Everything runs on loopback, each server in its own
+process, one keep-alive client connection per path.
 
     python benchmarks/bench_gateway_overhead.py --pairs 2000
 
@@ -42,7 +45,7 @@ from _gateways import (
 )
 
 PATH = "/v1/chat/completions"
-BLOCK_PAUSE_S = 0.2
+BLOCK_PAUSE_S = 1.0
 
 
 def measure(
@@ -53,6 +56,7 @@ def measure(
     *,
     record: bool,
     block: int,
+    gap: float,
 ) -> dict[str, dict[str, list[float]]]:
     """Overheads (seconds) per target, in blocks of ``block`` pairs per target in turn.
 
@@ -83,6 +87,8 @@ def measure(
         if first_direct:
             d, d_status, _ = direct.post(PATH, body)
         v, v_status, response = client.post(PATH, body, headers)
+        if gap:
+            time.sleep(gap)  # think time: after-answer work must not slow the next request
         if not first_direct:
             d, d_status, _ = direct.post(PATH, body)
         if d_status != 200 or v_status != 200:
@@ -112,7 +118,9 @@ def summarize(results: dict[str, dict[str, list[float]]]) -> list[dict[str, obje
             "skipped_pairs": len(series["skipped"]),
             "overhead_median_ms": round(statistics.median(overhead) * 1000, 3),
             "overhead_p99_ms": round(percentile(overhead, 99) * 1000, 3),
+            "overhead_p90_ms": round(percentile(overhead, 90) * 1000, 3),
             "direct_median_ms": round(statistics.median(series["direct"]) * 1000, 3),
+            "direct_p99_ms": round(percentile(series["direct"], 99) * 1000, 3),
             "via_median_ms": round(statistics.median(series["via"]) * 1000, 3),
         }
         if series["reported_ms"]:
@@ -126,6 +134,9 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=2000)
     parser.add_argument("--warmup", type=int, default=200)
     parser.add_argument("--block", type=int, default=100, help="pairs per gateway in turn")
+    parser.add_argument(
+        "--gap-ms", type=float, default=0.0, help="pause after each gateway request"
+    )
     parser.add_argument("--no-litellm", action="store_true")
     parser.add_argument("--json", type=Path, help="also write the rows here")
     args = parser.parse_args()
@@ -150,9 +161,19 @@ def main() -> None:
                 print("LiteLLM is not installed (see _gateways.py); measuring thrifty alone")
         direct = Client(upstream.port)
         run = uuid.uuid4().hex[:8]
-        measure(targets, direct, args.warmup, run + "w", record=False, block=args.block)
+        measure(
+            targets,
+            direct,
+            args.warmup,
+            run + "w",
+            record=False,
+            block=args.block,
+            gap=args.gap_ms / 1000,
+        )
         started = time.perf_counter()
-        results = measure(targets, direct, args.pairs, run, record=True, block=args.block)
+        results = measure(
+            targets, direct, args.pairs, run, record=True, block=args.block, gap=args.gap_ms / 1000
+        )
         elapsed = time.perf_counter() - started
     finally:
         for proc in reversed(procs):
@@ -162,12 +183,16 @@ def main() -> None:
     print(
         f"\n{args.pairs} interleaved pairs per path in {elapsed:.1f} s (fake upstream on loopback)"
     )
-    print("| path | overhead median ms | overhead p99 ms | direct median ms | via median ms |")
-    print("|---|---|---|---|---|")
+    print(
+        "| path | overhead median ms | overhead p90 ms | overhead p99 ms | direct median ms "
+        "| direct p99 ms | via median ms |"
+    )
+    print("|---|---|---|---|---|---|---|")
     for row in rows:
         print(
-            f"| {row['path']} | {row['overhead_median_ms']} | {row['overhead_p99_ms']} | "
-            f"{row['direct_median_ms']} | {row['via_median_ms']} |"
+            f"| {row['path']} | {row['overhead_median_ms']} | {row['overhead_p90_ms']} | "
+            f"{row['overhead_p99_ms']} | {row['direct_median_ms']} | {row['direct_p99_ms']} | "
+            f"{row['via_median_ms']} |"
         )
     by_path = {row["path"]: row for row in rows}
     if "litellm" in by_path:
