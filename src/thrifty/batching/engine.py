@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, TypeVar
 
 from thrifty.accounting.prices import PriceTable
@@ -215,8 +216,9 @@ class BatchEngine:
         self.limiter = BatchLimiter(self.settings.rpm, self.settings.tpm)
         self.summary = BatchSummary()
         self._slots = asyncio.Semaphore(self.settings.max_concurrency)
-        # One thread of its own for the journal: its commits never wait behind cache I/O.
-        self._journal_thread = ThreadPoolExecutor(1, thread_name_prefix="thrifty-journal")
+        # One writer thread for answers (cache) and progress (journal): writes never wait behind
+        # each other's SQLite locks, nor behind other work in the default thread pool.
+        self._journal_thread = ThreadPoolExecutor(1, thread_name_prefix="thrifty-batch-writer")
         self._answered: set[str] = set()
 
     # ------------------------------------------------------------ planning
@@ -285,10 +287,7 @@ class BatchEngine:
         model = self.price_name(body["model"])
         try:
             value, status = await self.cache.aget_or_compute(
-                key,
-                lambda: self._call_upstream(request, body),
-                describe=lambda v: self._describe(model, v),
-                model=model,
+                key, lambda: self._answer_durably(request, body, key, model), store=False
             )
         except Exception as exc:  # one failed line never stops the job
             await self._fail(request, key, exc)
@@ -337,9 +336,29 @@ class BatchEngine:
         await self._journaled(self.journal.record, record)
         self._report(Outcome(request.custom_id, False, "upstream"))
 
-    def _describe(self, model: str, value: Any) -> dict[str, Any]:
+    async def _answer_durably(
+        self, request: BatchRequest, body: dict[str, Any], key: str, model: str | None
+    ) -> Any:
+        """The upstream's answer, stored in the cache before anyone learns of it.
+
+        The write goes through the engine's own writer thread (one at a time), not a thread
+        per answer: concurrent SQLite writers wait for each other in sleeps of milliseconds,
+        and that wait is the window in which a crash loses an answer already paid for."""
+        started = time.perf_counter()
+        value = await self._call_upstream(request, body)
         tokens_in, tokens_out = usage_of(next(iter(value.values()))) or (0, 0)
-        return {"tokens_in": tokens_in, "tokens_out": tokens_out}
+        await self._journaled(
+            partial(
+                self.cache.set,
+                key,
+                value,
+                latency_ms=(time.perf_counter() - started) * 1000,
+                model=model,
+                tokens_in=tokens_in,
+                tokens_out=tokens_out,
+            )
+        )
+        return value
 
     def _wait_out(self, exc: BaseException, waits: int) -> bool:
         """On a 429, pause every sender for its ``Retry-After``. True when the request should
