@@ -56,7 +56,9 @@ def semantic_cache(backend: Backend, tmp_path: Path, **options: Any) -> Cache:
     options.setdefault("embedder", HashingEmbedder())
     options.setdefault("threshold", 0.6) if "policy" not in options else None
     options.setdefault("semantic_index", tmp_path / "index")
-    return backend.cache(semantic=True, **options)
+    cache = backend.cache(semantic=True, **options)
+    cache.semantic.background = False  # rebuilds and catch-ups inside the lookup: deterministic
+    return cache
 
 
 def test_reworded_question_is_a_semantic_hit(backend: Backend, tmp_path: Path) -> None:
@@ -282,3 +284,23 @@ def test_exact_only_cache_loads_no_embedder() -> None:
         "assert not heavy, heavy\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_rebuild_and_catch_up_run_in_the_background(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/bg.db"
+    writer = Cache(url, semantic=True, embedder=HashingEmbedder(), threshold=0.6,
+                   semantic_index=tmp_path / "writer")  # fmt: skip
+    writer.set_request(chat(), "stored before the reader started")
+    reader = Cache(url, semantic=True, embedder=HashingEmbedder(), threshold=0.6,
+                   semantic_index=tmp_path / "reader")  # fmt: skip
+    assert reader.semantic.background
+    reader.lookup_request(chat(REWORDED))  # starts the rebuild; never waits for it
+    reader.semantic.wait(10)
+    assert reader.lookup_request(chat(REWORDED)).value == "stored before the reader started"
+    reader.semantic.sync_interval = 0.0
+    writer.set_request(chat("Where is my parcel?"), "written later")
+    reader.lookup_request(chat("where is my parcel"))  # starts a catch-up
+    reader.semantic.wait(10)
+    assert reader.lookup_request(chat("where is my parcel")).value == "written later"
+    writer.close()
+    reader.close()

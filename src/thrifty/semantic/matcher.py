@@ -18,7 +18,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,7 +36,7 @@ from thrifty.store.base import Store
 log = logging.getLogger("thrifty.semantic")
 #: Entries created this long before the last sync are read again (clock skew between replicas,
 #: writes that committed after they were stamped).
-SYNC_OVERLAP_SECONDS = 30.0
+SYNC_OVERLAP_SECONDS = 10.0
 CACHE_DIR_ENV = "THRIFTY_CACHE_DIR"
 #: Entries read from the store per bulk insert during a rebuild or catch-up.
 SCAN_BATCH = 2048
@@ -82,6 +82,7 @@ class SemanticMatcher:
         k: candidates examined per lookup.
         sync_interval: seconds between catch-ups with a shared store (0: every lookup).
         save_interval: seconds between saves of a changed index (it is also saved on close).
+        background: rebuild and catch up in a worker thread (False: inside the lookup).
     """
 
     def __init__(
@@ -95,6 +96,7 @@ class SemanticMatcher:
         k: int = 4,
         sync_interval: float = 2.0,
         save_interval: float = 300.0,
+        background: bool = True,
     ) -> None:
         self.store = store
         self.embedder = embedder
@@ -103,6 +105,8 @@ class SemanticMatcher:
         self.k = k
         self.sync_interval = sync_interval
         self.save_interval = save_interval
+        self.background = background
+        self._worker: threading.Thread | None = None
         path = default_index_path(store) if index_path == "auto" else index_path
         self.index = ScopedIndex(embedder.dim, model=embedder.name, path=path)
         self._ready = False
@@ -188,15 +192,48 @@ class SemanticMatcher:
 
     # ------------------------------------------------------ index upkeep
     def _prepare(self) -> None:
-        """Load or rebuild the index once, then catch up with a shared store now and then."""
+        """Load or rebuild the index once, then catch up with a shared store now and then.
+
+        With ``background`` (the default) a rebuild and the catch-ups run in a worker thread:
+        lookups meanwhile search what the index already holds (a miss at worst), and no
+        request waits for minutes of HNSW building or for a catch-up query.
+        """
         if not self._ready:
+            rebuild = False
             with self._ready_lock:
                 if not self._ready:
-                    if not self.index.load():
-                        self.rebuild()
+                    rebuild = not self.index.load()
                     self._ready = True
+            if rebuild:
+                self._run(self.rebuild)
+                return
         if self.store.shared and time.monotonic() - self._last_sync >= self.sync_interval:
-            self.sync()
+            self._last_sync = time.monotonic()
+            self._run(self.sync)
+
+    def _run(self, job: Callable[[], int]) -> None:
+        if not self.background:
+            job()
+            return
+        with self._ready_lock:
+            if self._worker is not None and self._worker.is_alive():
+                return  # one upkeep job at a time; the next lookup asks again
+            self._worker = threading.Thread(
+                target=self._guarded, args=(job,), name="thrifty-semantic-index", daemon=True
+            )
+            self._worker.start()
+
+    def _guarded(self, job: Callable[[], int]) -> None:
+        try:
+            job()
+        except Exception as exc:  # fail-open: the index only misses more
+            log.warning("semantic index upkeep failed: %s", exc)
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Wait for a background rebuild or catch-up to finish (tests, benchmarks, shutdown)."""
+        worker = self._worker
+        if worker is not None:
+            worker.join(timeout)
 
     def rebuild(self) -> int:
         """Refill the index from every semantic entry in the store; returns how many."""
@@ -263,6 +300,7 @@ class SemanticMatcher:
             log.warning("could not save the semantic index to %s: %s", self.index.path, exc)
 
     def close(self) -> None:
+        self.wait()
         if self._ready and self.index.dirty:
             self.save()
 
