@@ -14,6 +14,7 @@ import pytest
 
 from conftest import Backend
 from thrifty.cache import Cache
+from thrifty.entry import Selector
 from thrifty.semantic.base import Embedder, Guard
 from thrifty.semantic.embedder import HashingEmbedder
 from thrifty.semantic.policy import FixedThreshold
@@ -108,10 +109,13 @@ def test_invalidated_deleted_or_expired_entries_are_never_served(
     cache.set_request(chat(), "tagged", tags=("doc:1",))
     assert cache.lookup_request(chat(REWORDED)) is not None
     key = cache.key(chat())
-    assert cache.invalidate(tag="doc:1") == 1
-    assert key in cache.semantic.index  # the vector is still there ...
+    assert cache.store.invalidate(Selector(tag="doc:1")) == 1  # as another replica would
+    assert key in cache.semantic.index  # the vector is still in this process's index ...
     assert cache.lookup_request(chat(REWORDED)) is None  # ... but never served
     assert key not in cache.semantic.index and policy.forgotten == [key]
+    cache.set_request(chat(), "tagged again", tags=("doc:1",))
+    assert cache.invalidate(tag="doc:1") == 1  # through this cache: the index forgets at once
+    assert key not in cache.semantic.index and policy.forgotten == [key, key]
 
     cache.set_request(chat(), "deleted behind the cache's back")
     cache.store.delete(key)  # as another process would
@@ -304,3 +308,22 @@ def test_rebuild_and_catch_up_run_in_the_background(tmp_path: Path) -> None:
     assert reader.lookup_request(chat("where is my parcel")).value == "written later"
     writer.close()
     reader.close()
+
+
+def test_invalidation_and_user_purge_leave_the_index_at_once(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/purge.db"
+    cache = Cache(url, semantic=True, embedder=HashingEmbedder(), threshold=0.6)
+    cache.semantic.background = False
+    cache.set_request(chat("my secret question about invoices"), "a", user_id="u1")
+    cache.set_request(chat("another question about refunds"), "b", user_id="u2", tags=("doc:9",))
+    assert len(cache.semantic.index) == 2
+    assert cache.invalidate(user_id="u1") == 1
+    assert len(cache.semantic.index) == 1
+    saved = (tmp_path / "purge.db.semantic" / "rows.json").read_text()
+    assert "secret" not in saved and "refunds" in saved  # the purge was written through
+    assert cache.invalidate(tag="doc:9") == 1
+    assert len(cache.semantic.index) == 0
+    cache.close()
+    reopened = Cache(url, semantic=True, embedder=HashingEmbedder(), threshold=0.6)
+    assert reopened.semantic.index.load() and len(reopened.semantic.index) == 0
+    reopened.close()

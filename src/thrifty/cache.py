@@ -373,7 +373,10 @@ class Cache(SemanticCacheMixin):
                 "invalidate() needs at least one of namespace, tag, model, "
                 "model_version, user_id; use clear() to drop everything"
             )
-        return self.store.invalidate(selector)
+        removed = self.store.invalidate(selector)
+        if self.semantic is not None:  # the index forgets them (and a purged user's text) now
+            self._safe(self.semantic.invalidated, selector, op="semantic invalidate")
+        return removed
 
     def clear(self) -> None:
         """Remove every entry and counter."""

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from thrifty.entry import Entry, Selector
+
 
 class Embedder(ABC):
     """Turns texts into L2-normalized float32 vectors (cosine = dot product).
@@ -148,8 +150,15 @@ class VectorIndex(ABC):
     dim: int
 
     @abstractmethod
-    def add(self, key: str, scope: str, vector: np.ndarray, text: str = "") -> None:
-        """Insert or replace the vector of ``key`` in ``scope`` (``text``: the embedded text)."""
+    def add(
+        self, key: str, scope: str, vector: np.ndarray, text: str = "", entry: Entry | None = None
+    ) -> None:
+        """Insert or replace the vector of ``key`` in ``scope`` (``text``: the embedded text;
+        ``entry``: its selector fields, for :meth:`remove_matching`)."""
+
+    @abstractmethod
+    def remove_matching(self, selector: Selector) -> list[str]:
+        """Drop the vectors of every entry the selector matches; returns their keys."""
 
     @abstractmethod
     def search(self, scope: str, vector: np.ndarray, k: int = 4) -> list[Candidate]:

@@ -31,12 +31,13 @@ from typing import Any
 
 import numpy as np
 
+from thrifty.entry import Entry, Selector
 from thrifty.semantic.base import Candidate, VectorIndex
 
 log = logging.getLogger("thrifty.semantic.index")
 #: Rows at which a scope's exact matrix becomes a usearch HNSW graph.
 ANN_THRESHOLD = 4096
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 def usearch_index_class() -> Any:
@@ -59,6 +60,29 @@ class _Row:
     key: str
     scope: str
     text: str
+    # The entry's selector fields, so an invalidation or a user purge removes the row (and its
+    # text) from the index at once instead of when a lookup next meets it.
+    namespace: str | None = None
+    user_id: str | None = None
+    tags: tuple[str, ...] = ()
+    model: str | None = None
+    model_version: str | None = None
+
+    def matches(self, selector: Selector) -> bool:
+        return (
+            (selector.namespace is None or self.namespace == selector.namespace)
+            and (selector.tag is None or selector.tag in self.tags)
+            and (selector.model is None or self.model == selector.model)
+            and (selector.model_version is None or self.model_version == selector.model_version)
+            and (selector.user_id is None or self.user_id == selector.user_id)
+        )
+
+
+def _row(key: str, scope: str, text: str, entry: Entry | None) -> _Row:
+    if entry is None:
+        return _Row(key, scope, text)
+    return _Row(key, scope, text, entry.namespace, entry.user_id, tuple(entry.tags),
+                entry.model, entry.model_version)  # fmt: skip
 
 
 class _FlatPartition:
@@ -183,7 +207,9 @@ class ScopedIndex(VectorIndex):
         self.dirty = False
 
     # ------------------------------------------------------------ mutations
-    def add(self, key: str, scope: str, vector: np.ndarray, text: str = "") -> None:
+    def add(
+        self, key: str, scope: str, vector: np.ndarray, text: str = "", entry: Entry | None = None
+    ) -> None:
         vector = np.asarray(vector, dtype=np.float32).reshape(-1)
         if vector.shape[0] != self.dim:
             raise ValueError(f"vector has {vector.shape[0]} dimensions, index has {self.dim}")
@@ -195,14 +221,19 @@ class ScopedIndex(VectorIndex):
             if part is None:
                 part = self._parts[scope] = _FlatPartition(self.dim)
             part.add(vid, vector)
-            self._rows[vid] = _Row(key, scope, text)
+            self._rows[vid] = _row(key, scope, text, entry)
             self._ids[key] = vid
             if isinstance(part, _FlatPartition) and len(part) > self.ann_threshold:
                 self._parts[scope] = self._promote(part)
             self.dirty = True
 
     def add_many(
-        self, keys: list[str], scopes: list[str], vectors: np.ndarray, texts: list[str]
+        self,
+        keys: list[str],
+        scopes: list[str],
+        vectors: np.ndarray,
+        texts: list[str],
+        entries: list[Entry] | None = None,
     ) -> None:
         """Bulk :meth:`add` (a rebuild): large scopes are built with every core at once."""
         vectors = np.asarray(vectors, dtype=np.float32).reshape(len(keys), self.dim)
@@ -212,7 +243,7 @@ class ScopedIndex(VectorIndex):
                 self._remove(key)
                 vid = self._next
                 self._next += 1
-                self._rows[vid] = _Row(key, scope, text)
+                self._rows[vid] = _row(key, scope, text, entries[row] if entries else None)
                 self._ids[key] = vid
                 groups.setdefault(scope, []).append(row)
             for scope, rows in groups.items():
@@ -252,6 +283,15 @@ class ScopedIndex(VectorIndex):
         if len(part) == 0:
             del self._parts[row.scope]
         return True
+
+    def remove_matching(self, selector: Selector) -> list[str]:
+        """Drop every row whose entry the selector matches; returns their keys."""
+        with self._lock:
+            doomed = [row.key for row in self._rows.values() if row.matches(selector)]
+            for key in doomed:
+                self._remove(key)
+            self.dirty = self.dirty or bool(doomed)
+            return doomed
 
     def clear(self) -> None:
         with self._lock:
@@ -323,7 +363,11 @@ class ScopedIndex(VectorIndex):
         vecs = np.concatenate(flat_vecs) if flat_vecs else np.empty((0, self.dim), np.float32)
         np.save(folder / "flat_ids.npy", ids)
         np.save(folder / "flat.npy", vecs)
-        rows = {str(vid): [r.key, r.scope, r.text] for vid, r in self._rows.items()}
+        rows = {
+            str(vid): [r.key, r.scope, r.text, r.namespace, r.user_id, list(r.tags), r.model,
+                       r.model_version]
+            for vid, r in self._rows.items()
+        }  # fmt: skip
         (folder / "rows.json").write_text(json.dumps(rows, ensure_ascii=False))
         manifest = {
             "format": FORMAT_VERSION,
@@ -361,7 +405,7 @@ class ScopedIndex(VectorIndex):
         ):
             raise ValueError(f"saved for {manifest['model']!r}/{manifest['dim']}")
         raw_rows = json.loads((folder / "rows.json").read_text())
-        rows = {int(vid): _Row(*r) for vid, r in raw_rows.items()}
+        rows = {int(vid): _Row(*r[:5], tuple(r[5]), *r[6:]) for vid, r in raw_rows.items()}
         parts: dict[str, _FlatPartition | _HNSWPartition] = {}
         for scope, name in manifest["hnsw"].items():
             index = Index.restore(str(folder / name))

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from thrifty.entry import Entry
+from thrifty.entry import Entry, Selector
 from thrifty.errors import CorruptEntryError
 from thrifty.semantic.base import Candidate, Embedder, Guard, ThresholdPolicy
 from thrifty.semantic.index import ScopedIndex
@@ -168,7 +168,7 @@ class SemanticMatcher:
         record = self._record(entry)
         if record is None:
             return False
-        self.index.add(entry.key, record.scope, record.vector, record.text)
+        self.index.add(entry.key, record.scope, record.vector, record.text, entry)
         return True
 
     def _record(self, entry: Entry) -> SemanticRecord | None:
@@ -185,6 +185,16 @@ class SemanticMatcher:
         """Drop an entry from the index (after a delete)."""
         self.index.remove(key)
         self.policy.forget(key)
+
+    def invalidated(self, selector: Selector) -> int:
+        """Drop what an invalidation removed from the store; a user purge is saved at once,
+        so the user's questions leave the index file too. Returns how many rows went."""
+        gone = self.index.remove_matching(selector)
+        for key in gone:
+            self.policy.forget(key)
+        if gone and selector.user_id is not None:
+            self.save()
+        return len(gone)
 
     def clear(self) -> None:
         self.index.clear()
@@ -261,29 +271,30 @@ class SemanticMatcher:
     def _scan(self, since: float | None) -> int:
         added = 0
         batch: list[SemanticRecord] = []
-        keys: list[str] = []
+        entries: list[Entry] = []
         try:
             for entry in self.store.iter_entries(since=since):
                 record = None if entry.key in self.index else self._record(entry)
                 if record is not None:
                     batch.append(record)
-                    keys.append(entry.key)
+                    entries.append(entry)
                 if len(batch) >= SCAN_BATCH:
-                    added += self._add_batch(keys, batch)
-                    batch, keys = [], []
+                    added += self._add_batch(entries, batch)
+                    batch, entries = [], []
         except NotImplementedError:
             pass  # this backend cannot list: the index keeps only what this process wrote
         except Exception as exc:  # fail-open: a stale index only misses
             log.warning("semantic index could not read the store: %s", exc)
-        return added + self._add_batch(keys, batch)
+        return added + self._add_batch(entries, batch)
 
-    def _add_batch(self, keys: list[str], records: list[SemanticRecord]) -> int:
+    def _add_batch(self, entries: list[Entry], records: list[SemanticRecord]) -> int:
         if records:
             self.index.add_many(
-                keys,
+                [e.key for e in entries],
                 [r.scope for r in records],
                 np.stack([r.vector for r in records]),
                 [r.text for r in records],
+                entries,
             )
         return len(records)
 
