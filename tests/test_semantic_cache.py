@@ -327,3 +327,19 @@ def test_invalidation_and_user_purge_leave_the_index_at_once(tmp_path: Path) -> 
     reopened = Cache(url, semantic=True, embedder=HashingEmbedder(), threshold=0.6)
     assert reopened.semantic.index.load() and len(reopened.semantic.index) == 0
     reopened.close()
+
+
+def test_semantic_can_be_turned_off_per_namespace_or_tenant() -> None:
+    cache = Cache("memory://", semantic=True, embedder=HashingEmbedder(), threshold=0.6)
+    cache.set_semantic("acme", False)  # the whole tenant, sub-namespaces included
+    for ns in ("acme", "acme/support", "globex"):
+        cache.set_request(chat(), f"answer for {ns}", namespace=ns)
+    assert cache.lookup_request(chat(REWORDED), namespace="acme") is None
+    assert cache.lookup_request(chat(REWORDED), namespace="acme/support") is None
+    assert cache.lookup_request(chat(), namespace="acme").value == "answer for acme"  # exact
+    assert cache.lookup_request(chat(REWORDED), namespace="globex").value == "answer for globex"
+    assert len(cache.semantic.index) == 1  # entries of a tenant with semantic off: not indexed
+    cache.set_semantic("acme", True)
+    cache.set_request(chat(), "indexed now", namespace="acme")
+    assert cache.lookup_request(chat(REWORDED), namespace="acme").value == "indexed now"
+    assert not Cache("memory://").semantic_enabled("x")

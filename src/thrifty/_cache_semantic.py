@@ -48,6 +48,8 @@ class SemanticCacheMixin:
     namespace: str
     _served: OrderedDict[str, tuple[str, float]]
     _verifying: OrderedDict[str, tuple[str, float, Any]]
+    #: Namespaces (or tenants: the part before ``/``) where semantic matching is off.
+    semantic_off: frozenset[str] = frozenset()
 
     if TYPE_CHECKING:
         store: Any
@@ -62,10 +64,29 @@ class SemanticCacheMixin:
         def lookup(self, key: str, **kwargs: Any) -> Hit | None: ...
         def set(self, key: str, value: Any, **kwargs: Any) -> Entry | None: ...
 
+    def set_semantic(self, namespace: str, enabled: bool) -> None:
+        """Turn semantic matching on or off for a namespace, or a whole tenant (``tenant``
+        covers ``tenant/…``). Off: lookups are exact only and new entries are not indexed."""
+        off = set(self.semantic_off)
+        if enabled:
+            off.discard(namespace)
+        else:
+            off.add(namespace)
+        self.semantic_off = frozenset(off)
+
+    def semantic_enabled(self, namespace: str) -> bool:
+        """True when semantic matching applies to ``namespace``."""
+        if self.semantic is None:
+            return False
+        off = self.semantic_off
+        return not off or (namespace not in off and namespace.split("/", 1)[0] not in off)
+
     def _semantic_lookup(
         self, key: str, request: Mapping[str, Any], kind: str, ns: str
     ) -> Hit | None:
         assert self.semantic is not None
+        if not self.semantic_enabled(ns):
+            return None
         try:
             query = self.semantic.query(request, ns, kind)
             match = None if query is None else self.semantic.find(query)
@@ -143,6 +164,8 @@ class SemanticCacheMixin:
         self, entry: Entry, request: Mapping[str, Any], kind: str, value: Any
     ) -> None:
         assert self.semantic is not None
+        if not self.semantic_enabled(entry.namespace):
+            return
         try:
             query = self.semantic.query(request, entry.namespace, kind)
             if query is not None:
