@@ -62,7 +62,7 @@ class CacheStats:
         return (self.hits + self.semantic_hits) / self.lookups if self.lookups else 0.0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen __init__ costs ~0.5 µs more on every hit
 class Hit:
     """A value served from the cache, with the entry it came from."""
 
@@ -197,6 +197,17 @@ class Cache(SemanticCacheMixin):
         if time.monotonic() - self._last_flush > COUNTER_FLUSH_SECONDS:
             self._flush_off_loop()
 
+    def _count_hit(self, namespace: str, entry: Entry) -> None:
+        """:meth:`_count` for an exact hit, without the keyword dict and loop (the hit path)."""
+        with self._pending_lock:
+            bucket = self._pending[namespace]
+            bucket["hits"] += 1
+            bucket["tokens_saved"] += entry.tokens_in + entry.tokens_out
+            bucket["usd_saved"] += entry.cost_usd
+            bucket["latency_saved_ms"] += entry.latency_ms
+        if time.monotonic() - self._last_flush > COUNTER_FLUSH_SECONDS:
+            self._flush_off_loop()
+
     def _flush_off_loop(self) -> None:
         """Flush now, or in a thread when on an event loop and the flush is a blocking write."""
         try:
@@ -263,13 +274,7 @@ class Cache(SemanticCacheMixin):
             if hit is None:
                 self._count(ns, misses=1)
             return hit
-        self._count(
-            ns,
-            hits=1,
-            tokens_saved=entry.tokens_in + entry.tokens_out,
-            usd_saved=entry.cost_usd,
-            latency_saved_ms=entry.latency_ms,
-        )
+        self._count_hit(ns, entry)
         return Hit(value, entry)
 
     def get(self, key: str, default: Any = None, *, namespace: str | None = None) -> Any:

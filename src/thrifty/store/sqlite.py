@@ -143,8 +143,24 @@ def _statements(script: str) -> Iterator[str]:
             pending = ""
 
 
+_SEP = "\x1f"  # ASCII unit separator
+
+
+def _pack_tags(tags: tuple[str, ...]) -> str | None:
+    """Tags as one text: joined by the unit separator (a split is ~1 µs cheaper per hit than
+    JSON), or a JSON list when a tag is empty, holds the separator or the text starts '['."""
+    if not tags:
+        return None
+    text = _SEP.join(tags)
+    if text.startswith("[") or not all(tags) or text.count(_SEP) != len(tags) - 1:
+        return json.dumps(list(tags))
+    return text
+
+
 def _tags(text: str | None) -> tuple[str, ...]:
-    return tuple(json.loads(text)) if text else ()
+    if not text:
+        return ()
+    return tuple(json.loads(text)) if text[0] == "[" else tuple(text.split(_SEP))
 
 
 class SQLiteStore(Store):
@@ -193,6 +209,9 @@ class SQLiteStore(Store):
         conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
         conn.execute("PRAGMA synchronous = NORMAL")
         self._local.conn = conn
+        # The hit path's own cursor: reused, and read to the end (fetchall) so the statement is
+        # reset and no read transaction stays open between calls.
+        self._local.reader = conn.cursor()
         with self._all_lock:
             self._all.append(conn)
         return conn
@@ -229,20 +248,20 @@ class SQLiteStore(Store):
     # ---------------------------------------------------------------- hit path
     def get(self, key: str) -> Entry | None:
         try:
-            conn = self._local.conn
+            reader = self._local.reader
         except AttributeError:
-            conn = self._connect()
-        row = conn.execute(_GET, (key,)).fetchone()
-        if row is None:
+            self._connect()
+            reader = self._local.reader
+        rows = reader.execute(_GET, (key,)).fetchall()
+        if not rows:
             return None
-        expires_at = row[7]
-        if expires_at is not None and expires_at <= time.time():
+        # _GET's columns are Entry's fields in order; only the tags need converting.
+        entry = Entry(key, *rows[0])
+        if entry.expires_at is not None and entry.expires_at <= time.time():
             return None  # swept by the next purge, or replaced by the next set of this key
         try:
-            return Entry(
-                key, row[0], row[1], row[2], _tags(row[3]), row[4], row[5], row[6], expires_at,
-                row[8], row[9], row[10], row[11],
-            )  # fmt: skip
+            entry.tags = _tags(entry.tags)  # type: ignore[arg-type]
+            return entry
         except (ValueError, TypeError) as exc:
             log.warning("dropping unreadable SQLite cache row %s: %s", key[:16], exc)
             self.delete(key)
@@ -252,7 +271,7 @@ class SQLiteStore(Store):
     def set(self, entry: Entry) -> None:
         row = (
             entry.key, entry.value, entry.namespace, entry.user_id,
-            json.dumps(list(entry.tags)) if entry.tags else None, entry.model,
+            _pack_tags(entry.tags), entry.model,
             entry.model_version, entry.created_at, entry.expires_at, entry.tokens_in,
             entry.tokens_out, entry.cost_usd, entry.latency_ms, entry.size,
             getattr(entry, "semantic", None),
