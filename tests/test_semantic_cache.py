@@ -343,3 +343,12 @@ def test_semantic_can_be_turned_off_per_namespace_or_tenant() -> None:
     cache.set_request(chat(), "indexed now", namespace="acme")
     assert cache.lookup_request(chat(REWORDED), namespace="acme").value == "indexed now"
     assert not Cache("memory://").semantic_enabled("x")
+
+
+def test_guards_are_on_by_default_and_can_be_turned_off() -> None:
+    default = Cache("memory://", semantic=True, embedder=HashingEmbedder(), threshold=0.5)
+    assert default.semantic.guard is not None
+    default.set_request(chat("refund for order 1234"), "refund 1234")
+    assert default.lookup_request(chat("refund for order 1235")) is None  # number differs
+    off = Cache("memory://", semantic=True, embedder=HashingEmbedder(), threshold=0.5, guard=False)
+    assert off.semantic.guard is None

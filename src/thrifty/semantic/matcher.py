@@ -324,10 +324,12 @@ def build_matcher(
     embedder: Embedder | str | None = None,
     threshold: float | None = None,
     policy: ThresholdPolicy | None = None,
-    guard: Guard | None = None,
+    guard: Guard | bool | None = None,
     index_path: str | os.PathLike[str] | None = "auto",
 ) -> SemanticMatcher:
     """The matcher ``thrifty.Cache(semantic=True, ...)`` uses, from its arguments.
+
+    ``guard``: None (or True) for the four guards of ``guards.py``, False for none.
 
     Raises:
         ConfigError: an unknown embedder name, or both ``threshold`` and ``policy``.
@@ -341,10 +343,10 @@ def build_matcher(
         raise ConfigError("give either threshold (a fixed bar) or policy, not both")
     if policy is None:
         policy = FixedThreshold(DEFAULT_THRESHOLD if threshold is None else threshold)
-    if guard is None:  # on by default: the default bar is calibrated with the guards on
+    if guard is None or guard is True:  # on by default: the default bar assumes guards
         from thrifty.semantic.guards import Guards
 
         guard = Guards()
     return SemanticMatcher(
-        store, make_embedder(embedder), policy, guard=guard, index_path=index_path
+        store, make_embedder(embedder), policy, guard=guard or None, index_path=index_path
     )
