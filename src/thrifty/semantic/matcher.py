@@ -311,7 +311,9 @@ class SemanticMatcher:
             log.warning("could not save the semantic index to %s: %s", self.index.path, exc)
 
     def close(self) -> None:
-        self.wait()
+        # A long rebuild is not waited for: what it added so far is saved, and the next start
+        # reads the rest from the store (a partial index is saved without a sync time).
+        self.wait(timeout=5.0)
         if self._ready and self.index.dirty:
             self.save()
 
