@@ -352,3 +352,30 @@ def test_guards_are_on_by_default_and_can_be_turned_off() -> None:
     assert default.lookup_request(chat("refund for order 1235")) is None  # number differs
     off = Cache("memory://", semantic=True, embedder=HashingEmbedder(), threshold=0.5, guard=False)
     assert off.semantic.guard is None
+
+
+def test_verification_has_a_default_answer_comparison() -> None:
+    policy = RecordingPolicy(verify=True)
+    cache = Cache("memory://", semantic=True, embedder=HashingEmbedder(), policy=policy)
+    chat_body = {"choices": [{"message": {"role": "assistant", "content": "Use the reset link."}}]}
+    cache.set_request(chat(), {"completion": chat_body})
+    cache.get_or_compute(cache.key(chat(REWORDED)), lambda: {"completion": chat_body},
+                         request=chat(REWORDED))  # fmt: skip
+    other = chat("how do i reset my password now")
+    cache.get_or_compute(cache.key(other), lambda: "Call the bank about your card limits.",
+                         request=other)  # fmt: skip
+    assert [r for _, _, r in policy.records] == [True, False]
+
+
+def test_answer_text_reads_every_stored_shape() -> None:
+    from thrifty.semantic.verify import answer_text
+
+    body = {"choices": [{"message": {"content": "hi"}}]}
+    assert answer_text("plain") == "plain"
+    assert answer_text({"completion": body}) == "hi"
+    assert answer_text({"choices": [{"text": "t"}]}) == "t"
+    chunks = [{"choices": [{"delta": {"content": c}}]} for c in "hi"]
+    assert answer_text({"chunks": chunks}) == "hi"
+    lc = [{"message": {"type": "ai", "data": {"content": "lc"}}}, {"text": "llm"}]
+    assert answer_text(lc) == "lc\nllm"
+    assert answer_text(42) == "42"

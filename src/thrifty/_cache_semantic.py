@@ -81,6 +81,17 @@ class SemanticCacheMixin:
         off = self.semantic_off
         return not off or (namespace not in off and namespace.split("/", 1)[0] not in off)
 
+    def _verifier(self) -> Callable[[Any, Any], bool]:
+        """The caller's verifier, else: the two answers' texts are equal after normalizing,
+        or their embeddings (with this cache's embedder) have cosine ≥ 0.9."""
+        if self.verifier is None:
+            from thrifty.semantic.thresholds import embedding_match
+            from thrifty.semantic.verify import text_verifier
+
+            assert self.semantic is not None
+            self.verifier = text_verifier(embedding_match(self.semantic.embedder.embed))
+        return self.verifier
+
     def _semantic_lookup(
         self, key: str, request: Mapping[str, Any], kind: str, ns: str
     ) -> Hit | None:
@@ -174,10 +185,10 @@ class SemanticCacheMixin:
             self._fault("semantic embed", exc)
         with _remember_lock:
             pending = self._verifying.pop(entry.key, None)
-        if pending is not None and self.verifier is not None:
+        if pending is not None:
             cached_key, similarity, cached_value = pending
             try:
-                correct = bool(self.verifier(cached_value, value))
+                correct = bool(self._verifier()(cached_value, value))
             except Exception as exc:
                 self._fault("semantic verifier", exc)
             else:
