@@ -424,7 +424,7 @@ def main() -> None:
         streams += [("banking77", load_banking77("test")), ("support", load_support())]
     if "qqp-stream" in sections:
         streams.append(("qqp", qqp_questions(rows)))
-    for name, data in (("banking77", load_banking77("test")), ("support", load_support())):
+    for name, data in streams:
         texts = [t for t, _ in data]
         intents = [i for _, i in data]
         if name == "qqp":  # the same sorted text list as qqp_vectors, so the cache is reused
@@ -433,27 +433,51 @@ def main() -> None:
             vecs = embed_cached("qqp-test", base)[[where[t] for t in texts]]
         else:
             vecs = embed_cached("banking77-test" if name == "banking77" else name, texts)
-        results = {}
-        for label, make, use_guards in [
-            ("fixed 0.9", lambda: FixedThreshold(0.9), False),
-            (f"fixed {DEFAULT_THRESHOLD}", lambda: FixedThreshold(), False),
-            (f"fixed {DEFAULT_THRESHOLD} + guards", lambda: FixedThreshold(), True),
-            ("verified δ=1% + guards", lambda: VerifiedThreshold(0.01), True),
-            ("verified δ=2% + guards", lambda: VerifiedThreshold(0.02), True),
-        ]:
-            results[label] = intent_stream(texts, intents, vecs, make, use_guards=use_guards)
+        orders = [("shuffled", None)] if name == "qqp" else [("file order", None), ("shuffled", 0)]
+        for order, seed in orders:
+            idx = list(range(len(texts)))
+            if seed is not None:
+                random.Random(seed).shuffle(idx)
+            run_stream(name, order, [texts[i] for i in idx], [intents[i] for i in idx], vecs[idx])
+
+
+STREAM_POLICIES = [
+    ("fixed 0.9", lambda: FixedThreshold(0.9), False),
+    (f"fixed {DEFAULT_THRESHOLD} + guards", lambda: FixedThreshold(), True),
+    ("verified δ=1% + guards", lambda: VerifiedThreshold(0.01), True),
+    ("verified δ=2% + guards", lambda: VerifiedThreshold(0.02), True),
+    (
+        "verified δ=1% + guards, adaptive prior",
+        lambda: VerifiedThreshold(0.01, adapt_every=200),
+        True,
+    ),
+    (
+        "verified δ=2% + guards, adaptive prior",
+        lambda: VerifiedThreshold(0.02, adapt_every=200),
+        True,
+    ),
+]
+
+
+def run_stream(name: str, order: str, texts, intents, vecs) -> None:
+    results = {
+        label: intent_stream(texts, intents, vecs, make, use_guards=use_guards)
+        for label, make, use_guards in STREAM_POLICIES
+    }
+    what = "duplicate class" if name == "qqp" else "intent"
+    print(
+        f"\n### {name} test, {order} ({len(texts)} queries; a hit is wrong when the cached "
+        f"question's {what} differs)\n"
+    )
+    print("| policy | hit rate | wrong-hit rate | checks (model calls) | entries |")
+    print("|---|---|---|---|---|")
+    for label, res in results.items():
         print(
-            f"\n### {name} replayed in order ({len(texts)} queries; a hit is wrong when the "
-            "cached question's intent differs)\n"
+            f"| {label} | {pct(res['hit_rate'])} | {pct(res['wrong_rate'])} | "
+            f"{res['checks']} | {res['entries']} |"
         )
-        print("| policy | hit rate | wrong-hit rate | checks (model calls) | entries |")
-        print("|---|---|---|---|---|")
-        for label, res in results.items():
-            print(
-                f"| {label} | {pct(res['hit_rate'])} | {pct(res['wrong_rate'])} | "
-                f"{res['checks']} | {res['entries']} |"
-            )
-        print(f"\nplot: {plot_streams(name, results).relative_to(ROOT)}")
+    tag = f"{name}_{order.replace(' ', '_')}"
+    print(f"\nplot: {plot_streams(tag, results).relative_to(ROOT)}", flush=True)
 
 
 if __name__ == "__main__":

@@ -262,8 +262,9 @@ class VerifiedThreshold(ThresholdPolicy):
             entries keep learning (and a drift in answers is noticed).
         max_observations: per entry, the most recent observations kept.
         adapt_every: re-estimate the population prior from all entries' feedback after this many
-            new observations (None: keep the given prior), so new entries of easy traffic get a
-            lower bar and those of hard traffic a higher one.
+            new observations (default None: keep the given prior), so new entries of easy
+            traffic get a lower bar and those of hard traffic a higher one. Off by default: on
+            streams whose mix of questions drifts (benchmarks/RESULTS.md) it overshot δ.
         prior_strength: how many entries' worth of evidence the given prior counts for when it
             is re-estimated.
         seed: seeds the sampling of re-checks (reproducible benchmarks).
@@ -281,7 +282,7 @@ class VerifiedThreshold(ThresholdPolicy):
         explore_floor: float = 0.7,
         verify_rate: float = 0.0,
         max_observations: int = 64,
-        adapt_every: int | None = 200,
+        adapt_every: int | None = None,
         prior_strength: float = 200.0,
         seed: int | None = None,
     ) -> None:
