@@ -121,9 +121,9 @@ def test_invalidated_deleted_or_expired_entries_are_never_served(
     cache.store.delete(key)  # as another process would
     assert cache.lookup_request(chat(REWORDED)) is None
 
-    cache.set_request(chat(), "short-lived", ttl=0.3)
+    cache.set_request(chat(), "short-lived", ttl=1.0)
     assert cache.lookup_request(chat(REWORDED)) is not None
-    time.sleep(0.4)
+    time.sleep(1.1)
     assert cache.lookup_request(chat(REWORDED)) is None
 
     cache.set_request(chat(), "deleted")
