@@ -15,10 +15,14 @@ answer to be right, from outcomes of questions matched against it (the idea of v
   model, a sampled hit re-checked, or explicit feedback) multiplies in its likelihood; the
   posterior over cells is exact on the grid.
 - A hit is served only if the posterior probability that it is wrong, ``Σ w(cell) · (1 −
-  sigmoid(k (s − t)))``, is at most δ. Serving only hits whose own probability of being wrong is
-  ≤ δ keeps the share of wrong hits ≤ δ as long as the prior is calibrated (checked on the QQP
-  ``test`` split in benchmarks/RESULTS.md). Otherwise the caller explores: it asks the model,
-  compares the answers, and records the outcome.
+  sigmoid(k (s − t)))``, is at most δ. Otherwise the caller explores: it asks the model (the
+  call a miss makes anyway), compares the answers, and records the outcome.
+- Optionally (``adapt_every``) the population prior itself is re-estimated from all entries'
+  feedback, so a new entry's bar follows the traffic instead of QQP.
+
+Serving only hits whose own probability of being wrong is ≤ δ keeps the share of wrong hits ≤ δ
+only as far as the model is calibrated for the traffic; benchmarks/RESULTS.md ("Semantic cache
+(issue 5)") shows where that held and where it did not.
 """
 
 from __future__ import annotations
