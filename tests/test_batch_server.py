@@ -172,3 +172,23 @@ def test_a_restarted_gateway_resumes_unfinished_batches(fake, tmp_path, monkeypa
         out = client.files.content(done.output_file_id).text.splitlines()
     assert sorted(json.loads(x)["custom_id"] for x in out) == sorted(f"r{i}" for i in range(40))
     assert sum(fake.answered_by_prompt.values()) == 40  # nothing paid twice
+
+
+def test_batch_lines_are_held_to_the_keys_budget(fake, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("THRIFTY_BATCH_DIR", str(tmp_path / "batches"))
+    keys = [{"key": "sk-broke", "tenant": "t", "max_budget_usd": 0}]
+    with gateway(fake_config(fake.base_url, keys=keys)) as (url, _app):
+        client = openai.OpenAI(base_url=f"{url}/v1", api_key="sk-broke", max_retries=0)
+        uploaded = client.files.create(
+            file=("in.jsonl", io.BytesIO(job(["a", "b"]))), purpose="batch"
+        )
+        batch = client.batches.create(
+            input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h"
+        )
+        done = wait(client, batch.id)
+        assert done.status == "completed"
+        assert (done.request_counts.completed, done.request_counts.failed) == (0, 2)
+        errors = [json.loads(x) for x in client.files.content(done.error_file_id).text.splitlines()]
+    assert {e["error"]["code"] for e in errors} == {"budget_exceeded"}
+    assert {e["response"]["status_code"] for e in errors} == {429}
+    assert fake.admitted == 0  # refused before any upstream call, and not retried

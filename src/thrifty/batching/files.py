@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 #: Fields kept in the records but never shown to clients.
-PRIVATE_FIELDS = ("tenant", "output_path_id", "error_path_id")
+PRIVATE_FIELDS = ("tenant", "submitted_by", "output_path_id", "error_path_id")
 #: Batch states in which a worker should be running the batch.
 UNFINISHED = ("validating", "in_progress", "cancelling")
 

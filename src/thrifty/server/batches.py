@@ -29,8 +29,9 @@ from thrifty.batching.files import BatchStore, FileStore, public
 from thrifty.batching.jobfile import ENDPOINTS, BatchRequest, parse_lines
 from thrifty.batching.runner import JobPaths, run_job
 from thrifty.cache import Cache
-from thrifty.errors import JobFileError, UnknownModelError
-from thrifty.providers.base import Provider
+from thrifty.errors import JobFileError
+from thrifty.server.auth import Principal
+from thrifty.server.batch_upstreams import GatewayProviders, principal_for
 from thrifty.server.errors import APIError
 
 log = logging.getLogger("thrifty.server.batches")
@@ -46,28 +47,6 @@ def _json(payload: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(payload), status_code=status, media_type="application/json")
 
 
-class GatewayProviders:
-    """Model name -> the provider of its first deployment in the gateway's pool."""
-
-    def __init__(self, gateway: Any) -> None:
-        self.gateway = gateway
-
-    def __call__(self, model: str) -> Provider:
-        if model not in self.gateway.pool:
-            raise UnknownModelError(model, self.gateway.pool.models())
-        return self.gateway.pool.deployments(model)[0].target
-
-    def price_name(self, model: str) -> str | None:
-        return self.gateway.priced_model(model)
-
-    def limits(self, model: str) -> tuple[int | None, int | None]:
-        """The deployment's declared (rpm, tpm), which the batch then keeps to."""
-        if model not in self.gateway.pool:
-            return None, None
-        deployment = self.gateway.pool.deployments(model)[0]
-        return deployment.rpm, deployment.tpm
-
-
 class BatchService:
     """Creates, runs and reports batches for one gateway worker."""
 
@@ -75,12 +54,12 @@ class BatchService:
         self.gateway = gateway
         self.files = FileStore(root)
         self.batches = BatchStore(root)
-        self.providers = GatewayProviders(gateway)
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._cancelling: set[str] = set()
 
     # ------------------------------------------------------------ batches
-    def create(self, tenant: str, body: dict[str, Any]) -> dict[str, Any]:
+    def create(self, principal: Principal, body: dict[str, Any]) -> dict[str, Any]:
+        tenant = principal.tenant
         input_file_id = body.get("input_file_id")
         endpoint = body.get("endpoint")
         window = body.get("completion_window", "24h")
@@ -116,6 +95,7 @@ class BatchService:
             "request_counts": {"total": 0, "completed": 0, "failed": 0},
             "metadata": body.get("metadata"),
             "tenant": tenant,
+            "submitted_by": principal.key_id,
         }
         self.batches.save(record)
         lock = self.batches.lock(record["id"])
@@ -185,11 +165,11 @@ class BatchService:
         self.batches.save(record)
         return None
 
-    def _settings(self, requests: list[BatchRequest]) -> BatchSettings:
+    def _settings(self, requests: list[BatchRequest], providers: GatewayProviders) -> BatchSettings:
         models = {r.body.get("model") for r in requests}
         rpm = tpm = None
         if len(models) == 1:
-            rpm, tpm = self.providers.limits(str(models.pop()))
+            rpm, tpm = providers.limits(str(models.pop()))
         return BatchSettings(max_concurrency=MAX_CONCURRENCY, rpm=rpm, tpm=tpm)
 
     async def _run(self, record: dict[str, Any], lock: int, *, resume: bool) -> None:
@@ -221,6 +201,8 @@ class BatchService:
             prices=self.gateway.prices,
             holder=f"batch-{record['id']}",
         )
+        principal = principal_for(self.gateway, record["tenant"], record.get("submitted_by", ""))
+        providers = GatewayProviders(self.gateway, principal)
         last_save = [time.monotonic()]
 
         def on_outcome(outcome: Outcome) -> None:
@@ -234,8 +216,8 @@ class BatchService:
             self._finish(record, paths, output_id, error_id, "cancelled", requests)
             return
         try:
-            await run_job(requests, paths, resolve=self.providers, cache=cache,
-                          settings=self._settings(requests), on_outcome=on_outcome,
+            await run_job(requests, paths, resolve=providers, cache=cache,
+                          settings=self._settings(requests, providers), on_outcome=on_outcome,
                           resume=resume)  # fmt: skip
         except asyncio.CancelledError:
             if record["id"] in self._cancelling:  # the user's cancel, not a shutdown
@@ -307,8 +289,12 @@ def start_batches(app: Any) -> None:
         app.state.batches.adopt_orphans()
 
 
+def _principal(request: Request) -> Principal:
+    return request.app.state.gateway.keys.authenticate(request.headers)
+
+
 def _tenant(request: Request) -> str:
-    return request.app.state.gateway.keys.authenticate(request.headers).tenant
+    return _principal(request).tenant
 
 
 def _handled(handler):  # type: ignore[no-untyped-def]
@@ -365,14 +351,14 @@ async def file_content(request: Request) -> Response:
 
 
 async def create_batch(request: Request) -> Response:
-    tenant = _tenant(request)
+    principal = _principal(request)
     try:
         body = orjson.loads(await request.body())
     except orjson.JSONDecodeError:
         raise APIError(400, "the request body is not valid JSON", code="invalid_json") from None
     if not isinstance(body, dict):
         raise APIError(400, "the request body must be a JSON object", code="invalid_json")
-    return _json(public(service(request).create(tenant, body)))
+    return _json(public(service(request).create(principal, body)))
 
 
 def _batch_or_404(request: Request) -> dict[str, Any]:
