@@ -203,6 +203,7 @@ def crash_trial(n: int, latency: float, c: int, rng: random.Random, d: Path) -> 
         "resume_rc": done.returncode,
         "resumed_from_journal": summary["skipped"],
         "resumed_from_cache": summary["cached"],
+        "flagged": summary["interrupted"],
         "output_lines": len(out),
         "distinct_ids": len({o["custom_id"] for o in out}),
         "answered_hist": dict(Counter(answered[f"crash question {i}"] for i in range(n))),
@@ -216,9 +217,10 @@ def crash(args: argparse.Namespace) -> None:
     print(f"\n## kill -9 + --resume: N={n} L={latency}s C={c}, {args.trials} trials")
     print(
         "| trial | answered before kill | in flight at kill | from journal | from cache | "
-        "output lines (distinct ids) | answers per custom_id | re-sent after kill |"
+        "output lines (distinct ids) | answers per custom_id | re-sent after kill | "
+        "reported as cut off |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     totals: list[int] = []
     for trial in range(args.trials):
         with tempfile.TemporaryDirectory() as d:
@@ -227,7 +229,8 @@ def crash(args: argparse.Namespace) -> None:
         print(
             f"| {trial + 1} | {r['answered_at_kill']} | {r['in_flight_at_kill']} | "
             f"{r['resumed_from_journal']} | {r['resumed_from_cache']} | "
-            f"{r['output_lines']} ({r['distinct_ids']}) | {hist} | {r['arrived_twice']} |",
+            f"{r['output_lines']} ({r['distinct_ids']}) | {hist} | {r['arrived_twice']} | "
+            f"{r['flagged']} |",
             flush=True,
         )
         totals.append(r["answered_hist"].get(1, 0))

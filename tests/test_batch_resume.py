@@ -91,6 +91,7 @@ def test_kill_9_then_resume_loses_nothing_and_pays_once(tmp_path: Path, kill_aft
         summary = json.loads(done.stdout)
         assert summary["skipped"] + summary["cached"] == answered_before
         assert summary["ok"] + summary["skipped"] == n
+        assert summary["interrupted"] == 4  # in flight at the kill: reported, sent again
         answered = dict(fake.answered_by_prompt)
     assert answered == {f"q{i}": 1 for i in range(n)}
     out = [json.loads(x) for x in (tmp_path / "out.jsonl").read_text().splitlines()]

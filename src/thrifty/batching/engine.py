@@ -121,6 +121,9 @@ class BatchSummary:
     cost_usd: float = 0.0
     saved_usd: float = 0.0
     wall_s: float = 0.0
+    #: lines an earlier run had sent when it crashed, without an answer recorded: the upstream
+    #: may have billed them (they are sent again).
+    interrupted: int = 0
 
     def add(self, outcome: Outcome) -> None:
         if outcome.source == "skipped":
@@ -235,6 +238,8 @@ class BatchEngine:
         started = time.perf_counter()
         self.summary = BatchSummary(total=len(requests))
         done = await self._journaled(self.journal.finished) if resume else {}
+        if resume:
+            self.summary.interrupted = len(await self._journaled(self.journal.take_interrupted))
         if not resume:
             await self._journaled(self.journal.reset)
         queue: asyncio.Queue[tuple[BatchRequest, str]] = asyncio.Queue()
@@ -380,11 +385,14 @@ class BatchEngine:
         estimate = prompt_tokens(request, body) if self.limiter.tokens is not None else 0
 
         async def attempt() -> Any:
-            waits = 0
+            waits, marked = 0, False
             while True:
                 async with self._slots:
                     await self.limiter.acquire(estimate)
                     self.summary.upstream_calls += 1
+                    if not marked:  # so a resume can tell what a crash may have billed
+                        await self._journaled(self.journal.mark_sent, request.custom_id)
+                        marked = True
                     try:
                         answer = await method(dict(body))
                         break

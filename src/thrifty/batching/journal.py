@@ -40,6 +40,7 @@ CREATE TABLE IF NOT EXISTS results (
     finished_at REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS sent (custom_id TEXT PRIMARY KEY, sent_at REAL NOT NULL);
 """
 
 
@@ -89,9 +90,25 @@ class Journal:
                 raise
             self._conn.execute("COMMIT")
 
+    def mark_sent(self, custom_id: str) -> None:
+        """Note that a request is about to reach the upstream (cleared when it finishes)."""
+        with self._tx() as conn:
+            conn.execute("INSERT OR REPLACE INTO sent VALUES (?, ?)", (custom_id, time.time()))
+
+    def take_interrupted(self) -> list[str]:
+        """The requests that were sent but never finished (a crash cut them off: the upstream
+        may have billed them), forgotten once read."""
+        with self._tx() as conn:
+            rows = conn.execute(
+                "SELECT custom_id FROM sent WHERE custom_id NOT IN (SELECT custom_id FROM results)"
+            ).fetchall()
+            conn.execute("DELETE FROM sent")
+        return [row[0] for row in rows]
+
     def record(self, rec: JournalRecord) -> None:
         """Commit one finished request (a later record for the same custom_id replaces it)."""
         with self._tx() as conn:
+            conn.execute("DELETE FROM sent WHERE custom_id = ?", (rec.custom_id,))
             conn.execute(
                 "INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
@@ -141,6 +158,7 @@ class Journal:
         with self._tx() as conn:
             conn.execute("DELETE FROM results")
             conn.execute("DELETE FROM meta")
+            conn.execute("DELETE FROM sent")
 
     def close(self) -> None:
         with self._lock:

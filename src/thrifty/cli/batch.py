@@ -73,6 +73,7 @@ def summary_table(summary: Any, paths: Any, n_errors: int) -> Table:
         ("upstream calls", f"{summary.upstream_calls:,}"),
         ("retries", f"{summary.retries:,}"),
         ("429s seen", f"{summary.rate_limited:,}"),
+        ("cut off by a crash before (may be billed twice)", f"{summary.interrupted:,}"),
         ("tokens in / out", f"{summary.tokens_in:,} / {summary.tokens_out:,}"),
         ("cost", f"${summary.cost_usd:,.6f}"),
         ("saved (cache, duplicates)", f"${summary.saved_usd:,.6f}"),
