@@ -128,6 +128,8 @@ def gptcache_leg(n, vectors, texts, queries, python) -> dict:
         "build_s": res["build_s"],
         "p50": statistics.median(t),
         "p99": percentile(t, 0.99),
+        "embed_p50": statistics.median(res["embed_ms"]),
+        "match_p50": statistics.median(a - b for a, b in zip(t, res["embed_ms"], strict=True)),
         "rss_mb": res["rss_mb"],
     }
 
