@@ -219,9 +219,11 @@ class BatchEngine:
         self.limiter = BatchLimiter(self.settings.rpm, self.settings.tpm)
         self.summary = BatchSummary()
         self._slots = asyncio.Semaphore(self.settings.max_concurrency)
-        # One writer thread for answers (cache) and progress (journal): writes never wait behind
-        # each other's SQLite locks, nor behind other work in the default thread pool.
-        self._journal_thread = ThreadPoolExecutor(1, thread_name_prefix="thrifty-batch-writer")
+        # One writer thread for answers (the cache) and one for progress (the journal): writes
+        # to a file never wait for each other's SQLite locks, an answer never waits behind
+        # bookkeeping, and neither waits behind other work in the default thread pool.
+        self._answer_thread = ThreadPoolExecutor(1, thread_name_prefix="thrifty-batch-answers")
+        self._journal_thread = ThreadPoolExecutor(1, thread_name_prefix="thrifty-batch-journal")
         self._answered: set[str] = set()
 
     # ------------------------------------------------------------ planning
@@ -261,6 +263,7 @@ class BatchEngine:
         finally:
             for worker in workers:
                 worker.cancel()
+            self._answer_thread.shutdown(wait=True)
             self._journal_thread.shutdown(wait=True)
             self.summary.wall_s = time.perf_counter() - started
         return self.summary
@@ -346,13 +349,14 @@ class BatchEngine:
     ) -> Any:
         """The upstream's answer, stored in the cache before anyone learns of it.
 
-        The write goes through the engine's own writer thread (one at a time), not a thread
+        The write goes through the engine's own answer thread (one at a time), not a thread
         per answer: concurrent SQLite writers wait for each other in sleeps of milliseconds,
         and that wait is the window in which a crash loses an answer already paid for."""
         started = time.perf_counter()
         value = await self._call_upstream(request, body)
         tokens_in, tokens_out = usage_of(next(iter(value.values()))) or (0, 0)
-        await self._journaled(
+        await asyncio.get_running_loop().run_in_executor(
+            self._answer_thread,
             partial(
                 self.cache.set,
                 key,
@@ -361,7 +365,7 @@ class BatchEngine:
                 model=model,
                 tokens_in=tokens_in,
                 tokens_out=tokens_out,
-            )
+            ),
         )
         return value
 
