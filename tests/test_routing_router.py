@@ -17,7 +17,8 @@ from thrifty.routing.calibration import (
 )
 from thrifty.routing.outcomes import agree, load_outcomes
 from thrifty.routing.route import RouteModel
-from thrifty.routing.router import LearnedRouter, fit_logistic, train_router
+from thrifty.routing.router import LearnedRouter, train_router
+from thrifty.routing.scorers import fit_logistic
 from thrifty.semantic.embedder import HashingEmbedder
 
 
@@ -38,9 +39,11 @@ def test_logistic_regression_recovers_the_direction() -> None:
     assert ((p > 0.5) == (y > 0.5)).mean() > 0.85
 
 
-def test_trained_router_meets_its_target_share_on_new_data() -> None:
+@pytest.mark.parametrize("kind", ["logistic", "knn"])
+def test_trained_router_meets_its_target_share_on_new_data(kind: str) -> None:
     x, y = synthetic()
-    router = train_router(x, y, embedder="test", target_strong_share=0.3)
+    router = train_router(x, y, embedder="test", kind=kind, target_strong_share=0.3)
+    assert router.kind == kind
     assert router.info["target_strong_share"] == 0.3
     x_new, y_new = synthetic(seed=7)
     p = router.probability(x_new)
@@ -85,6 +88,18 @@ def test_save_load_round_trip_and_retarget(tmp_path: Path) -> None:
     assert wider.threshold > loaded.threshold
     with pytest.raises(ConfigError, match="one of"):
         loaded.retarget(strong_share=0.2, quality=0.9)
+
+
+def test_knn_router_round_trips_through_npz(tmp_path: Path) -> None:
+    x, y = synthetic(800)
+    router = train_router(x, y, kind="knn", target_quality=0.9)
+    with pytest.raises(ConfigError, match=r"save it as \.npz"):
+        router.save(tmp_path / "router.json")
+    router.save(tmp_path / "router.npz")
+    loaded = LearnedRouter.load(tmp_path / "router.npz")
+    assert loaded.kind == "knn" and loaded.info["k"] == router.info["k"]
+    assert np.allclose(loaded.probability(x[:20]), router.probability(x[:20]), atol=1e-3)
+    assert loaded.threshold == pytest.approx(router.threshold)
 
 
 def test_load_errors_name_the_file(tmp_path: Path) -> None:

@@ -47,7 +47,7 @@ def router_embedder(router: LearnedRouter) -> Any:
     from thrifty.semantic.embedder import make_embedder
 
     if router.embedder.startswith("hashing"):
-        return make_embedder("hashing", dim=int(router.weights.shape[0]))
+        return make_embedder("hashing", dim=router.dim)
     return make_embedder(router.embedder)
 
 

@@ -1,11 +1,11 @@
-"""The learned router: logistic regression on the prompt embedding, in numpy.
+"""The learned router: ``p``, the chance the cheap model answers well, from the prompt embedding.
 
-It predicts ``p``, the probability that the cheapest model of a route answers a request well
-enough, from the prompt's embedding (thrifty's local MiniLM by default). :func:`train_router`
-fits it on recorded outcomes, keeps a held-out part to calibrate its threshold (a target share of
-strong calls or a target quality, see ``calibration.py``) and stores the whole calibration curve,
-so a gateway can choose another target without the data. The file is small JSON (a 384-float
-weight vector, the curve, the embedder's name); no pickle, no scikit-learn at run time.
+:func:`train_router` fits a scorer (``scorers.py``: logistic regression, or similarity-weighted
+nearest neighbours) on part of the recorded outcomes, keeps a held-out part to choose its
+penalty or ``k`` and to calibrate its threshold (a target share of strong calls or a target
+quality, ``calibration.py``), and stores the whole calibration curve, so a gateway can choose
+another target without the data. Files: small JSON for ``logistic`` (384 weights), ``.npz`` for
+either kind (``knn`` keeps the outcomes' float16 vectors); never pickle, no scikit-learn.
 """
 
 from __future__ import annotations
@@ -24,69 +24,44 @@ from thrifty.routing.calibration import (
     routing_curve,
     threshold_for_quality,
 )
+from thrifty.routing.scorers import LogisticScorer, NeighbourScorer, scorer_class
 
 FORMAT = "thrifty-router/1"
-#: L2 penalties tried when fitting; the one with the best held-out log loss is kept.
-L2_GRID = (0.01, 0.1, 1.0, 10.0)
-
-
-def _sigmoid(z: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-np.clip(z, -40, 40)))
-
-
-def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1.0,
-                 iterations: int = 30) -> tuple[np.ndarray, float]:
-    """L2-penalised logistic regression by Newton's method (exact, a few iterations).
-
-    Returns:
-        (weights, bias); the bias is not penalised.
-    """
-    n, d = x.shape
-    xb = np.hstack([x.astype(np.float64), np.ones((n, 1))])
-    w = np.zeros(d + 1)
-    penalty = np.full(d + 1, l2)
-    penalty[-1] = 0.0
-    for _ in range(iterations):
-        p = _sigmoid(xb @ w)
-        grad = xb.T @ (p - y) + penalty * w
-        hess = (xb * (p * (1 - p))[:, None]).T @ xb + np.diag(penalty + 1e-9)
-        step = np.linalg.solve(hess, grad)
-        w -= step
-        if np.abs(step).max() < 1e-6:
-            break
-    return w[:-1], float(w[-1])
-
-
-def _log_loss(p: np.ndarray, y: np.ndarray) -> float:
-    p = np.clip(p, 1e-7, 1 - 1e-7)
-    return float(-(y * np.log(p) + (1 - y) * np.log(1 - p)).mean())
+Scorer = LogisticScorer | NeighbourScorer
 
 
 @dataclass
 class LearnedRouter:
-    """A fitted router: ``p = sigmoid(w·embedding + b)``; cheap when ``p >= threshold``.
+    """A fitted router: cheap when ``scorer.score(embedding) >= threshold``.
 
     Attributes:
-        weights, bias: the logistic regression.
+        scorer: the fitted scorer (its ``kind`` names it in the file).
         threshold: the calibrated threshold in use.
         embedder: the embedder's name for :func:`thrifty.semantic.embedder.make_embedder`.
         curve: strong share and quality per threshold, on held-out outcomes.
-        info: how it was trained (counts, target, penalty), for ``thrifty route eval``.
+        info: how it was trained (counts, target, penalty or k), for ``thrifty route eval``.
     """
 
-    weights: np.ndarray
-    bias: float
+    scorer: Scorer
     threshold: float
     embedder: str = "minilm"
     curve: list[CurvePoint] = field(default_factory=list)
     info: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def kind(self) -> str:
+        return self.scorer.kind
+
+    @property
+    def dim(self) -> int:
+        return self.scorer.dim
+
     def probability(self, vectors: np.ndarray) -> np.ndarray:
         """``p`` for each row of ``vectors`` (``(n, dim)``)."""
-        if vectors.shape[-1] != self.weights.shape[0]:
-            raise ConfigError(f"the router expects {self.weights.shape[0]}-dimensional "
-                              f"embeddings ({self.embedder}), got {vectors.shape[-1]}")
-        return _sigmoid(vectors.astype(np.float64) @ self.weights + self.bias)
+        if vectors.shape[-1] != self.dim:
+            raise ConfigError(f"the router expects {self.dim}-dimensional embeddings "
+                              f"({self.embedder}), got {vectors.shape[-1]}")
+        return self.scorer.score(np.atleast_2d(vectors))
 
     def retarget(self, *, strong_share: float | None = None, quality: float | None = None,
                  threshold: float | None = None) -> LearnedRouter:
@@ -106,52 +81,73 @@ class LearnedRouter:
             new = float(threshold)
         else:
             return self
-        return LearnedRouter(self.weights, self.bias, new, self.embedder, self.curve, self.info)
+        return LearnedRouter(self.scorer, new, self.embedder, self.curve, dict(self.info))
 
     # ----------------------------------------------------------------- file
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "format": FORMAT, "embedder": self.embedder, "threshold": self.threshold,
-            "bias": self.bias, "weights": [round(float(w), 7) for w in self.weights],
-            "curve": [c.as_dict() for c in self.curve], "info": self.info,
-        }
+    def _meta(self) -> dict[str, Any]:
+        return {"format": FORMAT, "kind": self.kind, "embedder": self.embedder,
+                "threshold": self.threshold, "curve": [c.as_dict() for c in self.curve],
+                "info": self.info}
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict()), encoding="utf-8")
+        """JSON, or ``.npz`` by the file's suffix (a ``knn`` router needs ``.npz``).
+
+        Raises:
+            ConfigError: a ``knn`` router asked to be written as JSON.
+        """
+        file = Path(path)
+        arrays = self.scorer.arrays()
+        if file.suffix == ".npz":
+            with file.open("wb") as out:
+                np.savez_compressed(out, meta=np.array(json.dumps(self._meta())),
+                                    **{k: np.asarray(v) for k, v in arrays.items()})
+            return
+        if self.kind != "logistic":
+            raise ConfigError(f"{file}: a {self.kind} router keeps vectors: save it as .npz")
+        data = {**self._meta(), "bias": arrays["bias"],
+                "weights": [round(float(w), 7) for w in arrays["weights"]]}
+        file.write_text(json.dumps(data), encoding="utf-8")
 
     @classmethod
     def load(cls, path: str | Path) -> LearnedRouter:
-        """Read a router file.
+        """Read a router file (JSON or ``.npz``).
 
         Raises:
-            ConfigError: naming the file, when it is missing, not JSON or not a router.
+            ConfigError: naming the file, when it is missing, unreadable or not a router.
         """
+        file = Path(path)
         try:
-            data = json.loads(Path(path).read_text(encoding="utf-8"))
+            raw = file.read_bytes()
         except OSError as exc:
-            raise ConfigError(f"{path}: cannot read the router file: "
+            raise ConfigError(f"{file}: cannot read the router file: "
                               f"{exc.strerror or exc}") from exc
-        except ValueError as exc:
-            raise ConfigError(f"{path}: the router file is not JSON: {exc}") from exc
-        if not isinstance(data, dict) or data.get("format") != FORMAT:
-            raise ConfigError(f"{path}: not a thrifty router file (format {FORMAT!r})")
         try:
-            return cls(
-                weights=np.asarray(data["weights"], dtype=np.float64),
-                bias=float(data["bias"]),
-                threshold=float(data["threshold"]),
-                embedder=str(data.get("embedder", "minilm")),
-                curve=[CurvePoint(**c) for c in data.get("curve", [])],
-                info=dict(data.get("info") or {}),
-            )
+            if raw[:2] == b"PK":  # a zip: .npz
+                import io
+
+                with np.load(io.BytesIO(raw), allow_pickle=False) as npz:
+                    arrays = {k: npz[k] for k in npz.files}
+                meta = json.loads(str(arrays.pop("meta")))
+            else:
+                meta = json.loads(raw.decode("utf-8"))
+                arrays = meta
+        except ValueError as exc:
+            raise ConfigError(f"{file}: not a router file (JSON or .npz): {exc}") from exc
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+            raise ConfigError(f"{file}: not a thrifty router file (format {FORMAT!r})")
+        try:
+            scorer = scorer_class(str(meta.get("kind", "logistic"))).from_arrays(arrays)
+            return cls(scorer, float(meta["threshold"]), str(meta.get("embedder", "minilm")),
+                       [CurvePoint(**c) for c in meta.get("curve", [])],
+                       dict(meta.get("info") or {}))
         except (KeyError, TypeError, ValueError) as exc:
-            raise ConfigError(f"{path}: the router file is damaged: {exc!r}") from exc
+            raise ConfigError(f"{file}: the router file is damaged: {exc!r}") from exc
 
 
 def train_router(
     vectors: np.ndarray, cheap_ok: np.ndarray, strong_ok: np.ndarray | None = None, *,
-    embedder: str = "minilm", heldout: float = 0.25, target_strong_share: float | None = None,
-    target_quality: float | None = None, seed: int = 0,
+    embedder: str = "minilm", kind: str = "logistic", heldout: float = 0.25,
+    target_strong_share: float | None = None, target_quality: float | None = None, seed: int = 0,
 ) -> LearnedRouter:
     """Fit on part of the outcomes, calibrate the threshold on the rest.
 
@@ -159,7 +155,8 @@ def train_router(
         vectors: ``(n, dim)`` prompt embeddings.
         cheap_ok: 1 where the cheap model's answer was good enough.
         strong_ok: 1 where the strong model's answer was good (None: always).
-        heldout: the share kept out of fitting, for choosing the penalty and the threshold.
+        kind: ``logistic`` or ``knn`` (``scorers.SCORERS``).
+        heldout: the share kept out of fitting, for choosing the penalty or k and the threshold.
         target_strong_share, target_quality: at most one; default a 0.4 strong share.
 
     Raises:
@@ -178,15 +175,11 @@ def train_router(
     order = np.random.default_rng(seed).permutation(n)
     cut = max(round(n * (1 - heldout)), 10)
     fit, held = order[:cut], order[cut:]
-    fits = []
-    for l2 in L2_GRID:
-        w, b = fit_logistic(vectors[fit], y[fit], l2)
-        fits.append((_log_loss(_sigmoid(vectors[held] @ w + b), y[held]), l2, w, b))
-    loss, l2, w, b = min(fits, key=lambda f: f[0])
-    curve = routing_curve(_sigmoid(vectors[held] @ w + b), y[held], strong[held])
-    router = LearnedRouter(w, b, 0.0, embedder, curve, {
-        "outcomes": n, "fit": len(fit), "heldout": len(held), "cheap_ok_rate": float(y.mean()),
-        "l2": l2, "heldout_log_loss": round(loss, 5),
+    scorer, chosen = scorer_class(kind).fit(vectors[fit], y[fit], vectors[held], y[held])
+    curve = routing_curve(scorer.score(vectors[held]), y[held], strong[held])
+    router = LearnedRouter(scorer, 0.0, embedder, curve, {
+        "kind": kind, "outcomes": n, "fit": len(fit), "heldout": len(held),
+        "cheap_ok_rate": round(float(y.mean()), 5), **chosen,
     })
     if target_quality is not None:
         router = router.retarget(quality=target_quality)

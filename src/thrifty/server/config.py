@@ -12,6 +12,11 @@ cache: {url: "sqlite:///.thrifty/cache.db", ttl: 86400, namespace: default}
 keys: [{key: os.environ/TEAM_A_KEY, tenant: team-a, rpm: 60, tpm: 100000, max_budget_usd: 5}]
 admin_key: os.environ/THRIFTY_ADMIN_KEY
 prices: {gpt-4o-mini: {input_cost_per_token: 1.5e-7, output_cost_per_token: 6.0e-7}}
+routes:   # a route model: the cheapest model of the chain expected to answer well
+  - name: thrifty/auto
+    chain: [gpt-4o-mini, gpt-4o]
+    rules: [{when: {code: true}, to: gpt-4o}, {when: {min_prompt_tokens: 2000}, to: gpt-4o}]
+    router: {path: router.json, target_strong_share: 0.4}
 ```
 
 A ``model_list`` entry may also be written flat (``{model_name, model, api_base, ...}``). Any
@@ -39,6 +44,7 @@ from pydantic import (
 )
 
 from thrifty.errors import ConfigError
+from thrifty.routing.rules import Rule
 from thrifty.store import DEFAULT_URL
 
 ENV_PREFIX = "os.environ/"
@@ -182,6 +188,53 @@ class LimitsSettings(_Strict):
     """``memory://`` or ``redis://…``; by default the cache's URL when it is Redis, else memory."""
 
 
+class RouterFileSettings(_Strict):
+    """A route's learned router: its file and where to put its threshold (at most one target;
+    none: the threshold the file was calibrated with)."""
+
+    path: str = Field(min_length=1)
+    """The file ``thrifty route train`` wrote (relative paths: from the config file's folder)."""
+    target_strong_share: float | None = Field(default=None, ge=0.0, le=1.0)
+    target_quality: float | None = Field(default=None, gt=0.0, le=1.0)
+    threshold: float | None = Field(default=None, ge=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _one_target(self) -> RouterFileSettings:
+        given = [self.target_strong_share, self.target_quality, self.threshold]
+        if sum(v is not None for v in given) > 1:
+            raise ValueError("give one of target_strong_share, target_quality, threshold")
+        return self
+
+
+class RouteSettings(_Strict):
+    """A route model (``thrifty/auto``): a chain of ``model_list`` names, cheapest first."""
+
+    name: str = Field(min_length=1)
+    chain: list[str] = Field(min_length=2)
+    rules: list[Rule] = Field(default_factory=list)
+    """Tried in order; the first whose ``when`` holds sends the request ``to`` a chain model."""
+    router: RouterFileSettings | None = None
+    default: str | None = None
+    """Where requests go that no rule and no router decides (default: the cheapest)."""
+    cascade_on: list[Literal["empty", "refusal", "invalid_json", "schema_mismatch"]] = Field(
+        default_factory=lambda: ["empty", "refusal", "invalid_json", "schema_mismatch"])
+    """Answers failing these checks go to the next model of the chain."""
+    feedback_path: str | None = None
+    """JSONL file where ``POST /v1/thrifty/feedback`` appends outcomes for ``thrifty route
+    train`` (relative paths: from the config file's folder)."""
+
+    @model_validator(mode="after")
+    def _within_chain(self) -> RouteSettings:
+        if len(set(self.chain)) != len(self.chain):
+            raise ValueError(f"chain {self.chain} names a model twice")
+        for i, rule in enumerate(self.rules):
+            if rule.to not in self.chain:
+                raise ValueError(f"rules[{i}].to {rule.to!r} is not in the chain {self.chain}")
+        if self.default is not None and self.default not in self.chain:
+            raise ValueError(f"default {self.default!r} is not in the chain {self.chain}")
+        return self
+
+
 class ServerSettings(_Strict):
     max_body_bytes: PositiveInt = 16 * 1024 * 1024
     """Larger request bodies get 413."""
@@ -200,6 +253,7 @@ class GatewayConfig(BaseModel):
     prices: dict[str, dict[str, Any]] = Field(default_factory=dict)
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
+    routes: list[RouteSettings] = Field(default_factory=list)
     litellm_settings: dict[str, Any] = Field(default_factory=dict)
     general_settings: dict[str, Any] = Field(default_factory=dict)
     environment_variables: dict[str, Any] = Field(default_factory=dict)
@@ -215,6 +269,13 @@ class GatewayConfig(BaseModel):
                             f"router_settings.fallbacks[{i}] names model {name!r}, "
                             "which model_list does not define"
                         )
+        for i, route in enumerate(self.routes):
+            if route.name in names or route.name in {r.name for r in self.routes[:i]}:
+                raise ValueError(f"routes[{i}].name {route.name!r} is already a model name")
+            for name in route.chain:
+                if name not in names:
+                    raise ValueError(f"routes[{i}].chain names model {name!r}, which "
+                                     "model_list does not define")
         seen: set[str] = set()
         for i, key in enumerate(self.keys):
             if key.key in seen:

@@ -21,6 +21,7 @@ from thrifty.errors import ConfigError, LimitExceededError
 from thrifty.limits import KeyLimits, LimitBackend, Reservation, max_cost_usd, open_limits
 from thrifty.providers.base import Provider
 from thrifty.server.auth import KeyRing, Principal
+from thrifty.server.cascade import build_routes
 from thrifty.server.config import GatewayConfig
 from thrifty.server.errors import APIError
 from thrifty.server.metrics import GatewayMetrics
@@ -60,6 +61,7 @@ class Gateway:
         try:
             self.prices = PriceTable(config.prices)
             self.pool, self.providers = build_pool(config)
+            self.routes = build_routes(config, source)
             settings = config.cache
             self.cache = cache or Cache(
                 settings.url,
@@ -84,21 +86,29 @@ class Gateway:
         self.keys = KeyRing(
             config.keys, default_tenant=config.cache.namespace, admin_key=config.master_key
         )
-        self.metrics = GatewayMetrics(self.pool.models())
+        self.metrics = GatewayMetrics([*self.pool.models(), *self.routes])
         self.started = int(time.time())
         self._tasks: set[asyncio.Task[Any]] = set()
         self._primary_model = {
             e.model_name: e.litellm_params.model for e in reversed(config.model_list)
         }
+        for route in config.routes:  # limits reserve a route's worst case: its strongest model
+            self._primary_model[route.name] = self._primary_model[route.chain[-1]]
 
     # ---------------------------------------------------------------- models
     def require_model(self, model: str, operation: str | None = None) -> None:
         """Raises APIError 404 for an unknown model, 400 when none of its deployments serves
         ``operation``."""
+        if model in self.routes:
+            if operation not in (None, "completion"):
+                raise APIError(400, f"the route model {model!r} does not serve {operation}",
+                               param="model", code="unsupported_operation")
+            return
         if model not in self.pool:
             raise APIError(
                 404,
-                f"the model {model!r} does not exist; served: {', '.join(self.pool.models())}",
+                f"the model {model!r} does not exist; served: "
+                f"{', '.join([*self.pool.models(), *self.routes])}",
                 param="model",
                 code="model_not_found",
             )

@@ -81,7 +81,16 @@ class GatewayMetrics:
         )
         self.savings = Counter(
             "thrifty_savings_usd", "Dollars saved, by mechanism (exact_hit, semantic_hit, "
-            "coalesced).", ["model", "mechanism"], registry=r,
+            "coalesced, routing).", ["model", "mechanism"], registry=r,
+        )
+        self.route_decisions = Counter(
+            "thrifty_route_decisions", "Route-model requests by the model chosen first and what "
+            "chose it (rule, router, default).", ["route", "model", "by"], registry=r,
+        )
+        self.cascades = Counter(
+            "thrifty_cascade", "Route-model answers passed on to the next model of the chain, "
+            "by reason (empty, refusal, invalid_json, schema_mismatch, upstream_error).",
+            ["route", "reason"], registry=r,
         )
         self.rate_limited = Counter(
             "thrifty_rate_limited", "Requests refused by a key's limits, by limit.", ["limit"],

@@ -27,6 +27,7 @@ from thrifty.integrations._streams import (
 from thrifty.limits import Reservation
 from thrifty.routing import Deployment, Routed
 from thrifty.server.auth import Principal
+from thrifty.server.cascade import RouteTrace, credit_routing
 from thrifty.server.errors import APIError, upstream_api_error
 from thrifty.server.gateway import Gateway, log
 from thrifty.server.policy import CachePolicy, Status
@@ -54,6 +55,8 @@ class Call:
     saved_usd: float = 0.0
     upstream_seconds: float = 0.0
     headers: dict[str, str] = field(default_factory=dict)
+    routing: RouteTrace | None = None
+    """What a route model (``thrifty/auto``) decided, when one was asked."""
 
     def thrifty_headers(self) -> dict[str, str]:
         out = dict(self.headers)
@@ -101,13 +104,19 @@ async def _reserve(gw: Gateway, call: Call, principal: Principal, model: str,
 
 async def _routed(
     gw: Gateway, call: Call, model: str, attempt: Callable[[Deployment], Awaitable[Any]],
-    reservation: Reservation | None,
+    reservation: Reservation | None, body: dict[str, Any], *, check_output: bool = False,
 ) -> Routed[Any]:
-    """Run ``attempt`` through the pool; a failure releases the reservation and becomes an
+    """Run ``attempt`` through the pool (a route model: through its chain, cascading on
+    answers that fail ``check_output``); a failure releases the reservation and becomes an
     APIError (502/503/504 after retries and fallbacks, the upstream's 4xx otherwise)."""
     started = time.perf_counter()
+    runner = gw.routes.get(model)
     try:
-        routed = await gw.pool.run(model, attempt)
+        if runner is None:
+            routed = await gw.pool.run(model, attempt)
+        else:
+            routed, call.routing = await runner.run(gw, body, attempt,
+                                                    check_output=check_output)
     except BaseException as exc:
         call.upstream_seconds += time.perf_counter() - started
         with anyio.CancelScope(shield=True):
@@ -122,12 +131,15 @@ async def _routed(
     call.upstream_seconds += seconds
     gw.metrics.upstream_latency.labels(gw.metrics.model_label(model)).observe(seconds)
     _record_route(gw, call, routed)
+    if call.routing is not None:
+        call.route = call.routing.header()
+        call.headers["X-Thrifty-Route-Id"] = call.routing.id
     return routed
 
 
 async def _account(
     gw: Gateway, model: str, routed_model: str, body: dict[str, Any], response: dict[str, Any],
-    reservation: Reservation | None,
+    reservation: Reservation | None, routing: RouteTrace | None = None,
 ) -> dict[str, Any]:
     """Tokens and cost of a fresh answer: settles the reservation, counts spend; returns the
     cache entry fields. ``model`` is the requested model name, ``routed_model`` the one that
@@ -135,7 +147,11 @@ async def _account(
     tokens_in, tokens_out = gw.usage(body, response)
     priced = gw.priced_model(routed_model, response)
     cost = gw.cost(priced, tokens_in, tokens_out)
-    await gw.settle(reservation, tokens_in + tokens_out, cost)
+    if routing is not None:  # answers a cascade threw away were paid for too
+        cost += routing.wasted_usd
+        credit_routing(gw, routing, tokens_in, tokens_out, cost)
+    wasted_tokens = routing.wasted_tokens if routing is not None else 0
+    await gw.settle(reservation, tokens_in + tokens_out + wasted_tokens, cost)
     label = gw.metrics.model_label(model)
     gw.metrics.tokens.labels(label, "in").inc(tokens_in)
     gw.metrics.tokens.labels(label, "out").inc(tokens_out)
@@ -179,11 +195,14 @@ async def answer(
     async def compute() -> dict[str, Any]:
         reservation = await _reserve(gw, call, principal, model, body)
         routed = await _routed(
-            gw, call, model, lambda d: getattr(d.target, operation)(body), reservation
+            gw, call, model, lambda d: getattr(d.target, operation)(body), reservation, body,
+            check_output=True,
         )
         fields.update(await _account(gw, model, routed.deployment.model_name, body,
-                                     routed.result, reservation))
+                                     routed.result, reservation, call.routing))
         call.cost_usd = fields["cost_usd"]
+        if call.routing is not None:
+            call.saved_usd = call.routing.saved_usd
         return routed.result
 
     label = gw.metrics.model_label(model)
@@ -251,7 +270,7 @@ async def stream_chat(
             raise
         return iterator, first
 
-    routed = await _routed(gw, call, model, open_stream, reservation)
+    routed = await _routed(gw, call, model, open_stream, reservation, body)
     gw.metrics.ttft.labels(label, "miss").observe(time.perf_counter() - call.started)
     iterator, first = routed.result
     return _relay(gw, call, routed, iterator, first, key=key, body=body, policy=policy,
@@ -289,18 +308,20 @@ async def _relay(
             await iterator.aclose()  # type: ignore[attr-defined]
         # After the response: the client does not wait for accounting and the cache write.
         gw.spawn(_finish_stream(gw, routed, chunks, complete, key=key, body=body,
-                                policy=policy, reservation=reservation))
+                                policy=policy, reservation=reservation, routing=call.routing))
 
 
 async def _finish_stream(
     gw: Gateway, routed: Routed[Any], chunks: list[dict[str, Any]], complete: bool, *, key: str,
     body: dict[str, Any], policy: CachePolicy, reservation: Reservation | None,
+    routing: RouteTrace | None = None,
 ) -> None:
     """Account a relayed stream and store it when it ended normally."""
     try:
         response = completion_from_chunks(chunks)
-        fields = await _account(gw, routed.requested, routed.deployment.model_name, body,
-                                response, reservation)
+        requested = routing.route.name if routing is not None else routed.requested
+        fields = await _account(gw, requested, routed.deployment.model_name, body,
+                                response, reservation, routing)
         if complete and policy.write and chunks:
             await gw.cache.aset(key, response, namespace=policy.namespace, ttl=policy.ttl,
                                 user_id=body.get("user"), request=body, kind="chat", **fields)

@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from thrifty.server.cascade import route_feedback
 from thrifty.server.errors import APIError
 from thrifty.server.gateway import Gateway, audit, log
 from thrifty.server.pipeline import Call, answer, stream_chat
@@ -151,7 +152,7 @@ async def embeddings(request: Request, gw: Gateway, call: Call) -> Any:
 async def list_models(request: Request, gw: Gateway, call: Call) -> Any:
     gw.keys.authenticate(request.headers)
     data = [{"id": name, "object": "model", "created": gw.started, "owned_by": "thrifty"}
-            for name in gw.pool.models()]
+            for name in [*gw.pool.models(), *gw.routes]]
     return json_response({"object": "list", "data": data})
 
 
@@ -173,12 +174,15 @@ async def metrics(request: Request) -> Response:
 
 
 async def feedback(request: Request, gw: Gateway, call: Call) -> Any:
-    """Tell the semantic threshold policy whether a served semantic hit was right."""
+    """Tell the semantic threshold policy whether a served semantic hit was right, or a route
+    model whether its cheapest model's answer was good enough (a training outcome)."""
     gw.keys.authenticate(request.headers)
     report = validate_body(FeedbackRequest, await read_json(request, 4096))
+    if report.route_id is not None:
+        return json_response(await route_feedback(gw, report.route_id, report.correct))
     if gw.cache.semantic is None:
         raise APIError(400, "semantic caching is off on this gateway", code="semantic_off")
-    if not await gw.cache.afeedback(report.hit_id, report.correct):
+    if not await gw.cache.afeedback(report.hit_id or "", report.correct):
         raise APIError(404, f"no recent semantic hit has the id {report.hit_id!r}",
                        param="hit_id", code="unknown_hit")
     return json_response({"hit_id": report.hit_id, "recorded": True})

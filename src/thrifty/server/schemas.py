@@ -9,7 +9,15 @@ from __future__ import annotations
 
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, StrictBool, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveInt,
+    StrictBool,
+    ValidationError,
+    model_validator,
+)
 
 from thrifty.server.errors import APIError
 
@@ -86,16 +94,25 @@ class PurgeUserRequest(BaseModel):
 
 
 class FeedbackRequest(BaseModel):
-    """``POST /v1/thrifty/feedback``: whether a semantic hit's answer was right.
+    """``POST /v1/thrifty/feedback``: whether a semantic hit's answer, or a route model's
+    answer, was right.
 
-    ``hit_id`` is the ``X-Thrifty-Hit-Id`` of the response: a random id, so a caller can only
-    report on hits it was served.
+    ``hit_id`` is the ``X-Thrifty-Hit-Id`` of the response, ``route_id`` its
+    ``X-Thrifty-Route-Id`` (exactly one of them): random ids, so a caller can only report on
+    answers it was served.
     """
 
     model_config = ConfigDict(extra="forbid")
 
-    hit_id: str = Field(min_length=1, max_length=64)
+    hit_id: str | None = Field(default=None, min_length=1, max_length=64)
+    route_id: str | None = Field(default=None, min_length=1, max_length=64)
     correct: bool
+
+    @model_validator(mode="after")
+    def _one_id(self) -> FeedbackRequest:
+        if (self.hit_id is None) == (self.route_id is None):
+            raise ValueError("give exactly one of hit_id and route_id")
+        return self
 
 
 def _param(loc: tuple[int | str, ...]) -> str:

@@ -1,0 +1,228 @@
+"""Route models in the gateway: decide, call, check the answer, cascade down the chain.
+
+A request for a route model (``thrifty/auto``) starts at the model :class:`RouteModel` decides.
+Each model of the chain is called through the deployment pool (its own retries and fallbacks);
+when its deployments are used up, or its answer fails a check of
+:mod:`thrifty.routing.validation`, the next model answers (``thrifty_cascade_total{reason}``).
+Streams are routed but only cascade on upstream errors: their output is already on its way.
+
+Accounting: answers thrown away still cost money (added to the request's cost); what routing
+saved is the strong model's price for the answer's tokens minus everything paid
+(``thrifty_savings_usd{mechanism="routing"}``, ``X-Thrifty-Saved-USD`` on a miss).
+The last decisions are kept (per worker) so ``POST /v1/thrifty/feedback`` can turn a verdict on
+the cheapest model's answer into a training outcome; a cascade off the cheapest model for a
+failed check records one by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from thrifty.errors import AllDeploymentsFailedError, ConfigError
+from thrifty.routing import Deployment, Routed
+from thrifty.routing.features import prompt_text
+from thrifty.routing.outcomes import append_outcome
+from thrifty.routing.route import RouteDecision, RouteModel
+from thrifty.routing.router import LearnedRouter
+from thrifty.routing.validation import failed_check
+from thrifty.server.config import GatewayConfig, RouteSettings
+from thrifty.server.errors import APIError
+
+if TYPE_CHECKING:
+    from thrifty.server.gateway import Gateway
+
+T = TypeVar("T")
+#: Decisions remembered for feedback, per route and worker.
+RECENT_DECISIONS = 10_000
+
+
+@dataclass(slots=True)
+class RouteTrace:
+    """What a route did for one request (for headers, accounting and feedback)."""
+
+    route: RouteModel
+    decision: RouteDecision
+    id: str
+    cascades: list[tuple[str, str]] = field(default_factory=list)
+    """(the model that took over, why the previous one was passed over)."""
+    answered_by: str | None = None
+    wasted_usd: float = 0.0
+    """The cost of answers thrown away by cascades."""
+    wasted_tokens: int = 0
+    saved_usd: float = 0.0
+
+    def header(self) -> str:
+        return self.route.describe(self.decision, self.cascades)
+
+
+class RouteRunner:
+    """One configured route model, run through the gateway's pool.
+
+    Args:
+        route: the decision logic.
+        feedback_path: JSONL file for outcomes (feedback and cascades); None keeps none.
+    """
+
+    def __init__(self, route: RouteModel, feedback_path: Path | None = None) -> None:
+        self.route = route
+        self.feedback_path = feedback_path
+        self._recent: OrderedDict[str, tuple[str, str]] = OrderedDict()
+
+    @property
+    def name(self) -> str:
+        return self.route.name
+
+    async def run(self, gw: Gateway, body: Mapping[str, Any],
+                  attempt: Callable[[Deployment], Awaitable[T]], *,
+                  check_output: bool) -> tuple[Routed[T], RouteTrace]:
+        """Answer ``body`` from the chain, starting where the route decides.
+
+        Raises:
+            AllDeploymentsFailedError: the last model of the chain failed too.
+            The upstream's client errors (4xx), unchanged: another model would not help.
+        """
+        decision = await self.route.adecide(body)
+        gw.metrics.route_decisions.labels(self.name, decision.model, decision.by).inc()
+        trace = RouteTrace(self.route, decision, secrets.token_hex(8))
+        chain = self.route.chain
+        for index in range(decision.index, len(chain)):
+            name, last = chain[index], index == len(chain) - 1
+            try:
+                routed = await gw.pool.run(name, attempt)
+            except AllDeploymentsFailedError as exc:
+                if last:
+                    raise
+                for a in exc.attempts:
+                    gw.metrics.upstream_attempts.labels(a.deployment, "error").inc()
+                self._cascade(gw, trace, chain[index + 1], "upstream_error")
+                continue
+            reason = None
+            if check_output and not last:
+                reason = failed_check(body, routed.result, self.route.cascade_on)  # type: ignore[arg-type]
+            if reason is None:
+                trace.answered_by = name
+                self._remember(trace, body)
+                return routed, trace
+            self._discard(gw, trace, body, routed)
+            self._cascade(gw, trace, chain[index + 1], reason)
+            if index == 0:
+                await self._record(prompt_text(body), False, source=f"cascade:{reason}")
+        raise AssertionError("unreachable: the last model of a chain always answers or raises")
+
+    def _cascade(self, gw: Gateway, trace: RouteTrace, to: str, reason: str) -> None:
+        trace.cascades.append((to, reason))
+        gw.metrics.cascades.labels(self.name, reason).inc()
+
+    def _discard(self, gw: Gateway, trace: RouteTrace, body: Mapping[str, Any],
+                 routed: Routed[Any]) -> None:
+        """An answer thrown away: its attempts are counted and its cost is still paid."""
+        for a in routed.attempts:
+            gw.metrics.upstream_attempts.labels(a.deployment, "ok" if a.ok else "error").inc()
+        tokens_in, tokens_out = gw.usage(body, routed.result)
+        model = gw.priced_model(routed.deployment.model_name, routed.result)
+        trace.wasted_usd += gw.cost(model, tokens_in, tokens_out)
+        trace.wasted_tokens += tokens_in + tokens_out
+
+    # --------------------------------------------------------------- feedback
+    def _remember(self, trace: RouteTrace, body: Mapping[str, Any]) -> None:
+        if trace.answered_by is None:
+            return
+        self._recent[trace.id] = (prompt_text(body), trace.answered_by)
+        while len(self._recent) > RECENT_DECISIONS:
+            self._recent.popitem(last=False)
+
+    async def _record(self, text: str, cheap_ok: bool, *, source: str) -> None:
+        if self.feedback_path is not None:
+            await asyncio.to_thread(append_outcome, self.feedback_path, text, cheap_ok,
+                                    route=self.name, source=source)
+
+    async def feedback(self, route_id: str, correct: bool) -> tuple[bool, str]:
+        """Turn a verdict on a served answer into an outcome; returns (recorded, why not).
+
+        Raises:
+            KeyError: no recent decision has ``route_id``.
+        """
+        text, answered_by = self._recent[route_id]
+        if self.feedback_path is None:
+            return False, "this route keeps no outcomes (no feedback_path)"
+        if answered_by != self.route.chain[0]:
+            return False, f"{answered_by} answered: a verdict on it says nothing of the cheapest"
+        await self._record(text, correct, source="feedback")
+        return True, ""
+
+    def knows(self, route_id: str) -> bool:
+        return route_id in self._recent
+
+
+def credit_routing(gw: Gateway, trace: RouteTrace, tokens_in: int, tokens_out: int,
+                   paid_usd: float) -> None:
+    """What routing saved against sending the request to the strongest model (negative when a
+    cascade paid for two answers; only savings are counted in the metric)."""
+    strong = gw.priced_model(trace.route.chain[-1])
+    trace.saved_usd = gw.cost(strong, tokens_in, tokens_out) - paid_usd
+    if trace.saved_usd > 0:
+        gw.metrics.savings.labels(gw.metrics.model_label(trace.route.name), "routing").inc(
+            trace.saved_usd)
+
+
+async def route_feedback(gw: Gateway, route_id: str, correct: bool) -> dict[str, Any]:
+    """``POST /v1/thrifty/feedback`` with a ``route_id``: the response body.
+
+    Raises:
+        APIError: 404 when no route of this worker remembers ``route_id``.
+    """
+    for runner in gw.routes.values():
+        if runner.knows(route_id):
+            recorded, why = await runner.feedback(route_id, correct)
+            return {"route_id": route_id, "recorded": recorded, **({"why": why} if why else {})}
+    raise APIError(404, f"no recent route decision has the id {route_id!r}", param="route_id",
+                   code="unknown_route_id")
+
+
+def _resolve(path: str, source: str) -> Path:
+    file = Path(path)
+    config = Path(source)
+    if not file.is_absolute() and config.is_file():
+        return config.parent / file
+    return file
+
+
+def _router(settings: RouteSettings, source: str, where: str) -> LearnedRouter | None:
+    spec = settings.router
+    if spec is None:
+        return None
+    try:
+        router = LearnedRouter.load(_resolve(spec.path, source))
+        return router.retarget(strong_share=spec.target_strong_share,
+                               quality=spec.target_quality, threshold=spec.threshold)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}.router: {exc}") from exc
+
+
+def build_routes(config: GatewayConfig, source: str) -> dict[str, RouteRunner]:
+    """The route models of a config, by name.
+
+    Raises:
+        ConfigError: naming the field, when a router file cannot be loaded or used.
+    """
+    runners: dict[str, RouteRunner] = {}
+    for i, settings in enumerate(config.routes):
+        where = f"routes[{i}]"
+        try:
+            route = RouteModel(settings.name, settings.chain, rules=settings.rules,
+                               router=_router(settings, source, where),
+                               default=settings.default, cascade_on=settings.cascade_on)
+        except ConfigError:
+            raise
+        except Exception as exc:  # the router's embedder cannot be built
+            raise ConfigError(f"{where}.router: {exc}") from exc
+        feedback = settings.feedback_path
+        runners[settings.name] = RouteRunner(
+            route, _resolve(feedback, source) if feedback else None)
+    return runners
