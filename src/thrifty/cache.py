@@ -22,7 +22,7 @@ from thrifty._cache_semantic import SemanticCacheMixin
 from thrifty.accounting.prices import PriceTable
 from thrifty.coalesce import LeaderGone, SingleFlight, poll_delays
 from thrifty.entry import Entry, Selector
-from thrifty.errors import CoalesceTimeoutError, ConfigError, CorruptEntryError
+from thrifty.errors import CoalesceTimeoutError, ConfigError
 from thrifty.keys import request_key
 from thrifty.store import Store, open_store
 
@@ -37,6 +37,8 @@ ENTRY_FIELDS = frozenset(
     {"tags", "model", "model_version", "user_id", "tokens_in", "tokens_out", "cost_usd"}
 )
 COUNTER_FLUSH_SECONDS = 1.0
+#: Built values reused by ``lookup(build=...)`` (per Cache, oldest dropped first).
+BUILT_MEMO_SIZE = 16_384
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +166,7 @@ class Cache(SemanticCacheMixin):
         self._pending_lock = threading.Lock()
         self._last_flush = time.monotonic()
         self._errors = 0
+        self._built: dict[str, tuple[Callable[[Any], Any], bytes, Any]] = {}
         self.semantic: SemanticMatcher | None = None
         self.verifier = verifier
         self._served: OrderedDict[str, tuple[str, float]] = OrderedDict()
@@ -248,11 +251,17 @@ class Cache(SemanticCacheMixin):
         namespace: str | None = None,
         request: Mapping[str, Any] | None = None,
         kind: str = "chat",
+        build: Callable[[Any], Any] | None = None,
     ) -> Hit | None:
         """The hit for ``key``, or None. Records the hit or miss and what it saved.
 
         With ``request`` (the request ``key`` was made from) and ``semantic=True``, an exact
         miss is followed by a semantic lookup among entries of the same scope.
+
+        ``build`` turns the decoded payload into the caller's objects (e.g. LangChain
+        generations). Its result is reused while the stored bytes stay the same, so callers
+        that pass it must treat the value as read-only (as LangChain's own caches do). The
+        store is still read on every lookup: expiry and invalidation are never bypassed.
         """
         ns = namespace or self.namespace
         try:
@@ -262,8 +271,8 @@ class Cache(SemanticCacheMixin):
             entry = None
         if entry is not None:
             try:
-                value = codec.decode(entry.value)
-            except CorruptEntryError as exc:
+                value = self._decode(key, entry, build)
+            except Exception as exc:  # CorruptEntryError, or a payload ``build`` rejects
                 log.warning("dropping corrupt cache entry %s: %s", key[:16], exc)
                 self._safe(self.store.delete, key)
                 entry = None
@@ -271,11 +280,30 @@ class Cache(SemanticCacheMixin):
             hit = None
             if request is not None and self.semantic is not None:
                 hit = self._semantic_lookup(key, request, kind, ns)
+                if hit is not None and build is not None:
+                    hit.value = build(hit.value)
             if hit is None:
                 self._count(ns, misses=1)
             return hit
         self._count_hit(ns, entry)
         return Hit(value, entry)
+
+    def _decode(self, key: str, entry: Entry, build: Callable[[Any], Any] | None) -> Any:
+        if build is None:
+            return codec.decode(entry.value)
+        memo = entry.built or self._built.get(key)
+        if memo is not None and memo[0] is build and memo[1] == entry.value:
+            return memo[2]
+        value = build(codec.decode(entry.value))
+        self._remember_built(entry, build, value)
+        return value
+
+    def _remember_built(self, entry: Entry, build: Callable[[Any], Any], value: Any) -> None:
+        entry.built = (build, entry.value, value)
+        if self.store.blocking:  # the store builds a new Entry per read: remember by key
+            if len(self._built) >= BUILT_MEMO_SIZE:
+                self._built.pop(next(iter(self._built)), None)
+            self._built[entry.key] = entry.built
 
     def get(self, key: str, default: Any = None, *, namespace: str | None = None) -> Any:
         """The cached value under ``key``, or ``default``."""
@@ -292,6 +320,7 @@ class Cache(SemanticCacheMixin):
         latency_ms: float = 0.0,
         request: Mapping[str, Any] | None = None,
         kind: str = "chat",
+        built: tuple[Callable[[Any], Any], Any] | None = None,
         **fields: Any,
     ) -> Entry | None:
         """Store ``value`` under ``key``; returns the entry (None if the backend failed).
@@ -299,7 +328,9 @@ class Cache(SemanticCacheMixin):
         Extra keyword fields: tags, model, model_version, user_id, tokens_in, tokens_out,
         cost_usd (computed from the price table when omitted and a model is given).
         ``request``: the request ``key`` was made from; with ``semantic=True`` the entry is
-        then indexed for semantic lookups.
+        then indexed for semantic lookups. ``built``: ``(build, obj)`` where ``obj`` is what
+        ``build`` makes of ``value``; later ``lookup(key, build=build)`` calls return ``obj``
+        itself while the entry is unchanged (see :meth:`lookup`).
         """
         entry = self.make_entry(
             key, value, namespace=namespace, ttl=ttl, latency_ms=latency_ms, **fields
@@ -308,6 +339,8 @@ class Cache(SemanticCacheMixin):
             self._attach_semantic(entry, request, kind, value)
         if not self._safe(self.store.set, entry, op="set"):
             return None
+        if built is not None:
+            self._remember_built(entry, built[0], built[1])
         if entry.semantic is not None and self.semantic is not None:
             self._safe(self.semantic.indexed, entry, op="semantic index")
         return entry
@@ -526,15 +559,16 @@ class Cache(SemanticCacheMixin):
         namespace: str | None = None,
         request: Mapping[str, Any] | None = None,
         kind: str = "chat",
+        build: Callable[[Any], Any] | None = None,
     ) -> Hit | None:
         if request is not None and self.semantic is not None:
             # embedding is CPU work: keep it off the event loop even for memory://
             return await asyncio.to_thread(
-                self.lookup, key, namespace=namespace, request=request, kind=kind
+                self.lookup, key, namespace=namespace, request=request, kind=kind, build=build
             )
         if self.store.inline_reads:  # a primary-key read costs less than a thread hop
-            return self.lookup(key, namespace=namespace)
-        return await self._call(self.lookup, key, namespace=namespace)
+            return self.lookup(key, namespace=namespace, build=build)
+        return await self._call(self.lookup, key, namespace=namespace, build=build)
 
     async def aget(self, key: str, default: Any = None, *, namespace: str | None = None) -> Any:
         return await self._call(self.get, key, default, namespace=namespace)

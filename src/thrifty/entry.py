@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(slots=True)
@@ -44,6 +45,9 @@ class Entry:
     """Scope, last user message and embedding of a semantically indexed entry
     (``thrifty.semantic.record``), so a lost vector index can be rebuilt from the store;
     None for exact-only entries. Not needed on the hit path."""
+    built: Any = field(default=None, repr=False, compare=False)
+    """Not stored: what ``Cache.lookup(build=...)`` made of this entry's payload, kept on
+    entries a store hands back as the same object (the in-memory store)."""
 
     @property
     def size(self) -> int:

@@ -8,7 +8,9 @@ accounting (hits record the tokens and dollars they saved when the answer carrie
 
 Generations are stored as compact JSON (text, generation info, and for chat models the
 message's fields) and rebuilt with plain constructors: no pickle and no ``langchain_core.load``
-on the hit path, which LangChain calls before every model call.
+on the hit path, which LangChain calls before every model call. The rebuilt generations are
+reused while the stored entry is unchanged (LangChain's own InMemoryCache also hands back the
+objects it stored), so treat them as read-only; the store is still read on every lookup.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from langchain_core.outputs import ChatGeneration, Generation
 
 from thrifty import codec
 from thrifty.accounting.tokens import count_text
-from thrifty.cache import Cache, Hit
+from thrifty.cache import Cache
 from thrifty.keys import text_key
 
 log = logging.getLogger("thrifty.langchain")
@@ -159,16 +161,6 @@ class ThriftyCache(BaseCache):
         request, kind = semantic_request(prompt, llm_string)
         return {"request": request, "kind": kind}
 
-    def _decode(self, key: str, hit: Hit | None) -> list[Generation] | None:
-        if hit is None:
-            return None
-        try:
-            return decode_generations(hit.value)
-        except Exception as exc:  # fail-open: an unreadable entry is a miss
-            log.warning("thrifty dropped an unreadable LangChain entry %s: %s", key[:16], exc)
-            self.cache.delete(key)
-            return None
-
     def _entry(self, prompt: str, return_val: RETURN_VAL_TYPE) -> dict[str, Any] | None:
         try:
             records = encode_generations(return_val)
@@ -176,12 +168,14 @@ class ThriftyCache(BaseCache):
         except (TypeError, ValueError) as exc:
             log.warning("thrifty cannot store this LangChain answer: %s", exc)
             return None
-        return {"value": records, **_describe(prompt, return_val)}
+        built = (decode_generations, list(return_val))  # later hits return these objects
+        return {"value": records, "built": built, **_describe(prompt, return_val)}
 
     def lookup(self, prompt: str, llm_string: str) -> RETURN_VAL_TYPE | None:
         key = self._key(prompt, llm_string)
         semantic = self._semantic(prompt, llm_string)
-        return self._decode(key, self.cache.lookup(key, namespace=self.namespace, **semantic))
+        hit = self.cache.lookup(key, namespace=self.namespace, build=decode_generations, **semantic)
+        return None if hit is None else hit.value
 
     def update(self, prompt: str, llm_string: str, return_val: RETURN_VAL_TYPE) -> None:
         entry = self._entry(prompt, return_val)
@@ -202,8 +196,10 @@ class ThriftyCache(BaseCache):
     async def alookup(self, prompt: str, llm_string: str) -> RETURN_VAL_TYPE | None:
         key = self._key(prompt, llm_string)
         semantic = self._semantic(prompt, llm_string)
-        hit = await self.cache.alookup(key, namespace=self.namespace, **semantic)
-        return self._decode(key, hit)
+        hit = await self.cache.alookup(
+            key, namespace=self.namespace, build=decode_generations, **semantic
+        )
+        return None if hit is None else hit.value
 
     async def aupdate(self, prompt: str, llm_string: str, return_val: RETURN_VAL_TYPE) -> None:
         entry = self._entry(prompt, return_val)
