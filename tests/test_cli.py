@@ -40,7 +40,9 @@ def count(url: str, namespace: str | None = None) -> int:
 
 @pytest.mark.slow
 def test_demo_reports_hits_from_the_local_model(cache_url: str) -> None:
-    code, out = invoke("demo", "--limit", "6", "--max-tokens", "4", "--cache", cache_url)
+    code, out = invoke(
+        "demo", "--workload", "shipped", "--limit", "6", "--max-tokens", "4", "--cache", cache_url
+    )
     assert code == 0, out
     assert "workload: shipped" in out
     assert "cache hits" in out
@@ -55,11 +57,24 @@ def test_demo_reports_hits_from_the_local_model(cache_url: str) -> None:
     assert stats["tokens_saved"] > 0
     assert stats["usd_saved"] > 0
 
-    code, out = invoke("demo", "--limit", "6", "--max-tokens", "4", "--cache", cache_url, "--keep")
+    code, out = invoke(
+        "demo",
+        "--workload",
+        "shipped",
+        "--limit",
+        "6",
+        "--max-tokens",
+        "4",
+        "--cache",
+        cache_url,
+        "--keep",
+    )
     assert code == 0, out
     assert "6 (100.0%)" in out
 
-    code, out = invoke("demo", "--limit", "6", "--max-tokens", "4", "--cache", cache_url)
+    code, out = invoke(
+        "demo", "--workload", "shipped", "--limit", "6", "--max-tokens", "4", "--cache", cache_url
+    )
     assert code == 0, out
     assert "1 (16.7%)" in out  # without --keep the demo starts from an empty namespace
 
@@ -77,6 +92,27 @@ def test_demo_replays_the_support_data_set(tmp_path: Path, cache_url: str) -> No
     assert code == 0, out
     assert "workload: support" in out
     assert "requests" in out
+
+
+@pytest.mark.slow
+def test_demo_defaults_to_the_support_data_set_when_present(
+    tmp_path: Path, cache_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from thrifty.demo import workload
+
+    data = tmp_path / "support.csv.gz"
+    rows = ["instruction,intent,category,response", "how do I cancel?,cancel_order,ORDER,a"]
+    data.write_bytes(gzip.compress("\n".join(rows).encode()))
+    real = workload.find_support_data
+    monkeypatch.setattr(workload, "find_support_data", lambda explicit=None: real(explicit or data))
+    code, out = invoke("demo", "--limit", "2", "--max-tokens", "2", "--cache", cache_url)
+    assert code == 0, out
+    assert "workload: support" in out
+
+    monkeypatch.setattr(workload, "support_data_available", lambda: False)
+    code, out = invoke("demo", "--limit", "2", "--max-tokens", "2", "--cache", cache_url)
+    assert code == 0, out
+    assert "workload: shipped" in out
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,7 @@ from thrifty.demo.replay import DEMO_NAMESPACE, DemoReport, Outcome, percentile,
 from thrifty.providers.llamacpp import LlamaCppProvider
 
 DEFAULT_CACHE = "sqlite:///.thrifty/demo.db"
-WORKLOADS = ("shipped", "support")
+WORKLOADS = ("auto", "shipped", "support")
 EXAMPLE = (
     "Example: thrifty demo --limit 40 --max-tokens 32 · "
     "thrifty demo --workload support --data ../shared/data/support/bitext_customer_support.csv.gz"
@@ -87,8 +87,12 @@ def render(console: Console, report: DemoReport, cache_url: str, max_tokens: int
 
 def demo(
     workload: Annotated[
-        str, typer.Option(help="shipped (written for thrifty) or support (Bitext data set).")
-    ] = "shipped",
+        str,
+        typer.Option(
+            help="auto (the Bitext support data set when ../shared/data has it, else shipped), "
+            "shipped (questions written for thrifty) or support."
+        ),
+    ] = "auto",
     data: Annotated[
         Path | None,
         typer.Option(help="The Bitext support CSV(.gz); implies --workload support."),
@@ -120,6 +124,8 @@ def demo(
         fail("--max-tokens must be at least 1", EXIT_USAGE)
     with exit_codes():
         seed_value = workloads.DEFAULT_SEED if seed is None else seed
+        if workload == "auto":
+            workload = "support" if workloads.support_data_available() else "shipped"
         if workload == "support":
             path = workloads.find_support_data(data)
             stream = workloads.support_workload(

@@ -124,6 +124,15 @@ def find_support_data(explicit: str | Path | None = None, roots: Sequence[Path] 
     )
 
 
+def support_data_available() -> bool:
+    """Whether :func:`find_support_data` would find the data set without being told where."""
+    try:
+        find_support_data()
+    except ConfigError:
+        return False
+    return True
+
+
 def read_support_questions(path: Path) -> list[tuple[str, str]]:
     """(instruction, intent) rows of the Bitext customer-support CSV (plain or gzipped)."""
     raw = path.read_bytes()
