@@ -152,3 +152,12 @@ def test_outcomes_file_labels_and_agreement(tmp_path: Path) -> None:
     path.write_text('{"prompt": "a"}\n')
     with pytest.raises(ConfigError, match=r"outcomes.jsonl:1: needs 'cheap_ok'"):
         load_outcomes(path)
+
+
+def test_a_failing_router_sends_requests_to_the_stronger_model() -> None:
+    from thrifty.routing.scorers import LogisticScorer
+
+    router = LearnedRouter(LogisticScorer(np.zeros(8), 0.0), 0.5, embedder="hashing")
+    route = RouteModel("auto", ["cheap", "strong"], router=router, embedder=HashingEmbedder(16))
+    decision = route.decide({"prompt": "anything"})  # 16-dim vectors, an 8-weight router
+    assert (decision.model, decision.by, decision.reason) == ("strong", "default", "router error")
