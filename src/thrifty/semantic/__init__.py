@@ -14,8 +14,10 @@ Heavy dependencies (onnxruntime, tokenizers, usearch) are imported only when use
 from __future__ import annotations
 
 from thrifty.semantic.base import Candidate, Embedder, Guard, ThresholdPolicy, VectorIndex
+from thrifty.semantic.guards import Guards
 from thrifty.semantic.policy import DEFAULT_THRESHOLD, FixedThreshold
 from thrifty.semantic.scope import SemanticQuery, semantic_query
+from thrifty.semantic.thresholds import SigmoidPrior, VerifiedThreshold
 
 __all__ = [
     "DEFAULT_THRESHOLD",
@@ -23,8 +25,11 @@ __all__ = [
     "Embedder",
     "FixedThreshold",
     "Guard",
+    "Guards",
     "SemanticQuery",
+    "SigmoidPrior",
     "ThresholdPolicy",
     "VectorIndex",
+    "VerifiedThreshold",
     "semantic_query",
 ]
