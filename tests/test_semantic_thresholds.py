@@ -203,3 +203,31 @@ def test_population_prior_adapts_to_the_traffic(prior: SigmoidPrior) -> None:
     assert static.new_entry_threshold == start
     with pytest.raises(ConfigError):
         VerifiedThreshold(prior=prior, adapt_every=0)
+
+
+def test_cache_explores_then_serves_once_the_entry_has_earned_it(prior: SigmoidPrior) -> None:
+    """End to end through ``Cache(semantic=True)``: a candidate the verified policy will not serve
+    yet is checked against the model (a miss whose answer is compared and recorded); once the
+    entry has enough agreeing outcomes, a reworded question is served from the cache."""
+    from thrifty.cache import Cache
+    from thrifty.semantic.embedder import HashingEmbedder
+
+    def chat(question: str) -> dict:
+        return {"model": "m", "temperature": 0, "messages": [{"role": "user", "content": question}]}
+
+    policy = VerifiedThreshold(0.05, prior=prior, explore_floor=0.3)
+    cache = Cache("memory://", semantic=True, embedder=HashingEmbedder(), policy=policy,
+                  semantic_index=None, verifier=lambda cached, fresh: cached == fresh)  # fmt: skip
+    original = chat("how do i reset my password")
+    cache.set_request(original, "use the reset link")
+    entry_key = cache.key(original)
+    first = chat("how do i reset my password please")
+    _, status = cache.get_or_compute(cache.key(first), lambda: "use the reset link", request=first)
+    assert status == "miss"  # explored: the model was asked
+    ((similarity, right),) = policy.observations(entry_key)
+    assert right and similarity < policy.threshold("never-seen")
+    for _ in range(8):  # agreeing outcomes, e.g. explicit feedback through the API
+        policy.record(entry_key, similarity - 0.05, True)
+    again = chat("please how do i reset my password")
+    hit = cache.lookup_request(again)
+    assert hit is not None and hit.kind == "semantic_hit" and hit.entry.key == entry_key

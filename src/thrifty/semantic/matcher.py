@@ -125,29 +125,42 @@ class SemanticMatcher:
             return None
 
     def find(self, query: SemanticQuery) -> SemanticMatch | None:
-        """The best servable entry for ``query``, or None."""
+        """The best servable entry for ``query``; else the nearest entry the policy wants
+        checked against the model (``verify=True``: that is how a verified policy learns an
+        entry's threshold); else None."""
         self._prepare()
         vector = self.embedder.embed_one(query.text)
+        to_check: SemanticMatch | None = None
         for candidate in self.index.search(query.scope, vector, self.k):
-            # a candidate the policy will not serve yet may still be worth a check against the
-            # model: that is how a verified policy learns an entry's threshold (exploration)
-            if not self.policy.should_hit(
-                candidate.key, candidate.similarity
-            ) and not self.policy.wants_verification(candidate.key, candidate.similarity):
+            servable = self.policy.should_hit(candidate.key, candidate.similarity)
+            if not servable and (
+                to_check is not None
+                or not self.policy.wants_verification(candidate.key, candidate.similarity)
+            ):
                 continue
-            entry = self.store.get(candidate.key)
-            if entry is None:  # deleted, expired, evicted or invalidated: never served
-                self.index.remove(candidate.key)
-                self.policy.forget(candidate.key)
+            entry = self._live(candidate, query)
+            if entry is None:
                 continue
-            if self.guard is not None:
-                reason = self.guard.blocks(query.text, candidate.text)
-                if reason is not None:
-                    log.debug("guard blocked a semantic hit (%s)", reason)
-                    continue
+            if not servable:
+                to_check = SemanticMatch(entry, candidate, query, True)
+                continue
             verify = self.policy.wants_verification(candidate.key, candidate.similarity)
             return SemanticMatch(entry, candidate, query, verify)
-        return None
+        return to_check
+
+    def _live(self, candidate: Candidate, query: SemanticQuery) -> Entry | None:
+        """The candidate's entry if it still lives in the store and no guard blocks it."""
+        entry = self.store.get(candidate.key)
+        if entry is None:  # deleted, expired, evicted or invalidated: never served
+            self.index.remove(candidate.key)
+            self.policy.forget(candidate.key)
+            return None
+        if self.guard is not None:
+            reason = self.guard.blocks(query.text, candidate.text)
+            if reason is not None:
+                log.debug("guard blocked a semantic hit (%s)", reason)
+                return None
+        return entry
 
     # -------------------------------------------------------------- writes
     def attach(self, entry: Entry, query: SemanticQuery) -> Entry:
