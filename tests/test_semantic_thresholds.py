@@ -231,3 +231,24 @@ def test_cache_explores_then_serves_once_the_entry_has_earned_it(prior: SigmoidP
     again = chat("please how do i reset my password")
     hit = cache.lookup_request(again)
     assert hit is not None and hit.kind == "semantic_hit" and hit.entry.key == entry_key
+
+
+def test_learned_outcomes_survive_a_restart(tmp_path, prior: SigmoidPrior) -> None:
+    """The matcher keeps the policy's observations in a file beside the index."""
+    from thrifty.cache import Cache
+    from thrifty.semantic.embedder import HashingEmbedder
+
+    url = f"sqlite:///{tmp_path / 'cache.db'}"
+    index = tmp_path / "index"
+    first = VerifiedThreshold(0.02, prior=prior)
+    cache = Cache(url, semantic=True, embedder=HashingEmbedder(), policy=first,
+                  semantic_index=index)  # fmt: skip
+    first.record("entry-1", 0.91, True)
+    first.record("entry-1", 0.97, False)
+    cache.close()
+    assert (tmp_path / "index.thresholds.json").is_file()
+    second = VerifiedThreshold(0.02, prior=prior)
+    again = Cache(url, semantic=True, embedder=HashingEmbedder(), policy=second,
+                  semantic_index=index)  # fmt: skip
+    assert second.observations("entry-1") == [(0.91, True), (0.97, False)]
+    again.close()

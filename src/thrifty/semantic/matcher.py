@@ -109,6 +109,14 @@ class SemanticMatcher:
         self._worker: threading.Thread | None = None
         path = default_index_path(store) if index_path == "auto" else index_path
         self.index = ScopedIndex(embedder.dim, model=embedder.name, path=path)
+        # what a learning policy (VerifiedThreshold) learned lives in a file beside the index
+        self._policy_path = None if path is None else Path(str(path) + ".thresholds.json")
+        restore = getattr(policy, "restore", None)
+        if self._policy_path is not None and callable(restore):
+            try:
+                restore(self._policy_path)
+            except (ValueError, OSError) as exc:  # ConfigError is a ValueError
+                log.warning("ignoring threshold state %s: %s", self._policy_path, exc)
         self._ready = False
         self._ready_lock = threading.Lock()
         self._last_sync = 0.0
@@ -322,6 +330,16 @@ class SemanticMatcher:
             self.index.save()
         except OSError as exc:
             log.warning("could not save the semantic index to %s: %s", self.index.path, exc)
+        self._save_policy()
+
+    def _save_policy(self) -> None:
+        save = getattr(self.policy, "save", None)
+        if self._policy_path is None or not callable(save):
+            return
+        try:
+            save(self._policy_path)
+        except OSError as exc:
+            log.warning("could not save the threshold state to %s: %s", self._policy_path, exc)
 
     def close(self) -> None:
         # A long rebuild is not waited for: what it added so far is saved, and the next start
@@ -329,6 +347,8 @@ class SemanticMatcher:
         self.wait(timeout=5.0)
         if self._ready and self.index.dirty:
             self.save()
+        else:
+            self._save_policy()
 
     def embed(self, text: str) -> np.ndarray:
         return self.embedder.embed_one(text)
