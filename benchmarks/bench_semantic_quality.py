@@ -246,9 +246,10 @@ def run_gptcache(cached, c_vecs, queries, q_vecs, args) -> dict[str, list[int]]:
 
 # ------------------------------------------------------------- intent streams (banking77…)
 def intent_stream(texts, intents, vecs, make_policy, *, use_guards: bool, every: int = 250):
-    """Replay in order. Each query: the 4 nearest cached questions, nearest first; the first
-    that passes the guards is the candidate; the policy serves it, checks it (one model call;
-    the label is whether the intents agree) or lets it miss. Every answered miss is cached."""
+    """Replay in order. Each query, as ``SemanticMatcher.find``: among the 4 nearest cached
+    questions that the guards pass, the nearest the policy serves is a hit; else the nearest it
+    wants checked is checked (the miss's model call; the label is whether the intents agree).
+    Every answered miss is cached."""
     policy = make_policy()
     guards = Guards()
     matrix = np.empty((len(texts), vecs.shape[1]), dtype=np.float32)
@@ -262,19 +263,21 @@ def intent_stream(texts, intents, vecs, make_policy, *, use_guards: bool, every:
         if n:
             s = matrix[:n] @ vecs[qi]
             top = np.argpartition(-s, 3)[:4] if n > 4 else np.arange(n)
-            for ci in top[np.argsort(-s[top])]:
+            to_check = None  # as SemanticMatcher.find: the best servable candidate, else
+            for ci in top[np.argsort(-s[top])]:  # the nearest one the policy wants checked
                 if use_guards and not guards.allows(text, cached_texts[ci]):
                     continue
                 key, sim = str(ci), float(s[ci])
-                action = decide(policy, key, sim)
-                if action == "hit":
+                if policy.should_hit(key, sim):
                     served = True
                     hits += 1
                     wrong += cached_intents[ci] != intents[qi]
-                elif action == "verify":
-                    checks += 1
-                    policy.record(key, sim, cached_intents[ci] == intents[qi])
-                break
+                    break
+                if to_check is None and policy.wants_verification(key, sim):
+                    to_check = (key, sim, cached_intents[ci] == intents[qi])
+            if not served and to_check is not None:
+                checks += 1
+                policy.record(*to_check)
         if not served:
             matrix[n] = vecs[qi]
             cached_texts.append(text)
@@ -287,6 +290,8 @@ def intent_stream(texts, intents, vecs, make_policy, *, use_guards: bool, every:
         "checks": checks,
         "curve": curve,
         "entries": len(cached_texts),
+        "hits": hits,
+        "wrong": wrong,
     }
 
 
@@ -441,6 +446,7 @@ def main() -> None:
             run_stream(name, order, [texts[i] for i in idx], [intents[i] for i in idx], vecs[idx])
 
 
+SWEEP_BARS = (0.88, 0.90, 0.92, 0.94, 0.95, 0.96, 0.97, 0.98, 0.99)
 STREAM_POLICIES = [
     ("fixed 0.9", lambda: FixedThreshold(0.9), False),
     (f"fixed {DEFAULT_THRESHOLD} + guards", lambda: FixedThreshold(), True),
@@ -464,17 +470,37 @@ def run_stream(name: str, order: str, texts, intents, vecs) -> None:
         label: intent_stream(texts, intents, vecs, make, use_guards=use_guards)
         for label, make, use_guards in STREAM_POLICIES
     }
+    sweep = {}
+    if name != "qqp":  # the fixed bars (+ guards) on the same stream, for the ratio column
+        for bar in SWEEP_BARS:
+            res = intent_stream(
+                texts, intents, vecs, lambda b=bar: FixedThreshold(b), use_guards=True
+            )
+            sweep[bar] = (res["hit_rate"], res["wrong_rate"])
     what = "duplicate class" if name == "qqp" else "intent"
     print(
         f"\n### {name} test, {order} ({len(texts)} queries; a hit is wrong when the cached "
         f"question's {what} differs)\n"
     )
-    print("| policy | hit rate | wrong-hit rate | checks (model calls) | entries |")
-    print("|---|---|---|---|---|")
+    print(
+        "| policy | hit rate | wrong-hit rate | checks (model calls) | entries | best fixed bar "
+        "+ guards with no more wrong hits: hit rate (bar) | ratio |"
+    )
+    print("|---|---|---|---|---|---|---|")
     for label, res in results.items():
+        wrong = 0.0 if math.isnan(res["wrong_rate"]) else res["wrong_rate"]
+        fits = [(h, b) for b, (h, w) in sweep.items() if not math.isnan(w) and w <= wrong]
+        best = max(fits, default=(0.0, None))
+        ratio = "–" if not sweep else (f"{res['hit_rate'] / best[0]:.1f}×" if best[0] else "∞")
         print(
-            f"| {label} | {pct(res['hit_rate'])} | {pct(res['wrong_rate'])} | "
-            f"{res['checks']} | {res['entries']} |"
+            f"| {label} | {pct(res['hit_rate'])} | {pct(res['wrong_rate'])} "
+            f"({res['wrong']}/{res['hits']}) | {res['checks']} | {res['entries']} | "
+            f"{pct(best[0]) if sweep else '–'} ({best[1]}) | {ratio} |"
+        )
+    if sweep:
+        print(
+            "\nfixed bars + guards on this stream: "
+            + ", ".join(f"{b}: {pct(h)} hits / {pct(w)} wrong" for b, (h, w) in sweep.items())
         )
     tag = f"{name}_{order.replace(' ', '_')}"
     print(f"\nplot: {plot_streams(tag, results).relative_to(ROOT)}", flush=True)
