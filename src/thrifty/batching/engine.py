@@ -75,6 +75,11 @@ class BatchSettings:
         rpm, tpm: client-side limits (None: off).
         retry: retries per line.
         model_map: rename models before sending (``{"gpt-4o-mini": "smollm2"}``).
+        inline_writes: store each answer in the cache on the event loop, the moment it is
+            read (a SQLite commit, well under a millisecond), instead of on a writer thread
+            that may wait milliseconds for the GIL while the loop reads other answers: the
+            shortest window in which a crash loses a paid answer. For a process that runs
+            only the batch (the command line), not for a gateway serving other requests.
     """
 
     max_concurrency: int = 8
@@ -82,6 +87,7 @@ class BatchSettings:
     tpm: float | None = None
     retry: RetryPolicy = DEFAULT_RETRY
     model_map: Mapping[str, str] = field(default_factory=dict)
+    inline_writes: bool = False
 
     def __post_init__(self) -> None:
         if self.max_concurrency < 1:
@@ -268,6 +274,12 @@ class BatchEngine:
             self.summary.wall_s = time.perf_counter() - started
         return self.summary
 
+    def _note_sent(self, custom_id: str) -> None:
+        """Journal that a line is being sent, without delaying the send (bookkeeping for the
+        report after a crash; the answer's own durability does not depend on it)."""
+        future = self._journal_thread.submit(self.journal.mark_sent, custom_id)
+        future.add_done_callback(lambda f: f.exception())  # a failed note is only a note
+
     async def _journaled(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._journal_thread, fn, *args)
 
@@ -355,18 +367,19 @@ class BatchEngine:
         started = time.perf_counter()
         value = await self._call_upstream(request, body)
         tokens_in, tokens_out = usage_of(next(iter(value.values()))) or (0, 0)
-        await asyncio.get_running_loop().run_in_executor(
-            self._answer_thread,
-            partial(
-                self.cache.set,
-                key,
-                value,
-                latency_ms=(time.perf_counter() - started) * 1000,
-                model=model,
-                tokens_in=tokens_in,
-                tokens_out=tokens_out,
-            ),
+        store = partial(
+            self.cache.set,
+            key,
+            value,
+            latency_ms=(time.perf_counter() - started) * 1000,
+            model=model,
+            tokens_in=tokens_in,
+            tokens_out=tokens_out,
         )
+        if self.settings.inline_writes:
+            store()
+        else:
+            await asyncio.get_running_loop().run_in_executor(self._answer_thread, store)
         return value
 
     def _wait_out(self, exc: BaseException, waits: int) -> bool:
@@ -395,7 +408,7 @@ class BatchEngine:
                     await self.limiter.acquire(estimate)
                     self.summary.upstream_calls += 1
                     if not marked:  # so a resume can tell what a crash may have billed
-                        await self._journaled(self.journal.mark_sent, request.custom_id)
+                        self._note_sent(request.custom_id)
                         marked = True
                     try:
                         answer = await method(dict(body))

@@ -135,6 +135,7 @@ async def _run(args: dict[str, Any], console: Console) -> tuple[Any, int]:
             max_retry_after=DEFAULT_RETRY.max_retry_after,
         ),
         model_map=parse_model_map(args["model_map"]),
+        inline_writes=True,  # this process runs only the batch
     )
     if args["resume"] and not paths.journal.exists():
         console.print(f"[yellow]no journal at {paths.journal}: starting from the beginning[/]")
