@@ -95,7 +95,9 @@ async def run_thrifty(n: int, latency: float, c: int, rpm: int, *, use_rpm: bool
     with FakeProcess(latency, rpm) as fake, tempfile.TemporaryDirectory() as d:
         provider = OpenAICompatProvider(fake.base_url, "bench")
         cache = Cache(f"sqlite:///{d}/cache.db", shared_leases=False)  # as the CLI opens it
-        settings = BatchSettings(max_concurrency=c, rpm=rpm if use_rpm else None)
+        settings = BatchSettings(  # as `thrifty batch run` sets it
+            max_concurrency=c, rpm=rpm if use_rpm else None, inline_writes=True
+        )
         requests = parse_lines(job_lines(n, tag))
         started = time.perf_counter()
         summary = await run_job(
