@@ -246,10 +246,10 @@ def run_gptcache(cached, c_vecs, queries, q_vecs, args) -> dict[str, list[int]]:
 
 # ------------------------------------------------------------- intent streams (banking77…)
 def intent_stream(texts, intents, vecs, make_policy, *, use_guards: bool, every: int = 250):
-    """Replay in order. Each query, as ``SemanticMatcher.find``: among the 4 nearest cached
-    questions that the guards pass, the nearest the policy serves is a hit; else the nearest it
-    wants checked is checked (the miss's model call; the label is whether the intents agree).
-    Every answered miss is cached."""
+    """Replay in order. Each query, as ``SemanticMatcher.find``: of the 4 nearest cached
+    questions, the nearest that the guards pass decides: the policy serves it, checks it (the
+    miss's model call; the label is whether the intents agree) or lets it miss. Every answered
+    miss is cached."""
     policy = make_policy()
     guards = Guards()
     matrix = np.empty((len(texts), vecs.shape[1]), dtype=np.float32)
@@ -263,21 +263,18 @@ def intent_stream(texts, intents, vecs, make_policy, *, use_guards: bool, every:
         if n:
             s = matrix[:n] @ vecs[qi]
             top = np.argpartition(-s, 3)[:4] if n > 4 else np.arange(n)
-            to_check = None  # as SemanticMatcher.find: the best servable candidate, else
-            for ci in top[np.argsort(-s[top])]:  # the nearest one the policy wants checked
-                if use_guards and not guards.allows(text, cached_texts[ci]):
-                    continue
+            for ci in top[np.argsort(-s[top])]:  # as SemanticMatcher.find: the nearest
+                if use_guards and not guards.allows(text, cached_texts[ci]):  # unblocked one
+                    continue  # decides
                 key, sim = str(ci), float(s[ci])
                 if policy.should_hit(key, sim):
                     served = True
                     hits += 1
                     wrong += cached_intents[ci] != intents[qi]
-                    break
-                if to_check is None and policy.wants_verification(key, sim):
-                    to_check = (key, sim, cached_intents[ci] == intents[qi])
-            if not served and to_check is not None:
-                checks += 1
-                policy.record(*to_check)
+                elif policy.wants_verification(key, sim):
+                    checks += 1
+                    policy.record(key, sim, cached_intents[ci] == intents[qi])
+                break
         if not served:
             matrix[n] = vecs[qi]
             cached_texts.append(text)

@@ -133,28 +133,26 @@ class SemanticMatcher:
             return None
 
     def find(self, query: SemanticQuery) -> SemanticMatch | None:
-        """The best servable entry for ``query``; else the nearest entry the policy wants
-        checked against the model (``verify=True``: that is how a verified policy learns an
-        entry's threshold); else None."""
+        """The nearest live candidate that no guard blocks decides: served if the policy accepts
+        its similarity; else offered for a check against the model (``verify=True``: how a
+        verified policy learns an entry's threshold) if the policy wants one; else a miss.
+
+        A farther candidate is not served in place of a nearer one the policy refuses: with
+        per-entry thresholds that would pick the answer of a less similar question exactly
+        when the nearest one is in doubt (benchmarks/RESULTS.md, banking77 stream)."""
         self._prepare()
         vector = self.embedder.embed_one(query.text)
-        to_check: SemanticMatch | None = None
         for candidate in self.index.search(query.scope, vector, self.k):
-            servable = self.policy.should_hit(candidate.key, candidate.similarity)
-            if not servable and (
-                to_check is not None
-                or not self.policy.wants_verification(candidate.key, candidate.similarity)
-            ):
-                continue
             entry = self._live(candidate, query)
             if entry is None:
                 continue
-            if not servable:
-                to_check = SemanticMatch(entry, candidate, query, True)
-                continue
-            verify = self.policy.wants_verification(candidate.key, candidate.similarity)
-            return SemanticMatch(entry, candidate, query, verify)
-        return to_check
+            if self.policy.should_hit(candidate.key, candidate.similarity):
+                verify = self.policy.wants_verification(candidate.key, candidate.similarity)
+                return SemanticMatch(entry, candidate, query, verify)
+            if self.policy.wants_verification(candidate.key, candidate.similarity):
+                return SemanticMatch(entry, candidate, query, True)
+            return None
+        return None
 
     def _live(self, candidate: Candidate, query: SemanticQuery) -> Entry | None:
         """The candidate's entry if it still lives in the store and no guard blocks it."""
