@@ -314,10 +314,12 @@ class VerifiedThreshold(ThresholdPolicy):
 
     def _bar_for(self, weights: np.ndarray) -> float:
         """The lowest similarity at which an entry with these weights may be served."""
-        for s in np.arange(0.5, 1.0001, 0.001):
-            if self.prior.wrong_probability(weights, float(s)) <= self.delta:
-                return round(float(s), 3)
-        return math.inf
+        sims = np.round(np.arange(0.5, 1.0001, 0.001), 3)
+        p = self.prior
+        p_right = _sigmoid(p.k[None, None, :] * (sims[:, None, None] - p.t[None, :, None]))
+        wrong = (weights[None] * (1.0 - p_right)).sum(axis=(1, 2))
+        ok = np.nonzero(wrong <= self.delta)[0]
+        return float(sims[ok[0]]) if len(ok) else math.inf
 
     # ------------------------------------------------------------------ decisions
     def wrong_probability(self, entry_key: str, similarity: float) -> float:
