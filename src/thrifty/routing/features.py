@@ -40,7 +40,8 @@ def prompt_text(body: Mapping[str, Any]) -> str:
         for message in reversed(messages):
             if isinstance(message, Mapping) and message.get("role") == "user":
                 return _text_of(message.get("content"))
-        return _text_of(messages[-1].get("content")) if messages else ""
+        last = messages[-1] if messages else None
+        return _text_of(last.get("content")) if isinstance(last, Mapping) else ""
     prompt = body.get("prompt", "")
     if isinstance(prompt, list):
         return "\n".join(p for p in prompt if isinstance(p, str))

@@ -10,7 +10,7 @@ embedding. Two kinds, declared in :data:`SCORERS`:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
@@ -94,13 +94,17 @@ class NeighbourScorer:
     vectors: np.ndarray
     labels: np.ndarray
     k: int = 10
+    _matrix: np.ndarray | None = field(default=None, init=False, repr=False)
+    """``vectors`` as float32, made once (stored as float16 to halve the file)."""
 
     @property
     def dim(self) -> int:
         return int(self.vectors.shape[1])
 
     def score(self, x: np.ndarray, chunk: int = 1024) -> np.ndarray:
-        vectors = self.vectors.astype(np.float32)
+        if self._matrix is None:
+            self._matrix = np.ascontiguousarray(self.vectors, dtype=np.float32)
+        vectors = self._matrix
         k = min(self.k, len(self.labels))
         out = np.empty(len(x))
         for start in range(0, len(x), chunk):
