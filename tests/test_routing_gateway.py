@@ -228,3 +228,14 @@ def test_config_errors_name_the_field_and_the_file(
     with pytest.raises(ConfigError, match=r"routes\[0\]\.chain names model 'gpt-9'"):
         parse_config({"model_list": [{"model_name": "a", "model": "openai/a"}],
                       "routes": [{"name": "auto", "chain": ["a", "gpt-9"]}]}, source="g.yaml")
+
+
+def test_text_completions_are_routed_too(
+    upstreams: tuple[FakeOpenAI, FakeOpenAI], served: str
+) -> None:
+    response = httpx.post(f"{served}/v1/completions", timeout=10,
+                          json={"model": "thrifty/auto", "prompt": "Once upon a time"})
+    assert response.status_code == 200, response.text
+    assert response.headers["x-thrifty-route"] == "thrifty/auto -> cheap (default)"
+    assert response.json()["choices"][0]["text"] == "Reply 1: Once upon a time"
+    assert (upstreams[0].calls["completions"], upstreams[1].calls["completions"]) == (1, 0)
