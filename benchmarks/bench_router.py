@@ -3,6 +3,11 @@
     python benchmarks/bench_router.py                    # banking77, figures for RESULTS.md
     python benchmarks/bench_router.py --task trec
     python benchmarks/bench_router.py --per-class 5 20   # other cheap models
+    python benchmarks/bench_router.py --per-class 30 --write-outcomes benchmarks/out/outcomes
+    thrifty route train --data benchmarks/out/outcomes/banking77_cheap30_train.jsonl \
+        -o benchmarks/out/router.npz --kind knn --target-strong-share 0.4
+    thrifty route eval --router benchmarks/out/router.npz \
+        --data benchmarks/out/outcomes/banking77_cheap30_test.jsonl
 
 Two REAL classifiers, both measured on the task's test split (accuracy is the quality):
 
@@ -111,6 +116,16 @@ def run_cheap(args: argparse.Namespace, per_class: int, data: dict) -> dict:
                      == y_train[rest]).astype(float)
     cheap_ok_test = (cheap.predict(tfidf.transform(x_test)) == y_test).astype(float)
     strong_only, cheap_only = float(strong_ok_test.mean()), float(cheap_ok_test.mean())
+    if args.write_outcomes:  # the same outcomes as files for `thrifty route train / eval`
+        for split, rows, cheap_ok, strong_ok in (
+            ("train", [x_train[i] for i in rest], cheap_ok_rest, strong_ok_train[rest]),
+            ("test", x_test, cheap_ok_test, strong_ok_test),
+        ):
+            path = args.write_outcomes / f"{args.task}_cheap{per_class}_{split}.jsonl"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text("".join(
+                json.dumps({"prompt": t, "cheap_ok": bool(c), "strong_ok": bool(g)}) + "\n"
+                for t, c, g in zip(rows, cheap_ok, strong_ok, strict=True)))
     prices = PriceTable({})
     ratio = prices.cost("gpt-4o-mini", 1000, 200) / prices.cost("gpt-4o", 1000, 200)
 
@@ -190,6 +205,8 @@ def main() -> None:
     parser.add_argument("--target-share", type=float, default=0.4)
     parser.add_argument("--target-quality", type=float, default=0.95)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--write-outcomes", type=Path, default=None,
+                        help="Also write the outcomes as JSONL files here (for the CLI).")
     args = parser.parse_args()
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import cross_val_predict
