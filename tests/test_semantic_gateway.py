@@ -123,3 +123,31 @@ def test_semantic_settings_in_the_config(fake: FakeOpenAI) -> None:
         post(url, ask("How do I reset my password?"))
         hit = post(url, ask("how do i reset my password please"))
         assert hit.headers["x-thrifty-cache-status"] == "SEMANTIC_HIT"
+
+
+def test_semantic_off_per_key_and_namespace(fake: FakeOpenAI) -> None:
+    config = fake_config(
+        fake.base_url,
+        cache={"url": "memory://", "semantic": True, "semantic_threshold": 0.6,
+               "embedder": "hashing", "semantic_off": ["team-b/faq"]},
+        keys=[{"key": "sk-a", "tenant": "team-a", "semantic": False},
+              {"key": "sk-b", "tenant": "team-b"}],
+    )  # fmt: skip
+
+    def ask_as(url: str, key: str, question: str, namespace: str | None = None) -> str:
+        headers = {"Authorization": f"Bearer {key}"}
+        if namespace:
+            headers["X-Thrifty-Namespace"] = namespace
+        answer = httpx.post(f"{url}/v1/chat/completions", json=ask(question), headers=headers)
+        assert answer.status_code == 200, answer.text
+        return answer.headers["x-thrifty-cache-status"]
+
+    with gateway(config) as (url, _):
+        for key, namespace, expected in [
+            ("sk-a", None, "MISS"),  # the key's tenant is exact-only
+            ("sk-b", "faq", "MISS"),  # this namespace of team-b is exact-only
+            ("sk-b", None, "SEMANTIC_HIT"),  # the rest of team-b is semantic
+        ]:
+            assert ask_as(url, key, "How do I reset my password?", namespace) == "MISS"
+            status = ask_as(url, key, "how do i reset my password please", namespace)
+            assert status == expected, (key, namespace)

@@ -169,6 +169,8 @@ class CacheSettings(_Strict):
     """Cosine similarity a semantic hit needs; None: thrifty's calibrated default."""
     embedder: str = "minilm"
     """``minilm`` (local all-MiniLM-L6-v2 on onnxruntime) or ``hashing`` (lexical, no model)."""
+    semantic_off: list[str] = Field(default_factory=list)
+    """Namespaces (``tenant`` or ``tenant/namespace``) kept exact-only when ``semantic`` is on."""
 
 
 class KeySettings(_Strict):
@@ -179,6 +181,8 @@ class KeySettings(_Strict):
     rpm: PositiveInt | None = None
     tpm: PositiveInt | None = None
     max_budget_usd: NonNegativeFloat | None = None
+    semantic: bool = True
+    """False keeps this key's tenant exact-only when the cache is semantic."""
 
 
 class LimitsSettings(_Strict):
@@ -217,7 +221,8 @@ class RouteSettings(_Strict):
     default: str | None = None
     """Where requests go that no rule and no router decides (default: the cheapest)."""
     cascade_on: list[Literal["empty", "refusal", "invalid_json", "schema_mismatch"]] = Field(
-        default_factory=lambda: ["empty", "refusal", "invalid_json", "schema_mismatch"])
+        default_factory=lambda: ["empty", "refusal", "invalid_json", "schema_mismatch"]
+    )
     """Answers failing these checks go to the next model of the chain."""
     feedback_path: str | None = None
     """JSONL file where ``POST /v1/thrifty/feedback`` appends outcomes for ``thrifty route
@@ -274,8 +279,9 @@ class GatewayConfig(BaseModel):
                 raise ValueError(f"routes[{i}].name {route.name!r} is already a model name")
             for name in route.chain:
                 if name not in names:
-                    raise ValueError(f"routes[{i}].chain names model {name!r}, which "
-                                     "model_list does not define")
+                    raise ValueError(
+                        f"routes[{i}].chain names model {name!r}, which model_list does not define"
+                    )
         seen: set[str] = set()
         for i, key in enumerate(self.keys):
             if key.key in seen:
@@ -314,7 +320,7 @@ def default_config() -> GatewayConfig:
 def _resolve_env(value: Any, path: str, env: Mapping[str, str], source: str) -> Any:
     """Replace every ``os.environ/NAME`` string, naming the field when NAME is unset."""
     if isinstance(value, str) and value.startswith(ENV_PREFIX):
-        name = value[len(ENV_PREFIX):]
+        name = value[len(ENV_PREFIX) :]
         if name not in env:
             raise ConfigError(f"{source}: {path}: environment variable {name} is not set")
         return env[name]

@@ -74,9 +74,15 @@ class Gateway:
                 semantic=settings.semantic,
                 threshold=settings.semantic_threshold if settings.semantic else None,
                 embedder=settings.embedder if settings.semantic else None,
-                shared_leases=None if not (lone_process and settings.url.startswith("sqlite"))
+                shared_leases=None
+                if not (lone_process and settings.url.startswith("sqlite"))
                 else False,
             )
+            for namespace in [
+                *settings.semantic_off,
+                *(k.tenant for k in config.keys if not k.semantic),
+            ]:
+                self.cache.set_semantic(namespace, False)
             limits_url = config.limits.url
             if limits_url is None and settings.url.startswith(("redis://", "rediss://")):
                 limits_url = settings.url
@@ -101,8 +107,12 @@ class Gateway:
         ``operation``."""
         if model in self.routes:
             if operation not in (None, "completion"):
-                raise APIError(400, f"the route model {model!r} does not serve {operation}",
-                               param="model", code="unsupported_operation")
+                raise APIError(
+                    400,
+                    f"the route model {model!r} does not serve {operation}",
+                    param="model",
+                    code="unsupported_operation",
+                )
             return
         if model not in self.pool:
             raise APIError(
@@ -113,8 +123,12 @@ class Gateway:
                 code="model_not_found",
             )
         if operation and not any(serves(d.target, operation) for d in self.pool.deployments(model)):
-            raise APIError(400, f"the model {model!r} does not serve {operation}",
-                           param="model", code="unsupported_operation")
+            raise APIError(
+                400,
+                f"the model {model!r} does not serve {operation}",
+                param="model",
+                code="unsupported_operation",
+            )
 
     def priced_model(self, model_name: str, response: Mapping[str, Any] | None = None) -> str:
         """The model name to price an answer by: the upstream's reported model when the price
@@ -173,9 +187,13 @@ class Gateway:
         except LimitExceededError as exc:
             self.metrics.rate_limited.labels(exc.limit).inc()
             code = "budget_exceeded" if exc.limit == "budget" else "rate_limit_exceeded"
-            raise APIError(429, str(exc), type=("insufficient_quota" if exc.limit == "budget"
-                                                else "rate_limit_error"),
-                           code=code, headers=exc.headers) from exc
+            raise APIError(
+                429,
+                str(exc),
+                type=("insufficient_quota" if exc.limit == "budget" else "rate_limit_error"),
+                code=code,
+                headers=exc.headers,
+            ) from exc
 
     async def settle(
         self, reservation: Reservation | None, tokens: int = 0, cost_usd: float = 0.0
