@@ -39,6 +39,8 @@ ENTRY_FIELDS = frozenset(
 COUNTER_FLUSH_SECONDS = 1.0
 #: Built values reused by ``lookup(build=...)`` (per Cache, oldest dropped first).
 BUILT_MEMO_SIZE = 16_384
+#: What each exact hit adds to its namespace's counters, in ``_pending_hits`` order.
+HIT_COUNTERS = ("hits", "tokens_saved", "usd_saved", "latency_saved_ms")
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +169,7 @@ class Cache(SemanticCacheMixin):
         self._last_flush = time.monotonic()
         self._errors = 0
         self._built: dict[str, tuple[Callable[[Any], Any], bytes, Any]] = {}
+        self._pending_hits: dict[str, list[float]] = {}  # per namespace, HIT_COUNTERS order
         self.semantic: SemanticMatcher | None = None
         self.verifier = verifier
         self._served: OrderedDict[str, tuple[str, float]] = OrderedDict()
@@ -203,12 +206,15 @@ class Cache(SemanticCacheMixin):
     def _count_hit(self, namespace: str, entry: Entry) -> None:
         """:meth:`_count` for an exact hit, without the keyword dict and loop (the hit path)."""
         with self._pending_lock:
-            bucket = self._pending[namespace]
-            bucket["hits"] += 1
-            bucket["tokens_saved"] += entry.tokens_in + entry.tokens_out
-            bucket["usd_saved"] += entry.cost_usd
-            bucket["latency_saved_ms"] += entry.latency_ms
-        if time.monotonic() - self._last_flush > COUNTER_FLUSH_SECONDS:
+            sums = self._pending_hits.get(namespace)
+            if sums is None:
+                sums = self._pending_hits[namespace] = [0, 0, 0.0, 0.0]
+            sums[0] += 1
+            sums[1] += entry.tokens_in + entry.tokens_out
+            sums[2] += entry.cost_usd
+            sums[3] += entry.latency_ms
+            due = sums[0] % 64 == 1  # look at the clock every 64 hits; stats() always flushes
+        if due and time.monotonic() - self._last_flush > COUNTER_FLUSH_SECONDS:
             self._flush_off_loop()
 
     def _flush_off_loop(self) -> None:
@@ -229,7 +235,12 @@ class Cache(SemanticCacheMixin):
         """Write buffered hit/miss counters to the backend (shared stores then sum replicas)."""
         with self._pending_lock:
             pending, self._pending = self._pending, defaultdict(lambda: defaultdict(float))
+            hits, self._pending_hits = self._pending_hits, {}
             self._last_flush = time.monotonic()
+        for namespace, sums in hits.items():
+            bucket = pending[namespace]
+            for name, value in zip(HIT_COUNTERS, sums, strict=True):
+                bucket[name] += value
         for namespace, counters in pending.items():
             try:
                 self.store.add_counters(namespace, counters)
@@ -270,6 +281,15 @@ class Cache(SemanticCacheMixin):
             self._fault("get", exc)
             entry = None
         if entry is not None:
+            memo = entry.built  # the hit path of a memory store: no call, no decode
+            if (
+                build is not None
+                and memo is not None
+                and memo[0] is build
+                and memo[1] is entry.value
+            ):
+                self._count_hit(ns, entry)
+                return Hit(memo[2], entry)
             try:
                 value = self._decode(key, entry, build)
             except Exception as exc:  # CorruptEntryError, or a payload ``build`` rejects
@@ -420,6 +440,7 @@ class Cache(SemanticCacheMixin):
         """Remove every entry and counter."""
         with self._pending_lock:
             self._pending.clear()
+            self._pending_hits.clear()
         self.store.clear()
         if self.semantic is not None:
             self.semantic.clear()

@@ -172,9 +172,14 @@ class ThriftyCache(BaseCache):
         return {"value": records, "built": built, **_describe(prompt, return_val)}
 
     def lookup(self, prompt: str, llm_string: str) -> RETURN_VAL_TYPE | None:
-        key = self._key(prompt, llm_string)
-        semantic = self._semantic(prompt, llm_string)
-        hit = self.cache.lookup(key, namespace=self.namespace, build=decode_generations, **semantic)
+        key = text_key(prompt, llm_string, namespace=self.namespace)
+        if self.cache.semantic is None:  # LangChain calls this before every model call
+            hit = self.cache.lookup(key, namespace=self.namespace, build=decode_generations)
+        else:
+            semantic = self._semantic(prompt, llm_string)
+            hit = self.cache.lookup(
+                key, namespace=self.namespace, build=decode_generations, **semantic
+            )
         return None if hit is None else hit.value
 
     def update(self, prompt: str, llm_string: str, return_val: RETURN_VAL_TYPE) -> None:

@@ -36,15 +36,21 @@ class MemoryStore(Store):
         self._counters: dict[str, defaultdict[str, float]] = {}
 
     def get(self, key: str) -> Entry | None:
-        with self._lock:
-            entry = self._data.get(key)
-            if entry is None:
-                return None
-            if entry.expires_at is not None and time.time() >= entry.expires_at:
-                self._pop(key)
-                return None
+        # No lock on the hit path: each OrderedDict method is one atomic step under the GIL, and
+        # a writer removing the key between the two steps only costs the LRU bump.
+        entry = self._data.get(key)
+        if entry is None:
+            return None
+        if entry.expires_at is not None and time.time() >= entry.expires_at:
+            with self._lock:
+                if self._data.get(key) is entry:
+                    self._pop(key)
+            return None
+        try:  # noqa: SIM105 - contextlib.suppress costs more than this hit path may spend
             self._data.move_to_end(key)
-            return entry
+        except KeyError:
+            pass
+        return entry
 
     def set(self, entry: Entry) -> None:
         with self._lock:

@@ -187,8 +187,6 @@ class SQLiteStore(Store):
         self.path = path_from_url(url)
         self.busy_timeout_ms = busy_timeout_ms
         self._local = threading.local()
-        self._all: list[sqlite3.Connection] = []
-        self._all_lock = threading.Lock()
         self._writes = 0
         try:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
@@ -203,7 +201,7 @@ class SQLiteStore(Store):
             self.path,
             timeout=self.busy_timeout_ms / 1000,
             isolation_level=None,  # autocommit; writes use explicit BEGIN IMMEDIATE
-            check_same_thread=False,  # only so close() may close every thread's connection
+            check_same_thread=False,  # the last reference to a connection may drop in any thread
             cached_statements=64,
         )
         conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
@@ -212,8 +210,6 @@ class SQLiteStore(Store):
         # The hit path's own cursor: reused, and read to the end (fetchall) so the statement is
         # reset and no read transaction stays open between calls.
         self._local.reader = conn.cursor()
-        with self._all_lock:
-            self._all.append(conn)
         return conn
 
     def _conn(self) -> sqlite3.Connection:
@@ -400,12 +396,15 @@ class SQLiteStore(Store):
         self._conn().execute("SELECT 1").fetchone()
 
     def close(self) -> None:
-        with self._all_lock:
-            conns, self._all = self._all, []
-        for conn in conns:
-            with contextlib.suppress(sqlite3.Error):  # closing is best effort
-                conn.close()
+        # Close only this thread's connection. Another thread may be inside a call on its own
+        # connection right now (a write-behind store, a lease release), and closing a sqlite3
+        # connection under a running statement crashes the process. Dropping our references is
+        # enough: each connection closes when its last user lets go of it.
+        mine = getattr(self._local, "conn", None)
         self._local = threading.local()
+        if mine is not None:
+            with contextlib.suppress(sqlite3.Error):  # closing is best effort
+                mine.close()
 
     def __repr__(self) -> str:
         return f"SQLiteStore({self.url!r})"
@@ -419,7 +418,5 @@ def _forget_connections_in_child(store: SQLiteStore) -> None:
         target = ref()
         if target is not None:
             target._local = threading.local()
-            target._all = []
-            target._all_lock = threading.Lock()
 
     os.register_at_fork(after_in_child=reset)
