@@ -33,6 +33,7 @@ from thrifty.routing.router import LearnedRouter
 from thrifty.routing.validation import failed_check
 from thrifty.server.config import GatewayConfig, RouteSettings
 from thrifty.server.errors import APIError
+from thrifty.tracing import span
 
 if TYPE_CHECKING:
     from thrifty.server.gateway import Gateway
@@ -87,10 +88,30 @@ class RouteRunner:
             AllDeploymentsFailedError: the last model of the chain failed too.
             The upstream's client errors (4xx), unchanged: another model would not help.
         """
-        decision = await self.route.adecide(body)
-        gw.metrics.route_decisions.labels(self.name, decision.model, decision.by).inc()
-        trace = RouteTrace(self.route, decision, secrets.token_hex(8))
-        chain = self.route.chain
+        with span("thrifty.route", {"thrifty.route.name": self.name}) as current:
+            decision = await self.route.adecide(body)
+            gw.metrics.route_decisions.labels(self.name, decision.model, decision.by).inc()
+            trace = RouteTrace(self.route, decision, secrets.token_hex(8))
+            current.set_attributes({"thrifty.route.model": decision.model,
+                                    "thrifty.route.by": decision.by,
+                                    "thrifty.route.reason": decision.reason,
+                                    "thrifty.route.id": trace.id})
+            try:
+                routed = await self._down_chain(gw, body, attempt, trace,
+                                                check_output=check_output)
+            finally:  # cascades included, as in X-Thrifty-Route
+                current.set_attribute("thrifty.route.header", trace.header())
+                if trace.cascades:
+                    current.set_attribute("thrifty.route.cascades",
+                                          [f"{to} ({why})" for to, why in trace.cascades])
+            current.set_attribute("thrifty.route.answered_by", trace.answered_by or "")
+            return routed, trace
+
+    async def _down_chain(self, gw: Gateway, body: Mapping[str, Any],
+                          attempt: Callable[[Deployment], Awaitable[T]], trace: RouteTrace, *,
+                          check_output: bool) -> Routed[T]:
+        """Call the chain from the decided model on, cascading on failures and bad answers."""
+        decision, chain = trace.decision, self.route.chain
         for index in range(decision.index, len(chain)):
             name, last = chain[index], index == len(chain) - 1
             try:
@@ -108,7 +129,7 @@ class RouteRunner:
             if reason is None:
                 trace.answered_by = name
                 self._remember(trace, body)
-                return routed, trace
+                return routed
             self._discard(gw, trace, body, routed)
             self._cascade(gw, trace, chain[index + 1], reason)
             if index == 0:

@@ -32,6 +32,7 @@ from thrifty.server.errors import APIError, upstream_api_error
 from thrifty.server.gateway import Gateway, log
 from thrifty.server.policy import CachePolicy, Status
 from thrifty.server.streaming import DONE, replay, sse_error, sse_event
+from thrifty.tracing import record_response, span, upstream_attributes
 
 #: Cache statuses reported for each result of ``aget_or_compute`` (declared once).
 STATUS_OF_RESULT: dict[str, Status] = {
@@ -91,6 +92,21 @@ def _record_route(gw: Gateway, call: Call, routed: Routed[Any]) -> None:
     if routed.fell_back:
         gw.metrics.fallbacks.labels(gw.metrics.model_label(routed.requested)).inc()
     call.route = routed.deployment.id
+
+
+def _traced_attempt(operation: str,
+                    body: dict[str, Any]) -> Callable[[Deployment], Awaitable[Any]]:
+    """One upstream attempt as a GenAI span (``chat {model}``) around the provider call."""
+
+    async def attempt(deployment: Deployment) -> Any:
+        attributes = upstream_attributes(operation, deployment.target, body, deployment.id)
+        name = f"{attributes['gen_ai.operation.name']} {attributes.get('gen_ai.request.model')}"
+        with span(name, attributes) as current:
+            result = await getattr(deployment.target, operation)(body)
+            record_response(current, result)
+            return result
+
+    return attempt
 
 
 async def _reserve(gw: Gateway, call: Call, principal: Principal, model: str,
@@ -195,7 +211,7 @@ async def answer(
     async def compute() -> dict[str, Any]:
         reservation = await _reserve(gw, call, principal, model, body)
         routed = await _routed(
-            gw, call, model, lambda d: getattr(d.target, operation)(body), reservation, body,
+            gw, call, model, _traced_attempt(operation, body), reservation, body,
             check_output=True,
         )
         fields.update(await _account(gw, model, routed.deployment.model_name, body,
@@ -217,11 +233,14 @@ async def answer(
         return value
     key = gw.cache.key(body, kind=kind, namespace=policy.namespace)
     waited = time.perf_counter()
-    value, result = await gw.cache.aget_or_compute(
-        key, compute, namespace=policy.namespace, ttl=policy.ttl,
-        describe=lambda _: fields, store=policy.write, user_id=body.get("user"),
-        request=body, kind=kind, on_hit=lambda hit: _note_hit(call, hit),
-    )
+    # The span holds the miss's upstream call too: lookup and compute are one coalesced call.
+    with span("thrifty.cache.lookup", {"thrifty.cache.namespace": policy.namespace}) as current:
+        value, result = await gw.cache.aget_or_compute(
+            key, compute, namespace=policy.namespace, ttl=policy.ttl,
+            describe=lambda _: fields, store=policy.write, user_id=body.get("user"),
+            request=body, kind=kind, on_hit=lambda hit: _note_hit(call, hit),
+        )
+        current.set_attribute("thrifty.cache.status", result)
     call.status = STATUS_OF_RESULT.get(result, "MISS")
     gw.metrics.cache_lookups.labels(label, result).inc()
     if result == "coalesced":  # waiting for the leader's upstream call is not our overhead
@@ -242,7 +261,10 @@ async def stream_chat(
     label = gw.metrics.model_label(model)
     key = gw.cache.key(body, kind="chat", namespace=policy.namespace)
     if policy.read:
-        hit = await gw.cache.alookup(key, namespace=policy.namespace, request=body, kind="chat")
+        with span("thrifty.cache.lookup", {"thrifty.cache.namespace": policy.namespace}) as current:
+            hit = await gw.cache.alookup(key, namespace=policy.namespace, request=body,
+                                         kind="chat")
+            current.set_attribute("thrifty.cache.status", "miss" if hit is None else hit.kind)
         if hit is not None:
             _note_hit(call, hit)
             call.status = STATUS_OF_RESULT.get(hit.kind, "HIT")
@@ -259,16 +281,20 @@ async def stream_chat(
                                         "include_usage": True}}
 
     async def open_stream(deployment: Deployment) -> tuple[AsyncIterator[dict[str, Any]], Any]:
-        iterator = deployment.target.chat_stream(upstream_body)
-        try:
-            first = await iterator.__anext__()
-        except StopAsyncIteration:
-            first = None
-        except BaseException:
-            with anyio.CancelScope(shield=True):
-                await iterator.aclose()
-            raise
-        return iterator, first
+        # The span covers the attempt up to the first chunk (the rest is relayed after it).
+        attributes = upstream_attributes("chat_stream", deployment.target, upstream_body,
+                                         deployment.id)
+        with span(f"chat {attributes.get('gen_ai.request.model')}", attributes):
+            iterator = deployment.target.chat_stream(upstream_body)
+            try:
+                first = await iterator.__anext__()
+            except StopAsyncIteration:
+                first = None
+            except BaseException:
+                with anyio.CancelScope(shield=True):
+                    await iterator.aclose()
+                raise
+            return iterator, first
 
     routed = await _routed(gw, call, model, open_stream, reservation, body)
     gw.metrics.ttft.labels(label, "miss").observe(time.perf_counter() - call.started)
