@@ -1,11 +1,20 @@
-"""Guards veto semantic hits that differ in a number, date, negation or name."""
+"""Guards veto semantic hits that differ in a number, code, date, negation, name or word order."""
 
 from __future__ import annotations
 
 import pytest
 
 from thrifty.errors import ConfigError
-from thrifty.semantic.guards import Guards, dates, entities, entity_swap, negated, numbers
+from thrifty.semantic.guards import (
+    Guards,
+    codes,
+    dates,
+    entities,
+    entity_swap,
+    negated,
+    numbers,
+    role_swap,
+)
 
 
 @pytest.mark.parametrize(
@@ -28,6 +37,19 @@ from thrifty.semantic.guards import Guards, dates, entities, entity_swap, negate
         ("weather tomorrow", "weather today", "date"),
         ("sales last week", "sales next week", "date"),
         ("payments in March", "payments in April", "date"),
+        ("Compare the HP LaserJet M604dn", "Compare the HP LaserJet M604n", "number"),
+        ("Why do Russians dislike Poles?", "Why do Poles dislike Russians?", "order"),
+        ("How is Ronaldo better than Messi?", "How is Messi better than Ronaldo?", "order"),
+        (
+            "Convert current source to voltage source",
+            "Convert voltage source to current source",
+            "order",
+        ),
+        (
+            "What projects were ported from .NET to Java?",
+            "What projects were ported from Java to .NET?",
+            "order",
+        ),
     ],
 )
 def test_blocks_classic_false_hits(query: str, candidate: str, guard: str) -> None:
@@ -53,6 +75,14 @@ def test_blocks_classic_false_hits(query: str, candidate: str, guard: str) -> No
         ("How can I learn Java?", "How do I learn Java quickly?"),
         ("Is Indian food spicy?", "Is the food in India spicy?"),
         ("same text", "same text"),
+        (
+            "Difference between an introvert and an extrovert?",
+            "Difference between an extrovert and an introvert?",
+        ),  # symmetric: order is free
+        ("When is it too late for a career change?", "When is it too late to change career?"),
+        ("Who will win the upcoming election of USA?", "Who will win the upcoming USA election?"),
+        ("How do I reset my iPhone 12?", "How can I reset an iPhone 12?"),
+        ("Best phones of the 1990s", "Best phones of the 1990s?"),
     ],
 )
 def test_lets_paraphrases_through(query: str, candidate: str) -> None:
@@ -63,6 +93,18 @@ def test_number_normalization() -> None:
     assert numbers("$1,000 and 007 and v3.11") == numbers("1000, 7, 3.11")
     assert numbers("first and 1st")["1st"] == 2
     assert numbers("no digits here") == {}
+
+
+def test_codes_are_words_mixing_letters_and_digits() -> None:
+    assert codes("HP M604dn, Vivo X7 and part AB-1234") == {"m604dn", "x7", "ab-1234"}
+    assert codes("10k users in the 1990s, 1st of 2 and 5pm") == set()
+
+
+def test_role_swap_needs_an_exact_exchange() -> None:
+    swap = role_swap("Do girls like introvert guys?", "Do guys like introvert girls?")
+    assert swap in {("girl", "guy"), ("guy", "girl")}
+    assert role_swap("Why do Russians dislike Poles?", "Why do Russians hate Poles?") is None
+    assert role_swap("What is the capital of France?", "What is France's capital?") is None
 
 
 def test_date_features() -> None:

@@ -1,12 +1,13 @@
 """Guards that veto a semantic hit when two questions differ where an embedding is blind.
 
 Sentence embeddings put "refund for order 123" next to "refund for order 124", "flights to
-Paris" next to "flights to London" and a question next to its negation: the words that change
-the answer are a small part of the sentence. Each guard compares one such feature of the query
+Paris" next to "flights to London", "Why do Russians dislike Poles?" next to "Why do Poles
+dislike Russians?" and a question next to its negation: the words that change the answer are a
+small part of the sentence, or only their order. Each guard compares one such feature of the query
 with the cached question and names the difference that blocks the hit. Plain rules, no model:
-regular expressions for numbers, money, versions and dates, word sets for negation (with
-contractions), and capitalization for names. They err towards blocking: a blocked hit costs one
-model call; a wrong hit costs a wrong answer.
+regular expressions for numbers, model codes, money, versions and dates, word sets for negation
+(with contractions), capitalization for names, and word order for swapped roles. They err
+towards blocking: a blocked hit costs one model call; a wrong hit costs a wrong answer.
 """
 
 from __future__ import annotations
@@ -56,6 +57,20 @@ def numbers(text: str) -> Counter[str]:
         if value is not None:
             found[value] += 1
     return found
+
+
+_CODE = re.compile(r"(?<![\w.])(?=[\w-]*\d)(?=[\w-]*[^\W\d_])[\w-]*\w")
+_NUMBER_WITH_UNIT = re.compile(r"\d+(?:st|nd|rd|th|s|k|m|bn|am|pm|x|%)", re.IGNORECASE)
+
+
+def codes(text: str) -> set[str]:
+    """Model numbers, SKUs and IDs: words mixing letters and digits (``"M604dn"``, ``"X7"``,
+    ``"AB-1234"``), lower-cased; "10k", "1st" or "1990s" are numbers, not codes."""
+    return {
+        word.lower()
+        for word in _CODE.findall(text)
+        if not _NUMBER_WITH_UNIT.fullmatch(word) and not word.isdigit()
+    }
 
 
 def _ordinal(n: int) -> str:
@@ -183,13 +198,72 @@ def entity_swap(query: str, candidate: str) -> tuple[str, str] | None:
     return None
 
 
+# -------------------------------------------------------------------------- swapped roles
+#: Function words left out when comparing the content of two questions.
+_STOPWORDS = {
+    "a", "an", "the", "of", "to", "in", "on", "at", "for", "from", "by", "with", "and", "or",
+    "but", "is", "are", "was", "were", "be", "been", "being", "do", "does", "did", "can", "could",
+    "should", "would", "will", "shall", "may", "might", "must", "i", "me", "my", "we", "our",
+    "you", "your", "he", "she", "it", "its", "they", "them", "their", "this", "that", "these",
+    "those", "what", "which", "who", "whom", "whose", "how", "why", "when", "where", "there",
+    "here", "as", "if", "than", "then", "so", "about", "into", "over", "under", "after", "before",
+    "also", "just", "very", "more", "most", "some", "any", "all", "each", "other", "such", "only",
+    "own", "same", "too",
+}  # fmt: skip
+#: Words between two names that make their order irrelevant ("X and Y", "X vs Y").
+_SYMMETRIC = {"and", "or", "vs", "versus", "&", "/", "nor", "between", "v", "plus", "+"}
+_TOKEN = re.compile(r"[\w+#]+(?:\.[\w+#]+)*")
+
+
+def _stem(word: str) -> str:
+    return word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") else word
+
+
+def _tokens(text: str) -> list[str]:
+    return [
+        _stem(w) for w in _TOKEN.findall(text.lower().translate(_APOSTROPHES).replace("'s", " "))
+    ]
+
+
+def role_swap(query: str, candidate: str) -> tuple[str, str] | None:
+    """Two words that trade places between otherwise identical questions, or None.
+
+    "Why do Russians dislike Poles?" and "Why do Poles dislike Russians?" have the same words
+    and nearly the same embedding, but not the same answer. Only an exact exchange of two
+    content words counts, and only when something other than "and", "or", "vs"… stands
+    between them in both texts ("the difference between X and Y" is symmetric) and they are not
+    side by side ("career change" / "change your career" is a paraphrase).
+    """
+    q_tokens, c_tokens = _tokens(query), _tokens(candidate)
+    q_content = [w for w in q_tokens if w not in _STOPWORDS]
+    c_content = [w for w in c_tokens if w not in _STOPWORDS]
+    if len(q_content) != len(c_content) or q_content == c_content:
+        return None
+    differences = {(a, b) for a, b in zip(q_content, c_content, strict=True) if a != b}
+    if len(differences) != 2:
+        return None
+    (x, y), (y2, x2) = differences
+    if x != x2 or y != y2:
+        return None
+    if _asymmetric(q_tokens, x, y) and _asymmetric(c_tokens, x, y):
+        return x, y
+    return None
+
+
+def _asymmetric(tokens: list[str], x: str, y: str) -> bool:
+    """True when words other than symmetric connectives stand between ``x`` and ``y``."""
+    i, j = sorted((tokens.index(x), tokens.index(y)))
+    between = tokens[i + 1 : j]
+    return bool(between) and not _SYMMETRIC.intersection(between)
+
+
 # ------------------------------------------------------------------------------- the guards
 @dataclass(frozen=True, slots=True)
 class Block:
     """Why a hit was refused."""
 
     guard: str
-    """Which guard blocked: ``number``, ``date``, ``negation`` or ``entity``."""
+    """Which guard blocked: ``number``, ``date``, ``negation``, ``entity`` or ``order``."""
     detail: str
     """What differed, for logs and the ``X-Thrifty-Guard`` header."""
 
@@ -198,6 +272,9 @@ def _number_guard(query: str, candidate: str) -> Block | None:
     q, c = numbers(query), numbers(candidate)
     if q != c:
         return Block("number", f"{_show(q)} vs {_show(c)}")
+    q_codes, c_codes = codes(query), codes(candidate)
+    if q_codes != c_codes:
+        return Block("number", f"{_show(q_codes)} vs {_show(c_codes)}")
     return None
 
 
@@ -220,6 +297,11 @@ def _entity_guard(query: str, candidate: str) -> Block | None:
     return Block("entity", f"{swap[0]} vs {swap[1]}") if swap else None
 
 
+def _order_guard(query: str, candidate: str) -> Block | None:
+    swap = role_swap(query, candidate)
+    return Block("order", f"{swap[0]} … {swap[1]} swapped") if swap else None
+
+
 def _show(values: Iterable[str]) -> str:
     return "{" + ", ".join(sorted(values)) + "}"
 
@@ -230,6 +312,7 @@ GUARDS: dict[str, Callable[[str, str], Block | None]] = {
     "date": _date_guard,
     "negation": _negation_guard,
     "entity": _entity_guard,
+    "order": _order_guard,
 }
 
 
@@ -237,7 +320,7 @@ class Guards(Guard):
     """Runs the chosen guards; the first that finds a difference blocks the hit.
 
     Args:
-        enabled: guard names from :data:`GUARDS` (default: all four).
+        enabled: guard names from :data:`GUARDS` (default: all five).
 
     Example:
         >>> Guards().check("refund for order 123", "refund for order 124")

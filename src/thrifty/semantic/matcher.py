@@ -362,7 +362,7 @@ def build_matcher(
 ) -> SemanticMatcher:
     """The matcher ``thrifty.Cache(semantic=True, ...)`` uses, from its arguments.
 
-    ``guard``: None (or True) for the four guards of ``guards.py``, False for none.
+    ``guard``: None (or True) for every guard of ``guards.py``, False for none.
 
     Raises:
         ConfigError: an unknown embedder name, or both ``threshold`` and ``policy``.
