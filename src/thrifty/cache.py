@@ -11,7 +11,7 @@ import logging
 import threading
 import time
 import uuid
-from collections import OrderedDict, defaultdict, deque
+from collections import OrderedDict, defaultdict
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -39,8 +39,8 @@ ENTRY_FIELDS = frozenset(
 COUNTER_FLUSH_SECONDS = 1.0
 #: Built values reused by ``lookup(build=...)`` (per Cache, oldest dropped first).
 BUILT_MEMO_SIZE = 16_384
-#: Exact hits logged before the counters are summed (and the clock looked at).
-HIT_LOG_BATCH = 64
+#: What each exact hit adds to its namespace's counters, in ``_pending_hits`` order.
+HIT_COUNTERS = ("hits", "tokens_saved", "usd_saved", "latency_saved_ms")
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,8 +169,7 @@ class Cache(SemanticCacheMixin):
         self._last_flush = time.monotonic()
         self._errors = 0
         self._built: dict[str, tuple[Callable[[Any], Any], bytes, Any]] = {}
-        # exact hits as (namespace, entry): deque.append is atomic, so the hit path takes no lock
-        self._hit_log: deque[tuple[str, Entry]] = deque()
+        self._pending_hits: dict[str, list[float]] = {}  # per namespace, HIT_COUNTERS order
         self.semantic: SemanticMatcher | None = None
         self.verifier = verifier
         self._served: OrderedDict[str, tuple[str, float]] = OrderedDict()
@@ -205,27 +204,18 @@ class Cache(SemanticCacheMixin):
             self._flush_off_loop()
 
     def _count_hit(self, namespace: str, entry: Entry) -> None:
-        """:meth:`_count` for an exact hit: one lock-free append (the hit path); the sums are
-        made every ``HIT_LOG_BATCH`` hits, and by :meth:`flush` (so ``stats()`` is exact)."""
-        hits = self._hit_log
-        hits.append((namespace, entry))
-        if len(hits) >= HIT_LOG_BATCH:
-            self._sum_hits()
-            if time.monotonic() - self._last_flush > COUNTER_FLUSH_SECONDS:
-                self._flush_off_loop()
-
-    def _sum_hits(self) -> None:
-        """Move logged hits into the pending counters (popleft is atomic: no hit is lost to a
-        concurrent append)."""
-        hits = self._hit_log
+        """:meth:`_count` for an exact hit, without the keyword dict and loop (the hit path)."""
         with self._pending_lock:
-            for _ in range(len(hits)):
-                namespace, entry = hits.popleft()
-                bucket = self._pending[namespace]
-                bucket["hits"] += 1
-                bucket["tokens_saved"] += entry.tokens_in + entry.tokens_out
-                bucket["usd_saved"] += entry.cost_usd
-                bucket["latency_saved_ms"] += entry.latency_ms
+            sums = self._pending_hits.get(namespace)
+            if sums is None:
+                sums = self._pending_hits[namespace] = [0, 0, 0.0, 0.0]
+            sums[0] += 1
+            sums[1] += entry.tokens_in + entry.tokens_out
+            sums[2] += entry.cost_usd
+            sums[3] += entry.latency_ms
+            due = sums[0] % 64 == 1  # look at the clock every 64 hits; stats() always flushes
+        if due and time.monotonic() - self._last_flush > COUNTER_FLUSH_SECONDS:
+            self._flush_off_loop()
 
     def _flush_off_loop(self) -> None:
         """Flush now, or in a thread when on an event loop and the flush is a blocking write."""
@@ -243,10 +233,14 @@ class Cache(SemanticCacheMixin):
 
     def flush(self) -> None:
         """Write buffered hit/miss counters to the backend (shared stores then sum replicas)."""
-        self._sum_hits()
         with self._pending_lock:
             pending, self._pending = self._pending, defaultdict(lambda: defaultdict(float))
+            hits, self._pending_hits = self._pending_hits, {}
             self._last_flush = time.monotonic()
+        for namespace, sums in hits.items():
+            bucket = pending[namespace]
+            for name, value in zip(HIT_COUNTERS, sums, strict=True):
+                bucket[name] += value
         for namespace, counters in pending.items():
             try:
                 self.store.add_counters(namespace, counters)
@@ -446,7 +440,7 @@ class Cache(SemanticCacheMixin):
         """Remove every entry and counter."""
         with self._pending_lock:
             self._pending.clear()
-            self._hit_log.clear()
+            self._pending_hits.clear()
         self.store.clear()
         if self.semantic is not None:
             self.semantic.clear()
