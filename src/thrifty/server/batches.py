@@ -19,7 +19,6 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import orjson
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import Route
@@ -33,6 +32,7 @@ from thrifty.errors import JobFileError
 from thrifty.server.auth import Principal
 from thrifty.server.batch_upstreams import GatewayProviders, principal_for
 from thrifty.server.errors import APIError
+from thrifty.server.routes import json_response, read_json
 
 log = logging.getLogger("thrifty.server.batches")
 BATCH_DIR_ENV = "THRIFTY_BATCH_DIR"
@@ -41,10 +41,8 @@ COMPLETION_WINDOWS = ("24h",)
 #: Seconds between two writes of a running batch's counts.
 PROGRESS_EVERY = 0.5
 MAX_CONCURRENCY = 8
-
-
-def _json(payload: Any, status: int = 200) -> Response:
-    return Response(orjson.dumps(payload), status_code=status, media_type="application/json")
+#: A create request names a file and a few options; its metadata is small.
+CREATE_BODY_MAX_BYTES = 65_536
 
 
 class BatchService:
@@ -329,7 +327,7 @@ async def create_file(request: Request) -> Response:
         purpose="batch",
         tenant=tenant,
     )
-    return _json(public(record))
+    return json_response(public(record))
 
 
 def _file_or_404(request: Request) -> dict[str, Any]:
@@ -341,7 +339,7 @@ def _file_or_404(request: Request) -> dict[str, Any]:
 
 
 async def retrieve_file(request: Request) -> Response:
-    return _json(public(_file_or_404(request)))
+    return json_response(public(_file_or_404(request)))
 
 
 async def file_content(request: Request) -> Response:
@@ -352,13 +350,10 @@ async def file_content(request: Request) -> Response:
 
 async def create_batch(request: Request) -> Response:
     principal = _principal(request)
-    try:
-        body = orjson.loads(await request.body())
-    except orjson.JSONDecodeError:
-        raise APIError(400, "the request body is not valid JSON", code="invalid_json") from None
+    body = await read_json(request, CREATE_BODY_MAX_BYTES)
     if not isinstance(body, dict):
         raise APIError(400, "the request body must be a JSON object", code="invalid_json")
-    return _json(public(service(request).create(principal, body)))
+    return json_response(public(service(request).create(principal, body)))
 
 
 def _batch_or_404(request: Request) -> dict[str, Any]:
@@ -370,11 +365,11 @@ def _batch_or_404(request: Request) -> dict[str, Any]:
 
 
 async def retrieve_batch(request: Request) -> Response:
-    return _json(public(_batch_or_404(request)))
+    return json_response(public(_batch_or_404(request)))
 
 
 async def cancel_batch(request: Request) -> Response:
-    return _json(public(service(request).cancel(_batch_or_404(request))))
+    return json_response(public(service(request).cancel(_batch_or_404(request))))
 
 
 async def list_batches(request: Request) -> Response:
@@ -388,7 +383,7 @@ async def list_batches(request: Request) -> Response:
     except ValueError:
         raise APIError(400, "limit must be an integer", param="limit") from None
     page = [public(r) for r in records[:limit]]
-    return _json({
+    return json_response({
         "object": "list",
         "data": page,
         "first_id": page[0]["id"] if page else None,
