@@ -25,6 +25,7 @@ from thrifty.entry import Entry, Selector
 from thrifty.errors import CoalesceTimeoutError, ConfigError
 from thrifty.keys import request_key
 from thrifty.store import Store, open_store
+from thrifty.tally import HIT_COUNTERS, HitTally
 
 if TYPE_CHECKING:
     from thrifty.semantic.matcher import SemanticMatcher
@@ -39,8 +40,6 @@ ENTRY_FIELDS = frozenset(
 COUNTER_FLUSH_SECONDS = 1.0
 #: Built values reused by ``lookup(build=...)`` (per Cache, oldest dropped first).
 BUILT_MEMO_SIZE = 16_384
-#: What each exact hit adds to its namespace's counters, in ``_pending_hits`` order.
-HIT_COUNTERS = ("hits", "tokens_saved", "usd_saved", "latency_saved_ms")
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,7 +168,7 @@ class Cache(SemanticCacheMixin):
         self._last_flush = time.monotonic()
         self._errors = 0
         self._built: dict[str, tuple[Callable[[Any], Any], bytes, Any]] = {}
-        self._pending_hits: dict[str, list[float]] = {}  # per namespace, HIT_COUNTERS order
+        self._hits = HitTally()
         self.semantic: SemanticMatcher | None = None
         self.verifier = verifier
         self._served: OrderedDict[str, tuple[str, float]] = OrderedDict()
@@ -205,16 +204,10 @@ class Cache(SemanticCacheMixin):
 
     def _count_hit(self, namespace: str, entry: Entry) -> None:
         """:meth:`_count` for an exact hit, without the keyword dict and loop (the hit path)."""
-        with self._pending_lock:
-            sums = self._pending_hits.get(namespace)
-            if sums is None:
-                sums = self._pending_hits[namespace] = [0, 0, 0.0, 0.0]
-            sums[0] += 1
-            sums[1] += entry.tokens_in + entry.tokens_out
-            sums[2] += entry.cost_usd
-            sums[3] += entry.latency_ms
-            due = sums[0] % 64 == 1  # look at the clock every 64 hits; stats() always flushes
-        if due and time.monotonic() - self._last_flush > COUNTER_FLUSH_SECONDS:
+        # Look at the clock every 64 hits (per thread); stats() always flushes.
+        if self._hits.add(namespace, entry) & 63 == 1 and (
+            time.monotonic() - self._last_flush > COUNTER_FLUSH_SECONDS
+        ):
             self._flush_off_loop()
 
     def _flush_off_loop(self) -> None:
@@ -235,8 +228,8 @@ class Cache(SemanticCacheMixin):
         """Write buffered hit/miss counters to the backend (shared stores then sum replicas)."""
         with self._pending_lock:
             pending, self._pending = self._pending, defaultdict(lambda: defaultdict(float))
-            hits, self._pending_hits = self._pending_hits, {}
             self._last_flush = time.monotonic()
+        hits = self._hits.take()
         for namespace, sums in hits.items():
             bucket = pending[namespace]
             for name, value in zip(HIT_COUNTERS, sums, strict=True):
@@ -440,7 +433,7 @@ class Cache(SemanticCacheMixin):
         """Remove every entry and counter."""
         with self._pending_lock:
             self._pending.clear()
-            self._pending_hits.clear()
+        self._hits.clear()
         self.store.clear()
         if self.semantic is not None:
             self.semantic.clear()
