@@ -13,13 +13,13 @@ import time
 import uuid
 from collections import OrderedDict, defaultdict
 from collections.abc import Awaitable, Callable, Mapping
-from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from thrifty import codec
 from thrifty._cache_semantic import SemanticCacheMixin
 from thrifty.accounting.prices import PriceTable
+from thrifty.background import BackgroundJobs
 from thrifty.coalesce import LeaderGone, SingleFlight, poll_delays
 from thrifty.entry import Entry, Selector
 from thrifty.errors import CoalesceTimeoutError, ConfigError
@@ -159,7 +159,7 @@ class Cache(SemanticCacheMixin):
         self._flights = SingleFlight()
         self.write_behind = write_behind
         self.shared_leases = self.store.shared and shared_leases is not False
-        self._writes_behind: set[asyncio.Future[Any]] = set()
+        self._background = BackgroundJobs(lambda exc: self._fault("write behind", exc))
         self._holder = holder or uuid.uuid4().hex
         self._pending: defaultdict[str, defaultdict[str, float]] = defaultdict(
             lambda: defaultdict(float)
@@ -211,18 +211,18 @@ class Cache(SemanticCacheMixin):
             self._flush_off_loop()
 
     def _flush_off_loop(self) -> None:
-        """Flush now, or in a thread when on an event loop and the flush is a blocking write."""
+        """Flush now, or on the background thread when on an event loop and the flush is a
+        blocking write."""
         try:
-            loop = asyncio.get_running_loop()
+            asyncio.get_running_loop()
         except RuntimeError:
-            loop = None
-        if loop is None or not self.store.blocking:
+            self.flush()
+            return
+        if not self.store.blocking:
             self.flush()
             return
         self._last_flush = time.monotonic()  # one flush in flight at a time
-        future = loop.run_in_executor(None, self.flush)
-        self._writes_behind.add(future)
-        future.add_done_callback(self._writes_behind.discard)
+        self._background.submit(self.flush)
 
     def flush(self) -> None:
         """Write buffered hit/miss counters to the backend (shared stores then sum replicas)."""
@@ -647,7 +647,7 @@ class Cache(SemanticCacheMixin):
                     store=store,
                     **fields,
                 )
-        behind: list[Callable[[], Awaitable[None]]] = []
+        behind: list[Callable[[], None]] = []
         try:
             value, status = await self._alead(
                 key, compute, namespace, ttl, describe, store, fields, behind
@@ -659,23 +659,17 @@ class Cache(SemanticCacheMixin):
             raise
         finally:
             if behind:  # the answer is out; the flight stays open until it is stored
-                self._write_behind(behind[0], key, future)
+                write = behind[0]
+
+                def write_and_finish() -> None:
+                    try:
+                        write()
+                    finally:
+                        self._flights.finish(key, future)
+
+                self._background.submit(write_and_finish)
             else:
                 self._flights.finish(key, future)
-
-    def _write_behind(
-        self, write: Callable[[], Awaitable[None]], key: str, future: Future[Any]
-    ) -> None:
-        task = asyncio.get_running_loop().create_task(write())  # type: ignore[arg-type]
-        self._writes_behind.add(task)
-
-        def done(task: asyncio.Task[None]) -> None:
-            self._writes_behind.discard(task)
-            self._flights.finish(key, future)
-            if not task.cancelled() and task.exception() is not None:
-                self._fault("write behind", task.exception())  # type: ignore[arg-type]
-
-        task.add_done_callback(done)
 
     def _set_and_release(
         self, key: str, value: Any, lease: str | None, options: dict[str, Any]
@@ -686,15 +680,9 @@ class Cache(SemanticCacheMixin):
             if lease is not None:
                 self._safe(self.store.release_lease, lease, self._holder)
 
-    async def _aset_and_release(
-        self, key: str, value: Any, lease: str | None, options: dict[str, Any]
-    ) -> None:
-        self._set_and_release(key, value, lease, options)
-
     async def adrain(self) -> None:
         """Wait for the answers still being stored in the background (``write_behind``)."""
-        while self._writes_behind:
-            await asyncio.gather(*list(self._writes_behind), return_exceptions=True)
+        await self._background.drain()
 
     async def _alead(self, key, compute, namespace, ttl, describe, store, fields, behind):  # type: ignore[no-untyped-def]
         lease = f"coalesce:{key}"
@@ -717,12 +705,7 @@ class Cache(SemanticCacheMixin):
                 if self.write_behind:  # one background hop stores it and frees the lease
                     options = {"namespace": namespace, "ttl": ttl, "latency_ms": elapsed_ms}
                     args = (key, value, lease if leased else None, {**options, **extra})
-                    threaded = self.store.blocking or self.semantic is not None
-                    behind.append(
-                        (lambda: asyncio.to_thread(self._set_and_release, *args))
-                        if threaded
-                        else (lambda: self._aset_and_release(*args))
-                    )
+                    behind.append(lambda: self._set_and_release(*args))
                     leased = False
                     return value, "miss"
                 await self.aset(
@@ -735,6 +718,7 @@ class Cache(SemanticCacheMixin):
 
     # ------------------------------------------------------------ lifecycle
     def close(self) -> None:
+        self._background.close()  # the answers still being stored in the background
         self.flush()
         if self.semantic is not None:
             self.semantic.close()
