@@ -219,10 +219,13 @@ def _stem(word: str) -> str:
     return word[:-1] if len(word) > 3 and word.endswith("s") and not word.endswith("ss") else word
 
 
-def _tokens(text: str) -> list[str]:
-    return [
-        _stem(w) for w in _TOKEN.findall(text.lower().translate(_APOSTROPHES).replace("'s", " "))
-    ]
+def _words(text: str) -> list[str]:
+    return _TOKEN.findall(text.lower().translate(_APOSTROPHES).replace("'s", " "))
+
+
+def _content(words: list[str]) -> list[str]:
+    """Stems of the words that are not stop words (tested before stemming: "does" is one)."""
+    return [_stem(w) for w in words if w not in _STOPWORDS]
 
 
 def role_swap(query: str, candidate: str) -> tuple[str, str] | None:
@@ -234,9 +237,8 @@ def role_swap(query: str, candidate: str) -> tuple[str, str] | None:
     between them in both texts ("the difference between X and Y" is symmetric) and they are not
     side by side ("career change" / "change your career" is a paraphrase).
     """
-    q_tokens, c_tokens = _tokens(query), _tokens(candidate)
-    q_content = [w for w in q_tokens if w not in _STOPWORDS]
-    c_content = [w for w in c_tokens if w not in _STOPWORDS]
+    q_words, c_words = _words(query), _words(candidate)
+    q_content, c_content = _content(q_words), _content(c_words)
     if len(q_content) != len(c_content) or q_content == c_content:
         return None
     differences = {(a, b) for a, b in zip(q_content, c_content, strict=True) if a != b}
@@ -245,6 +247,7 @@ def role_swap(query: str, candidate: str) -> tuple[str, str] | None:
     (x, y), (y2, x2) = differences
     if x != x2 or y != y2:
         return None
+    q_tokens, c_tokens = [_stem(w) for w in q_words], [_stem(w) for w in c_words]
     if _asymmetric(q_tokens, x, y) and _asymmetric(c_tokens, x, y):
         return x, y
     return None
