@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
+from typing import Any, Generic, TypeVar
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -29,6 +30,28 @@ OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
 
+M = TypeVar("M", Counter, Histogram)
+
+
+class Labelled(Generic[M]):
+    """A labelled metric whose children are looked up once per label set.
+
+    ``Counter.labels()`` converts and checks the values and takes a lock on every call; a
+    request touched eight of them (~10 µs). Label sets are few here (low cardinality), so a
+    dict of the children made so far is enough.
+    """
+
+    def __init__(self, metric: M) -> None:
+        self.metric = metric
+        self._children: dict[tuple[str, ...], Any] = {}
+
+    def labels(self, *values: str) -> Any:
+        child = self._children.get(values)
+        if child is None:
+            child = self._children[values] = self.metric.labels(*values)
+        return child
+
+
 class GatewayMetrics:
     """The gateway's metrics in their own registry (so several apps can live in one process).
 
@@ -40,62 +63,62 @@ class GatewayMetrics:
         self.models = frozenset(models)
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
-        self.requests = Counter(
+        self.requests = Labelled(Counter(
             "thrifty_requests", "Requests answered, by endpoint, model and HTTP status.",
             ["endpoint", "model", "status"], registry=r,
-        )
-        self.cache_lookups = Counter(
+        ))
+        self.cache_lookups = Labelled(Counter(
             "thrifty_cache_lookups", "Cache lookups by result (hit, semantic_hit, coalesced, "
             "miss, bypass).", ["model", "result"], registry=r,
-        )
-        self.upstream_latency = Histogram(
+        ))
+        self.upstream_latency = Labelled(Histogram(
             "thrifty_upstream_latency_seconds", "Seconds an upstream took for a whole answer "
             "(including retries).", ["model"], buckets=LATENCY_BUCKETS, registry=r,
-        )
-        self.upstream_attempts = Counter(
+        ))
+        self.upstream_attempts = Labelled(Counter(
             "thrifty_upstream_attempts", "Upstream attempts by deployment and outcome.",
             ["deployment", "outcome"], registry=r,
-        )
-        self.fallbacks = Counter(
+        ))
+        self.fallbacks = Labelled(Counter(
             "thrifty_fallbacks", "Requests answered by a fallback model.", ["model"], registry=r,
-        )
-        self.overhead = Histogram(
+        ))
+        self.overhead = Labelled(Histogram(
             "thrifty_gateway_overhead_seconds", "Seconds the gateway added to a request "
             "(its whole time minus upstream time).", ["endpoint"], buckets=OVERHEAD_BUCKETS,
             registry=r,
-        )
-        self.ttft = Histogram(
+        ))
+        self.ttft = Labelled(Histogram(
             "thrifty_time_to_first_token_seconds", "Seconds until a stream's first chunk was "
             "sent.", ["model", "cache"], buckets=LATENCY_BUCKETS, registry=r,
-        )
-        self.tokens = Counter(
+        ))
+        self.tokens = Labelled(Counter(
             "thrifty_tokens", "Tokens billed by upstreams, by direction (in, out).",
             ["model", "direction"], registry=r,
-        )
-        self.tokens_saved = Counter(
+        ))
+        self.tokens_saved = Labelled(Counter(
             "thrifty_tokens_saved", "Tokens not billed thanks to the cache.", ["model"],
             registry=r,
-        )
-        self.spend = Counter(
+        ))
+        self.spend = Labelled(Counter(
             "thrifty_spend_usd", "Dollars spent on upstream calls.", ["model"], registry=r,
-        )
-        self.savings = Counter(
+        ))
+        self.savings = Labelled(Counter(
             "thrifty_savings_usd", "Dollars saved, by mechanism (exact_hit, semantic_hit, "
             "coalesced, routing).", ["model", "mechanism"], registry=r,
-        )
-        self.route_decisions = Counter(
+        ))
+        self.route_decisions = Labelled(Counter(
             "thrifty_route_decisions", "Route-model requests by the model chosen first and what "
             "chose it (rule, router, default).", ["route", "model", "by"], registry=r,
-        )
-        self.cascades = Counter(
+        ))
+        self.cascades = Labelled(Counter(
             "thrifty_cascade", "Route-model answers passed on to the next model of the chain, "
             "by reason (empty, refusal, invalid_json, schema_mismatch, upstream_error).",
             ["route", "reason"], registry=r,
-        )
-        self.rate_limited = Counter(
+        ))
+        self.rate_limited = Labelled(Counter(
             "thrifty_rate_limited", "Requests refused by a key's limits, by limit.", ["limit"],
             registry=r,
-        )
+        ))
 
     def model_label(self, model: str | None) -> str:
         return model if model in self.models else OTHER
