@@ -112,7 +112,7 @@ def test_failing_backend_is_fail_open(cache: Cache, monkeypatch: pytest.MonkeyPa
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise ConnectionError("backend down")
 
-    for method in ("get", "set", "acquire_lease", "release_lease", "add_counters"):
+    for method in ("get", "set", "set_many", "acquire_lease", "release_lease", "add_counters"):
         monkeypatch.setattr(cache.store, method, broken)
     calls = []
     value, status = cache.get_or_compute("k", lambda: calls.append(1) or "fresh")

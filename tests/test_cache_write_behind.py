@@ -164,3 +164,81 @@ def test_an_expired_sqlite_row_reads_as_a_miss_without_a_write(tmp_path: Path) -
     assert cache.store.get("old") is None
     assert cache.store.usage() == (0, 0)
     cache.close()
+
+
+class BatchRecordingStore(GatedStore):
+    """Records how many entries each write carried."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches: list[int] = []
+
+    def set_many(self, entries: list[Entry]) -> None:  # type: ignore[override]
+        self.gate.wait(5)
+        self.batches.append(len(entries))
+        for entry in entries:
+            MemoryStore.set(self, entry)
+
+
+async def test_answers_queued_while_a_write_runs_are_stored_together() -> None:
+    store = BatchRecordingStore()
+    cache = Cache(store=store, write_behind=True)
+
+    async def compute() -> str:
+        return "answer"
+
+    keys = [f"k{i}" for i in range(50)]
+    assert await cache.aget_or_compute(keys[0], compute) == ("answer", "miss")
+    while cache._behind:  # the writer took it and waits at the gate...
+        await asyncio.sleep(0.01)
+    for key in keys[1:]:  # ...while the other 49 queue up
+        assert await cache.aget_or_compute(key, compute) == ("answer", "miss")
+    store.gate.set()
+    await cache.adrain()
+    assert all(store.get(key) is not None for key in keys)
+    assert store.batches == [1, 49]
+    assert len(cache._flights) == 0  # every flight closed once its answer was stored
+
+
+async def test_a_full_write_behind_queue_makes_misses_store_first(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("thrifty.cache.WRITE_BEHIND_LIMIT", 3)
+    store = BatchRecordingStore()
+    cache = Cache(store=store, write_behind=True)
+
+    async def compute() -> str:
+        return "answer"
+
+    await cache.aget_or_compute("first", compute)
+    while cache._behind:  # the writer took it and waits at the gate
+        await asyncio.sleep(0.01)
+    for i in range(3):
+        await cache.aget_or_compute(f"queued{i}", compute)
+    assert len(cache._behind) == 3
+    # The next miss finds the queue full: it stores before it answers (and so waits).
+    late = asyncio.create_task(cache.aget_or_compute("late", compute))
+    await asyncio.sleep(0.2)
+    assert not late.done()
+    store.gate.set()
+    assert await late == ("answer", "miss")
+    assert store.get("late") is not None
+    await cache.adrain()
+    assert all(store.get(key) is not None for key in ("first", "queued0", "queued1", "queued2"))
+
+
+async def test_an_answer_that_cannot_be_stored_does_not_block_the_rest() -> None:
+    cache = Cache("memory://", write_behind=True)
+
+    async def good() -> str:
+        return "answer"
+
+    async def unstorable() -> object:
+        return object()  # not JSON: encoding it fails in the background
+
+    await cache.aget_or_compute("bad", unstorable)
+    await cache.aget_or_compute("good", good)
+    await cache.adrain()
+    assert cache.store.get("good") is not None and cache.store.get("bad") is None
+    assert cache.stats().errors == 1
+    assert len(cache._flights) == 0

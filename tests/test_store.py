@@ -62,6 +62,22 @@ def test_set_replaces_and_keeps_usage_exact(store: Store, make_entry: MakeEntry)
     assert store.invalidate(Selector(tag="new")) == 1
 
 
+def test_set_many_stores_each_entry_with_its_tags(store: Store, make_entry: MakeEntry) -> None:
+    store.set(make_entry("k0", b"t1old", tags=("old",)))
+    store.set_many([make_entry(f"k{i}", b"t1v%d" % i, tags=(f"doc:{i}",)) for i in range(5)])
+    assert [store.get(f"k{i}").value for i in range(5)] == [b"t1v%d" % i for i in range(5)]  # type: ignore[union-attr]
+    assert store.usage()[0] == 5
+    assert store.invalidate(Selector(tag="old")) == 0  # k0's old tag went with its old value
+    assert store.invalidate(Selector(tag="doc:3")) == 1
+    store.set_many([])
+
+
+def test_set_many_enforces_the_limits(backend: Backend, make_entry: MakeEntry) -> None:
+    store = backend.open(max_entries=3)
+    store.set_many([make_entry(f"k{i}") for i in range(5)])
+    assert store.usage()[0] == 3
+
+
 def test_expired_entries_are_never_returned(store: Store, make_entry: MakeEntry) -> None:
     now = time.time()
     store.set(make_entry("past", expires_at=now - 1))

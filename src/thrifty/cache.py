@@ -11,10 +11,11 @@ import logging
 import threading
 import time
 import uuid
-from collections import OrderedDict, defaultdict
+from collections import OrderedDict, defaultdict, deque
 from collections.abc import Awaitable, Callable, Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from thrifty import codec
 from thrifty._cache_semantic import SemanticCacheMixin
@@ -38,8 +39,24 @@ ENTRY_FIELDS = frozenset(
     {"tags", "model", "model_version", "user_id", "tokens_in", "tokens_out", "cost_usd"}
 )
 COUNTER_FLUSH_SECONDS = 1.0
+#: Answers the write-behind queue may hold; past it, misses store before answering.
+WRITE_BEHIND_LIMIT = 10_000
+#: Most queued answers stored in one transaction.
+WRITE_BATCH = 256
 #: Built values reused by ``lookup(build=...)`` (per Cache, oldest dropped first).
 BUILT_MEMO_SIZE = 16_384
+
+
+class _Behind(NamedTuple):
+    """An answer already sent and not yet stored (write-behind)."""
+
+    key: str
+    value: Any
+    request: Mapping[str, Any] | None
+    kind: str
+    options: dict[str, Any]
+    lease: str | None
+    future: Future[Any] | None = None  # the flight that stays open until it is stored
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +177,9 @@ class Cache(SemanticCacheMixin):
         self.write_behind = write_behind
         self.shared_leases = self.store.shared and shared_leases is not False
         self._background = BackgroundJobs(lambda exc: self._fault("write behind", exc))
+        self._behind: deque[_Behind] = deque()  # answers to store (write-behind)
+        self._behind_lock = threading.Lock()
+        self._behind_scheduled = False  # a background job is storing the queue
         self._holder = holder or uuid.uuid4().hex
         self._pending: defaultdict[str, defaultdict[str, float]] = defaultdict(
             lambda: defaultdict(float)
@@ -345,18 +365,34 @@ class Cache(SemanticCacheMixin):
         ``build`` makes of ``value``; later ``lookup(key, build=build)`` calls return ``obj``
         itself while the entry is unchanged (see :meth:`lookup`).
         """
-        entry = self.make_entry(
-            key, value, namespace=namespace, ttl=ttl, latency_ms=latency_ms, **fields
+        entry = self._prepare(
+            key, value, request, kind, namespace=namespace, ttl=ttl, latency_ms=latency_ms,
+            **fields,
         )
-        if request is not None and self.semantic is not None:
-            self._attach_semantic(entry, request, kind, value)
-        if not self._safe(self.store.set, entry, op="set"):
+        if not self._commit([entry]):
             return None
         if built is not None:
             self._remember_built(entry, built[0], built[1])
-        if entry.semantic is not None and self.semantic is not None:
-            self._safe(self.semantic.indexed, entry, op="semantic index")
         return entry
+
+    def _prepare(
+        self, key: str, value: Any, request: Mapping[str, Any] | None, kind: str, **options: Any
+    ) -> Entry:
+        """The entry to store, with its semantic record when the cache is semantic."""
+        entry = self.make_entry(key, value, **options)
+        if request is not None and self.semantic is not None:
+            self._attach_semantic(entry, request, kind, value)
+        return entry
+
+    def _commit(self, entries: list[Entry]) -> bool:
+        """Store prepared entries (in one transaction where the backend can), then index them."""
+        if not self._safe(self.store.set_many, entries, op="set"):
+            return False
+        if self.semantic is not None:
+            for entry in entries:
+                if entry.semantic is not None:
+                    self._safe(self.semantic.indexed, entry, op="semantic index")
+        return True
 
     def make_entry(
         self,
@@ -647,7 +683,7 @@ class Cache(SemanticCacheMixin):
                     store=store,
                     **fields,
                 )
-        behind: list[Callable[[], None]] = []
+        behind: list[_Behind] = []
         try:
             value, status = await self._alead(
                 key, compute, namespace, ttl, describe, store, fields, behind
@@ -659,26 +695,43 @@ class Cache(SemanticCacheMixin):
             raise
         finally:
             if behind:  # the answer is out; the flight stays open until it is stored
-                write = behind[0]
-
-                def write_and_finish() -> None:
-                    try:
-                        write()
-                    finally:
-                        self._flights.finish(key, future)
-
-                self._background.submit(write_and_finish)
+                self._queue_behind(behind[0]._replace(future=future))
             else:
                 self._flights.finish(key, future)
 
-    def _set_and_release(
-        self, key: str, value: Any, lease: str | None, options: dict[str, Any]
-    ) -> None:
-        try:
-            self.set(key, value, **options)
-        finally:
-            if lease is not None:
-                self._safe(self.store.release_lease, lease, self._holder)
+    def _queue_behind(self, item: _Behind) -> None:
+        with self._behind_lock:
+            self._behind.append(item)
+            if self._behind_scheduled:
+                return
+            self._behind_scheduled = True
+        self._background.submit(self._store_behind)
+
+    def _store_behind(self) -> None:
+        """Store what the write-behind queue holds, up to WRITE_BATCH answers per transaction
+        (under load the queue fills while a batch is written, and the next batch takes it)."""
+        while True:
+            with self._behind_lock:
+                batch = [self._behind.popleft() for _ in range(min(len(self._behind),
+                                                                   WRITE_BATCH))]
+                if not batch:
+                    self._behind_scheduled = False
+                    return
+            try:
+                entries = []
+                for item in batch:
+                    try:
+                        entries.append(self._prepare(item.key, item.value, item.request,
+                                                     item.kind, **item.options))
+                    except Exception as exc:  # this answer cannot be stored; the rest can
+                        self._fault("write behind", exc)
+                self._commit(entries)
+            finally:
+                for item in batch:
+                    if item.lease is not None:
+                        self._safe(self.store.release_lease, item.lease, self._holder)
+                    if item.future is not None:
+                        self._flights.finish(item.key, item.future)
 
     async def adrain(self) -> None:
         """Wait for the answers still being stored in the background (``write_behind``)."""
@@ -702,10 +755,15 @@ class Cache(SemanticCacheMixin):
             elapsed_ms = (time.perf_counter() - started) * 1000
             if store:
                 extra = {**fields, **(describe(value) if describe else {})}
-                if self.write_behind:  # one background hop stores it and frees the lease
+                # Write-behind: the background thread stores it and frees the lease. A queue
+                # that is full (the store cannot keep up) makes misses store before answering.
+                if self.write_behind and len(self._behind) < WRITE_BEHIND_LIMIT:
+                    extra.pop("built", None)  # a memo of built objects is for lookups in hand
+                    request = extra.pop("request", None)
+                    kind = extra.pop("kind", "chat")
                     options = {"namespace": namespace, "ttl": ttl, "latency_ms": elapsed_ms}
-                    args = (key, value, lease if leased else None, {**options, **extra})
-                    behind.append(lambda: self._set_and_release(*args))
+                    behind.append(_Behind(key, value, request, kind, {**options, **extra},
+                                          lease if leased else None))
                     leased = False
                     return value, "miss"
                 await self.aset(

@@ -9,7 +9,7 @@ backends, a direct call for the in-memory one).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 
 from thrifty.entry import Entry, Selector
 
@@ -42,6 +42,12 @@ class Store(ABC):
     @abstractmethod
     def set(self, entry: Entry) -> None:
         """Store ``entry`` (replacing any entry with its key), then enforce the limits."""
+
+    def set_many(self, entries: Sequence[Entry]) -> None:
+        """Store several entries; a backend that can do it in one round trip or transaction
+        overrides this (the write-behind queue hands over what piled up while it wrote)."""
+        for entry in entries:
+            self.set(entry)
 
     @abstractmethod
     def delete(self, key: str) -> bool:

@@ -18,7 +18,7 @@ import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -265,6 +265,17 @@ class SQLiteStore(Store):
 
     # ------------------------------------------------------------------ writes
     def set(self, entry: Entry) -> None:
+        self.set_many((entry,))
+
+    def set_many(self, entries: Sequence[Entry]) -> None:
+        """All in one write transaction: one COMMIT (and one wait for the lock) for the lot."""
+        with self._write() as cur:
+            for entry in entries:
+                self._upsert(cur, entry)
+            if self.max_entries is not None or self.max_bytes is not None:
+                self._enforce_limits(cur)
+
+    def _upsert(self, cur: sqlite3.Cursor, entry: Entry) -> None:
         row = (
             entry.key, entry.value, entry.namespace, entry.user_id,
             _pack_tags(entry.tags), entry.model,
@@ -272,19 +283,16 @@ class SQLiteStore(Store):
             entry.tokens_out, entry.cost_usd, entry.latency_ms, entry.size,
             getattr(entry, "semantic", None),
         )  # fmt: skip
-        with self._write() as cur:
-            cur.execute(_UPSERT, row)
-            cur.execute("DELETE FROM entry_tags WHERE key = ?", (entry.key,))
-            if entry.tags:
-                cur.executemany(
-                    "INSERT OR IGNORE INTO entry_tags (tag, key) VALUES (?, ?)",
-                    [(tag, entry.key) for tag in entry.tags],
-                )
-            if self._writes % PURGE_EVERY == 0:
-                self._purge_expired(cur)
-            self._writes += 1
-            if self.max_entries is not None or self.max_bytes is not None:
-                self._enforce_limits(cur)
+        cur.execute(_UPSERT, row)
+        cur.execute("DELETE FROM entry_tags WHERE key = ?", (entry.key,))
+        if entry.tags:
+            cur.executemany(
+                "INSERT OR IGNORE INTO entry_tags (tag, key) VALUES (?, ?)",
+                [(tag, entry.key) for tag in entry.tags],
+            )
+        if self._writes % PURGE_EVERY == 0:
+            self._purge_expired(cur)
+        self._writes += 1
 
     def _purge_expired(self, cur: sqlite3.Cursor) -> int:
         cur.execute("DELETE FROM entries WHERE expires_at <= ?", (time.time(),))
