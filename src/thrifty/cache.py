@@ -725,6 +725,9 @@ class Cache(SemanticCacheMixin):
                                                      item.kind, **item.options))
                     except Exception as exc:  # this answer cannot be stored; the rest can
                         self._fault("write behind", exc)
+                    # Hand the GIL over between entries: encoding a batch is pure Python, and
+                    # the event loop must not wait for all of it to take its next request.
+                    time.sleep(0)
                 self._commit(entries)
             finally:
                 for item in batch:

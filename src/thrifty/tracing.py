@@ -25,6 +25,11 @@ GEN_AI_OPERATION = {"chat": "chat", "chat_stream": "chat", "completion": "text_c
 _tracer = trace.get_tracer(TRACER_NAME)  # a proxy: it follows a provider installed later
 
 
+def enabled() -> bool:
+    """Whether a tracer provider is installed (spans are recorded)."""
+    return not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
+
+
 @contextmanager
 def span(name: str, attributes: Mapping[str, Any] | None = None) -> Iterator[trace.Span]:
     """A span on the current context; an exception escaping it is recorded and marks it ERROR.
@@ -32,7 +37,7 @@ def span(name: str, attributes: Mapping[str, Any] | None = None) -> Iterator[tra
     ``None`` attribute values are left out (OpenTelemetry refuses them). Until a tracer provider
     is installed the span is the API's invalid (non-recording) one.
     """
-    if isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
+    if not enabled():
         yield trace.INVALID_SPAN  # no provider installed: skip the context switch (~4 µs)
         return
     clean = {k: v for k, v in (attributes or {}).items() if v is not None}

@@ -10,6 +10,9 @@ from typing import Any
 
 from thrifty.errors import ConfigError
 
+#: Model names whose price was found by prefix (or not found) that a table remembers.
+RESOLVED_MEMO_SIZE = 4096
+
 
 @dataclass(frozen=True, slots=True)
 class ModelPrice:
@@ -64,6 +67,7 @@ class PriceTable:
         self, overrides: Mapping[str, Mapping[str, Any]] | None = None, *, defaults: bool = True
     ) -> None:
         self._prices: dict[str, ModelPrice] = _load_default() if defaults else {}
+        self._resolved: dict[str, ModelPrice | None] = {}  # names found by prefix, or not at all
         for model, data in (overrides or {}).items():
             if not isinstance(data, Mapping):
                 raise ConfigError(f"prices.{model} must be a mapping of price fields")
@@ -75,13 +79,23 @@ class PriceTable:
     def get(self, model: str | None) -> ModelPrice | None:
         if not model:
             return None
-        if model in self._prices:
-            return self._prices[model]
+        price = self._prices.get(model)
+        if price is not None:
+            return price
+        try:
+            return self._resolved[model]
+        except KeyError:
+            pass
         bare = model.rsplit("/", 1)[-1]
         if bare in self._prices:
-            return self._prices[bare]
-        best = max((m for m in self._prices if bare.startswith(m)), key=len, default=None)
-        return self._prices[best] if best else None
+            price = self._prices[bare]
+        else:  # the longest known prefix: a scan of the whole table, so remember the answer
+            best = max((m for m in self._prices if bare.startswith(m)), key=len, default=None)
+            price = self._prices[best] if best else None
+        if len(self._resolved) >= RESOLVED_MEMO_SIZE:  # names can come from requests: bound it
+            self._resolved.clear()
+        self._resolved[model] = price
+        return price
 
     def cost(self, model: str | None, tokens_in: int, tokens_out: int, **kwargs: Any) -> float:
         """Dollars for a call to ``model``; 0.0 for a model with no known price."""

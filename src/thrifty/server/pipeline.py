@@ -32,6 +32,7 @@ from thrifty.server.errors import APIError, upstream_api_error
 from thrifty.server.gateway import Gateway, log
 from thrifty.server.policy import CachePolicy, Status
 from thrifty.server.streaming import DONE, replay, sse_error, sse_event
+from thrifty.tracing import enabled as tracing_enabled
 from thrifty.tracing import record_response, span, upstream_attributes
 
 #: Cache statuses reported for each result of ``aget_or_compute`` (declared once).
@@ -99,6 +100,8 @@ def _traced_attempt(operation: str,
     """One upstream attempt as a GenAI span (``chat {model}``) around the provider call."""
 
     async def attempt(deployment: Deployment) -> Any:
+        if not tracing_enabled():  # the attributes cost more than the no-op span
+            return await getattr(deployment.target, operation)(body)
         attributes = upstream_attributes(operation, deployment.target, body, deployment.id)
         name = f"{attributes['gen_ai.operation.name']} {attributes.get('gen_ai.request.model')}"
         with span(name, attributes) as current:
