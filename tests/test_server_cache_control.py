@@ -135,3 +135,66 @@ def test_client_disconnect_mid_stream_closes_the_upstream(fake: FakeOpenAI) -> N
         fake.chunk_delay = 0.0
         again = httpx.post(f"{url}/v1/chat/completions", json={**long, "stream": False})
         assert status(again) == "MISS"
+
+
+LONG_STREAM = {"model": "gpt-4o-mini", "stream": True,
+               "messages": [{"role": "user", "content": " ".join(["word"] * 30)}]}
+
+
+async def _read_stream(http: httpx.AsyncClient, url: str, *, after: float = 0.0,
+                       hang_up_after: int | None = None) -> tuple[str, str, bool]:
+    """(cache status, streamed text, whether it ended with [DONE])."""
+    import json
+
+    await asyncio.sleep(after)
+    text, done = "", False
+    async with http.stream("POST", f"{url}/v1/chat/completions", json=LONG_STREAM) as response:
+        assert response.status_code == 200
+        events = 0
+        async for line in response.aiter_lines():
+            if not line.startswith("data: "):
+                continue
+            if line == "data: [DONE]":
+                done = True
+                break
+            chunk = json.loads(line[6:])
+            text += "".join(c["delta"].get("content") or "" for c in chunk["choices"])
+            events += 1
+            if hang_up_after is not None and events >= hang_up_after:
+                break
+        return response.headers["x-thrifty-cache-status"], text, done
+
+
+async def test_identical_concurrent_streams_share_one_upstream_stream(fake: FakeOpenAI) -> None:
+    fake.chunk_delay = 0.02
+    with gateway(fake_config(fake.base_url)) as (url, _):
+        async with httpx.AsyncClient(timeout=10) as http:
+            results = await asyncio.gather(
+                _read_stream(http, url),
+                *(_read_stream(http, url, after=0.1 + 0.05 * i) for i in range(3)),
+            )
+        assert fake.calls["chat"] == 1
+        assert sorted(r[0] for r in results) == ["HIT", "HIT", "HIT", "MISS"]
+        texts = {r[1] for r in results}
+        assert len(texts) == 1 and texts.pop().endswith("word")  # latecomers got it all
+        assert all(r[2] for r in results)
+        metrics = httpx.get(f"{url}/metrics").text
+        assert 'result="coalesced"} 3.0' in metrics
+        assert status(post(url, {**LONG_STREAM, "stream": False})) == "HIT"  # stored once
+
+
+async def test_a_shared_stream_goes_on_for_the_others_when_one_client_hangs_up(
+    fake: FakeOpenAI,
+) -> None:
+    fake.chunk_delay = 0.02
+    with gateway(fake_config(fake.base_url)) as (url, _):
+        async with httpx.AsyncClient(timeout=10) as http:
+            first, second = await asyncio.gather(
+                _read_stream(http, url, hang_up_after=10),  # the one that started it leaves
+                _read_stream(http, url, after=0.05),
+            )
+        assert first[0] == "MISS" and not first[2]
+        assert second[0] == "HIT" and second[2] and second[1].endswith("word")
+        assert fake.calls["chat"] == 1
+        assert fake.streams_abandoned == 0  # someone was still listening
+        assert status(post(url, {**LONG_STREAM, "stream": False})) == "HIT"

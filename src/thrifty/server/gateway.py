@@ -25,6 +25,7 @@ from thrifty.server.cascade import build_routes
 from thrifty.server.config import GatewayConfig
 from thrifty.server.errors import APIError
 from thrifty.server.metrics import GatewayMetrics
+from thrifty.server.stream_tee import StreamTee
 from thrifty.server.upstreams import build_pool, serves
 
 log = logging.getLogger("thrifty.server")
@@ -95,6 +96,8 @@ class Gateway:
         self.metrics = GatewayMetrics([*self.pool.models(), *self.routes])
         self.started = int(time.time())
         self._tasks: set[asyncio.Task[Any]] = set()
+        self.streams: dict[str, StreamTee] = {}
+        """Upstream streams in flight by cache key, shared by identical streamed requests."""
         self._primary_model = {
             e.model_name: e.litellm_params.model for e in reversed(config.model_list)
         }

@@ -5,7 +5,8 @@ fill a :class:`Call` that the route wrapper turns into ``X-Thrifty-*`` headers a
 
 Streams: a hit is replayed as SSE chunks; a miss is relayed chunk by chunk as the upstream sends
 it, recorded, and stored once complete (an interrupted stream is never stored). Identical plain
-requests in flight are coalesced by :meth:`thrifty.Cache.aget_or_compute`; streams are not.
+requests in flight are coalesced by :meth:`thrifty.Cache.aget_or_compute`; identical streams
+share the upstream stream through a :class:`~thrifty.server.stream_tee.StreamTee`.
 A cache hit takes nothing from a key's rate limits or budget.
 """
 
@@ -31,6 +32,7 @@ from thrifty.server.cascade import RouteTrace, credit_routing
 from thrifty.server.errors import APIError, upstream_api_error
 from thrifty.server.gateway import Gateway, log
 from thrifty.server.policy import CachePolicy, Status
+from thrifty.server.stream_tee import StreamTee
 from thrifty.server.streaming import DONE, replay, sse_error, sse_event
 from thrifty.tracing import enabled as tracing_enabled
 from thrifty.tracing import record_response, span, upstream_attributes
@@ -276,6 +278,12 @@ async def stream_chat(
                                                                                   hit.kind))
             gw.metrics.ttft.labels(label, "hit").observe(time.perf_counter() - call.started)
             return replay(chunks_from_completion(hit.value, include_usage=include_usage))
+        tee = gw.streams.get(key)
+        if tee is not None and not tee.closing:  # the same stream is coming in: share it
+            call.status, call.route, call.cost_usd = "HIT", "cache", 0.0
+            gw.metrics.cache_lookups.labels(label, "coalesced").inc()
+            gw.metrics.ttft.labels(label, "hit").observe(time.perf_counter() - call.started)
+            return _follow(gw, call, model, body, tee, include_usage=include_usage)
     call.status = "REFRESH" if policy.refresh else ("MISS" if policy.read else "BYPASS")
     gw.metrics.cache_lookups.labels(label, "miss" if policy.read else "bypass").inc()
     reservation = await _reserve(gw, call, principal, model, body)
@@ -302,42 +310,45 @@ async def stream_chat(
     routed = await _routed(gw, call, model, open_stream, reservation, body)
     gw.metrics.ttft.labels(label, "miss").observe(time.perf_counter() - call.started)
     iterator, first = routed.result
-    return _relay(gw, call, routed, iterator, first, key=key, body=body, policy=policy,
-                  reservation=reservation, include_usage=include_usage)
+    routing = call.routing
+
+    def ended(chunks: list[dict[str, Any]], complete: bool) -> None:
+        if gw.streams.get(key) is tee:
+            del gw.streams[key]
+        # After the response: no client waits for accounting and the cache write.
+        gw.spawn(_finish_stream(gw, routed, chunks, complete, key=key, body=body,
+                                policy=policy, reservation=reservation, routing=routing))
+
+    tee = StreamTee(iterator, first, ended)
+    if policy.read:
+        gw.streams[key] = tee
+    return _relay(tee, routed.deployment.id, include_usage=include_usage)
 
 
-async def _relay(
-    gw: Gateway, call: Call, routed: Routed[Any], iterator: AsyncIterator[dict[str, Any]],
-    first: dict[str, Any] | None, *, key: str, body: dict[str, Any], policy: CachePolicy,
-    reservation: Reservation | None, include_usage: bool,
-) -> AsyncIterator[bytes]:
-    """Relay upstream chunks as SSE, recording them; account and store when done."""
-    chunks: list[dict[str, Any]] = []
-    complete = False
+async def _relay(tee: StreamTee, source: str, *, include_usage: bool) -> AsyncIterator[bytes]:
+    """A shared upstream stream as SSE events (the usage chunk only when asked for)."""
     try:
-        if first is not None:
-            chunks.append(first)
-            if include_usage or first.get("choices"):
-                yield sse_event(first)
-        async for chunk in iterator:
-            chunks.append(chunk)
+        async for chunk in tee.read():
             if include_usage or chunk.get("choices"):
                 yield sse_event(chunk)
-        complete = True
-        yield DONE
+        if tee.complete:
+            yield DONE
     except ProviderError as exc:
-        log.warning("stream from %s failed mid-way: %s", routed.deployment.id, exc)
+        log.warning("stream from %s failed mid-way: %s", source, exc)
         yield sse_error(f"the upstream failed mid-stream: {exc}", code="upstream_error")
     except Exception:  # anything else still ends the stream with an error event
-        log.exception("relaying the stream from %s failed", routed.deployment.id)
+        log.exception("relaying the stream from %s failed", source)
         yield sse_error("the gateway failed mid-stream", type="server_error",
                         code="internal_error")
-    finally:
-        with anyio.CancelScope(shield=True):
-            await iterator.aclose()  # type: ignore[attr-defined]
-        # After the response: the client does not wait for accounting and the cache write.
-        gw.spawn(_finish_stream(gw, routed, chunks, complete, key=key, body=body,
-                                policy=policy, reservation=reservation, routing=call.routing))
+
+
+async def _follow(gw: Gateway, call: Call, model: str, body: dict[str, Any], tee: StreamTee, *,
+                  include_usage: bool) -> AsyncIterator[bytes]:
+    """A request riding on an identical stream in flight; credited as coalesced when done."""
+    async for event in _relay(tee, "a shared stream", include_usage=include_usage):
+        yield event
+    if tee.complete:
+        _credit_hit(gw, call, model, body, completion_from_chunks(tee.chunks), "coalesced")
 
 
 async def _finish_stream(
