@@ -154,12 +154,19 @@ class OpenAICompatProvider(Provider):
 
     async def chat_stream(self, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
         """The upstream's SSE chunks as dicts; closing the iterator closes the connection."""
-        url = self.api_base + "/chat/completions"
+        async for chunk in self._stream_post("/chat/completions", {**body, "stream": True}):
+            yield chunk
+
+    async def _stream_post(
+        self, path: str, body: Mapping[str, Any]
+    ) -> AsyncIterator[dict[str, Any]]:
+        """POST ``body`` and yield the JSON of each ``data:`` line of the SSE answer."""
+        url = self.api_base + path
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.timeout,
                                         sock_read=self.timeout)
         try:
             async with self._client().post(
-                url, data=self._payload({**body, "stream": True}), timeout=timeout
+                url, data=self._payload(body), timeout=timeout
             ) as response:
                 if response.status >= 400:
                     raise self._status_error(response, await response.read())

@@ -51,12 +51,14 @@ ENV_PREFIX = "os.environ/"
 CONFIG_ENV = "THRIFTY_CONFIG"
 
 #: ``litellm_params.model`` prefix -> the kind of provider that serves it (declared once).
-PROVIDER_KINDS: Mapping[str, Literal["openai", "local"]] = {
+ProviderKind = Literal["openai", "anthropic", "local"]
+PROVIDER_KINDS: Mapping[str, ProviderKind] = {
     "openai": "openai",
     "openai_compatible": "openai",
     "hosted_vllm": "openai",
     "vllm": "openai",
     "llamacpp": "openai",
+    "anthropic": "anthropic",
     "local": "local",
     "thrifty": "local",
 }
@@ -83,9 +85,9 @@ class DeploymentParams(BaseModel):
     model: str = Field(min_length=1)
     """``provider/name``: ``openai/gpt-4o-mini``, ``hosted_vllm/llama3``, ``thrifty/local``."""
     api_base: str | None = None
-    """The upstream's base URL including ``/v1``; OpenAI's when omitted."""
+    """The upstream's base URL including ``/v1``; OpenAI's (or Anthropic's) when omitted."""
     api_key: str | None = None
-    """Sent as a bearer token (write it as ``os.environ/NAME``)."""
+    """Sent as a bearer token, or ``x-api-key`` to Anthropic (write it as ``os.environ/NAME``)."""
     rpm: PositiveInt | None = None
     """Requests per minute this deployment accepts (load balancing and cooldown use it)."""
     tpm: PositiveInt | None = None
@@ -106,7 +108,7 @@ class DeploymentParams(BaseModel):
         return self
 
     @property
-    def kind(self) -> Literal["openai", "local"]:
+    def kind(self) -> ProviderKind:
         return PROVIDER_KINDS[provider_of(self.model)[0]]
 
 

@@ -17,6 +17,7 @@ from thrifty.server.config import (
 )
 
 OPENAI_KEY_ENV = "OPENAI_API_KEY"
+ANTHROPIC_KEY_ENV = "ANTHROPIC_API_KEY"
 
 
 def _openai(params: DeploymentParams, timeout: float) -> Provider:
@@ -34,6 +35,21 @@ def _openai(params: DeploymentParams, timeout: float) -> Provider:
     )
 
 
+def _anthropic(params: DeploymentParams, timeout: float) -> Provider:
+    from thrifty.providers.anthropic import DEFAULT_ANTHROPIC_BASE, AnthropicProvider
+
+    api_key = params.api_key
+    if api_key is None and params.api_base is None:  # Anthropic itself: the usual variable
+        api_key = os.environ.get(ANTHROPIC_KEY_ENV)
+    return AnthropicProvider(
+        params.api_base or DEFAULT_ANTHROPIC_BASE,
+        api_key,
+        provider_of(params.model)[1],
+        timeout=params.timeout or timeout,
+        name=params.model,
+    )
+
+
 def _local(params: DeploymentParams, timeout: float) -> Provider:
     from thrifty.providers.llamacpp import LlamaCppProvider
 
@@ -43,6 +59,7 @@ def _local(params: DeploymentParams, timeout: float) -> Provider:
 #: Provider kind -> builder (declared once).
 BUILDERS: Mapping[str, Callable[[DeploymentParams, float], Provider]] = {
     "openai": _openai,
+    "anthropic": _anthropic,
     "local": _local,
 }
 
