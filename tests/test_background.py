@@ -6,6 +6,8 @@ import asyncio
 import threading
 import time
 
+import pytest
+
 from thrifty.background import BackgroundJobs
 
 
@@ -70,4 +72,24 @@ def test_close_finishes_the_jobs_and_a_later_submit_starts_a_new_thread() -> Non
     jobs.submit(lambda: done.append(2))
     assert jobs.wait(5)
     assert done == [1, 2]
+    jobs.close()
+
+
+def test_an_idle_thread_ends_and_the_next_job_starts_another(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("thrifty.background.IDLE_EXIT_SECONDS", 0.05)
+    jobs = BackgroundJobs(lambda exc: None)
+    done: list[int] = []
+    jobs.submit(lambda: done.append(1))
+    assert jobs.wait(5)
+    first = jobs._thread
+    assert first is not None
+    first.join(5)  # idle: it ends by itself (and stops holding its cache alive)
+    assert not first.is_alive() and jobs._thread is None
+    for i in range(2, 20):  # pauses around the idle limit: submissions race with idle exits
+        jobs.submit(lambda i=i: done.append(i))
+        time.sleep(0.04 + 0.005 * (i % 4))
+    assert jobs.wait(5)
+    assert done == list(range(1, 20))
     jobs.close()

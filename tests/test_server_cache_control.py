@@ -198,3 +198,21 @@ async def test_a_shared_stream_goes_on_for_the_others_when_one_client_hangs_up(
         assert fake.calls["chat"] == 1
         assert fake.streams_abandoned == 0  # someone was still listening
         assert status(post(url, {**LONG_STREAM, "stream": False})) == "HIT"
+
+
+async def test_a_plain_request_waits_for_the_same_answer_being_streamed(
+    fake: FakeOpenAI,
+) -> None:
+    fake.chunk_delay = 0.02
+    with gateway(fake_config(fake.base_url)) as (url, _):
+        async with httpx.AsyncClient(timeout=10) as http:
+
+            async def plain() -> httpx.Response:
+                await asyncio.sleep(0.1)
+                return await http.post(f"{url}/v1/chat/completions",
+                                       json={**LONG_STREAM, "stream": False})
+
+            streamed, answer = await asyncio.gather(_read_stream(http, url), plain())
+        assert fake.calls["chat"] == 1
+        assert status(answer) == "HIT"
+        assert answer.json()["choices"][0]["message"]["content"] == streamed[1]

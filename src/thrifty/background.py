@@ -20,6 +20,8 @@ from collections.abc import Callable
 log = logging.getLogger("thrifty.cache")
 
 Job = Callable[[], object]
+#: Seconds without work after which the thread ends (the next job starts a new one).
+IDLE_EXIT_SECONDS = 30.0
 
 
 class BackgroundJobs:
@@ -46,8 +48,9 @@ class BackgroundJobs:
 
     def submit(self, job: Job) -> None:
         """Run ``job`` on the background thread, after the jobs submitted before it."""
-        with self._lock:
+        with self._lock:  # the queue is fed under the lock an idle thread exits under
             self._pending += 1
+            self._queue.put(job)
             thread = self._thread
             if thread is None or not thread.is_alive():
                 thread = self._thread = threading.Thread(
@@ -58,10 +61,20 @@ class BackgroundJobs:
                     self._at_exit = True
                     ref = weakref.ref(self)
                     atexit.register(lambda: (jobs := ref()) is not None and jobs.close())
-        self._queue.put(job)
 
     def _run(self) -> None:
-        while (job := self._queue.get()) is not None:
+        while True:
+            try:
+                job = self._queue.get(timeout=IDLE_EXIT_SECONDS)
+            except queue.Empty:  # idle: end the thread (it holds its cache alive meanwhile)
+                with self._lock:
+                    if self._queue.empty():
+                        if self._thread is threading.current_thread():
+                            self._thread = None
+                        return
+                continue
+            if job is None:
+                return
             try:
                 job()
             except BaseException as exc:  # a job's failure must not end the thread
@@ -86,11 +99,13 @@ class BackgroundJobs:
             await asyncio.to_thread(self.wait)
 
     def close(self, timeout: float | None = 30.0) -> None:
-        """Finish the submitted jobs and stop the thread."""
-        thread = self._thread
-        if thread is None or not thread.is_alive():
-            return
+        """Finish the submitted jobs and stop the thread (a later job starts a new one)."""
         if not self.wait(timeout):
             log.warning("thrifty: %d background cache writes unfinished at close", self._pending)
-        self._queue.put(None)
+        with self._lock:
+            thread = self._thread
+            if thread is None or not thread.is_alive():
+                return
+            self._thread = None
+            self._queue.put(None)
         thread.join(timeout)

@@ -238,6 +238,15 @@ async def answer(
         return value
     key = gw.cache.key(body, kind=kind, namespace=policy.namespace)
     waited = time.perf_counter()
+    tee = gw.streams.get(key) if kind == "chat" else None
+    if tee is not None and not tee.closing:  # the same answer is being streamed: wait for it
+        await tee.wait()
+        if tee.complete:
+            value = completion_from_chunks(tee.chunks)
+            call.status, call.upstream_seconds = "HIT", time.perf_counter() - waited
+            gw.metrics.cache_lookups.labels(label, "coalesced").inc()
+            _credit_hit(gw, call, model, body, value, "coalesced")
+            return value
     # The span holds the miss's upstream call too: lookup and compute are one coalesced call.
     with span("thrifty.cache.lookup", {"thrifty.cache.namespace": policy.namespace}) as current:
         value, result = await gw.cache.aget_or_compute(
@@ -313,11 +322,16 @@ async def stream_chat(
     routing = call.routing
 
     def ended(chunks: list[dict[str, Any]], complete: bool) -> None:
-        if gw.streams.get(key) is tee:
-            del gw.streams[key]
+        async def finish() -> None:
+            try:
+                await _finish_stream(gw, routed, chunks, complete, key=key, body=body,
+                                     policy=policy, reservation=reservation, routing=routing)
+            finally:  # shared until stored: an identical request meanwhile replays the tee
+                if gw.streams.get(key) is tee:
+                    del gw.streams[key]
+
         # After the response: no client waits for accounting and the cache write.
-        gw.spawn(_finish_stream(gw, routed, chunks, complete, key=key, body=body,
-                                policy=policy, reservation=reservation, routing=routing))
+        gw.spawn(finish())
 
     tee = StreamTee(iterator, first, ended)
     if policy.read:

@@ -41,7 +41,7 @@ class StreamTee:
         self.complete = False
         self.error: Exception | None = None
         self.closing = False
-        """No new reader may join (the upstream is ending or being given up)."""
+        """No new reader may join (the upstream failed or is being given up)."""
         self._on_end = on_end
         self._readers = 0
         self._grew = asyncio.Event()
@@ -58,7 +58,8 @@ class StreamTee:
         except Exception as exc:  # the readers report it in their streams
             self.error = exc
         finally:
-            self.done = self.closing = True
+            self.done = True
+            self.closing = not self.complete  # a complete stream can still be replayed
             self._wake()
             with contextlib.suppress(Exception):
                 await asyncio.shield(self._upstream.aclose())  # type: ignore[attr-defined]
