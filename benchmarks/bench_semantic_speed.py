@@ -1,7 +1,7 @@
 """Semantic lookup latency, embedding included, at 10k / 100k (/ 1M) entries, beside GPTCache.
 
     python benchmarks/bench_semantic_speed.py                  # 10k and 100k, with GPTCache
-    python benchmarks/bench_semantic_speed.py --sizes 1000000 --no-gptcache   # the 1M leg
+    python benchmarks/bench_semantic_speed.py --sizes 1000000 --gptcache-max 1000000  # the 1M leg
 
 thrifty's lookup is what ``SemanticMatcher.find`` does, through the same public parts: embed the
 question with the local MiniLM (onnxruntime), search the scope's partition of ``ScopedIndex``
