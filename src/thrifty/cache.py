@@ -123,9 +123,11 @@ class Cache(SemanticCacheMixin):
         verifier: ``(cached_value, fresh_value) -> bool``; when the policy asks to verify a
             near hit, the fresh answer is computed, compared and fed back to the policy.
         semantic_index: folder of the vector index ("auto": beside the store; None: memory).
-        write_behind: async misses return their answer before it is stored; the write follows
-            in a background task and identical requests meanwhile are coalesced onto the answer
-            (a gateway saves the store write's latency; ``await adrain()`` before closing).
+        write_behind: async misses return their answer before it is stored; a background
+            thread stores the answers in batches (one transaction each where the store can) and
+            identical requests meanwhile are coalesced onto the answer. When WRITE_BEHIND_LIMIT
+            answers wait, misses store before answering. A gateway saves the store write's
+            latency this way; ``close()`` (or ``await adrain()``) finishes the pending writes.
         shared_leases: elect one computing process per key through leases in the store
             (default: when the store is shared). A lone process on a SQLite file passes False:
             each lease is a write transaction on the miss path, and nobody else would wait.
