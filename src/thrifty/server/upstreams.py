@@ -20,29 +20,20 @@ OPENAI_KEY_ENV = "OPENAI_API_KEY"
 ANTHROPIC_KEY_ENV = "ANTHROPIC_API_KEY"
 
 
-def _openai(params: DeploymentParams, timeout: float) -> Provider:
+def _http(params: DeploymentParams, timeout: float) -> Provider:
+    """An HTTP upstream: OpenAI-compatible, or Anthropic's Messages API."""
+    from thrifty.providers.anthropic import DEFAULT_ANTHROPIC_BASE, AnthropicProvider
     from thrifty.providers.openai_compat import OpenAICompatProvider
 
+    provider_class, default_base, key_env = {
+        "openai": (OpenAICompatProvider, DEFAULT_OPENAI_BASE, OPENAI_KEY_ENV),
+        "anthropic": (AnthropicProvider, DEFAULT_ANTHROPIC_BASE, ANTHROPIC_KEY_ENV),
+    }[params.kind]
     api_key = params.api_key
-    if api_key is None and params.api_base is None:  # OpenAI itself: the usual variable
-        api_key = os.environ.get(OPENAI_KEY_ENV)
-    return OpenAICompatProvider(
-        params.api_base or DEFAULT_OPENAI_BASE,
-        api_key,
-        provider_of(params.model)[1],
-        timeout=params.timeout or timeout,
-        name=params.model,
-    )
-
-
-def _anthropic(params: DeploymentParams, timeout: float) -> Provider:
-    from thrifty.providers.anthropic import DEFAULT_ANTHROPIC_BASE, AnthropicProvider
-
-    api_key = params.api_key
-    if api_key is None and params.api_base is None:  # Anthropic itself: the usual variable
-        api_key = os.environ.get(ANTHROPIC_KEY_ENV)
-    return AnthropicProvider(
-        params.api_base or DEFAULT_ANTHROPIC_BASE,
+    if api_key is None and params.api_base is None:  # the provider itself: its usual variable
+        api_key = os.environ.get(key_env)
+    return provider_class(
+        params.api_base or default_base,
         api_key,
         provider_of(params.model)[1],
         timeout=params.timeout or timeout,
@@ -58,8 +49,8 @@ def _local(params: DeploymentParams, timeout: float) -> Provider:
 
 #: Provider kind -> builder (declared once).
 BUILDERS: Mapping[str, Callable[[DeploymentParams, float], Provider]] = {
-    "openai": _openai,
-    "anthropic": _anthropic,
+    "openai": _http,
+    "anthropic": _http,
     "local": _local,
 }
 
