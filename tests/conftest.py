@@ -20,6 +20,7 @@ from thrifty.cache import Cache
 from thrifty.entry import Entry
 from thrifty.errors import BackendUnavailableError
 from thrifty.store import Store, open_store
+from thrifty.testing.fake_openai import FakeOpenAI
 
 REDIS_URL = os.environ.get("THRIFTY_TEST_REDIS", "redis://127.0.0.1:6379/0")
 POSTGRES_URL = os.environ.get("THRIFTY_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
@@ -129,3 +130,20 @@ def make_entry() -> Callable[..., Entry]:
         return Entry(key, value, **fields)
 
     return make
+
+
+# ------------------------------------------------------------------ gateway fixtures
+@pytest.fixture
+def fake() -> Iterator[FakeOpenAI]:
+    """A FAKE OpenAI-compatible upstream on loopback (modules with another upstream override it)."""
+    with FakeOpenAI() as upstream:
+        yield upstream
+
+
+@pytest.fixture
+def served(fake: FakeOpenAI) -> Iterator[str]:
+    """The gateway in front of ``fake`` with the default test config; yields its base URL."""
+    from _gateway import fake_config, gateway
+
+    with gateway(fake_config(fake.base_url)) as (url, _):
+        yield url

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -12,12 +12,6 @@ from thrifty.retry import is_retryable_error, retry_after_of
 from thrifty.testing.fake_openai import FakeOpenAI
 
 HI = {"model": "alias", "messages": [{"role": "user", "content": "hi"}]}
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeOpenAI]:
-    with FakeOpenAI() as upstream:
-        yield upstream
 
 
 @pytest.fixture

@@ -19,12 +19,6 @@ MESSAGES = [{"role": "user", "content": "What is the capital of France?"}]
 CHAT = {"model": "gpt-4o-mini", "messages": MESSAGES, "temperature": 0}
 
 
-@pytest.fixture
-def fake():
-    with FakeOpenAI() as server:
-        yield server
-
-
 @pytest.fixture(params=["memory", "sqlite"])
 def cache(request, tmp_path):
     url = "memory://" if request.param == "memory" else f"sqlite:///{tmp_path}/wrap.db"

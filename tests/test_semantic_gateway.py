@@ -33,12 +33,6 @@ def ask(question: str, **extra: Any) -> dict[str, Any]:
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeOpenAI]:
-    with FakeOpenAI() as upstream:
-        yield upstream
-
-
-@pytest.fixture
 def policy() -> RecordingPolicy:
     return RecordingPolicy()
 

@@ -26,12 +26,6 @@ ADMIN = "sk-admin"
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeOpenAI]:
-    with FakeOpenAI() as upstream:
-        yield upstream
-
-
-@pytest.fixture
 def served(fake: FakeOpenAI) -> Iterator[str]:
     with gateway(fake_config(fake.base_url, keys=KEYS, admin_key=ADMIN)) as (url, _):
         yield url

@@ -4,27 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 
 import httpx
-import pytest
 
 from _gateway import fake_config, gateway
 from thrifty.testing.fake_openai import FakeOpenAI
 
 HI = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeOpenAI]:
-    with FakeOpenAI() as upstream:
-        yield upstream
-
-
-@pytest.fixture
-def served(fake: FakeOpenAI) -> Iterator[str]:
-    with gateway(fake_config(fake.base_url)) as (url, _):
-        yield url
 
 
 def post(url: str, body: dict = HI, **headers: str) -> httpx.Response:

@@ -16,12 +16,6 @@ HI = [{"role": "user", "content": "hi"}]
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeOpenAI]:
-    with FakeOpenAI() as upstream:
-        yield upstream
-
-
-@pytest.fixture
 def served(fake: FakeOpenAI) -> Iterator[str]:
     config = fake_config(fake.base_url, server={"max_body_bytes": 4096})
     with gateway(config) as (url, _):

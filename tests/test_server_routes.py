@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import httpx
 import openai
 import pytest
@@ -14,18 +12,6 @@ from thrifty.errors import BackendError
 from thrifty.testing.fake_openai import FakeOpenAI
 
 HI = [{"role": "user", "content": "hi"}]
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeOpenAI]:
-    with FakeOpenAI() as upstream:
-        yield upstream
-
-
-@pytest.fixture
-def served(fake: FakeOpenAI) -> Iterator[str]:
-    with gateway(fake_config(fake.base_url)) as (url, _):
-        yield url
 
 
 def client(url: str, key: str = "sk-test") -> openai.OpenAI:

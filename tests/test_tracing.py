@@ -19,7 +19,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
 
-from _gateway import fake_config, gateway
+from _gateway import gateway
 from test_routing_gateway import route_config, upstreams  # noqa: F401  (the fixture)
 from thrifty.testing.fake_openai import FakeOpenAI
 
@@ -61,18 +61,6 @@ def post(url: str, body: dict[str, Any]) -> httpx.Response:
     response = httpx.post(f"{url}/v1/chat/completions", json=body, timeout=10)
     assert response.status_code == 200, response.text
     return response
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeOpenAI]:
-    with FakeOpenAI() as upstream:
-        yield upstream
-
-
-@pytest.fixture
-def served(fake: FakeOpenAI) -> Iterator[str]:
-    with gateway(fake_config(fake.base_url)) as (url, _):
-        yield url
 
 
 def test_a_miss_spans_the_lookup_and_the_upstream_attempt_a_hit_only_the_lookup(
