@@ -7,6 +7,7 @@ import io
 import json
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import openai
 import pytest
@@ -128,8 +129,8 @@ def test_tenants_do_not_see_each_others_files(client: openai.OpenAI) -> None:
         )
 
 
-def test_cancel_keeps_partial_results(client: openai.OpenAI, fake) -> None:  # type: ignore[no-untyped-def]
-    fake.latency = 0.3
+def start_and_wait_for_progress(client: openai.OpenAI) -> Any:
+    """A 40-request batch, once at least 8 of its requests are done (the rest still running)."""
     uploaded = client.files.create(
         file=("in.jsonl", io.BytesIO(job([f"q{i}" for i in range(40)]))), purpose="batch"
     )
@@ -140,6 +141,12 @@ def test_cancel_keeps_partial_results(client: openai.OpenAI, fake) -> None:  # t
     while client.batches.retrieve(batch.id).request_counts.completed < 8:
         assert time.monotonic() < deadline
         time.sleep(0.05)
+    return batch
+
+
+def test_cancel_keeps_partial_results(client: openai.OpenAI, fake) -> None:  # type: ignore[no-untyped-def]
+    fake.latency = 0.3
+    batch = start_and_wait_for_progress(client)
     client.batches.cancel(batch.id)
     done = wait(client, batch.id)
     assert done.status == "cancelled"
@@ -153,16 +160,7 @@ def test_a_restarted_gateway_resumes_unfinished_batches(fake, tmp_path, monkeypa
     fake.latency = 0.3
     with gateway(config) as (url, _app):
         client = openai.OpenAI(base_url=f"{url}/v1", api_key="k", max_retries=0)
-        uploaded = client.files.create(
-            file=("in.jsonl", io.BytesIO(job([f"q{i}" for i in range(40)]))), purpose="batch"
-        )
-        batch = client.batches.create(
-            input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h"
-        )
-        deadline = time.monotonic() + 20
-        while client.batches.retrieve(batch.id).request_counts.completed < 8:
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        batch = start_and_wait_for_progress(client)
     # the gateway stopped mid-batch; a new one adopts it
     with gateway(config) as (url, _app):
         client = openai.OpenAI(base_url=f"{url}/v1", api_key="k", max_retries=0)
