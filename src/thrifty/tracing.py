@@ -69,6 +69,20 @@ def upstream_attributes(operation: str, target: Any, body: Mapping[str, Any],
     return attributes
 
 
+@contextmanager
+def attempt_span(operation: str, target: Any, body: Mapping[str, Any],
+                 deployment_id: str) -> Iterator[trace.Span]:
+    """The GenAI span of one upstream attempt (``chat {model}``). Its attributes are built only
+    when spans are recorded: they cost more than the no-op span itself."""
+    if not enabled():
+        yield trace.INVALID_SPAN
+        return
+    attributes = upstream_attributes(operation, target, body, deployment_id)
+    name = f"{attributes['gen_ai.operation.name']} {attributes.get('gen_ai.request.model')}"
+    with span(name, attributes) as current:
+        yield current
+
+
 def record_response(current: trace.Span, response: Any) -> None:
     """``gen_ai.response.model`` and token usage of an answer, when it reports them."""
     if not current.is_recording() or not isinstance(response, Mapping):

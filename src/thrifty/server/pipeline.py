@@ -34,8 +34,7 @@ from thrifty.server.gateway import Gateway, log
 from thrifty.server.policy import CachePolicy, Status
 from thrifty.server.stream_tee import StreamTee
 from thrifty.server.streaming import DONE, replay, sse_error, sse_event
-from thrifty.tracing import enabled as tracing_enabled
-from thrifty.tracing import record_response, span, upstream_attributes
+from thrifty.tracing import attempt_span, record_response, span
 
 #: Cache statuses reported for each result of ``aget_or_compute`` (declared once).
 STATUS_OF_RESULT: dict[str, Status] = {
@@ -102,11 +101,7 @@ def _traced_attempt(operation: str,
     """One upstream attempt as a GenAI span (``chat {model}``) around the provider call."""
 
     async def attempt(deployment: Deployment) -> Any:
-        if not tracing_enabled():  # the attributes cost more than the no-op span
-            return await getattr(deployment.target, operation)(body)
-        attributes = upstream_attributes(operation, deployment.target, body, deployment.id)
-        name = f"{attributes['gen_ai.operation.name']} {attributes.get('gen_ai.request.model')}"
-        with span(name, attributes) as current:
+        with attempt_span(operation, deployment.target, body, deployment.id) as current:
             result = await getattr(deployment.target, operation)(body)
             record_response(current, result)
             return result
@@ -302,9 +297,7 @@ async def stream_chat(
 
     async def open_stream(deployment: Deployment) -> tuple[AsyncIterator[dict[str, Any]], Any]:
         # The span covers the attempt up to the first chunk (the rest is relayed after it).
-        attributes = upstream_attributes("chat_stream", deployment.target, upstream_body,
-                                         deployment.id)
-        with span(f"chat {attributes.get('gen_ai.request.model')}", attributes):
+        with attempt_span("chat_stream", deployment.target, upstream_body, deployment.id):
             iterator = deployment.target.chat_stream(upstream_body)
             try:
                 first = await iterator.__anext__()
