@@ -47,8 +47,8 @@ def span(name: str, attributes: Mapping[str, Any] | None = None) -> Iterator[tra
 
 
 def gen_ai_system(target: Any) -> str:
-    """``gen_ai.system`` of a provider: the in-process llama.cpp model, else OpenAI-compatible."""
-    return "llama_cpp" if type(target).__module__.endswith(".llamacpp") else "openai"
+    """``gen_ai.system`` of a provider (its class says; OpenAI-compatible by default)."""
+    return str(getattr(target, "gen_ai_system", "openai"))
 
 
 def upstream_attributes(operation: str, target: Any, body: Mapping[str, Any],

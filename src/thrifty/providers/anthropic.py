@@ -253,6 +253,8 @@ class AnthropicProvider(OpenAICompatProvider):
         timeout, name, max_connections: as for :class:`OpenAICompatProvider`.
     """
 
+    gen_ai_system = "anthropic"
+
     def __init__(
         self,
         api_base: str = DEFAULT_ANTHROPIC_BASE,

@@ -17,6 +17,8 @@ class Provider(ABC):
 
     #: A short name for logs, metrics and ``X-Thrifty-Route``.
     name: str = "provider"
+    #: ``gen_ai.system`` of its spans (OpenTelemetry GenAI conventions).
+    gen_ai_system: str = "openai"
 
     @abstractmethod
     async def chat(self, body: dict[str, Any]) -> dict[str, Any]:

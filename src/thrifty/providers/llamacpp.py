@@ -146,6 +146,7 @@ class LlamaCppProvider(Provider):
     """
 
     name = "local"
+    gen_ai_system = "llama_cpp"
 
     def __init__(
         self,
