@@ -119,8 +119,7 @@ class RouteRunner:
             except AllDeploymentsFailedError as exc:
                 if last:
                     raise
-                for a in exc.attempts:
-                    gw.metrics.upstream_attempts.labels(a.deployment, "error").inc()
+                gw.metrics.count_attempts(exc.attempts)
                 self._cascade(gw, trace, chain[index + 1], "upstream_error")
                 continue
             reason = None
@@ -143,8 +142,7 @@ class RouteRunner:
     def _discard(self, gw: Gateway, trace: RouteTrace, body: Mapping[str, Any],
                  routed: Routed[Any]) -> None:
         """An answer thrown away: its attempts are counted and its cost is still paid."""
-        for a in routed.attempts:
-            gw.metrics.upstream_attempts.labels(a.deployment, "ok" if a.ok else "error").inc()
+        gw.metrics.count_attempts(routed.attempts)
         tokens_in, tokens_out = gw.usage(body, routed.result)
         model = gw.priced_model(routed.deployment.model_name, routed.result)
         trace.wasted_usd += gw.cost(model, tokens_in, tokens_out)

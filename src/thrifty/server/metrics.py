@@ -120,6 +120,12 @@ class GatewayMetrics:
             registry=r,
         ))
 
+    def count_attempts(self, attempts: Iterable[Any]) -> None:
+        """Upstream attempts of one request (a routed answer's, or a failure's), by outcome."""
+        for attempt in attempts:
+            outcome = "ok" if getattr(attempt, "ok", False) else "error"
+            self.upstream_attempts.labels(getattr(attempt, "deployment", "?"), outcome).inc()
+
     def model_label(self, model: str | None) -> str:
         return model if model in self.models else OTHER
 

@@ -88,9 +88,7 @@ def _api_error(exc: BaseException, model: str) -> APIError:
 
 
 def _record_route(gw: Gateway, call: Call, routed: Routed[Any]) -> None:
-    for attempt in routed.attempts:
-        gw.metrics.upstream_attempts.labels(attempt.deployment, "ok" if attempt.ok
-                                            else "error").inc()
+    gw.metrics.count_attempts(routed.attempts)
     if routed.fell_back:
         gw.metrics.fallbacks.labels(gw.metrics.model_label(routed.requested)).inc()
     call.route = routed.deployment.id
@@ -138,8 +136,7 @@ async def _routed(
         with anyio.CancelScope(shield=True):
             await gw.release(reservation)
         if isinstance(exc, AllDeploymentsFailedError):
-            for a in exc.attempts:
-                gw.metrics.upstream_attempts.labels(getattr(a, "deployment", "?"), "error").inc()
+            gw.metrics.count_attempts(exc.attempts)
         if isinstance(exc, Exception):
             raise _api_error(exc, model) from exc
         raise
