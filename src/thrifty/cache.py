@@ -52,9 +52,8 @@ class _Behind(NamedTuple):
 
     key: str
     value: Any
-    request: Mapping[str, Any] | None
-    kind: str
     options: dict[str, Any]
+    """What ``set`` takes besides key and value (the request and kind of a semantic entry)."""
     lease: str | None
     future: Future[Any] | None = None  # the flight that stays open until it is stored
 
@@ -235,12 +234,12 @@ class Cache(SemanticCacheMixin):
     def _flush_off_loop(self) -> None:
         """Flush now, or on the background thread when on an event loop and the flush is a
         blocking write."""
+        if not self.store.blocking:
+            self.flush()
+            return
         try:
             asyncio.get_running_loop()
         except RuntimeError:
-            self.flush()
-            return
-        if not self.store.blocking:
             self.flush()
             return
         self._last_flush = time.monotonic()  # one flush in flight at a time
@@ -326,7 +325,7 @@ class Cache(SemanticCacheMixin):
     def _decode(self, key: str, entry: Entry, build: Callable[[Any], Any] | None) -> Any:
         if build is None:
             return codec.decode(entry.value)
-        memo = entry.built or self._built.get(key)
+        memo = self._built.get(key)  # (an entry's own memo was checked by lookup already)
         if memo is not None and memo[0] is build and memo[1] == entry.value:
             return memo[2]
         value = build(codec.decode(entry.value))
@@ -368,8 +367,8 @@ class Cache(SemanticCacheMixin):
         itself while the entry is unchanged (see :meth:`lookup`).
         """
         entry = self._prepare(
-            key, value, request, kind, namespace=namespace, ttl=ttl, latency_ms=latency_ms,
-            **fields,
+            key, value, request=request, kind=kind, namespace=namespace, ttl=ttl,
+            latency_ms=latency_ms, **fields,
         )
         if not self._commit([entry]):
             return None
@@ -378,7 +377,8 @@ class Cache(SemanticCacheMixin):
         return entry
 
     def _prepare(
-        self, key: str, value: Any, request: Mapping[str, Any] | None, kind: str, **options: Any
+        self, key: str, value: Any, *, request: Mapping[str, Any] | None = None,
+        kind: str = "chat", **options: Any,
     ) -> Entry:
         """The entry to store, with its semantic record when the cache is semantic."""
         entry = self.make_entry(key, value, **options)
@@ -472,6 +472,7 @@ class Cache(SemanticCacheMixin):
         with self._pending_lock:
             self._pending.clear()
         self._hits.clear()
+        self._built.clear()
         self.store.clear()
         if self.semantic is not None:
             self.semantic.clear()
@@ -723,8 +724,7 @@ class Cache(SemanticCacheMixin):
                 entries = []
                 for item in batch:
                     try:
-                        entries.append(self._prepare(item.key, item.value, item.request,
-                                                     item.kind, **item.options))
+                        entries.append(self._prepare(item.key, item.value, **item.options))
                     except Exception as exc:  # this answer cannot be stored; the rest can
                         self._fault("write behind", exc)
                     # Hand the GIL over between entries: encoding a batch is pure Python, and
@@ -764,10 +764,8 @@ class Cache(SemanticCacheMixin):
                 # that is full (the store cannot keep up) makes misses store before answering.
                 if self.write_behind and len(self._behind) < WRITE_BEHIND_LIMIT:
                     extra.pop("built", None)  # a memo of built objects is for lookups in hand
-                    request = extra.pop("request", None)
-                    kind = extra.pop("kind", "chat")
                     options = {"namespace": namespace, "ttl": ttl, "latency_ms": elapsed_ms}
-                    behind.append(_Behind(key, value, request, kind, {**options, **extra},
+                    behind.append(_Behind(key, value, {**options, **extra},
                                           lease if leased else None))
                     leased = False
                     return value, "miss"
