@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 
 @dataclass(slots=True)
@@ -58,6 +58,21 @@ class Entry:
         return self.expires_at is not None and (now or time.time()) >= self.expires_at
 
 
+class Tagged(Protocol):
+    """The fields a selector reads: an entry, or anything else filed like one (read-only)."""
+
+    @property
+    def namespace(self) -> str | None: ...
+    @property
+    def user_id(self) -> str | None: ...
+    @property
+    def tags(self) -> tuple[str, ...]: ...
+    @property
+    def model(self) -> str | None: ...
+    @property
+    def model_version(self) -> str | None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Selector:
     """Which entries an invalidation touches; every given field must match (AND)."""
@@ -74,7 +89,7 @@ class Selector:
             for v in (self.namespace, self.tag, self.model, self.model_version, self.user_id)
         )
 
-    def matches(self, entry: Entry) -> bool:
+    def matches(self, entry: Tagged) -> bool:
         return (
             (self.namespace is None or entry.namespace == self.namespace)
             and (self.tag is None or self.tag in entry.tags)

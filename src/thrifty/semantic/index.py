@@ -68,15 +68,6 @@ class _Row:
     model: str | None = None
     model_version: str | None = None
 
-    def matches(self, selector: Selector) -> bool:
-        return (
-            (selector.namespace is None or self.namespace == selector.namespace)
-            and (selector.tag is None or selector.tag in self.tags)
-            and (selector.model is None or self.model == selector.model)
-            and (selector.model_version is None or self.model_version == selector.model_version)
-            and (selector.user_id is None or self.user_id == selector.user_id)
-        )
-
 
 def _row(key: str, scope: str, text: str, entry: Entry | None) -> _Row:
     if entry is None:
@@ -287,7 +278,7 @@ class ScopedIndex(VectorIndex):
     def remove_matching(self, selector: Selector) -> list[str]:
         """Drop every row whose entry the selector matches; returns their keys."""
         with self._lock:
-            doomed = [row.key for row in self._rows.values() if row.matches(selector)]
+            doomed = [row.key for row in self._rows.values() if selector.matches(row)]
             for key in doomed:
                 self._remove(key)
             self.dirty = self.dirty or bool(doomed)
