@@ -77,11 +77,9 @@ def train(
 
 def _curve_rows(p: np.ndarray, cheap: np.ndarray, strong: np.ndarray, threshold: float,
                 ratio: float) -> list[dict[str, Any]]:
-    from thrifty.routing.calibration import evaluate, threshold_for_share
+    from thrifty.routing.calibration import evaluate, routing_curve
 
-    rows = []
-    for share in [i / 10 for i in range(11)]:
-        rows.append(("", evaluate(p, cheap, strong, threshold_for_share(p, share))))
+    rows = [("", point) for point in routing_curve(p, cheap, strong, steps=10)]
     rows.append(("router", evaluate(p, cheap, strong, threshold)))
     return [{"at": at, "threshold": round(point.threshold, 4),
              "strong_share": round(point.strong_share, 4), "quality": round(point.quality, 4),
