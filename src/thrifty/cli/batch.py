@@ -87,20 +87,15 @@ def summary_table(summary: Any, paths: Any, n_errors: int) -> Table:
     return table
 
 
-def _shared(url: str | None) -> bool | None:
-    """A SQLite cache skips cross-process coalescing leases (two write transactions per line):
-    one batch process deduplicates its own lines in memory. Redis and PostgreSQL keep them."""
-    return False if url is None or url.startswith("sqlite") else None
-
-
 def _open(config_path: Path | None, cache_url: str | None, holder: str) -> tuple[Any, Any]:
     """(provider resolver, cache) from the gateway config, or the embedded defaults."""
     from thrifty.accounting.prices import PriceTable
     from thrifty.batching.runner import config_providers, local_providers
-    from thrifty.cache import Cache
+    from thrifty.cache import Cache, lone_process_leases
 
     if config_path is None:
-        return local_providers(), Cache(cache_url, holder=holder, shared_leases=_shared(cache_url))
+        leases = lone_process_leases(cache_url)  # one batch process dedupes its own lines
+        return local_providers(), Cache(cache_url, holder=holder, shared_leases=leases)
     from thrifty.server.config import load_config
 
     config = load_config(config_path)
@@ -111,7 +106,7 @@ def _open(config_path: Path | None, cache_url: str | None, holder: str) -> tuple
         ttl=config.cache.ttl,
         prices=prices,
         holder=holder,
-        shared_leases=_shared(cache_url or config.cache.url),
+        shared_leases=lone_process_leases(cache_url or config.cache.url),
     )
     providers = config_providers(config) if config.model_list else local_providers()
     return providers, cache

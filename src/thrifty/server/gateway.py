@@ -16,7 +16,7 @@ from typing import Any
 
 from thrifty.accounting.prices import PriceTable
 from thrifty.accounting.tokens import count_messages, count_text, usage_of
-from thrifty.cache import Cache
+from thrifty.cache import Cache, lone_process_leases
 from thrifty.errors import ConfigError, LimitExceededError
 from thrifty.limits import KeyLimits, LimitBackend, Reservation, max_cost_usd, open_limits
 from thrifty.providers.base import Provider
@@ -75,9 +75,7 @@ class Gateway:
                 semantic=settings.semantic,
                 threshold=settings.semantic_threshold if settings.semantic else None,
                 embedder=settings.embedder if settings.semantic else None,
-                shared_leases=None
-                if not (lone_process and settings.url.startswith("sqlite"))
-                else False,
+                shared_leases=lone_process_leases(settings.url) if lone_process else None,
             )
             for namespace in [
                 *settings.semantic_off,
