@@ -51,10 +51,9 @@ class KeyLimitedProvider(Provider):
         except BaseException:
             await self.gateway.release(reservation)
             raise
-        tokens_in, tokens_out = self.gateway.usage(body, answer)
-        priced = self.gateway.priced_model(self.model_name, answer)
-        cost = self.gateway.cost(priced, tokens_in, tokens_out)
-        await self.gateway.settle(reservation, tokens=tokens_in + tokens_out, cost_usd=cost)
+        priced = self.gateway.price_answer(self.model_name, body, answer)
+        await self.gateway.settle(reservation, tokens=priced.tokens_in + priced.tokens_out,
+                                  cost_usd=priced.cost_usd)
         return answer
 
     async def chat(self, body: dict[str, Any]) -> dict[str, Any]:

@@ -143,10 +143,9 @@ class RouteRunner:
                  routed: Routed[Any]) -> None:
         """An answer thrown away: its attempts are counted and its cost is still paid."""
         gw.metrics.count_attempts(routed.attempts)
-        tokens_in, tokens_out = gw.usage(body, routed.result)
-        model = gw.priced_model(routed.deployment.model_name, routed.result)
-        trace.wasted_usd += gw.cost(model, tokens_in, tokens_out)
-        trace.wasted_tokens += tokens_in + tokens_out
+        priced = gw.price_answer(routed.deployment.model_name, body, routed.result)
+        trace.wasted_usd += priced.cost_usd
+        trace.wasted_tokens += priced.tokens_in + priced.tokens_out
 
     # --------------------------------------------------------------- feedback
     def _remember(self, trace: RouteTrace, body: Mapping[str, Any]) -> None:

@@ -12,7 +12,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Coroutine, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from thrifty.accounting.prices import PriceTable
 from thrifty.accounting.tokens import count_messages, count_text, usage_of
@@ -30,6 +30,15 @@ from thrifty.server.upstreams import build_pool, serves
 
 log = logging.getLogger("thrifty.server")
 audit = logging.getLogger("thrifty.audit")
+
+
+class PricedAnswer(NamedTuple):
+    """Tokens and dollars of one answer, and the model name it was priced as."""
+
+    tokens_in: int
+    tokens_out: int
+    cost_usd: float
+    model: str
 
 
 class Gateway:
@@ -163,6 +172,14 @@ class Gateway:
 
     def cost(self, model: str, tokens_in: int, tokens_out: int) -> float:
         return self.prices.cost(model, tokens_in, tokens_out)
+
+    def price_answer(self, model_name: str, body: Mapping[str, Any],
+                     response: Mapping[str, Any]) -> PricedAnswer:
+        """What an answer of ``model_name`` to ``body`` cost (or, from the cache, saved)."""
+        tokens_in, tokens_out = self.usage(body, response)
+        priced = self.priced_model(model_name, response)
+        return PricedAnswer(tokens_in, tokens_out, self.cost(priced, tokens_in, tokens_out),
+                            priced)
 
     # ------------------------------------------------------------------ limits
     async def reserve(

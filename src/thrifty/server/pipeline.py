@@ -157,9 +157,7 @@ async def _account(
     """Tokens and cost of a fresh answer: settles the reservation, counts spend; returns the
     cache entry fields. ``model`` is the requested model name, ``routed_model`` the one that
     answered (a fallback's)."""
-    tokens_in, tokens_out = gw.usage(body, response)
-    priced = gw.priced_model(routed_model, response)
-    cost = gw.cost(priced, tokens_in, tokens_out)
+    tokens_in, tokens_out, cost, priced = gw.price_answer(routed_model, body, response)
     if routing is not None:  # answers a cascade threw away were paid for too
         cost += routing.wasted_usd
         credit_routing(gw, routing, tokens_in, tokens_out, cost)
@@ -185,8 +183,7 @@ def _note_hit(call: Call, hit: Hit) -> None:
 
 def _credit_hit(gw: Gateway, call: Call, model: str, body: dict[str, Any],
                 value: dict[str, Any], mechanism: str) -> None:
-    tokens_in, tokens_out = gw.usage(body, value)
-    saved = gw.cost(gw.priced_model(model, value), tokens_in, tokens_out)
+    tokens_in, tokens_out, saved, _ = gw.price_answer(model, body, value)
     call.saved_usd, call.cost_usd, call.route = saved, 0.0, "cache"
     label = gw.metrics.model_label(model)
     gw.metrics.savings.labels(label, mechanism).inc(saved)
