@@ -69,6 +69,13 @@ class KeyRing:
     def open(self) -> bool:
         return not self._keys
 
+    def by_id(self, submitted_by: str) -> Principal | None:
+        """The configured key whose hash (``Principal.key_id``) is ``submitted_by``, if any."""
+        for principal in self._keys.values():
+            if principal.key_id == submitted_by:
+                return principal
+        return None
+
     def _is_admin(self, token: str | None) -> bool:
         return bool(self.admin_key and token) and hmac.compare_digest(
             str(token).encode(), str(self.admin_key).encode()

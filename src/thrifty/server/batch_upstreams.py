@@ -15,7 +15,7 @@ from typing import Any
 from thrifty.errors import ProviderError, UnknownModelError
 from thrifty.limits.base import KeyLimits
 from thrifty.providers.base import Provider
-from thrifty.server.auth import Principal, key_id
+from thrifty.server.auth import Principal
 from thrifty.server.errors import APIError
 
 
@@ -108,8 +108,5 @@ def principal_for(gateway: Any, tenant: str, submitted_by: str) -> Principal:
     ``submitted_by`` is the key's hash (``Principal.key_id``); a key since removed from the
     config, the admin key and open access run with no per-key limits in their tenant.
     """
-    for key in gateway.config.keys:
-        if key_id(key.key) == submitted_by:
-            return Principal(key.tenant, KeyLimits(key.rpm, key.tpm, key.max_budget_usd),
-                             submitted_by)  # fmt: skip
-    return Principal(tenant, KeyLimits(), submitted_by)
+    found = gateway.keys.by_id(submitted_by)
+    return found if found is not None else Principal(tenant, KeyLimits(), submitted_by)
