@@ -270,21 +270,24 @@ def _batch_root() -> Path:
     return Path(os.environ.get(BATCH_DIR_ENV) or DEFAULT_BATCH_DIR)
 
 
+def _open_service(app: Any) -> BatchService:
+    """The worker's batch service; made (resuming unfinished batches) the first time."""
+    if getattr(app.state, "batches", None) is None:
+        app.state.batches = BatchService(app.state.gateway, _batch_root())
+        app.state.batches.adopt_orphans()
+    return app.state.batches  # type: ignore[no-any-return]
+
+
 def service(request: Request) -> BatchService:
     """The worker's batch service, made on first use."""
-    state = request.app.state
-    if getattr(state, "batches", None) is None:
-        state.batches = BatchService(state.gateway, _batch_root())
-        state.batches.adopt_orphans()
-    return state.batches
+    return _open_service(request.app)
 
 
 def start_batches(app: Any) -> None:
     """At startup: resume the batches a previous run left unfinished (if there ever were any;
     a gateway that never ran a batch creates no folder)."""
-    if getattr(app.state, "batches", None) is None and (_batch_root() / "batches").is_dir():
-        app.state.batches = BatchService(app.state.gateway, _batch_root())
-        app.state.batches.adopt_orphans()
+    if (_batch_root() / "batches").is_dir():
+        _open_service(app)
 
 
 def _principal(request: Request) -> Principal:
