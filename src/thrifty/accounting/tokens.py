@@ -28,7 +28,8 @@ def count_text(text: str) -> int:
     return len(_encoding().encode(text, disallowed_special=()))
 
 
-def _content_text(content: Any) -> str:
+def content_text(content: Any) -> str:
+    """The text of a message's content: a string, or the text parts of a list of parts."""
     if isinstance(content, str):
         return content
     if isinstance(content, list):
@@ -40,7 +41,7 @@ def count_messages(messages: Iterable[Mapping[str, Any]]) -> int:
     """Prompt tokens of a chat request's messages."""
     total = TOKENS_PER_REPLY
     for message in messages:
-        total += TOKENS_PER_MESSAGE + count_text(_content_text(message.get("content")))
+        total += TOKENS_PER_MESSAGE + count_text(content_text(message.get("content")))
         total += count_text(str(message.get("role", "")))
     return total
 

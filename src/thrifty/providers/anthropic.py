@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 
+from thrifty.accounting.tokens import content_text
 from thrifty.errors import UpstreamError
 from thrifty.providers.base import Provider
 from thrifty.providers.openai_compat import OpenAICompatProvider
@@ -34,12 +35,6 @@ _SAME_FIELDS = ("temperature", "top_p", "top_k")
 def _bad_request(message: str) -> UpstreamError:
     return UpstreamError(message, status=400, body={"error": {"message": message}},
                          provider="anthropic")
-
-
-def _text_of(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    return "".join(p.get("text", "") for p in content or [] if isinstance(p, Mapping))
 
 
 def _image(url: str) -> dict[str, Any]:
@@ -85,12 +80,12 @@ def _messages(messages: list[Mapping[str, Any]]) -> tuple[str | None, list[dict[
     for message in messages:
         role = message.get("role")
         if role in ("system", "developer"):
-            system.append(_text_of(message.get("content")))
+            system.append(content_text(message.get("content")))
             continue
         if role == "tool":
             role, blocks = "user", [{"type": "tool_result",
                                      "tool_use_id": message.get("tool_call_id", ""),
-                                     "content": _text_of(message.get("content"))}]
+                                     "content": content_text(message.get("content"))}]
         elif role == "assistant":
             blocks = _blocks(message.get("content"))
             for call in message.get("tool_calls") or []:

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from thrifty.accounting.tokens import count_messages, count_text
+from thrifty.accounting.tokens import content_text, count_messages, count_text
 
 #: A fenced block, or a line that reads like code (a definition, an import, braces and
 #: semicolons, a shell prompt). Declared once; matching any of them marks the prompt as code.
@@ -25,23 +25,15 @@ CODE_PATTERNS: tuple[re.Pattern[str], ...] = (
 )
 
 
-def _text_of(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(str(p.get("text", "")) for p in content if isinstance(p, Mapping))
-    return "" if content is None else str(content)
-
-
 def prompt_text(body: Mapping[str, Any]) -> str:
     """The text a router judges: the last user message of a chat, or a completion's prompt."""
     messages = body.get("messages")
     if isinstance(messages, list):
         for message in reversed(messages):
             if isinstance(message, Mapping) and message.get("role") == "user":
-                return _text_of(message.get("content"))
+                return content_text(message.get("content"))
         last = messages[-1] if messages else None
-        return _text_of(last.get("content")) if isinstance(last, Mapping) else ""
+        return content_text(last.get("content")) if isinstance(last, Mapping) else ""
     prompt = body.get("prompt", "")
     if isinstance(prompt, list):
         return "\n".join(p for p in prompt if isinstance(p, str))
@@ -86,7 +78,7 @@ def features_of(body: Mapping[str, Any]) -> RequestFeatures:
     """The routing features of a chat or completion request body."""
     messages = body.get("messages")
     if isinstance(messages, list):
-        parts = [_text_of(m.get("content")) for m in messages if isinstance(m, Mapping)]
+        parts = [content_text(m.get("content")) for m in messages if isinstance(m, Mapping)]
         all_text = "\n".join(parts)
         tokens = count_messages(m for m in messages if isinstance(m, Mapping))
     else:
