@@ -47,13 +47,6 @@ WRITE_BATCH = 256
 BUILT_MEMO_SIZE = 16_384
 
 
-def lone_process_leases(url: str | None) -> bool | None:
-    """``shared_leases`` for the only process using a cache at ``url``: no coalescing leases on
-    SQLite (each costs write transactions on the miss path, and nobody else would wait), the
-    default elsewhere (Redis and PostgreSQL keep them). ``None`` is the default SQLite URL."""
-    return False if url is None or url.startswith("sqlite") else None
-
-
 class _Behind(NamedTuple):
     """An answer already sent and not yet stored (write-behind)."""
 

@@ -53,3 +53,10 @@ def poll_delays(first: float = 0.005, factor: float = 1.5, cap: float = 0.1):  #
     while True:
         yield delay
         delay = min(delay * factor, cap)
+
+
+def lone_process_leases(url: str | None) -> bool | None:
+    """``shared_leases`` for the only process using a cache at ``url``: no coalescing leases on
+    SQLite (each costs write transactions on the miss path, and nobody else would wait), the
+    default elsewhere (Redis and PostgreSQL keep them). ``None`` is the default SQLite URL."""
+    return False if url is None or url.startswith("sqlite") else None

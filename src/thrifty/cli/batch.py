@@ -91,7 +91,8 @@ def _open(config_path: Path | None, cache_url: str | None, holder: str) -> tuple
     """(provider resolver, cache) from the gateway config, or the embedded defaults."""
     from thrifty.accounting.prices import PriceTable
     from thrifty.batching.runner import config_providers, local_providers
-    from thrifty.cache import Cache, lone_process_leases
+    from thrifty.cache import Cache
+    from thrifty.coalesce import lone_process_leases
 
     if config_path is None:
         leases = lone_process_leases(cache_url)  # one batch process dedupes its own lines

@@ -16,7 +16,8 @@ from typing import Any, NamedTuple
 
 from thrifty.accounting.prices import PriceTable
 from thrifty.accounting.tokens import count_messages, count_text, usage_of
-from thrifty.cache import Cache, lone_process_leases
+from thrifty.cache import Cache
+from thrifty.coalesce import lone_process_leases
 from thrifty.errors import ConfigError, LimitExceededError
 from thrifty.limits import KeyLimits, LimitBackend, Reservation, max_cost_usd, open_limits
 from thrifty.providers.base import Provider
