@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -260,4 +261,33 @@ def test_sqlite_url_paths(tmp_path: Path) -> None:
     nested = tmp_path / "a" / "b" / "c.db"
     store = open_store(f"sqlite:///{nested}")
     assert nested.exists()
+    store.close()
+
+
+def test_thrifty_opens_sqlite_files_through_one_library_only() -> None:
+    """The SQLite store and the batch journal use APSW's SQLite. The standard library's
+    ``sqlite3`` links another copy of SQLite, whose POSIX locks do not see APSW's: opening the
+    same file through both in one process can corrupt it. Nothing in thrifty may import it."""
+    import thrifty
+
+    package = Path(thrifty.__file__).parent
+    importers = [
+        str(path.relative_to(package))
+        for path in package.rglob("*.py")
+        if re.search(r"^\s*(import sqlite3|from sqlite3 import)", path.read_text(), re.M)
+    ]
+    assert importers == []
+
+
+def test_failed_sqlite_write_rolls_back_and_the_store_keeps_working(
+    tmp_path: Path, make_entry: MakeEntry
+) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 'c.db'}")
+    store.set(make_entry("a"))
+    with pytest.raises(RuntimeError), store._write() as cur:  # type: ignore[attr-defined]
+        cur.execute("DELETE FROM entries")
+        raise RuntimeError("fails mid-transaction")
+    assert store.get("a") is not None  # the delete was rolled back
+    store.set(make_entry("b"))  # no transaction was left open
+    assert store.get("b") is not None
     store.close()

@@ -16,7 +16,6 @@ resumed run finds the answer in the cache and does not pay again.
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -24,6 +23,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import apsw
 
 from thrifty.errors import ConfigError
 
@@ -70,17 +71,18 @@ class Journal:
         self.path = Path(path)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            # APSW, as the cache's SQLite store (one SQLite library in the process).
+            self._conn = apsw.Connection(str(self.path))
+            self._conn.set_busy_timeout(10_000)
             self._conn.execute("PRAGMA journal_mode = WAL")
             self._conn.execute("PRAGMA synchronous = NORMAL")
-            self._conn.execute("PRAGMA busy_timeout = 10000")
-            self._conn.executescript(SCHEMA)
-        except (OSError, sqlite3.Error) as exc:
+            self._conn.execute(SCHEMA)
+        except (OSError, apsw.Error) as exc:
             raise ConfigError(f"cannot open the batch journal {self.path}: {exc}") from exc
         self._lock = threading.Lock()
 
     @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
+    def _tx(self) -> Iterator[apsw.Connection]:
         with self._lock:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
