@@ -267,11 +267,12 @@ def intent_stream(texts, intents, vecs, make_policy, *, use_guards: bool, every:
                 if use_guards and not guards.allows(text, cached_texts[ci]):  # unblocked one
                     continue  # decides
                 key, sim = str(ci), float(s[ci])
-                if policy.should_hit(key, sim):
+                action = decide(policy, key, sim)  # a sampled re-check of a hit is a check
+                if action == "hit":
                     served = True
                     hits += 1
                     wrong += cached_intents[ci] != intents[qi]
-                elif policy.wants_verification(key, sim):
+                elif action == "verify":
                     checks += 1
                     policy.record(key, sim, cached_intents[ci] == intents[qi])
                 break

@@ -155,6 +155,25 @@ def test_state_round_trips(tmp_path, prior: SigmoidPrior) -> None:
         other.restore(path)
     with pytest.raises(ConfigError):
         other.load({"entries": []})
+    with pytest.raises(ConfigError):
+        other.load({"entries": {"c": [[0.9, 1], [0.95]]}})
+    assert other.observations("c") == []  # a malformed dump adds nothing
+
+
+def test_loading_adapts_the_prior_once(tmp_path, prior: SigmoidPrior) -> None:
+    """A restored adaptive policy re-estimates its population prior from all loaded feedback,
+    as the policy that saved it had (both lower the new-entry bar on easy traffic)."""
+    rng = np.random.default_rng(5)
+    live = VerifiedThreshold(0.05, prior=prior, adapt_every=100)
+    for i in range(400):
+        s = float(rng.uniform(0.75, 1.0))
+        live.record(f"e{i}", s, s > 0.8)
+    live.save(tmp_path / "t.json")
+    restored = VerifiedThreshold(0.05, prior=prior, adapt_every=100)
+    assert restored.restore(tmp_path / "t.json")
+    start = VerifiedThreshold(0.05, prior=prior).new_entry_threshold
+    assert restored.new_entry_threshold < start - 0.02
+    assert abs(restored.new_entry_threshold - live.new_entry_threshold) <= 0.01
 
 
 @pytest.mark.parametrize(

@@ -125,6 +125,32 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * x))  # no overflow warnings for large |x|
 
 
+def _em_weights(
+    logliks: np.ndarray,
+    start: np.ndarray,
+    *,
+    iterations: int,
+    counts: np.ndarray | None = None,
+    base: np.ndarray | None = None,
+    strength: float = 0.0,
+) -> np.ndarray:
+    """Grid weights that maximise the likelihood of entries' observations, by EM.
+
+    ``logliks`` is ``(entries, t, k)``; ``counts`` says how many entries each row stands for
+    (default one each); ``base`` weights, if given, are a Dirichlet prior worth ``strength``
+    entries. Starts from ``start``."""
+    lik = np.exp(logliks - logliks.max(axis=(1, 2), keepdims=True))
+    n = np.ones(len(lik)) if counts is None else counts
+    pseudo = strength * base if base is not None else 0.0
+    total = n.sum() + (strength if base is not None else 0.0)
+    w = start
+    for _ in range(iterations):
+        post = lik * w[None]
+        post /= post.sum(axis=(1, 2), keepdims=True)
+        w = (np.tensordot(n, post, axes=1) + pseudo) / total
+    return w
+
+
 @dataclass(slots=True)
 class SigmoidPrior:
     """Weights over a grid of per-entry curves ``P(right | s) = sigmoid(k (s − t))``."""
@@ -172,14 +198,8 @@ class SigmoidPrior:
                 for k in counts
             ]
         )  # (distinct groups, t, k)
-        n = np.array(list(counts.values()), dtype=np.float64)[:, None, None]
-        ll -= ll.max(axis=(1, 2), keepdims=True)
-        lik = np.exp(ll)
-        w = prior.weights
-        for _ in range(iterations):
-            post = lik * w[None]
-            post /= post.sum(axis=(1, 2), keepdims=True)
-            w = (post * n).sum(axis=0) / n.sum()
+        n = np.array(list(counts.values()), dtype=np.float64)
+        w = _em_weights(ll, prior.weights, counts=n, iterations=iterations)
         w = (1 - floor) * w + floor / w.size
         return cls(prior.t, prior.k, w / w.sum(), source)
 
@@ -208,13 +228,9 @@ class SigmoidPrior:
         entries move the prior towards this traffic and a handful hardly do. Which similarities
         were checked depends only on the similarity and on past outcomes, so the selection does
         not bias this likelihood."""
-        ll = logliks - logliks.max(axis=(1, 2), keepdims=True)
-        lik = np.exp(ll)
-        w = self.weights
-        for _ in range(iterations):
-            post = lik * w[None]
-            post /= post.sum(axis=(1, 2), keepdims=True)
-            w = (post.sum(axis=0) + strength * base.weights) / (len(lik) + strength)
+        w = _em_weights(
+            logliks, self.weights, base=base.weights, strength=strength, iterations=iterations
+        )
         return SigmoidPrior(self.t, self.k, w / w.sum(), base.source + " + adapted online")
 
     def wrong_probability(self, weights: np.ndarray, similarity: float) -> float:
@@ -348,18 +364,22 @@ class VerifiedThreshold(ThresholdPolicy):
 
     def record(self, entry_key: str, similarity: float, correct: bool) -> None:
         with self._lock:
-            evidence = self._entries.setdefault(entry_key, _Evidence())
-            evidence.sims.append(float(similarity))
-            evidence.right.append(bool(correct))
-            if len(evidence.sims) > self.max_observations:
-                del evidence.sims[0], evidence.right[0]
-                evidence.loglik = None
-            elif evidence.loglik is not None:
-                evidence.loglik += self.prior.loglik([similarity], [correct]).astype(np.float32)
-            evidence.weights = None
-            self._since_adapt += 1
+            self._add(entry_key, similarity, correct)
             if self.adapt_every is not None and self._since_adapt >= self.adapt_every:
                 self._adapt()
+
+    def _add(self, entry_key: str, similarity: float, correct: bool) -> None:
+        """One observation into the entry's evidence (lock held)."""
+        evidence = self._entries.setdefault(entry_key, _Evidence())
+        evidence.sims.append(float(similarity))
+        evidence.right.append(bool(correct))
+        if len(evidence.sims) > self.max_observations:
+            del evidence.sims[0], evidence.right[0]
+            evidence.loglik = None
+        elif evidence.loglik is not None:
+            evidence.loglik += self.prior.loglik([similarity], [correct]).astype(np.float32)
+        evidence.weights = None
+        self._since_adapt += 1
 
     def _adapt(self) -> None:
         """Re-estimate the population prior from every entry's observations (lock held)."""
@@ -404,12 +424,23 @@ class VerifiedThreshold(ThresholdPolicy):
         return {"version": 1, "delta": self.delta, "entries": entries}
 
     def load(self, data: dict[str, Any]) -> None:
-        """Add the observations of a :meth:`dump` (later observations win the size cap)."""
+        """Add the observations of a :meth:`dump` (later observations win the size cap); with
+        ``adapt_every``, the population prior is then re-estimated once from all of them."""
         if not isinstance(data, dict) or not isinstance(data.get("entries"), dict):
             raise ConfigError("not a VerifiedThreshold dump")
-        for key, observations in data["entries"].items():
-            for similarity, correct in observations:
-                self.record(key, float(similarity), bool(correct))
+        try:  # read all before adding any, so a bad file changes nothing
+            rows = [
+                (str(key), float(similarity), bool(correct))
+                for key, observations in data["entries"].items()
+                for similarity, correct in observations
+            ]
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"malformed VerifiedThreshold dump: {exc}") from exc
+        with self._lock:
+            for key, similarity, correct in rows:
+                self._add(key, similarity, correct)
+            if self.adapt_every is not None and self._entries:
+                self._adapt()
 
     def save(self, path: str | Path) -> None:
         """Write :meth:`dump` to ``path`` atomically (a sidecar file beside the store)."""
