@@ -159,3 +159,9 @@ def test_endpoint_kind_is_part_of_the_key() -> None:
 def test_text_key_separates_parts() -> None:
     assert text_key("ab", "c") != text_key("a", "bc")
     assert text_key("a", "b", namespace="x") != text_key("a", "b", namespace="y")
+
+
+def test_text_key_is_pinned() -> None:
+    """Entries written by earlier releases must stay reachable: the digest never changes."""
+    key = text_key("Human: hi", "{'model_name': 'gpt-4o-mini'}", namespace="t1")
+    assert key == "975314a847008d3081f009097b1ce87a14795e28b6312e5c3baad8b215a619d6"

@@ -134,8 +134,6 @@ def request_key(request: Mapping[str, Any], namespace: str = "default", kind: st
 
 def text_key(*parts: str, namespace: str = "default") -> str:
     """A key for plain text parts (e.g. LangChain's prompt and llm_string)."""
-    h = hashlib.sha256()
-    for part in (KEY_VERSION, namespace, *parts):
-        h.update(part.encode())
-        h.update(b"\x00")
-    return h.hexdigest()
+    # Each part followed by a NUL byte, hashed in one call (LangChain asks before every call).
+    payload = "\x00".join((KEY_VERSION, namespace, *parts)) + "\x00"
+    return hashlib.sha256(payload.encode()).hexdigest()

@@ -198,7 +198,7 @@ class SQLiteStore(Store):
         conn.set_busy_timeout(int(self.busy_timeout_ms))
         conn.execute("PRAGMA synchronous = NORMAL")
         self._local.conn = conn
-        # The hit path's own cursor: reused, and read to the end (fetchall) so the statement is
+        # The hit path's own cursor: reused, and read to the end (``get``) so the statement is
         # reset and no read transaction stays open between calls.
         self._local.reader = conn.cursor()
         return conn
@@ -239,11 +239,13 @@ class SQLiteStore(Store):
         except AttributeError:
             self._connect()
             reader = self._local.reader
-        rows = reader.execute(_GET, (key,)).fetchall()
-        if not rows:
+        # ``get`` reads the statement to its end (no read transaction stays open between calls)
+        # and hands back the one row of a primary-key lookup as a tuple, or None.
+        row = reader.execute(_GET, (key,)).get
+        if row is None:
             return None
         # _GET's columns are Entry's fields in order; only the tags need converting.
-        entry = Entry(key, *rows[0])
+        entry = Entry(key, *row)
         if entry.expires_at is not None and entry.expires_at <= time.time():
             return None  # swept by the next purge, or replaced by the next set of this key
         try:
