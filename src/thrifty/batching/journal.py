@@ -88,7 +88,8 @@ class Journal:
             try:
                 yield self._conn
             except BaseException:
-                self._conn.execute("ROLLBACK")
+                if self._conn.in_transaction:  # SQLite may have rolled back by itself
+                    self._conn.execute("ROLLBACK")
                 raise
             self._conn.execute("COMMIT")
 

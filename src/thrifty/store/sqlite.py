@@ -5,12 +5,13 @@ wait instead of failing; every write is a ``BEGIN IMMEDIATE`` transaction so two
 deadlock upgrading a read lock. A hit is one prepared primary-key SELECT on a per-thread
 connection and never writes: eviction is oldest-created first (not LRU) for that reason.
 
-The driver is APSW, not the standard library's ``sqlite3``: the same SELECT of a hit costs
-3.6 µs through APSW against 5.4 µs through ``sqlite3`` (benchmarks/RESULTS.md), a third of a
-hit. APSW ships its own SQLite; a process must not open the same file through two SQLite
-libraries (their POSIX locks do not see each other), so everything here goes through APSW.
 Triggers keep the (entries, bytes) totals in the same transaction as every insert and delete,
 so limit checks never count rows.
+
+The driver is APSW, not the standard library's ``sqlite3``: the same SELECT of a hit costs
+3.6 µs through APSW against 5.4 µs through ``sqlite3``, which was half of a whole hit
+(benchmarks/RESULTS.md). APSW ships its own SQLite; a process must not open the same file through two SQLite
+libraries (their POSIX locks do not see each other), so everything here goes through APSW.
 """
 
 from __future__ import annotations
