@@ -10,8 +10,9 @@ so limit checks never count rows.
 
 The driver is APSW, not the standard library's ``sqlite3``: the same SELECT of a hit costs
 3.6 µs through APSW against 5.4 µs through ``sqlite3``, which was half of a whole hit
-(benchmarks/RESULTS.md). APSW ships its own SQLite; a process must not open the same file through two SQLite
-libraries (their POSIX locks do not see each other), so everything here goes through APSW.
+(benchmarks/RESULTS.md). APSW ships its own SQLite; a process must not open the same file
+through two SQLite libraries (their POSIX locks do not see each other), so everything here goes
+through APSW.
 """
 
 from __future__ import annotations
