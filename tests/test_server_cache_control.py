@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import time
+from collections.abc import AsyncIterator
 
 import httpx
 
@@ -130,8 +133,6 @@ LONG_STREAM = {"model": "gpt-4o-mini", "stream": True,
 async def _read_stream(http: httpx.AsyncClient, url: str, *, after: float = 0.0,
                        hang_up_after: int | None = None) -> tuple[str, str, bool]:
     """(cache status, streamed text, whether it ended with [DONE])."""
-    import json
-
     await asyncio.sleep(after)
     text, done = "", False
     async with http.stream("POST", f"{url}/v1/chat/completions", json=LONG_STREAM) as response:
@@ -151,14 +152,22 @@ async def _read_stream(http: httpx.AsyncClient, url: str, *, after: float = 0.0,
         return response.headers["x-thrifty-cache-status"], text, done
 
 
-async def test_identical_concurrent_streams_share_one_upstream_stream(fake: FakeOpenAI) -> None:
+@contextlib.asynccontextmanager
+async def streaming_gateway(fake: FakeOpenAI) -> AsyncIterator[tuple[str, httpx.AsyncClient]]:
+    """The default gateway before a FAKE upstream that streams a chunk every 20 ms (so that
+    requests overlap), and a client."""
     fake.chunk_delay = 0.02
     with gateway(fake_config(fake.base_url)) as (url, _):
         async with httpx.AsyncClient(timeout=10) as http:
-            results = await asyncio.gather(
-                _read_stream(http, url),
-                *(_read_stream(http, url, after=0.1 + 0.05 * i) for i in range(3)),
-            )
+            yield url, http
+
+
+async def test_identical_concurrent_streams_share_one_upstream_stream(fake: FakeOpenAI) -> None:
+    async with streaming_gateway(fake) as (url, http):
+        results = await asyncio.gather(
+            _read_stream(http, url),
+            *(_read_stream(http, url, after=0.1 + 0.05 * i) for i in range(3)),
+        )
         assert fake.calls["chat"] == 1
         assert sorted(r[0] for r in results) == ["HIT", "HIT", "HIT", "MISS"]
         texts = {r[1] for r in results}
@@ -172,13 +181,11 @@ async def test_identical_concurrent_streams_share_one_upstream_stream(fake: Fake
 async def test_a_shared_stream_goes_on_for_the_others_when_one_client_hangs_up(
     fake: FakeOpenAI,
 ) -> None:
-    fake.chunk_delay = 0.02
-    with gateway(fake_config(fake.base_url)) as (url, _):
-        async with httpx.AsyncClient(timeout=10) as http:
-            first, second = await asyncio.gather(
-                _read_stream(http, url, hang_up_after=10),  # the one that started it leaves
-                _read_stream(http, url, after=0.05),
-            )
+    async with streaming_gateway(fake) as (url, http):
+        first, second = await asyncio.gather(
+            _read_stream(http, url, hang_up_after=10),  # the one that started it leaves
+            _read_stream(http, url, after=0.05),
+        )
         assert first[0] == "MISS" and not first[2]
         assert second[0] == "HIT" and second[2] and second[1].endswith("word")
         assert fake.calls["chat"] == 1
@@ -189,16 +196,14 @@ async def test_a_shared_stream_goes_on_for_the_others_when_one_client_hangs_up(
 async def test_a_plain_request_waits_for_the_same_answer_being_streamed(
     fake: FakeOpenAI,
 ) -> None:
-    fake.chunk_delay = 0.02
-    with gateway(fake_config(fake.base_url)) as (url, _):
-        async with httpx.AsyncClient(timeout=10) as http:
+    async with streaming_gateway(fake) as (url, http):
 
-            async def plain() -> httpx.Response:
-                await asyncio.sleep(0.1)
-                return await http.post(f"{url}/v1/chat/completions",
-                                       json={**LONG_STREAM, "stream": False})
+        async def plain() -> httpx.Response:
+            await asyncio.sleep(0.1)
+            return await http.post(f"{url}/v1/chat/completions",
+                                   json={**LONG_STREAM, "stream": False})
 
-            streamed, answer = await asyncio.gather(_read_stream(http, url), plain())
+        streamed, answer = await asyncio.gather(_read_stream(http, url), plain())
         assert fake.calls["chat"] == 1
         assert status(answer) == "HIT"
         assert answer.json()["choices"][0]["message"]["content"] == streamed[1]
