@@ -7,6 +7,7 @@ accounting (``Cache.stats()``), not a second bookkeeping.
 
 from __future__ import annotations
 
+import functools
 import statistics
 import time
 from collections.abc import Callable, Mapping
@@ -141,7 +142,7 @@ async def replay(
         t0 = time.perf_counter()
         response, status = await cache.aget_or_compute(
             cache.key(body, namespace=DEMO_NAMESPACE),
-            lambda body=body: provider.chat(body),
+            functools.partial(provider.chat, body),
             namespace=DEMO_NAMESPACE,
             describe=describe,
         )

@@ -7,6 +7,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from thrifty.limits.base import (
     BUDGET_EPSILON_USD,
@@ -150,14 +151,12 @@ class MemoryLimitBackend(LimitBackend):
 
 
 def _with(state: LimitState, kind: str, capacity: int, level: float) -> LimitState:
-    return replace(
-        state,
-        **{
-            f"limit_{kind}": capacity,
-            f"remaining_{kind}": level,
-            f"reset_{kind}": full_in(level, capacity),
-        },
-    )
+    changes: dict[str, Any] = {
+        f"limit_{kind}": capacity,
+        f"remaining_{kind}": level,
+        f"reset_{kind}": full_in(level, capacity),
+    }
+    return replace(state, **changes)
 
 
 def _verdict(

@@ -99,8 +99,9 @@ class LearnedRouter:
         arrays = self.scorer.arrays()
         if file.suffix == ".npz":
             with file.open("wb") as out:
-                np.savez_compressed(out, meta=np.array(json.dumps(self._meta())),
-                                    **{k: np.asarray(v) for k, v in arrays.items()})
+                payload: dict[str, Any] = {k: np.asarray(v) for k, v in arrays.items()}
+                payload["meta"] = np.array(json.dumps(self._meta()))
+                np.savez_compressed(out, **payload)
             return
         if self.kind != "logistic":
             raise ConfigError(f"{file}: a {self.kind} router keeps vectors: save it as .npz")

@@ -396,7 +396,7 @@ class ScopedIndex(VectorIndex):
         ):
             raise ValueError(f"saved for {manifest['model']!r}/{manifest['dim']}")
         raw_rows = json.loads((folder / "rows.json").read_text())
-        rows = {int(vid): _Row(*r[:5], tuple(r[5]), *r[6:]) for vid, r in raw_rows.items()}
+        rows = {int(vid): _Row(*[*r[:5], tuple(r[5]), *r[6:]]) for vid, r in raw_rows.items()}
         parts: dict[str, _FlatPartition | _HNSWPartition] = {}
         for scope, name in manifest["hnsw"].items():
             index = Index.restore(str(folder / name))
