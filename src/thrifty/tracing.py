@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
-from opentelemetry import trace
+import opentelemetry.trace as trace
 
 #: The instrumentation scope of every thrifty span.
 TRACER_NAME = "thrifty"

@@ -102,7 +102,7 @@ class Journal:
         """The requests that were sent but never finished (a crash cut them off: the upstream
         may have billed them), forgotten once read."""
         with self._tx() as conn:
-            rows = conn.execute(
+            rows: list[Any] = conn.execute(
                 "SELECT custom_id FROM sent WHERE custom_id NOT IN (SELECT custom_id FROM results)"
             ).fetchall()
             conn.execute("DELETE FROM sent")
@@ -130,13 +130,15 @@ class Journal:
     def finished(self) -> dict[str, tuple[str, bool]]:
         """custom_id -> (request key, succeeded) for every recorded request."""
         with self._lock:
-            rows = self._conn.execute("SELECT custom_id, request_key, ok FROM results").fetchall()
+            rows: list[Any] = self._conn.execute(
+                "SELECT custom_id, request_key, ok FROM results"
+            ).fetchall()
         return {cid: (key, bool(ok)) for cid, key, ok in rows}
 
     def records(self) -> dict[str, JournalRecord]:
         """Every recorded request by custom_id."""
         with self._lock:
-            rows = self._conn.execute(
+            rows: list[Any] = self._conn.execute(
                 "SELECT custom_id, request_key, ok, line, tokens_in, tokens_out, cost_usd, source"
                 " FROM results"
             ).fetchall()

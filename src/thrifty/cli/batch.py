@@ -150,7 +150,7 @@ async def _run(args: dict[str, Any], console: Console) -> tuple[Any, int]:
         transient=False,
     )
     task = progress.add_task("batch", total=len(requests), tokens=0, cost=0.0, failed=0)
-    totals = {"tokens": 0, "cost": 0.0, "failed": 0}
+    totals: dict[str, Any] = {"tokens": 0, "cost": 0.0, "failed": 0}
 
     def on_outcome(outcome: Any) -> None:
         totals["tokens"] += outcome.tokens_in + outcome.tokens_out
