@@ -126,6 +126,17 @@ def wait_ready(proc: Proc, path: str, timeout: float = 120.0) -> None:
     raise RuntimeError(f"{proc.name} did not become ready on port {proc.port}:\n{tail}")
 
 
+def checkout(commit: str, folder: Path) -> Path:
+    """The tree of ``commit`` of this repository, extracted into ``folder`` (no worktree left
+    behind), for side-by-side runs of an older version."""
+    folder.mkdir(parents=True, exist_ok=True)
+    archive = subprocess.run(
+        ["git", "-C", str(HERE.parent), "archive", commit], check=True, capture_output=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
+    return folder
+
+
 def start_fake_upstream(workdir: Path) -> Proc:
     port = free_port()
     proc = _start(
@@ -139,10 +150,21 @@ def start_fake_upstream(workdir: Path) -> Proc:
     return proc
 
 
-def start_thrifty(upstream: Proc, workdir: Path, *, cache_url: str | None = None) -> Proc:
-    """``thrifty serve`` with one deployment on the fake upstream and a SQLite cache."""
+def start_thrifty(
+    upstream: Proc,
+    workdir: Path,
+    *,
+    cache_url: str | None = None,
+    src: Path | None = None,
+    name: str = "thrifty",
+) -> Proc:
+    """``thrifty serve`` with one deployment on the fake upstream and a SQLite cache.
+
+    ``src``: run the thrifty package found in this ``src`` folder instead of the installed one
+    (e.g. an older commit's tree, to measure it side by side with the current code).
+    """
     port = free_port()
-    config = workdir / "thrifty.yaml"
+    config = workdir / f"{name}.yaml"
     config.write_text(
         json.dumps(  # JSON is YAML
             {
@@ -156,13 +178,14 @@ def start_thrifty(upstream: Proc, workdir: Path, *, cache_url: str | None = None
                         },
                     }
                 ],
-                "cache": {"url": cache_url or f"sqlite:///{workdir}/thrifty-cache.db"},
+                "cache": {"url": cache_url or f"sqlite:///{workdir}/{name}-cache.db"},
             },
             indent=1,
         )
     )
     argv = [str(BIN / "thrifty"), "serve", "--config", str(config), "--port", str(port)]
-    proc = _start("thrifty", [*argv, "--log-level", "warning"], port, workdir, {})
+    env = {} if src is None else {"PYTHONPATH": str(src)}
+    proc = _start(name, [*argv, "--log-level", "warning"], port, workdir, env)
     wait_ready(proc, "/health/liveness")
     return proc
 

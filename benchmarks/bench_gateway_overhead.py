@@ -16,7 +16,9 @@ process, one keep-alive client connection per path.
 
 Rows: ``thrifty miss`` (the default path: cache lookup, upstream call, answer stored in the SQLite
 cache), ``thrifty no-store`` (``X-Thrifty-Cache: no-store``: no cache write), ``litellm`` (its
-proxy 1.100.5, cache off).
+proxy 1.100.5, cache off). ``--baseline COMMIT`` adds ``thrifty miss @COMMIT``: the same gateway
+built from an older commit (extracted with ``git archive`` into a temporary folder), measured in
+the same run, to show that a change did not slow the miss path.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from _gateways import (
     Client,
     Proc,
     chat_body,
+    checkout,
     litellm_available,
     percentile,
     start_fake_upstream,
@@ -138,6 +141,7 @@ def main() -> None:
         "--gap-ms", type=float, default=0.0, help="pause after each gateway request"
     )
     parser.add_argument("--no-litellm", action="store_true")
+    parser.add_argument("--baseline", metavar="COMMIT", help="also measure this commit's gateway")
     parser.add_argument("--json", type=Path, help="also write the rows here")
     args = parser.parse_args()
 
@@ -152,6 +156,11 @@ def main() -> None:
             "thrifty miss": (Client(thrifty.port), {}),
             "thrifty no-store": (Client(thrifty.port), {"X-Thrifty-Cache": "no-store"}),
         }
+        if args.baseline:
+            tree = checkout(args.baseline, workdir / "baseline")
+            old = start_thrifty(upstream, workdir, src=tree / "src", name="thrifty-baseline")
+            procs.append(old)
+            targets[f"thrifty miss @{args.baseline}"] = (Client(old.port), {})
         if not args.no_litellm:
             if litellm_available():
                 litellm = start_litellm(upstream, workdir, cache=False)
@@ -195,6 +204,10 @@ def main() -> None:
             f"{row['via_median_ms']} |"
         )
     by_path = {row["path"]: row for row in rows}
+    if args.baseline:
+        old_median = float(by_path[f"thrifty miss @{args.baseline}"]["overhead_median_ms"])  # type: ignore[arg-type]
+        new_median = float(by_path["thrifty miss"]["overhead_median_ms"])  # type: ignore[arg-type]
+        print(f"thrifty miss median, this tree / @{args.baseline}: {new_median / old_median:.3f}")
     if "litellm" in by_path:
         litellm_median = float(by_path["litellm"]["overhead_median_ms"])  # type: ignore[arg-type]
         for name in ("thrifty miss", "thrifty no-store"):
