@@ -1,0 +1,169 @@
+"""Validators that turn a regex candidate into a finding: checksums, number plans, address syntax.
+
+A pattern alone flags every order number as a card and every version string as an address; these
+checks are what keeps precision high. Each takes the candidate plus the text and offset around it
+(some kinds are decided by their context) and returns whether it is PII. Checksums and number
+plans come from maintained libraries (python-stdnum, phonenumbers, ipaddress), not local copies.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable, Iterable
+
+import phonenumbers
+from stdnum import iban as _iban
+from stdnum import luhn as _luhn
+from stdnum.cn import ric as _ric
+from stdnum.us import ssn as _ssn
+
+Check = Callable[[str, str, int], bool]
+"""``check(candidate, text, start) -> bool``: whether the candidate at ``text[start:]`` is PII."""
+
+_SEPARATORS = re.compile(r"[\s\-.()/]")
+
+#: Issuer prefixes (IIN) of the card networks: (first prefix, last prefix, allowed lengths).
+#: A Luhn-valid digit run outside these ranges is an order or tracking number, not a card.
+CARD_RANGES: tuple[tuple[str, str, frozenset[int]], ...] = (
+    ("4", "4", frozenset({13, 16, 19})),  # Visa
+    ("51", "55", frozenset({16})),  # Mastercard
+    ("2221", "2720", frozenset({16})),  # Mastercard 2-series
+    ("34", "34", frozenset({15})),  # American Express
+    ("37", "37", frozenset({15})),
+    ("6011", "6011", frozenset(range(16, 20))),  # Discover
+    ("644", "649", frozenset(range(16, 20))),
+    ("65", "65", frozenset(range(16, 20))),
+    ("62", "62", frozenset(range(16, 20))),  # UnionPay
+    ("3528", "3589", frozenset(range(16, 20))),  # JCB
+    ("2131", "2131", frozenset({15})),  # JCB (old 15-digit)
+    ("1800", "1800", frozenset({15})),
+    ("300", "305", frozenset(range(14, 20))),  # Diners Club
+    ("36", "36", frozenset(range(14, 20))),
+    ("38", "39", frozenset(range(16, 20))),
+    ("50", "50", frozenset(range(12, 20))),  # Maestro
+    ("56", "69", frozenset(range(12, 20))),
+    ("0604", "0604", frozenset(range(12, 20))),
+    ("2200", "2204", frozenset(range(16, 20))),  # Mir
+)
+
+
+def card(candidate: str, text: str, start: int) -> bool:
+    """A payment card: a known issuer range, a length that issuer uses, and the Luhn checksum."""
+    digits = _SEPARATORS.sub("", candidate)
+    n = len(digits)
+    for low, high, lengths in CARD_RANGES:
+        if n in lengths and low <= digits[: len(low)] <= high:
+            return _luhn.is_valid(digits)
+    return False
+
+
+def iban(candidate: str, text: str, start: int) -> bool:
+    """An IBAN: the country's length and BBAN format, and the ISO 7064 mod-97 checksum."""
+    return bool(_iban.is_valid(candidate.upper()))
+
+
+_SSN_CONTEXT = re.compile(r"(?:\bssn|social\s+security(?:\s+(?:number|no\.?|#))?)\W{0,6}$", re.I)
+
+
+def ssn(candidate: str, text: str, start: int) -> bool:
+    """A US SSN outside the never-issued ranges (area 000/666/9xx, group 00, serial 0000, the
+    advertised samples). Nine bare digits are an SSN only when the text says so just before."""
+    if candidate.isdigit() and not _SSN_CONTEXT.search(text, max(0, start - 32), start):
+        return False
+    return bool(_ssn.is_valid(candidate))
+
+
+def cn_id(candidate: str, text: str, start: int) -> bool:
+    """A Chinese resident ID: 17 digits, a valid birth date and the ISO 7064 check character."""
+    return bool(_ric.is_valid(candidate.upper()))
+
+
+_VERSION_CONTEXT = re.compile(r"(?:version|ver\.?|release|build|v)\s*$", re.I)
+
+
+def ipv4(candidate: str, text: str, start: int) -> bool:
+    """A dotted IPv4 address that is not a version number (``version 1.2.3.4``)."""
+    if _VERSION_CONTEXT.search(text, max(0, start - 12), start):
+        return False
+    try:
+        ipaddress.IPv4Address(candidate)
+    except ValueError:
+        return False
+    return True
+
+
+def ipv6(candidate: str, text: str, start: int) -> bool:
+    """An IPv6 address (full, ``::``-compressed, or with an embedded IPv4 tail)."""
+    if sum(c != ":" for c in candidate) < 2:  # "::" or "a::" carry no address
+        return False
+    try:
+        ipaddress.IPv6Address(candidate)
+    except ValueError:
+        return False
+    return True
+
+
+def email(candidate: str, text: str, start: int) -> bool:
+    """An e-mail address whose domain labels are well formed (the pattern already matched)."""
+    domain = candidate.rpartition("@")[2]
+    return all(label and label[0] != "-" and label[-1] != "-" for label in domain.split("."))
+
+
+#: Words just before a number that make it an identifier of something else, not a phone.
+_NOT_PHONE_CONTEXT = re.compile(
+    r"(?:\b(?:order|purchase|invoice|bill|receipt|tracking|parcel|package|shipment|ref|reference"
+    r"|ticket|transaction|sku|item|case|account|acct|customer|serial|model|version|id|no)\b"
+    r"[\s.:#-]{0,4}(?:(?:number|num|no|id|code)\b[\s.:#-]{0,3})?|#\s?)$",
+    re.I,
+)
+_DATE = re.compile(r"\d{1,4}([-/.])\d{1,2}\1\d{1,4}")
+_EXTENSION = re.compile(r"\s*(?:x|ext\.?|extension)\s*\d{1,6}$", re.I)
+
+
+class PhoneCheck:
+    """Phone numbers judged by libphonenumber's number plans for the configured regions.
+
+    Evidence decides how much the number plan must confirm: an international prefix (``+`` or
+    ``00``) needs only a possible length for its country; a national number written with phone
+    punctuation needs a possible length in some region (many real numbers, and all of Faker's,
+    sit in unassigned ranges); a bare digit run needs a *valid* number in some region and no word
+    before it that names it an order, invoice or account number.
+    """
+
+    __slots__ = ("regions",)
+
+    def __init__(self, regions: Iterable[str]) -> None:
+        self.regions = tuple(r.upper() for r in regions)
+
+    def __call__(self, candidate: str, text: str, start: int) -> bool:
+        number = _EXTENSION.sub("", candidate)
+        digits = sum(c.isdigit() for c in number)
+        if not 7 <= digits <= 15:
+            return False
+        head = number.lstrip("( ")
+        if head.startswith("+") or head.startswith("00"):
+            return self._international(number, head)
+        if _DATE.fullmatch(number) or _NOT_PHONE_CONTEXT.search(text, max(0, start - 40), start):
+            return False
+        formatted = not number.isdigit()
+        possible = False
+        for region in self.regions:
+            try:
+                parsed = phonenumbers.parse(number, region)
+            except phonenumbers.NumberParseException:
+                continue
+            if phonenumbers.is_valid_number(parsed):
+                return True
+            possible = possible or (formatted and phonenumbers.is_possible_number(parsed))
+        return possible
+
+    @staticmethod
+    def _international(number: str, head: str) -> bool:
+        if head.startswith("00"):
+            number = "+" + head[2:]
+        try:
+            parsed = phonenumbers.parse(number, None)
+        except phonenumbers.NumberParseException:
+            return False
+        return bool(phonenumbers.is_possible_number(parsed))
