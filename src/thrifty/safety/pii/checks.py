@@ -16,6 +16,8 @@ import phonenumbers
 from stdnum import iban as _iban
 from stdnum import luhn as _luhn
 from stdnum.cn import ric as _ric
+from stdnum.exceptions import ValidationError
+from stdnum.iso7064 import mod_97_10 as _mod97
 from stdnum.us import ssn as _ssn
 
 Check = Callable[[str, str, int], bool]
@@ -35,12 +37,12 @@ CARD_RANGES: tuple[tuple[str, str, frozenset[int]], ...] = (
     ("644", "649", frozenset(range(16, 20))),
     ("65", "65", frozenset(range(16, 20))),
     ("62", "62", frozenset(range(16, 20))),  # UnionPay
-    ("3528", "3589", frozenset(range(16, 20))),  # JCB
+    ("35", "35", frozenset(range(16, 20))),  # JCB (3528-3589 issued; generators use all of 35)
     ("2131", "2131", frozenset({15})),  # JCB (old 15-digit)
     ("1800", "1800", frozenset({15})),
     ("300", "305", frozenset(range(14, 20))),  # Diners Club
     ("36", "36", frozenset(range(14, 20))),
-    ("38", "39", frozenset(range(16, 20))),
+    ("38", "39", frozenset(range(14, 20))),
     ("50", "50", frozenset(range(12, 20))),  # Maestro
     ("56", "69", frozenset(range(12, 20))),
     ("0604", "0604", frozenset(range(12, 20))),
@@ -54,13 +56,29 @@ def card(candidate: str, text: str, start: int) -> bool:
     n = len(digits)
     for low, high, lengths in CARD_RANGES:
         if n in lengths and low <= digits[: len(low)] <= high:
-            return _luhn.is_valid(digits)
+            # No context veto here: a Luhn-valid number in an issuer range is a card often enough
+            # that "order 4111…" is better kept out of the cache than stored.
+            return bool(_luhn.is_valid(digits))
     return False
 
 
 def iban(candidate: str, text: str, start: int) -> bool:
-    """An IBAN: the country's length and BBAN format, and the ISO 7064 mod-97 checksum."""
-    return bool(_iban.is_valid(candidate.upper()))
+    """An IBAN: a country that uses IBANs and the ISO 7064 mod-97 checksum.
+
+    A wrong BBAN layout for the country does not clear it: the checksum already makes a chance
+    match 1 in 97 among rare candidates, and a mistyped or generated IBAN (Faker's British ones
+    are a digit short) is still someone's bank account to keep out of the cache.
+    """
+    number = _iban.compact(candidate)
+    if not _mod97.is_valid(number[4:] + number[:4]):
+        return False
+    try:
+        _iban.validate(number, check_country=False)
+    except _iban.InvalidFormat:
+        return True  # checksum and country fine, layout not
+    except ValidationError:
+        return False
+    return True
 
 
 _SSN_CONTEXT = re.compile(r"(?:\bssn|social\s+security(?:\s+(?:number|no\.?|#))?)\W{0,6}$", re.I)
@@ -75,11 +93,22 @@ def ssn(candidate: str, text: str, start: int) -> bool:
 
 
 def cn_id(candidate: str, text: str, start: int) -> bool:
-    """A Chinese resident ID: 17 digits, a valid birth date and the ISO 7064 check character."""
-    return bool(_ric.is_valid(candidate.upper()))
+    """A Chinese resident ID: a province code, a real birth date and the ISO 7064 check character.
+
+    The six-digit place code is checked only for its province: python-stdnum's list of county
+    codes lags the ones issued, and a real ID with a new county code must still count.
+    """
+    number = candidate.upper()
+    if not ("11" <= number[:2] <= "82") or _ric.calc_check_digit(number) != number[-1]:
+        return False
+    try:
+        _ric.get_birth_date(number)
+    except ValidationError:
+        return False
+    return True
 
 
-_VERSION_CONTEXT = re.compile(r"(?:version|ver\.?|release|build|v)\s*$", re.I)
+_VERSION_CONTEXT = re.compile(r"\b(?:version|ver\.?|release|build|v)\s*$", re.I)
 
 
 def ipv4(candidate: str, text: str, start: int) -> bool:
@@ -110,13 +139,24 @@ def email(candidate: str, text: str, start: int) -> bool:
     return all(label and label[0] != "-" and label[-1] != "-" for label in domain.split("."))
 
 
-#: Words just before a number that make it an identifier of something else, not a phone.
-_NOT_PHONE_CONTEXT = re.compile(
-    r"(?:\b(?:order|purchase|invoice|bill|receipt|tracking|parcel|package|shipment|ref|reference"
-    r"|ticket|transaction|sku|item|case|account|acct|customer|serial|model|version|id|no)\b"
-    r"[\s.:#-]{0,4}(?:(?:number|num|no|id|code)\b[\s.:#-]{0,3})?|#\s?)$",
+#: Words just before a number that make it the identifier of something else: an order, a parcel,
+#: an account. Stems, because support questions misspell them ("ordedr", "purchaes"). "account"
+#: alone is not enough: "my premium account" is a plan, "account number" an identifier.
+_IDENTIFIER_CONTEXT = re.compile(
+    r"(?:\b(?:ord|purch|invoi|bill|receipt|track|parcel|packag|shipm|ref|ticket|transac|sku|item"
+    r"|case|customer|serial|model|vers|build|barcode|ean|upc|isbn|usps|ups|fedex|dhl|id|no)\w*"
+    r"[\s.:#-]{0,4}(?:(?:number|num|no|id|code)\b[\s.:#-]{0,3})?"
+    r"|\bacc(?:oun)?t\w*[\s.:#-]{0,4}(?:number|num|no|id)\b[\s.:#-]{0,3}|#\s?)$",
     re.I,
 )
+
+
+def names_identifier(text: str, start: int) -> bool:
+    """Whether the words just before ``text[start]`` say the number identifies an order, a parcel,
+    an account… rather than a person."""
+    return _IDENTIFIER_CONTEXT.search(text, max(0, start - 40), start) is not None
+
+
 _DATE = re.compile(r"\d{1,4}([-/.])\d{1,2}\1\d{1,4}")
 _EXTENSION = re.compile(r"\s*(?:x|ext\.?|extension)\s*\d{1,6}$", re.I)
 
@@ -124,8 +164,9 @@ _EXTENSION = re.compile(r"\s*(?:x|ext\.?|extension)\s*\d{1,6}$", re.I)
 class PhoneCheck:
     """Phone numbers judged by libphonenumber's number plans for the configured regions.
 
-    Evidence decides how much the number plan must confirm: an international prefix (``+`` or
-    ``00``) needs only a possible length for its country; a national number written with phone
+    Evidence decides how much the number plan must confirm: an international prefix (``+``, or
+    ``00`` with no order-number word before it) needs only a possible length for its country; a
+    national number written with phone
     punctuation needs a possible length in some region (many real numbers, and all of Faker's,
     sit in unassigned ranges); a bare digit run needs a *valid* number in some region and no word
     before it that names it an order, invoice or account number.
@@ -142,11 +183,15 @@ class PhoneCheck:
         if not 7 <= digits <= 15:
             return False
         head = number.lstrip("( ")
-        if head.startswith("+") or head.startswith("00"):
+        if head.startswith("+"):
             return self._international(number, head)
-        if _DATE.fullmatch(number) or _NOT_PHONE_CONTEXT.search(text, max(0, start - 40), start):
+        if _DATE.fullmatch(number) or names_identifier(text, start):
             return False
+        if head.startswith("00"):  # an international prefix, or an order number's zero padding
+            return self._international(number, head)
         formatted = not number.isdigit()
+        if not formatted and digits > 12:  # longer bare runs are barcodes and order numbers
+            return False
         possible = False
         for region in self.regions:
             try:

@@ -28,7 +28,10 @@ Trigger = Literal["@", ":", ".", "digit", "always"]
 
 # ASCII-only look-arounds: CJK characters count as \w, and 我的电话15191417776 must still match.
 _A = "0-9A-Za-z"
-_PHONE_BODY = r"\d[\d \u00a0().\-/]{5,22}\d"
+# A phone number: digit groups joined by phone punctuation, or one bare run. Groups stop at a long
+# digit run, so "purchase 113542617735902 01 23 89 46 45" yields the order number and the phone
+# number as two candidates, not one failed blend.
+_PHONE_BODY = r"(?:\d{1,8}(?:[ \u00a0().\-/]{1,3}\d{1,8}){1,7}|\d{7,15})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,20 +67,20 @@ def _rules(regions: tuple[str, ...]) -> tuple[_Rule, ...]:
             checks.iban,
         ),
         _Rule(
-            PIIType.CARD,
-            "digit",
-            re.compile(
-                r"(?<![\d-])(?:\d{12,19}|\d{4}(?:[ -]\d{4}){2}[ -]\d{1,4}(?:[ -]\d{1,3})?"
-                r"|\d{4}[ -]\d{6}[ -]\d{4,5})(?!\d)"
-            ),
-            checks.card,
-            shrink=True,
-        ),
-        _Rule(
             PIIType.CN_ID,
             "digit",
             re.compile(rf"(?<![{_A}])\d{{17}}[\dXx](?![{_A}])"),
             checks.cn_id,
+        ),
+        _Rule(
+            PIIType.CARD,
+            "digit",
+            re.compile(
+                rf"(?<![{_A}+-])(?:\d{{12,19}}|\d{{4}}(?:[ -]\d{{4}}){{2}}(?:[ -]\d{{1,4}})?"
+                rf"(?:[ -]\d{{1,3}})?|\d{{4}}[ -]\d{{6}}[ -]\d{{4,5}})(?![{_A}])"
+            ),
+            checks.card,
+            shrink=True,
         ),
         _Rule(
             PIIType.SSN,
@@ -104,7 +107,7 @@ def _rules(regions: tuple[str, ...]) -> tuple[_Rule, ...]:
             PIIType.PHONE,
             "digit",
             re.compile(
-                rf"(?<![{_A}+])(?:\+|\(\+?)?{_PHONE_BODY}"
+                rf"(?<![{_A}+.\-/$€£¥])(?:\+|\(\+?)?{_PHONE_BODY}"
                 rf"(?:\s?(?:x|ext\.?|extension)\s?\d{{1,6}})?(?![{_A}])",
                 re.I,
             ),
