@@ -199,7 +199,8 @@ def look_alike(rng: random.Random, f: Faker) -> str:
             f"it cost ${rng.randint(1, 9999):,}.{rng.randint(0, 99):02d}",
             f"{rng.randint(10, 4999)} dollars",
             f"version {rng.randint(1, 20)}.{rng.randint(0, 30)}.{rng.randint(0, 300)}",
-            f"build v{rng.randint(1, 12)}.{rng.randint(0, 9)}.{rng.randint(0, 20000)}.{rng.randint(0, 9)}",
+            f"build v{rng.randint(1, 12)}.{rng.randint(0, 9)}."
+            f"{rng.randint(0, 20000)}.{rng.randint(0, 9)}",
             f"ticket {rng.randint(10**5, 10**9)}",
             f"{rng.randint(2, 30)} items, {rng.randint(1, 5)} boxes, {rng.randint(100, 999)} g",
         )
@@ -267,9 +268,8 @@ def evaluate(detector: PIIDetector, samples: list[Sample], show: int) -> None:
         print(f"{kind:8} {gold_n[kind]:6d} {predicted[kind]:6d} {p:10.2%} {r:8.2%}")
     total_p = sum(correct.values()) / max(1, sum(predicted.values()))
     total_r = sum(found_gold.values()) / max(1, sum(gold_n.values()))
-    print(
-        f"{'all':8} {sum(gold_n.values()):6d} {sum(predicted.values()):6d} {total_p:10.2%} {total_r:8.2%}"
-    )
+    n_gold, n_pred = sum(gold_n.values()), sum(predicted.values())
+    print(f"{'all':8} {n_gold:6d} {n_pred:6d} {total_p:10.2%} {total_r:8.2%}")
     print(
         "recall by source: "
         + ", ".join(f"{k} {v[1] / v[0]:.2%} ({v[0]})" for k, v in sorted(by_source.items()))
