@@ -190,8 +190,8 @@ class PhoneCheck:
         if head.startswith("00"):  # an international prefix, or an order number's zero padding
             return self._international(number, head)
         formatted = not number.isdigit()
-        if not formatted and digits > 12:  # longer bare runs are barcodes and order numbers
-            return False
+        if not formatted and not 10 <= digits <= 12:
+            return False  # shorter bare runs are counts and codes, longer ones barcodes
         possible = False
         for region in self.regions:
             try:

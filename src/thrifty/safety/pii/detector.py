@@ -41,12 +41,13 @@ class _Rule:
     pattern: re.Pattern[str]
     check: checks.Check | None
     shrink: bool = False
-    """On a failed check, retry without the last space-separated group (a number followed by
-    another one: ``4111 1111 1111 1111 12 items``)."""
+    """On a failed check, retry without a short last space-separated group (a number followed by
+    a count: ``4111 1111 1111 1111 12 items``)."""
 
 
 def _rules(regions: tuple[str, ...]) -> tuple[_Rule, ...]:
-    """The built-in rules in priority order (earlier rules win overlaps)."""
+    """The built-in rules in priority order (earlier rules win overlaps: IPv6 before IPv4 so
+    ``::ffff:192.0.2.1`` is one address)."""
     return (
         _Rule(
             PIIType.EMAIL,
@@ -90,18 +91,18 @@ def _rules(regions: tuple[str, ...]) -> tuple[_Rule, ...]:
         ),
         _Rule(
             PIIType.IP,
-            ".",
-            re.compile(rf"(?<![{_A}.])(?:\d{{1,3}}\.){{3}}\d{{1,3}}(?!\.?\d)"),
-            checks.ipv4,
-        ),
-        _Rule(
-            PIIType.IP,
             ":",
             re.compile(
                 rf"(?<![{_A}:])(?:[0-9A-Fa-f]{{0,4}}:){{2,7}}"
                 rf"(?:(?:\d{{1,3}}\.){{3}}\d{{1,3}}|[0-9A-Fa-f]{{1,4}})?(?![{_A}:])"
             ),
             checks.ipv6,
+        ),
+        _Rule(
+            PIIType.IP,
+            ".",
+            re.compile(rf"(?<![{_A}.])(?:\d{{1,3}}\.){{3}}\d{{1,3}}(?!\.?\d)"),
+            checks.ipv4,
         ),
         _Rule(
             PIIType.PHONE,
@@ -225,7 +226,7 @@ def _accept(rule: _Rule, text: str, match: re.Match[str]) -> tuple[int, int] | N
             return start, start + len(candidate)
         if not rule.shrink:
             return None
-        cut = candidate.rstrip().rfind(" ")
-        if cut <= 0:
-            return None
+        cut = candidate.rfind(" ")
+        if cut <= 0 or sum(c.isdigit() for c in candidate[cut:]) >= 4:
+            return None  # only a short trailing group ("12 items") is cut, never a block of four
         candidate = candidate[:cut].rstrip(" -.(/")
