@@ -146,7 +146,7 @@ def make_generators(seed: int) -> dict[str, Callable[[random.Random], tuple[str,
     }
 
 
-LABELS = {
+LABELS: dict[str, tuple[str, ...]] = {
     PIIType.EMAIL: ("email", "e-mail address", "mail"),
     PIIType.PHONE: ("phone number", "number", "mobile", "phone"),
     PIIType.CARD: ("card number", "card", "credit card"),
@@ -164,7 +164,11 @@ TEMPLATES = (
     "Hi, {q}\n{label} {v}\nthanks",
 )
 ZH_TEMPLATES = ("{q} 我的{label}是{v}", "{q}，{v}，谢谢")
-ZH_LABELS = {PIIType.PHONE: "手机号", PIIType.CN_ID: "身份证号", PIIType.EMAIL: "邮箱"}
+ZH_LABELS: dict[str, str] = {
+    PIIType.PHONE: "手机号",
+    PIIType.CN_ID: "身份证号",
+    PIIType.EMAIL: "邮箱",
+}
 
 
 def fill(template: str, q: str, label: str, value: str) -> tuple[str, int, int]:
@@ -223,10 +227,14 @@ def build(questions: list[str], variants: int, seed: int) -> list[Sample]:
             for _ in range(n_pii):
                 kind = rng.choice(types)
                 value, source, loc = gens[kind](rng)
+                template: str
+                label: str
                 if loc == "zh_CN" and kind in ZH_LABELS and rng.random() < 0.5:
-                    template, label = rng.choice(ZH_TEMPLATES), ZH_LABELS[kind]
+                    template = rng.choice(ZH_TEMPLATES)
+                    label = ZH_LABELS[kind]
                 else:
-                    template, label = rng.choice(TEMPLATES), rng.choice(LABELS[kind])
+                    template = rng.choice(TEMPLATES)
+                    label = rng.choice(LABELS[kind])
                 text, q_at, v_at = fill(template, sample.text, label, value)
                 sample.gold = [(k, b + q_at, e + q_at, src) for k, b, e, src in sample.gold]
                 sample.gold.append((kind, v_at, v_at + len(value), f"{kind}/{source}"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from typing import Any
 
 from thrifty.safety.pii import (
     PIIDetector,
@@ -18,7 +19,7 @@ from thrifty.safety.pii import (
 
 DETECTOR = PIIDetector()
 
-REQUEST = {
+REQUEST: dict[str, Any] = {
     "model": "gpt-4o-mini",
     "messages": [
         {"role": "system", "content": "You are a support agent. Contact: help@shop.example"},
@@ -89,7 +90,7 @@ def test_completion_prompts_and_embedding_inputs() -> None:
     assert redacted == {"prompt": ["fine", "mail me: [EMAIL]"], "input": "card [CARD]"}
 
 
-RESPONSE = {
+RESPONSE: dict[str, Any] = {
     "id": "x",
     "choices": [
         {
