@@ -1,19 +1,18 @@
 """Find, test for, and redact personal data in text.
 
-Each kind of PII is a rule: a trigger (a character the text must contain), a candidate regex, and
-a check from :mod:`.checks`. The trigger is the fast path: most support questions hold no ``@``,
-no ``:`` and no digit, so :meth:`PIIDetector.contains` decides them with a few ``in`` tests and
-one digit search, in about a microsecond. Rules run in priority order and a later finding that
-overlaps an earlier one is dropped: an e-mail's digits are not also a phone number, an IBAN's
-digits are not also a card.
+Each kind of PII is a rule: what the text must hold for it to run (a digit, a character), a
+candidate regex, and a check from :mod:`.checks`. That is the fast path: most support questions
+hold no digit, no ``@`` and no ``:``, so :meth:`PIIDetector.contains` decides them with one digit
+search and two ``in`` tests, in about a microsecond. Rules run in priority order and a later
+finding that overlaps an earlier one is dropped: an e-mail's digits are not also a phone number,
+an IBAN's digits are not also a card.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Literal
 
 from thrifty.errors import ConfigError
 from thrifty.safety.pii import checks
@@ -24,7 +23,6 @@ __all__ = ["DEFAULT_REGIONS", "PIIDetector"]
 #: Regions whose national phone formats are recognised (any region's ``+CC`` numbers always are).
 DEFAULT_REGIONS: tuple[str, ...] = ("US", "GB", "DE", "FR", "CN", "IN")
 
-Trigger = Literal["@", ":", ".", "digit", "always"]
 
 # ASCII-only look-arounds: CJK characters count as \w, and 我的电话15191417776 must still match.
 _A = "0-9A-Za-z"
@@ -37,7 +35,10 @@ _PHONE_BODY = r"(?:\d{1,8}(?:[ \u00a0().\-/]{1,3}\d{1,8}){1,7}|\d{7,15})"
 @dataclass(frozen=True, slots=True)
 class _Rule:
     type: str
-    trigger: Trigger
+    needs_digit: bool
+    """Skip the rule on text without a digit (most support questions)."""
+    needs: str
+    """A character the text must hold for the rule to run ("" for none)."""
     pattern: re.Pattern[str]
     check: checks.Check | None
     shrink: bool = False
@@ -51,6 +52,7 @@ def _rules(regions: tuple[str, ...]) -> tuple[_Rule, ...]:
     return (
         _Rule(
             PIIType.EMAIL,
+            False,
             "@",
             re.compile(
                 rf"(?<![{_A}._%+-])[{_A}][{_A}._%+-]{{0,63}}@(?:[{_A}-]{{1,63}}\.)+[A-Za-z]{{2,24}}"
@@ -60,7 +62,8 @@ def _rules(regions: tuple[str, ...]) -> tuple[_Rule, ...]:
         ),
         _Rule(
             PIIType.IBAN,
-            "digit",
+            True,
+            "",
             re.compile(
                 rf"(?<![{_A}])[A-Za-z]{{2}}\d{{2}}(?:[ -]?[{_A}]{{4}}){{2,7}}"
                 rf"(?:[ -]?[{_A}]{{1,3}})?(?![{_A}])"
@@ -69,13 +72,15 @@ def _rules(regions: tuple[str, ...]) -> tuple[_Rule, ...]:
         ),
         _Rule(
             PIIType.CN_ID,
-            "digit",
+            True,
+            "",
             re.compile(rf"(?<![{_A}])\d{{17}}[\dXx](?![{_A}])"),
             checks.cn_id,
         ),
         _Rule(
             PIIType.CARD,
-            "digit",
+            True,
+            "",
             re.compile(
                 rf"(?<![{_A}+-])(?:\d{{12,19}}|\d{{4}}(?:[ -]\d{{4}}){{2}}(?:[ -]\d{{1,4}})?"
                 rf"(?:[ -]\d{{1,3}})?|\d{{4}}[ -]\d{{6}}[ -]\d{{4,5}})(?![{_A}])"
@@ -85,12 +90,14 @@ def _rules(regions: tuple[str, ...]) -> tuple[_Rule, ...]:
         ),
         _Rule(
             PIIType.SSN,
-            "digit",
+            True,
+            "",
             re.compile(r"(?<![\d-])(?:\d{3}-\d{2}-\d{4}|\d{3} \d{2} \d{4}|\d{9})(?![\d-])"),
             checks.ssn,
         ),
         _Rule(
             PIIType.IP,
+            False,  # "fe80::abcd" may hold no decimal digit
             ":",
             re.compile(
                 rf"(?<![{_A}:])(?:[0-9A-Fa-f]{{0,4}}:){{2,7}}"
@@ -100,13 +107,15 @@ def _rules(regions: tuple[str, ...]) -> tuple[_Rule, ...]:
         ),
         _Rule(
             PIIType.IP,
+            True,
             ".",
             re.compile(rf"(?<![{_A}.])(?:\d{{1,3}}\.){{3}}\d{{1,3}}(?!\.?\d)"),
             checks.ipv4,
         ),
         _Rule(
             PIIType.PHONE,
-            "digit",
+            True,
+            "",
             re.compile(
                 rf"(?<![{_A}+.\-/$€£¥])(?:\+|\(\+?)?{_PHONE_BODY}"
                 rf"(?:\s?(?:x|ext\.?|extension)\s?\d{{1,6}})?(?![{_A}])",
@@ -134,7 +143,7 @@ class PIIDetector:
             pattern that does not compile.
     """
 
-    __slots__ = ("_rules",)
+    __slots__ = ("_digit_free_rules", "_rules")
 
     def __init__(
         self,
@@ -155,49 +164,33 @@ class PIIDetector:
                 compiled = re.compile(pattern) if isinstance(pattern, str) else pattern
             except re.error as exc:
                 raise ConfigError(f"custom PII pattern {name!r} does not compile: {exc}") from None
-            rules.append(_Rule(name, "always", compiled, None))
+            rules.append(_Rule(name, False, "", compiled, None))
         self._rules = tuple(rules)
+        self._digit_free_rules = tuple(r for r in rules if not r.needs_digit)
 
     def contains(self, text: str) -> bool:
         """Whether ``text`` holds any PII (``bool(find(text))``, but stops at the first)."""
-        has_digit: bool | None = None
-        for rule in self._rules:
-            trigger = rule.trigger
-            if trigger == "digit":
-                if has_digit is None:
-                    has_digit = _DIGIT.search(text) is not None
-                if not has_digit:
-                    continue
-            elif trigger != "always" and trigger not in text:
-                continue
-            for match in rule.pattern.finditer(text):
-                if _accept(rule, text, match) is not None:
-                    return True
-        return False
+        return next(self._spans(text), None) is not None
 
     def find(self, text: str) -> list[Finding]:
         """Every piece of PII in ``text``, in order of position, none overlapping."""
         found: list[Finding] = []
-        has_digit: bool | None = None
-        for rule in self._rules:
-            trigger = rule.trigger
-            if trigger == "digit":
-                if has_digit is None:
-                    has_digit = _DIGIT.search(text) is not None
-                if not has_digit:
-                    continue
-            elif trigger != "always" and trigger not in text:
+        for kind, start, end in self._spans(text):
+            if not any(start < f.end and f.start < end for f in found):
+                found.append(Finding(kind, start, end, text[start:end]))
+        found.sort(key=lambda f: f.start)
+        return found
+
+    def _spans(self, text: str) -> Iterator[tuple[str, int, int]]:
+        """``(type, start, end)`` of each accepted candidate, rule by rule in priority order."""
+        rules = self._rules if _DIGIT.search(text) else self._digit_free_rules
+        for rule in rules:
+            if rule.needs and rule.needs not in text:
                 continue
             for match in rule.pattern.finditer(text):
                 span = _accept(rule, text, match)
-                if span is None:
-                    continue
-                start, end = span
-                if any(start < f.end and f.start < end for f in found):
-                    continue
-                found.append(Finding(rule.type, start, end, text[start:end]))
-        found.sort(key=lambda f: f.start)
-        return found
+                if span is not None:
+                    yield rule.type, span[0], span[1]
 
     def redact(self, text: str) -> str:
         """``text`` with each finding replaced by its placeholder (``[EMAIL]``, ``[PHONE]``…)."""
