@@ -119,9 +119,54 @@ def test_findings_are_ordered_and_do_not_overlap() -> None:
     assert all(a.end <= b.start for a, b in itertools.pairwise(found))
 
 
-def test_a_number_followed_by_another_still_counts() -> None:
-    assert kinds("card 4111 1111 1111 1111 12 items") == [("card", "4111 1111 1111 1111")]
-    assert kinds("purchase 113542617735902 01 23 45 67 89") == [("phone", "01 23 45 67 89")]
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("card 4111 1111 1111 1111 12 items", [("card", "4111 1111 1111 1111")]),
+        ("purchase 113542617735902 01 23 45 67 89", [("phone", "01 23 45 67 89")]),
+        ("see bill #85632 06 12 65 99 14", [("phone", "06 12 65 99 14")]),
+        ("my bill #12588 (415)555-2671", [("phone", "(415)555-2671")]),
+        (
+            "iban GB82 WEST 1234 5698 7654 32 06 12 36 39 47",
+            [("iban", "GB82 WEST 1234 5698 7654 32"), ("phone", "06 12 36 39 47")],
+        ),
+        ("from 10.1.2.3 07 86 11 86 16", [("ip", "10.1.2.3"), ("phone", "07 86 11 86 16")]),
+        ("call +33 4 34 35 84 47 2358 dollars", [("phone", "+33 4 34 35 84 47")]),
+        (
+            "+33 6 12 24 35 32 - 0161 4960399 - where",
+            [("phone", "+33 6 12 24 35 32"), ("phone", "0161 4960399")],
+        ),
+    ],
+)
+def test_a_number_beside_another_still_counts(text: str, expected: list) -> None:
+    assert kinds(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "USPS 9400 1550 0591 9696 3772 19",  # blocks of four: no phone inside a tracking number
+        "order #2024 0591 9696",
+        "tracking number 0412 345 678",
+        "the account number 0121 652 2533",
+    ],
+)
+def test_no_phone_inside_identifiers(text: str) -> None:
+    assert kinds(text) == []
+
+
+def test_phone_words_relax_the_number_plan() -> None:
+    # 589 is no US area code: a bare run needs a valid number, unless the text says "phone"
+    assert not DETECTOR.contains("refunds 5891126835")
+    assert kinds("(phone: 5891126835)") == [("phone", "5891126835")]
+    assert kinds("我的手机号是14956842393") == [("phone", "14956842393")]
+    assert kinds("Germany +49(0) 596392138") == [("phone", "+49(0) 596392138")]
+
+
+def test_barcodes_are_not_cards_but_order_numbers_may_be() -> None:
+    assert not DETECTOR.contains("barcode 4006381333932")  # Luhn-valid EAN-13 after "barcode"
+    assert DETECTOR.contains("4006381333932")  # a 13-digit Visa, as far as anyone can tell
+    assert kinds("order 4111111111111111") == [("card", "4111111111111111")]
 
 
 def test_redact_writes_typed_placeholders() -> None:

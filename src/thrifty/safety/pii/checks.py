@@ -56,9 +56,12 @@ def card(candidate: str, text: str, start: int) -> bool:
     n = len(digits)
     for low, high, lengths in CARD_RANGES:
         if n in lengths and low <= digits[: len(low)] <= high:
-            # No context veto here: a Luhn-valid number in an issuer range is a card often enough
-            # that "order 4111…" is better kept out of the cache than stored.
-            return bool(_luhn.is_valid(digits))
+            if not _luhn.is_valid(digits):
+                return False
+            # A Luhn-valid number in an issuer range is a card often enough that "order 4111…"
+            # is better kept out of the cache than stored. Only a bare run of barcode length
+            # (EAN-13, UPC-12, ITF-14; rare card lengths) yields to a word such as "barcode".
+            return n > 14 or digits != candidate or not names_identifier(text, start)
     return False
 
 
@@ -140,15 +143,27 @@ def email(candidate: str, text: str, start: int) -> bool:
 
 
 #: Words just before a number that make it the identifier of something else: an order, a parcel,
-#: an account. Stems, because support questions misspell them ("ordedr", "purchaes"). "account"
-#: alone is not enough: "my premium account" is a plan, "account number" an identifier.
+#: an account. Stems (``\w*`` follows) because support questions misspell them ("ordedr",
+#: "purchaes"); short words whole. "account" alone is not enough: "my premium account" is a plan,
+#: "account number" an identifier.
 _IDENTIFIER_CONTEXT = re.compile(
-    r"(?:\b(?:ord|purch|invoi|bill|receipt|track|parcel|packag|shipm|ref|ticket|transac|sku|item"
-    r"|case|customer|serial|model|vers|build|barcode|ean|upc|isbn|usps|ups|fedex|dhl|id|no)\w*"
-    r"[\s.:#-]{0,4}(?:(?:number|num|no|id|code)\b[\s.:#-]{0,3})?"
-    r"|\bacc(?:oun)?t\w*[\s.:#-]{0,4}(?:number|num|no|id)\b[\s.:#-]{0,3}|#\s?)$",
+    r"(?:(?:\b(?:ord|purch|invoi|receipt|track|parcel|packag|shipm|transac|custom|serial|vers"
+    r"|barcode)\w*|\b(?:bill|ref|reference|ticket|sku|item|case|model|build|ean|upc|isbn|usps"
+    r"|ups|fedex|dhl|id|no)\b|\bacc(?:oun)?t\w*[\s.:#-]{0,4}(?:number|num|no|id)\b)"
+    r"[\s.:#-]{0,4}(?:(?:number|num|no|id|code)\b[\s.:#-]{0,3})?|#\s?)$",
     re.I,
 )
+#: Words just before a number that say it is a phone number: then a possible length is enough.
+_PHONE_CONTEXT = re.compile(
+    r"(?:\b(?:phone|tel|telephone|mobile|cell|call|ring|whatsapp|fax|number|contact|reach)\b"
+    r"[^\d\n]{0,16}|(?:手机|电话|号码|联系)[^\d\n]{0,6})$",
+    re.I,
+)
+#: The candidate directly follows another number ("#12588 (281)567-6209"): it must stand alone.
+_AFTER_NUMBER = re.compile(r"[\d)][ \u00a0]{1,2}$")
+_TRUNK_ZERO = re.compile(r"(?<=\d)\s?\(0\)")  # "+49 (0) 30…": the national 0, not dialled
+_DATE = re.compile(r"\d{1,4}([-/.])\d{1,2}\1\d{1,4}")
+_EXTENSION = re.compile(r"\s*(?:x|ext\.?|extension)\s*\d{1,6}$", re.I)
 
 
 def names_identifier(text: str, start: int) -> bool:
@@ -157,19 +172,16 @@ def names_identifier(text: str, start: int) -> bool:
     return _IDENTIFIER_CONTEXT.search(text, max(0, start - 40), start) is not None
 
 
-_DATE = re.compile(r"\d{1,4}([-/.])\d{1,2}\1\d{1,4}")
-_EXTENSION = re.compile(r"\s*(?:x|ext\.?|extension)\s*\d{1,6}$", re.I)
-
-
 class PhoneCheck:
     """Phone numbers judged by libphonenumber's number plans for the configured regions.
 
-    Evidence decides how much the number plan must confirm: an international prefix (``+``, or
-    ``00`` with no order-number word before it) needs only a possible length for its country; a
-    national number written with phone
-    punctuation needs a possible length in some region (many real numbers, and all of Faker's,
-    sit in unassigned ranges); a bare digit run needs a *valid* number in some region and no word
-    before it that names it an order, invoice or account number.
+    Evidence decides how much the number plan must confirm. An international prefix (``+``, or
+    ``00`` with no order-number word before it) needs only a possible length for its country.
+    A national number needs a *possible* length in some region when it is written with phone
+    punctuation or follows a word such as "phone" (many real numbers, and all of Faker's, sit in
+    unassigned ranges), and a *valid* number otherwise: a bare digit run, or a number right after
+    another number. No national number counts after a word that names it an order, invoice or
+    account number.
     """
 
     __slots__ = ("regions",)
@@ -184,14 +196,16 @@ class PhoneCheck:
             return False
         head = number.lstrip("( ")
         if head.startswith("+"):
-            return self._international(number, head)
+            return self._international(_TRUNK_ZERO.sub("", head))
         if _DATE.fullmatch(number) or names_identifier(text, start):
             return False
         if head.startswith("00"):  # an international prefix, or an order number's zero padding
-            return self._international(number, head)
-        formatted = not number.isdigit()
-        if not formatted and not 10 <= digits <= 12:
+            return self._international("+" + head[2:])
+        window = max(0, start - 24)
+        said = _PHONE_CONTEXT.search(text, window, start) is not None
+        if not said and number.isdigit() and not 10 <= digits <= 12:
             return False  # shorter bare runs are counts and codes, longer ones barcodes
+        lenient = said or (not number.isdigit() and not _AFTER_NUMBER.search(text, window, start))
         possible = False
         for region in self.regions:
             try:
@@ -200,13 +214,11 @@ class PhoneCheck:
                 continue
             if phonenumbers.is_valid_number(parsed):
                 return True
-            possible = possible or (formatted and phonenumbers.is_possible_number(parsed))
+            possible = possible or (lenient and phonenumbers.is_possible_number(parsed))
         return possible
 
     @staticmethod
-    def _international(number: str, head: str) -> bool:
-        if head.startswith("00"):
-            number = "+" + head[2:]
+    def _international(number: str) -> bool:
         try:
             parsed = phonenumbers.parse(number, None)
         except phonenumbers.NumberParseException:

@@ -11,7 +11,7 @@ an IBAN's digits are not also a card.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from thrifty.errors import ConfigError
@@ -29,7 +29,10 @@ _A = "0-9A-Za-z"
 # A phone number: digit groups joined by phone punctuation, or one bare run. Groups stop at a long
 # digit run, so "purchase 113542617735902 01 23 89 46 45" yields the order number and the phone
 # number as two candidates, not one failed blend.
-_PHONE_BODY = r"(?:\d{1,8}(?:[ \u00a0().\-/]{1,3}\d{1,8}){1,7}|\d{7,15})"
+# Separators: one of space - . / or a parenthesis with a space beside it; never " - " or ". ",
+# which join a number to the next one in prose.
+_PHONE_SEP = r"(?:\)[ \u00a0]?|[ \u00a0]?\(|[ \u00a0\-./])"
+_PHONE_BODY = rf"(?:\d{{1,10}}(?:{_PHONE_SEP}\d{{1,10}}){{1,7}}|\d{{7,15}})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +46,10 @@ class _Rule:
     check: checks.Check | None
     shrink: bool = False
     """On a failed check, retry without a short last space-separated group (a number followed by
-    a count: ``4111 1111 1111 1111 12 items``)."""
+    a count: ``4111 1111 1111 1111 12 items``), or any last group of a ``+`` number."""
+    resume: bool = False
+    """After a failed candidate, look again from each later group that opens like a national
+    number (``0`` or ``(``): "#85632 06 12 65 99 14" holds a phone number after an invoice one."""
 
 
 def _rules(regions: tuple[str, ...]) -> tuple[_Rule, ...]:
@@ -123,11 +129,13 @@ def _rules(regions: tuple[str, ...]) -> tuple[_Rule, ...]:
             ),
             checks.PhoneCheck(regions),
             shrink=True,
+            resume=True,
         ),
     )
 
 
 _DIGIT = re.compile(r"\d")
+_GROUP = re.compile(r"\(?\d+")
 
 
 class PIIDetector:
@@ -170,27 +178,37 @@ class PIIDetector:
 
     def contains(self, text: str) -> bool:
         """Whether ``text`` holds any PII (``bool(find(text))``, but stops at the first)."""
-        return next(self._spans(text), None) is not None
+        return next(self._spans(text, ()), None) is not None
 
     def find(self, text: str) -> list[Finding]:
         """Every piece of PII in ``text``, in order of position, none overlapping."""
         found: list[Finding] = []
-        for kind, start, end in self._spans(text):
-            if not any(start < f.end and f.start < end for f in found):
-                found.append(Finding(kind, start, end, text[start:end]))
+        for kind, start, end in self._spans(text, found):
+            found.append(Finding(kind, start, end, text[start:end]))
         found.sort(key=lambda f: f.start)
         return found
 
-    def _spans(self, text: str) -> Iterator[tuple[str, int, int]]:
-        """``(type, start, end)`` of each accepted candidate, rule by rule in priority order."""
+    def _spans(self, text: str, taken: Sequence[Finding]) -> Iterator[tuple[str, int, int]]:
+        """``(type, start, end)`` of each accepted candidate, rule by rule in priority order.
+
+        A candidate that overlaps a span in ``taken`` (the findings of earlier rules, which the
+        caller extends as spans are yielded) counts as failed, so a phone number is not looked
+        for inside an IBAN but can still be found right after it.
+        """
         rules = self._rules if _DIGIT.search(text) else self._digit_free_rules
         for rule in rules:
             if rule.needs and rule.needs not in text:
                 continue
-            for match in rule.pattern.finditer(text):
-                span = _accept(rule, text, match)
+            pattern, pos = rule.pattern, 0
+            while (match := pattern.search(text, pos)) is not None:
+                pos = match.end()
+                start = match.start()
+                clear = not any(start < f.end and f.start < pos for f in taken)
+                span = _accept(rule, text, match) if clear else None
                 if span is not None:
                     yield rule.type, span[0], span[1]
+                elif rule.resume:
+                    pos = _resume_at(match) or pos
 
     def redact(self, text: str) -> str:
         """``text`` with each finding replaced by its placeholder (``[EMAIL]``, ``[PHONE]``…)."""
@@ -220,6 +238,28 @@ def _accept(rule: _Rule, text: str, match: re.Match[str]) -> tuple[int, int] | N
         if not rule.shrink:
             return None
         cut = candidate.rfind(" ")
-        if cut <= 0 or sum(c.isdigit() for c in candidate[cut:]) >= 4:
+        if cut <= 0:
+            return None
+        if candidate[0] != "+" and sum(c.isdigit() for c in candidate[cut:]) >= 4:
             return None  # only a short trailing group ("12 items") is cut, never a block of four
         candidate = candidate[:cut].rstrip(" -.(/")
+
+
+def _resume_at(match: re.Match[str]) -> int | None:
+    """Where a later candidate may start inside a failed one: a group after a space that opens
+    with a trunk ``0`` or a parenthesis, or any group after one long enough to be a whole number
+    ("4800316992 3449495959"). Never between two blocks of four digits: that is the layout of
+    tracking and card numbers, not a number followed by a phone number."""
+    text, end = match.string, match.end()
+    pos = match.start()
+    while (space := text.find(" ", pos, end)) != -1:
+        before = text[pos:space].rpartition(" ")[2]
+        pos = space + 1
+        group = _GROUP.match(text, pos, end)
+        if group is None:
+            continue
+        if len(before) == 4 and len(group.group()) == 4 and before.isdigit():
+            continue
+        if text[pos] in "0(" or sum(c.isdigit() for c in before) >= 7:
+            return pos
+    return None
