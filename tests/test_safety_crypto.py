@@ -7,6 +7,8 @@ import base64
 import os
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from thrifty.errors import ConfigError, ThriftyError
 from thrifty.safety.crypto import Key, Keyring, is_encrypted, parse_secret
@@ -165,3 +167,21 @@ def test_hash_identifier_is_keyed_stable_and_rotation_aware() -> None:
         b.hash_identifier("user-42@example.com"),
         digest,
     )
+
+
+@settings(max_examples=200, deadline=None)
+@given(plaintext=st.binary(max_size=4096), aad=st.binary(max_size=80))
+def test_any_payload_and_aad_round_trip(plaintext: bytes, aad: bytes) -> None:
+    keyring = ring(("a", SECRET_A))
+    assert keyring.decrypt(keyring.encrypt(plaintext, aad), aad) == plaintext
+
+
+@settings(max_examples=200, deadline=None)
+@given(plaintext=st.binary(max_size=256), data=st.data())
+def test_any_changed_byte_is_refused(plaintext: bytes, data: st.DataObject) -> None:
+    keyring = ring(("a", SECRET_A), ("b", SECRET_B))
+    blob = bytearray(keyring.encrypt(plaintext, AAD))
+    index = data.draw(st.integers(0, len(blob) - 1))
+    blob[index] ^= data.draw(st.integers(1, 255))
+    with pytest.raises(CryptoError):
+        keyring.decrypt(bytes(blob), AAD)

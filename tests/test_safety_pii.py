@@ -8,6 +8,8 @@ import re
 
 import pytest
 from faker import Faker
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from thrifty.errors import ConfigError
 from thrifty.safety.pii import Finding, PIIDetector, PIIMode, PIIType
@@ -247,3 +249,24 @@ def test_contains_agrees_with_find() -> None:
     ]
     for text in texts:
         assert DETECTOR.contains(text) == bool(DETECTOR.find(text)), text
+
+
+PII_ALPHABET = "0123456789 +-()./@:#xXabcdefGBDE\n"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=PII_ALPHABET, max_size=80) | st.text(max_size=80))
+def test_findings_are_consistent_on_any_text(text: str) -> None:
+    found = DETECTOR.find(text)
+    assert DETECTOR.contains(text) == bool(found)
+    for f in found:
+        assert text[f.start : f.end] == f.text and f.end > f.start
+    assert all(a.end <= b.start for a, b in itertools.pairwise(found))
+    redacted = DETECTOR.redact(text)
+    assert len(redacted) == len(text) + sum(len(f.placeholder) - len(f.text) for f in found)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=PII_ALPHABET, max_size=80))
+def test_redacted_text_holds_no_pii(text: str) -> None:
+    assert DETECTOR.find(DETECTOR.redact(text)) == []
