@@ -212,6 +212,7 @@ def test_regions_decide_which_national_numbers_count() -> None:
         ({"types": ["passport"]}, "unknown PII type"),
         ({"custom": {"email": "x"}}, "shadows a built-in"),
         ({"custom": {"bad": "("}}, "does not compile"),
+        ({"regions": ["US", "XX"]}, "unknown phone regions"),
     ],
 )
 def test_bad_configuration_is_a_config_error(kwargs: dict, message: str) -> None:

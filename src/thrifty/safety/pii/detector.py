@@ -14,6 +14,8 @@ import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
+import phonenumbers
+
 from thrifty.errors import ConfigError
 from thrifty.safety.pii import checks
 from thrifty.safety.pii.types import Finding, PIIType
@@ -48,8 +50,8 @@ class _Rule:
     """On a failed check, retry without a short last space-separated group (a number followed by
     a count: ``4111 1111 1111 1111 12 items``), or any last group of a ``+`` number."""
     resume: bool = False
-    """After a failed candidate, look again from each later group that opens like a national
-    number (``0`` or ``(``): "#85632 06 12 65 99 14" holds a phone number after an invoice one."""
+    """After a failed candidate, look again from a later group (see :func:`_resume_at`):
+    "#85632 06 12 65 99 14" holds a phone number after an invoice one."""
 
 
 def _rules(regions: tuple[str, ...]) -> tuple[_Rule, ...]:
@@ -147,8 +149,8 @@ class PIIDetector:
         regions: regions whose national phone numbers count (``+CC`` numbers always do).
 
     Raises:
-        ConfigError: an unknown type, a custom name that shadows a built-in one, or a custom
-            pattern that does not compile.
+        ConfigError: an unknown type or region, a custom name that shadows a built-in one, or
+            a custom pattern that does not compile.
     """
 
     __slots__ = ("_digit_free_rules", "_rules")
@@ -164,7 +166,11 @@ class PIIDetector:
         except ValueError as exc:
             known = [t.value for t in PIIType]
             raise ConfigError(f"unknown PII type: {exc}; known: {known}") from None
-        rules = [r for r in _rules(tuple(regions)) if r.type in wanted]
+        regions = tuple(r.upper() for r in regions)
+        unknown = sorted(set(regions) - phonenumbers.SUPPORTED_REGIONS)
+        if unknown:
+            raise ConfigError(f"unknown phone regions {unknown}; use ISO 3166 codes such as 'US'")
+        rules = [r for r in _rules(regions) if r.type in wanted]
         for name, pattern in (custom or {}).items():
             if name in set(PIIType):
                 raise ConfigError(f"custom PII pattern {name!r} shadows a built-in type")
