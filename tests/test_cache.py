@@ -115,7 +115,12 @@ def test_failing_backend_is_fail_open(cache: Cache, monkeypatch: pytest.MonkeyPa
     for method in ("get", "set", "set_many", "acquire_lease", "release_lease", "add_counters"):
         monkeypatch.setattr(cache.store, method, broken)
     calls = []
-    value, status = cache.get_or_compute("k", lambda: calls.append(1) or "fresh")
+
+    def compute() -> str:
+        calls.append(1)
+        return "fresh"
+
+    value, status = cache.get_or_compute("k", compute)
     assert (value, status, len(calls)) == ("fresh", "miss", 1)
     assert cache.set("k2", "v") is None
     assert cache.get("k2") is None
