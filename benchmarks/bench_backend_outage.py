@@ -12,21 +12,30 @@ warmed keys (a fake 2 ms upstream computes a miss); the proxy is killed a third 
 backend: calls answered, client errors (an exception out of ``get_or_compute``: must be 0), wrong
 answers (must be 0), latency p50/p99/max before and during the outage, and the time from the
 proxy's restart to the first hit. Keys are written under a private prefix/table, removed after.
+Then the breaker's own cost, on an in-memory store so nothing else is timed: a ``get`` through
+a closed breaker vs the bare store, and a ``get`` an open breaker refuses.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import random
 import statistics
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
 
 from thrifty.cache import Cache
+from thrifty.entry import Entry
+from thrifty.errors import BackendUnavailableError
+from thrifty.store.breaker import BreakerStore
+from thrifty.store.memory import MemoryStore
 from thrifty.testing.tcp_proxy import TcpProxy
 
 KEYS = [f"question-{i}" for i in range(200)]
@@ -114,7 +123,7 @@ def run_backend(name: str, url: str, args: argparse.Namespace) -> Run:
                 thread.join()
         finally:
             proxy.start()
-            inner = cache.store.inner  # type: ignore[attr-defined]
+            inner: Any = getattr(cache.store, "inner", cache.store)  # the store behind a breaker
             deadline = time.monotonic() + 10
             while True:  # the breaker may still be cooling down: clean up on the store itself
                 try:
@@ -162,6 +171,48 @@ def report(runs: list[Run]) -> None:
     print("\n".join(rows), flush=True)
 
 
+class FakeDownStore(MemoryStore):
+    """A FAKE network store (a memory store that declares outage errors and can be down)."""
+
+    outage_errors = (ConnectionError,)
+    down = False
+
+    def get(self, key: str) -> Entry | None:
+        if self.down:
+            raise ConnectionError("refused")
+        return super().get(key)
+
+
+def breaker_cost(n: int = 200_000) -> None:
+    """µs per ``get``: bare store, through a closed breaker, refused by an open one."""
+    inner = FakeDownStore()
+    inner.set(Entry("k", b"v"))
+    guarded = BreakerStore(inner)
+
+    def per_call(get: Callable[[str], object]) -> float:
+        best = float("inf")
+        for _ in range(5):
+            started = time.perf_counter()
+            for _ in range(n // 5):
+                get("k")
+            best = min(best, (time.perf_counter() - started) / (n // 5))
+        return best * 1e6
+
+    bare, closed = per_call(inner.get), per_call(guarded.get)
+    inner.down = True
+
+    def refused(key: str) -> None:
+        with contextlib.suppress(BackendUnavailableError):
+            guarded.get(key)
+
+    for _ in range(3):
+        refused("k")  # opens the breaker
+    print(
+        f"breaker cost per get: bare store {bare:.3f} µs, closed breaker {closed:.3f} µs "
+        f"(+{closed - bare:.3f}), refused by the open breaker {per_call(refused):.2f} µs"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=15.0)
@@ -183,6 +234,7 @@ def main() -> None:
         f"{args.seconds:.0f} s run, proxy dead for {args.outage:.0f} s"
     )
     report(runs)
+    breaker_cost()
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ one URL), so a password never leaves the process in plain text.
 
 from __future__ import annotations
 
+import functools
 import re
 
 MASK = "***"
@@ -16,7 +17,7 @@ MASK = "***"
 # ``urlsplit``, the password runs to the last ``@`` of the network location (which ends at
 # ``/``, ``?`` or ``#``), so one holding ``@`` or ``:`` is masked whole; whitespace and quotes
 # end a URL inside a longer message.
-_URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^:@/\s'\"]*:)[^\s'\"/?#]*@")
+_URL_PASSWORD = re.compile(r"(?P<head>://[^:@/\s'\"]*:)[^\s'\"/?#]*@")
 # libpq keyword form (``host=db password=secret``), quoted or not, and ``?password=`` queries.
 _KEYWORD_PASSWORD = re.compile(
     r"(?P<head>\bpassword\s*=\s*)(?:'(?:[^'\\]|\\.)*'|[^\s&'\"]+)", re.IGNORECASE
@@ -25,14 +26,19 @@ _KEYWORD_PASSWORD = re.compile(
 
 def redact_text(text: str) -> str:
     """``text`` with every password of a URL or ``password=`` setting replaced by ``***``."""
-    if "://" not in text and "password" not in text.lower():
-        return text  # the common case: nothing to look for, no regex run
-    text = _URL_PASSWORD.sub(lambda m: m.group("head") + MASK + "@", text)
-    return _KEYWORD_PASSWORD.sub(lambda m: m.group("head") + MASK, text)
+    if "@" in text:  # no password in a URL without one; the regex starts at "://", a literal
+        text = _URL_PASSWORD.sub(lambda m: m.group("head") + MASK + "@", text)
+    if "password" in text.lower():
+        text = _KEYWORD_PASSWORD.sub(lambda m: m.group("head") + MASK, text)
+    return text
 
 
+@functools.lru_cache(maxsize=64)
 def redact_url(url: str) -> str:
     """A URL fit for messages: its password (if any) replaced by ``***``.
+
+    Memoized: a process has a handful of backend URLs, and an open breaker builds an error
+    naming its URL on every refused call.
 
     >>> redact_url("redis://:secret@cache:6379/0")
     'redis://:***@cache:6379/0'

@@ -104,6 +104,7 @@ class BreakerStore(Store):
         self.shared = inner.shared
         self.url = inner.url
         self.outage_errors = inner.outage_errors
+        self._inner_get = inner.get
         self._name = redact_url(inner.url)
         self._clock = clock
         self._lock = threading.Lock()
@@ -112,6 +113,7 @@ class BreakerStore(Store):
         self._opened_at = 0.0
         self._probing = False
         self._last_error: str | None = None
+        self._refusal = ""
         self._last_error_at: float | None = None
         self._errors: dict[str, int] = {}
         self._rejected = 0
@@ -153,13 +155,10 @@ class BreakerStore(Store):
             else:
                 self._rejected += 1
                 probe = False
-                reason = (
-                    f"circuit open after {self._failures} consecutive failures "
-                    f"(last: {self._last_error})"
-                )
+                reason = self._refusal
         if not probe:
             raise BackendUnavailableError(
-                self.url, reason, operation=op, retry_after=max(0.0, retry_after)
+                self._name, reason, operation=op, retry_after=max(0.0, retry_after)
             )
         try:
             self.inner.reconnect()  # connections pooled before the outage are dead
@@ -176,6 +175,10 @@ class BreakerStore(Store):
             opened = probe or (self._state is CLOSED and self._failures >= self.policy.failures)
             if opened:
                 self._state, self._opened_at, self._probing = OPEN, self._clock(), False
+                # Built once per opening, not on each of the calls it will refuse.
+                self._refusal = (
+                    f"circuit open after {self._failures} consecutive failures (last: {message})"
+                )
         if opened:
             log.warning(
                 "cache backend %s is down (%s during %s); failing fast for %.1fs",
@@ -223,7 +226,19 @@ class BreakerStore(Store):
 
     # ---------------------------------------------------------- the Store protocol
     def get(self, key: str) -> Entry | None:
-        return self._run("get", self.inner.get, key)
+        # The hit path: _run's steps written out, without its extra call and argument tuple.
+        if self._state is not CLOSED:
+            return self._run("get", self._inner_get, key)
+        try:
+            entry = self._inner_get(key)
+        except self.outage_errors as exc:
+            raise self._failed("get", exc, False) from exc
+        except BaseException as exc:
+            self._inconclusive("get", exc, False)
+            raise
+        if self._failures:
+            self._succeeded(False)
+        return entry
 
     def set(self, entry: Entry) -> None:
         self._run("set", self.inner.set, entry)
