@@ -42,6 +42,9 @@ TIMEOUTS = {
 }
 #: How long the pool retries a failed reconnect before it gives up and waits for demand.
 RECONNECT_TIMEOUT_S = 1.0
+#: The client gives up this long after the server's own statement timeout: the server answers
+#: a timed-out statement itself, so only a server that cannot answer at all reaches this.
+WAIT_MARGIN_S = 0.25
 DEFAULT_TABLE = "thrifty_entries"
 POOL_MAX = 8
 #: Expired rows are swept on the first write and then every this many writes.
@@ -125,6 +128,8 @@ class PostgresStore(Store):
             import psycopg
             from psycopg.conninfo import conninfo_to_dict
             from psycopg_pool import ConnectionPool, PoolTimeout
+
+            from thrifty.store import _pg_connection
         except ImportError as exc:  # pragma: no cover - depends on the install
             raise BackendUnavailableError(
                 url, "psycopg 3 is not installed; pip install 'thrifty[postgres]'"
@@ -145,6 +150,9 @@ class PostgresStore(Store):
         self._bulk_timeout = (
             f"SET LOCAL statement_timeout = {max(1, round(self.timeouts['bulk_timeout'] * 1000))}"
         )
+        # Client-side deadlines for a server that cannot answer (see _pg_connection).
+        self._hot_wait = self.timeouts["statement_timeout"] + WAIT_MARGIN_S
+        self._bulk_wait = self.timeouts["bulk_timeout"] + WAIT_MARGIN_S
         t = self.table
         self._get = (
             f"SELECT {_COLUMNS} FROM {t} WHERE key = %s AND (expires_at IS NULL OR expires_at > %s)"
@@ -177,7 +185,11 @@ class PostgresStore(Store):
             min_size=1,
             max_size=pool_size,
             kwargs=kwargs,
+            connection_class=(
+                _pg_connection.BoundedConnection if _pg_connection.SUPPORTED else psycopg.Connection
+            ),
             configure=self._configure,
+            reset=self._reset,
             timeout=self.timeouts["acquire_timeout"],
             reconnect_timeout=RECONNECT_TIMEOUT_S,
             open=False,
@@ -195,14 +207,24 @@ class PostgresStore(Store):
 
     def _configure(self, conn: Any) -> None:
         """Run on every new pooled connection: bound each statement (hot-path work)."""
+        conn.wait_timeout = self._hot_wait
         conn.execute(self._set_statement_timeout)
+
+    def _reset(self, conn: Any) -> None:
+        """Run when a connection returns to the pool: back to the hot path's deadline."""
+        conn.wait_timeout = self._hot_wait
+
+    def _go_bulk(self, conn: Any) -> None:
+        """Give the rest of this transaction the bulk timeouts (the pool's reset undoes them):
+        its statements scan or delete many rows, which the hot path's timeout would cut."""
+        conn.wait_timeout = self._bulk_wait
+        conn.execute(self._bulk_timeout)
 
     @contextmanager
     def _bulk(self) -> Iterator[Any]:
-        """A pooled connection in a transaction whose statements may run ``bulk_timeout``
-        (they scan or delete many rows, which the hot path's timeout would cut short)."""
+        """A pooled connection in a transaction with the bulk timeouts."""
         with self._pool.connection() as conn, conn.transaction():
-            conn.execute(self._bulk_timeout)
+            self._go_bulk(conn)
             yield conn
 
     def _create_tables(self) -> None:
@@ -238,7 +260,7 @@ class PostgresStore(Store):
             self._writes += 1
             enforce = limited and (sweep or self._might_overflow(entry.size))
             if sweep or enforce:  # sweeping and counting are bulk work: the longer timeout
-                conn.execute(self._bulk_timeout)
+                self._go_bulk(conn)
             if sweep:
                 conn.execute(f"DELETE FROM {self.table} WHERE expires_at <= %s", (time.time(),))
             if enforce:
