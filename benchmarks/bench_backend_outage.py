@@ -1,19 +1,21 @@
 """A backend outage under steady load: PostgreSQL and Redis die for a few seconds mid-run.
 
-Run:  python benchmarks/bench_backend_outage.py [--seconds 15] [--outage 5] [--rate 400]
-      [--threads 8] [--redis redis://127.0.0.1:6379/0]
+Run:  python benchmarks/bench_backend_outage.py [--fault kill|stall] [--seconds 15] [--outage 5]
+      [--rate 400] [--threads 8] [--redis redis://127.0.0.1:6379/0]
       [--postgres postgresql://postgres@127.0.0.1:5432/test]
 
 Per backend, ``thrifty.Cache`` talks to the real server through a
 :class:`~thrifty.testing.tcp_proxy.TcpProxy` (the machine's servers are never stopped: the proxy
 is what dies). ``--threads`` workers call ``get_or_compute`` at ``--rate`` calls/s in all on 200
-warmed keys (a fake 2 ms upstream computes a miss); the proxy is killed a third of the way in
-(open connections cut, new ones refused) and restarted ``--outage`` seconds later. Reported per
-backend: calls answered, client errors (an exception out of ``get_or_compute``: must be 0), wrong
-answers (must be 0), latency p50/p99/max before and during the outage, and the time from the
-proxy's restart to the first hit. Keys are written under a private prefix/table, removed after.
-Then the breaker's own cost, on an in-memory store so nothing else is timed: a ``get`` through
-a closed breaker vs the bare store, and a ``get`` an open breaker refuses.
+warmed keys (a fake 2 ms upstream computes a miss). A third of the way in, the proxy is killed
+(open connections cut, new ones refused) or, with ``--fault stall``, stalled (connections
+accepted, nothing forwarded: a hung server); ``--outage`` seconds later it is restarted or
+resumed. Reported per backend: calls answered, client errors (an exception out of
+``get_or_compute``: must be 0), wrong answers (must be 0), latency p50/p99/max before and during
+the outage, and the time from the proxy's return to the first hit. Keys are written under a
+private prefix/table, removed after. Then the breaker's own cost, on an in-memory store so
+nothing else is timed: a ``get`` through a closed breaker vs the bare store, and a ``get`` an
+open breaker refuses.
 """
 
 from __future__ import annotations
@@ -115,10 +117,10 @@ def run_backend(name: str, url: str, args: argparse.Namespace) -> Run:
                 thread.start()
             time.sleep(args.seconds / 3)
             run.killed_at = time.monotonic()
-            proxy.stop()
+            proxy.stall() if args.fault == "stall" else proxy.stop()
             time.sleep(args.outage)
             run.restarted_at = time.monotonic()
-            proxy.start()
+            proxy.resume() if args.fault == "stall" else proxy.start()
             for thread in threads:
                 thread.join()
         finally:
@@ -215,6 +217,7 @@ def breaker_cost(n: int = 200_000) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--fault", choices=("kill", "stall"), default="kill")
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--outage", type=float, default=5.0)
     parser.add_argument("--rate", type=float, default=400.0, help="calls per second in all")
@@ -231,7 +234,8 @@ def main() -> None:
             runs.append(run_backend(name, getattr(args, name), args))
     print(
         f"{args.threads} threads, {args.rate:.0f} calls/s on {len(KEYS)} warmed keys, "
-        f"{args.seconds:.0f} s run, proxy dead for {args.outage:.0f} s"
+        f"{args.seconds:.0f} s run, proxy {'stalled' if args.fault == 'stall' else 'dead'} "
+        f"for {args.outage:.0f} s"
     )
     report(runs)
     breaker_cost()
