@@ -219,13 +219,15 @@ def test_cache_over_an_open_breaker_misses_and_skips_writes_at_once(
     cache.set("k", "v")
     flaky.down = True
     fail(breaker, 3)
-    started = time.perf_counter()
+    times = []
     for _ in range(100):
+        started = time.perf_counter()
         assert cache.lookup("k") is None
         assert cache.set("k2", "w") is None
         value, status = cache.get_or_compute("k3", lambda: "computed")
         assert (value, status) == ("computed", "miss")
-    assert (time.perf_counter() - started) / 100 < 0.005
+        times.append(time.perf_counter() - started)
+    assert statistics.median(times) < 0.005, statistics.median(times)
     assert cache.stats().errors >= 300
 
 
