@@ -15,6 +15,7 @@ from typing import Any
 from thrifty.errors import UnknownSchemeError
 from thrifty.store.base import Store
 from thrifty.store.breaker import BreakerPolicy, BreakerStore, split_breaker_url
+from thrifty.store.health import BackendHealth, BreakerState
 
 # scheme -> "module:Class"; declared once, as data.
 BACKENDS: dict[str, str] = {
@@ -61,4 +62,13 @@ def open_store(
     return BreakerStore(store, policy)
 
 
-__all__ = ["BACKENDS", "DEFAULT_BREAKER", "DEFAULT_URL", "BreakerPolicy", "Store", "open_store"]
+__all__ = [
+    "BACKENDS",
+    "DEFAULT_BREAKER",
+    "DEFAULT_URL",
+    "BackendHealth",
+    "BreakerPolicy",
+    "BreakerState",
+    "Store",
+    "open_store",
+]
