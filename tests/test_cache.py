@@ -115,7 +115,12 @@ def test_failing_backend_is_fail_open(cache: Cache, monkeypatch: pytest.MonkeyPa
     for method in ("get", "set", "set_many", "acquire_lease", "release_lease", "add_counters"):
         monkeypatch.setattr(cache.store, method, broken)
     calls = []
-    value, status = cache.get_or_compute("k", lambda: calls.append(1) or "fresh")
+
+    def compute() -> str:
+        calls.append(1)
+        return "fresh"
+
+    value, status = cache.get_or_compute("k", compute)
     assert (value, status, len(calls)) == ("fresh", "miss", 1)
     assert cache.set("k2", "v") is None
     assert cache.get("k2") is None
@@ -134,21 +139,24 @@ async def test_async_face(cache: Cache) -> None:
     assert stats.hits == 2 and stats.entries == 0
 
 
-def test_dead_redis_after_open_is_fail_open(tmp_path: Any) -> None:
-    import redis
-    from redis.backoff import NoBackoff
-    from redis.retry import Retry
+def test_dead_redis_after_open_is_fail_open() -> None:
+    from conftest import REDIS_URL
+    from thrifty.testing.tcp_proxy import TcpProxy
 
-    backend = Backend("redis", "redis://127.0.0.1:6379/0?prefix=thrifty-test-dead:")
-    try:
+    host, port = REDIS_URL.split("://", 1)[1].split("/")[0].rsplit(":", 1)
+    with TcpProxy(host, int(port)) as proxy:
+        backend = Backend("redis", f"redis://{host}:{proxy.port}/0?prefix=thrifty-test-dead:")
         cache = backend.cache()
-        dead = redis.Redis(port=1, socket_connect_timeout=0.5, retry=Retry(NoBackoff(), 0))
-        cache.store._client = dead  # type: ignore[attr-defined]
+        proxy.stop()  # Redis "dies" after the cache opened it
         value, status = cache.get_or_compute("k", lambda: "computed")
         assert (value, status) == ("computed", "miss")
         assert cache.stats().errors >= 3  # get, lease, set (and stats itself)
-    finally:
-        backend.opened[0]._client = redis.Redis()  # type: ignore[attr-defined]
+        proxy.start()
+        deadline = time.monotonic() + 5  # the breaker's probe finds it back within a cooldown
+        while cache.set("k", "stored again") is None:
+            assert time.monotonic() < deadline, cache.store.health()
+            time.sleep(0.05)
+        assert cache.get("k") == "stored again" and cache.store.health().up
         backend.cleanup()
 
 

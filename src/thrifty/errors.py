@@ -5,7 +5,8 @@ ThriftyError
 │   ├── UnknownSchemeError a cache URL whose scheme no backend serves
 │   └── JobFileError       a batch input file with invalid lines (each listed)
 ├── BackendError           a storage backend failed (the Cache turns it into a miss)
-│   └── BackendUnavailableError   the backend cannot be reached when opened
+│   └── BackendUnavailableError   the backend cannot be reached (when opened, or during an
+│                                 outage: its circuit breaker then fails calls at once)
 ├── CorruptEntryError      a stored payload that cannot be decoded (treated as a miss)
 ├── ProviderError          a model provider failed
 │   ├── ProviderUnavailableError  the provider cannot be loaded or reached
@@ -24,6 +25,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from thrifty.redact import redact_text, redact_url
+
 
 class ThriftyError(Exception):
     """Root of thrifty's exceptions."""
@@ -37,10 +40,10 @@ class UnknownSchemeError(ConfigError):
     """A cache URL names a scheme that no backend serves."""
 
     def __init__(self, url: str, known: tuple[str, ...]) -> None:
-        self.url = url
+        self.url = redact_url(url)
         self.known = known
         super().__init__(
-            f"unknown cache URL scheme in {url!r}; use one of: "
+            f"unknown cache URL scheme in {self.url!r}; use one of: "
             + ", ".join(f"{s}://" for s in known)
         )
 
@@ -70,12 +73,33 @@ class BackendError(ThriftyError):
 
 
 class BackendUnavailableError(BackendError):
-    """A storage backend could not be reached when it was opened."""
+    """A storage backend cannot be reached: when it is opened, or during an outage.
 
-    def __init__(self, url: str, reason: str) -> None:
-        self.url = url
-        self.reason = reason
-        super().__init__(f"cache backend {url!r} is unreachable: {reason}")
+    The URL and the reason are stored with passwords masked (they end up in logs, health
+    reports and error pages).
+
+    Attributes:
+        url: the backend's URL, password masked.
+        reason: what failed (the driver's message, or the breaker's), passwords masked.
+        operation: the store method that failed (``get``, ``set``…), None when opening.
+        retry_after: seconds until the backend's circuit breaker lets a call through again;
+            None when the call itself reached the backend and failed.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        reason: str,
+        *,
+        operation: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        self.url = redact_url(url)
+        self.reason = redact_text(reason)
+        self.operation = operation
+        self.retry_after = retry_after
+        during = f" during {operation}" if operation else ""
+        super().__init__(f"cache backend {self.url!r} is unreachable{during}: {self.reason}")
 
 
 class CorruptEntryError(ThriftyError):

@@ -12,6 +12,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 
 from thrifty.entry import Entry, Selector
+from thrifty.redact import redact_url
+from thrifty.store.health import BackendHealth
 
 
 class Store(ABC):
@@ -30,6 +32,12 @@ class Store(ABC):
     inline_reads: bool = False
     #: True when several processes share the data (leases then coalesce across processes).
     shared: bool = False
+    #: The URL the store was opened with (it may hold a password: show ``redact_url(url)``).
+    url: str = ""
+    #: Exceptions that mean "the backend is unreachable or too slow" (refused, reset, timed
+    #: out), as opposed to a bad call. A network backend lists its driver's here, and its
+    #: circuit breaker (:class:`~thrifty.store.breaker.BreakerStore`) counts only these.
+    outage_errors: tuple[type[BaseException], ...] = ()
 
     def __init__(self, *, max_entries: int | None = None, max_bytes: int | None = None) -> None:
         self.max_entries = max_entries
@@ -95,6 +103,18 @@ class Store(ABC):
 
     def ping(self) -> None:  # noqa: B027 - optional hook
         """Raise :class:`~thrifty.errors.BackendError` if the backend is unusable."""
+
+    def reconnect(self) -> None:  # noqa: B027 - optional hook
+        """Drop idle pooled connections, so the next call connects afresh.
+
+        A breaker calls it before its probe: after an outage, connections pooled before it are
+        dead, and a probe that picked one would fail against a backend that is back.
+        """
+
+    def health(self) -> BackendHealth:
+        """Up or down, and why. A local store is up while it exists; a network store opened
+        by :func:`~thrifty.store.open_store` reports its circuit breaker's view."""
+        return BackendHealth(backend=redact_url(self.url), up=True)
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""

@@ -6,6 +6,14 @@ current lease expired or is ours) and one of counters (upserted sums). Names com
 (``?table=`` in the URL), so tests and tenants can use isolated tables. A hit is one indexed
 SELECT that filters out expired rows; expired rows are swept by later writes. Eviction is
 oldest-created first, so a hit never writes.
+
+Every wait is bounded, so a dead server answers "failed" within a fraction of a second: a call
+waits at most ``acquire_timeout`` for a pooled connection (the pool connects in the background;
+libpq's own ``connect_timeout`` is at least 2 s, so no caller waits on it), and each statement
+runs under the server's ``statement_timeout`` (bulk work: invalidation, clearing, counting,
+sweeping and listing, under the longer ``bulk_timeout``). The pool gives up a failed reconnect
+after a second and tries afresh on the next demand, so it reconnects within seconds of the
+server's return. All four are keyword arguments or URL parameters (``?acquire_timeout=0.5``).
 """
 
 from __future__ import annotations
@@ -14,15 +22,29 @@ import re
 import threading
 import time
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from thrifty.entry import Entry, Selector
 from thrifty.errors import BackendUnavailableError, ConfigError
+from thrifty.redact import redact_url
 from thrifty.store._eviction import over_limits, pick_victims
+from thrifty.store._url import pop_query, seconds
 from thrifty.store.base import Store
 
-CONNECT_TIMEOUT_S = 2
+#: Timeouts in seconds: keyword argument or URL parameter -> default.
+TIMEOUTS = {
+    "connect_timeout": 2.0,  # libpq's minimum; only the opening connection waits on it
+    "acquire_timeout": 0.5,  # a call waiting for a pooled connection
+    "statement_timeout": 0.5,  # one statement of a get, set, delete or lease
+    "bulk_timeout": 60.0,  # invalidate, clear, usage, sweeps, limits, listing
+}
+#: How long the pool retries a failed reconnect before it gives up and waits for demand.
+RECONNECT_TIMEOUT_S = 1.0
+#: The client gives up this long after the server's own statement timeout: the server answers
+#: a timed-out statement itself, so only a server that cannot answer at all reaches this.
+WAIT_MARGIN_S = 0.25
 DEFAULT_TABLE = "thrifty_entries"
 POOL_MAX = 8
 #: Expired rows are swept on the first write and then every this many writes.
@@ -43,17 +65,16 @@ _CONDITIONS = {
 }
 
 
-def split_url(url: str, table: str | None) -> tuple[str, str]:
-    """(conninfo for psycopg, table name): ``?table=`` is ours, the rest goes to libpq."""
-    parts = urlsplit(url)
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    ours = [v for k, v in query if k == "table"]
-    rest = [(k, v) for k, v in query if k != "table"]
-    chosen = table or (ours[-1] if ours else DEFAULT_TABLE)
+def split_url(url: str, table: str | None) -> tuple[str, str, dict[str, str]]:
+    """(conninfo for psycopg, table name, our other URL options): ``?table=`` and the
+    :data:`TIMEOUTS` are ours, the rest goes to libpq."""
+    rest, ours = pop_query(url, {"table", *TIMEOUTS})
+    chosen = table or ours.pop("table", DEFAULT_TABLE)
     if not _NAME.match(chosen):
         raise ConfigError(f"invalid PostgreSQL table name {chosen!r} (use [schema.]name)")
+    parts = urlsplit(rest)
     scheme = "postgresql" if parts.scheme == "postgres" else parts.scheme
-    return urlunsplit(parts._replace(scheme=scheme, query=urlencode(rest))), chosen
+    return urlunsplit(parts._replace(scheme=scheme)), chosen, ours
 
 
 def _schema(t: str) -> list[str]:
@@ -97,18 +118,41 @@ class PostgresStore(Store):
         max_bytes: int | None = None,
         table: str | None = None,
         pool_size: int = POOL_MAX,
-        connect_timeout: int = CONNECT_TIMEOUT_S,
+        connect_timeout: float | None = None,
+        acquire_timeout: float | None = None,
+        statement_timeout: float | None = None,
+        bulk_timeout: float | None = None,
     ) -> None:
         super().__init__(max_entries=max_entries, max_bytes=max_bytes)
         try:
             import psycopg
+            from psycopg.conninfo import conninfo_to_dict
             from psycopg_pool import ConnectionPool, PoolTimeout
+
+            from thrifty.store import _pg_connection
         except ImportError as exc:  # pragma: no cover - depends on the install
             raise BackendUnavailableError(
                 url, "psycopg 3 is not installed; pip install 'thrifty[postgres]'"
             ) from exc
         self.url = url
-        conninfo, self.table = split_url(url, table)
+        self.outage_errors = (psycopg.OperationalError, psycopg.InterfaceError, OSError)
+        conninfo, self.table, query = split_url(url, table)
+        given = {
+            "connect_timeout": connect_timeout,
+            "acquire_timeout": acquire_timeout,
+            "statement_timeout": statement_timeout,
+            "bulk_timeout": bulk_timeout,
+        }
+        self.timeouts = {k: seconds(k, given[k], query, v) for k, v in TIMEOUTS.items()}
+        connect_s = max(2, round(self.timeouts["connect_timeout"]))  # libpq: whole seconds, >= 2
+        statement_ms = max(1, round(self.timeouts["statement_timeout"] * 1000))
+        self._set_statement_timeout = f"SET statement_timeout = {statement_ms}"
+        self._bulk_timeout = (
+            f"SET LOCAL statement_timeout = {max(1, round(self.timeouts['bulk_timeout'] * 1000))}"
+        )
+        # Client-side deadlines for a server that cannot answer (see _pg_connection).
+        self._hot_wait = self.timeouts["statement_timeout"] + WAIT_MARGIN_S
+        self._bulk_wait = self.timeouts["bulk_timeout"] + WAIT_MARGIN_S
         t = self.table
         self._get = (
             f"SELECT {_COLUMNS} FROM {t} WHERE key = %s AND (expires_at IS NULL OR expires_at > %s)"
@@ -130,26 +174,61 @@ class PostgresStore(Store):
         # PURGE_EVERY writes), so a set does not count the table each time.
         self._room: tuple[int, int] | None = None
         self._room_lock = threading.Lock()
+        kwargs: dict[str, Any] = {"autocommit": True, "connect_timeout": connect_s}
+        if "tcp_user_timeout" not in conninfo_to_dict(conninfo):
+            # A server that vanished (no RST: a dead host, a dropped route) would leave a sent
+            # statement waiting for TCP's retransmissions (minutes): give up after the
+            # statement's own timeout and a second.
+            kwargs["tcp_user_timeout"] = statement_ms + 1000
         self._pool = ConnectionPool(
             conninfo,
             min_size=1,
             max_size=pool_size,
-            kwargs={"autocommit": True, "connect_timeout": connect_timeout},
+            kwargs=kwargs,
+            connection_class=(
+                _pg_connection.BoundedConnection if _pg_connection.SUPPORTED else psycopg.Connection
+            ),
+            configure=self._configure,
+            reset=self._reset,
+            timeout=self.timeouts["acquire_timeout"],
+            reconnect_timeout=RECONNECT_TIMEOUT_S,
             open=False,
             name=f"thrifty-{t}",
         )
         try:
             # One direct connection first: a refused or wrong server fails at once with libpq's
             # own message, where the pool would retry until its timeout.
-            psycopg.connect(conninfo, connect_timeout=connect_timeout).close()
-            self._pool.open(wait=True, timeout=connect_timeout + 1)
+            psycopg.connect(conninfo, **kwargs).close()
+            self._pool.open(wait=True, timeout=connect_s + 1)
             self._create_tables()
         except (PoolTimeout, psycopg.Error) as exc:
             self._pool.close()
             raise BackendUnavailableError(url, f"{type(exc).__name__}: {exc}") from exc
 
-    def _create_tables(self) -> None:
+    def _configure(self, conn: Any) -> None:
+        """Run on every new pooled connection: bound each statement (hot-path work)."""
+        conn.wait_timeout = self._hot_wait
+        conn.execute(self._set_statement_timeout)
+
+    def _reset(self, conn: Any) -> None:
+        """Run when a connection returns to the pool: back to the hot path's deadline."""
+        conn.wait_timeout = self._hot_wait
+
+    def _go_bulk(self, conn: Any) -> None:
+        """Give the rest of this transaction the bulk timeouts (the pool's reset undoes them):
+        its statements scan or delete many rows, which the hot path's timeout would cut."""
+        conn.wait_timeout = self._bulk_wait
+        conn.execute(self._bulk_timeout)
+
+    @contextmanager
+    def _bulk(self) -> Iterator[Any]:
+        """A pooled connection in a transaction with the bulk timeouts."""
         with self._pool.connection() as conn, conn.transaction():
+            self._go_bulk(conn)
+            yield conn
+
+    def _create_tables(self) -> None:
+        with self._bulk() as conn:
             # Concurrent CREATE … IF NOT EXISTS can still collide in the catalog: serialize.
             conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (self.table,))
             for statement in _schema(self.table):
@@ -179,9 +258,12 @@ class PostgresStore(Store):
             conn.execute(self._upsert, row)
             sweep = self._writes % PURGE_EVERY == 0
             self._writes += 1
+            enforce = limited and (sweep or self._might_overflow(entry.size))
+            if sweep or enforce:  # sweeping and counting are bulk work: the longer timeout
+                self._go_bulk(conn)
             if sweep:
                 conn.execute(f"DELETE FROM {self.table} WHERE expires_at <= %s", (time.time(),))
-            if limited and (sweep or self._might_overflow(entry.size)):
+            if enforce:
                 self._enforce_limits(conn)
 
     def _might_overflow(self, size: int) -> bool:
@@ -236,12 +318,12 @@ class PostgresStore(Store):
                 params.append(value)
         if not clauses:
             return 0
-        with self._pool.connection() as conn:
+        with self._bulk() as conn:
             sql = f"DELETE FROM {self.table} WHERE {' AND '.join(clauses)}"
             return conn.execute(sql, params).rowcount
 
     def clear(self) -> None:
-        with self._pool.connection() as conn, conn.transaction():
+        with self._bulk() as conn:
             for table in (self.table, f"{self.table}_leases", f"{self.table}_counters"):
                 conn.execute(f"DELETE FROM {table}")
         with self._room_lock:
@@ -249,7 +331,7 @@ class PostgresStore(Store):
 
     def drop_tables(self) -> None:
         """Remove the tables themselves (used by tests that made a table of their own)."""
-        with self._pool.connection() as conn, conn.transaction():
+        with self._bulk() as conn:
             for table in (self.table, f"{self.table}_leases", f"{self.table}_counters"):
                 conn.execute(f"DROP TABLE IF EXISTS {table}")
 
@@ -263,7 +345,7 @@ class PostgresStore(Store):
         if namespace is not None:
             sql += " AND namespace = %s"
             params.append(namespace)
-        with self._pool.connection() as conn:
+        with self._bulk() as conn:
             entries, size = conn.execute(sql, params).fetchone()
         return int(entries), int(size)
 
@@ -301,12 +383,12 @@ class PostgresStore(Store):
         sql += " AND (created_at, key) > (%s, %s) ORDER BY created_at, key LIMIT 500"
         after: tuple[float, str] = (since if since is not None else float("-inf"), "")
         while True:
-            with self._pool.connection() as conn:
+            with self._bulk() as conn:
                 page = conn.execute(sql, [time.time(), *params, *after]).fetchall()
             for row in page:
                 yield Entry(
-                    row[0], bytes(row[1]), row[2], row[3], tuple(row[4]), *row[5:13],
-                    semantic=bytes(row[13]),
+                    row[0], bytes(row[1]), row[2], row[3], tuple(row[4]), row[5], row[6],
+                    row[7], row[8], row[9], row[10], row[11], row[12], semantic=bytes(row[13]),
                 )  # fmt: skip
             if len(page) < 500:
                 return
@@ -337,8 +419,13 @@ class PostgresStore(Store):
         with self._pool.connection() as conn:
             conn.execute("SELECT 1")
 
+    def reconnect(self) -> None:
+        # Close the idle connections (after an outage they are dead) and open new ones in the
+        # background; connections in use are replaced when they come back.
+        self._pool.drain()
+
     def close(self) -> None:
         self._pool.close()
 
     def __repr__(self) -> str:
-        return f"PostgresStore({self.url!r}, table={self.table!r})"
+        return f"PostgresStore({redact_url(self.url)!r}, table={self.table!r})"

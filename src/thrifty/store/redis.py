@@ -14,6 +14,10 @@ Layout under a prefix (default ``thrifty:``), so ``clear()`` touches only our ke
 Writes and deletes run as Lua scripts, so the indexes and totals stay consistent when several
 processes write at once. Redis expires entries itself; the bookkeeping of an expired entry is
 dropped lazily (before eviction, on ``usage()``, on invalidation).
+
+Every wait is bounded (``connect_timeout`` and ``socket_timeout``, half a second each by default,
+keyword arguments or URL parameters), so a dead server answers "failed" fast; a connection that
+went stale in a restart is retried once at once, so calls work again as soon as Redis is back.
 """
 
 from __future__ import annotations
@@ -21,17 +25,21 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, cast
 
 from thrifty.entry import Entry, Selector
 from thrifty.errors import BackendUnavailableError, ConfigError
+from thrifty.redact import redact_url
+from thrifty.store._url import pop_query, seconds
 from thrifty.store.base import Store
 
 log = logging.getLogger("thrifty.store.redis")
-CONNECT_TIMEOUT_S = 2.0
-SOCKET_TIMEOUT_S = 5.0
+#: Timeouts in seconds: keyword argument or URL parameter -> default.
+TIMEOUTS = {
+    "connect_timeout": 0.5,  # opening a connection
+    "socket_timeout": 0.5,  # one command's answer (bulk work is sent in batches of 500)
+}
 DEFAULT_PREFIX = "thrifty:"
 #: Selector field → short name in index keys.
 INDEXED = {
@@ -139,16 +147,17 @@ _HEADER_FIELDS = (
 )  # fmt: skip
 
 
-def split_url(url: str, prefix: str | None) -> tuple[str, str]:
-    """(url for redis-py, key prefix): ``?prefix=`` is ours, the rest goes to redis-py."""
-    parts = urlsplit(url)
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    ours = [v for k, v in query if k == "prefix"]
-    rest = [(k, v) for k, v in query if k != "prefix"]
-    chosen = prefix if prefix is not None else (ours[-1] if ours else DEFAULT_PREFIX)
+def split_url(url: str, prefix: str | None) -> tuple[str, str, dict[str, str]]:
+    """(url for redis-py, key prefix, our other URL options): ``?prefix=`` and the
+    :data:`TIMEOUTS` (and redis-py's ``socket_connect_timeout``) are ours, the rest goes to
+    redis-py."""
+    rest, ours = pop_query(url, {"prefix", "socket_connect_timeout", *TIMEOUTS})
+    if "socket_connect_timeout" in ours:  # redis-py's name for it
+        ours.setdefault("connect_timeout", ours.pop("socket_connect_timeout"))
+    chosen = prefix if prefix is not None else ours.pop("prefix", DEFAULT_PREFIX)
     if not chosen:
         raise ConfigError("the Redis key prefix must not be empty (clear() would touch all keys)")
-    return urlunsplit(parts._replace(query=urlencode(rest))), chosen
+    return rest, chosen, ours
 
 
 def _glob_escape(text: str) -> str:
@@ -169,8 +178,8 @@ class RedisStore(Store):
         max_entries: int | None = None,
         max_bytes: int | None = None,
         prefix: str | None = None,
-        connect_timeout: float = CONNECT_TIMEOUT_S,
-        socket_timeout: float = SOCKET_TIMEOUT_S,
+        connect_timeout: float | None = None,
+        socket_timeout: float | None = None,
         **redis_options: Any,
     ) -> None:
         super().__init__(max_entries=max_entries, max_bytes=max_bytes)
@@ -181,24 +190,38 @@ class RedisStore(Store):
                 url, "redis-py is not installed; pip install 'thrifty[redis]'"
             ) from exc
         self.url = url
-        client_url, self.prefix = split_url(url, prefix)
+        self.outage_errors = (
+            redis.ConnectionError,  # refused, reset, closed; also "loading the dataset"
+            redis.TimeoutError,
+            redis.ReadOnlyError,  # a replica during a failover
+            OSError,
+        )
+        client_url, self.prefix, query = split_url(url, prefix)
+        given = {"connect_timeout": connect_timeout, "socket_timeout": socket_timeout}
+        self.timeouts = {k: seconds(k, given[k], query, v) for k, v in TIMEOUTS.items()}
         self._entry_prefix = self.prefix + "e:"
         from redis.backoff import ConstantBackoff
         from redis.retry import Retry
 
-        # One quick retry (a pooled connection gone stale after a Redis restart), not redis-py's
-        # default of several backed-off ones: a dead cache must fail fast, then fail open.
-        redis_options.setdefault("retry", Retry(ConstantBackoff(0.01), 1))
+        # One quick retry when a pooled connection went stale in a Redis restart, not redis-py's
+        # default of several backed-off ones, and none after a timeout (that would double it):
+        # a dead cache must fail fast, then fail open.
+        redis_options.setdefault(
+            "retry", Retry(ConstantBackoff(0.01), 1, supported_errors=(redis.ConnectionError,))
+        )
         try:
             self._client = redis.Redis.from_url(
                 client_url,
-                socket_connect_timeout=connect_timeout,
-                socket_timeout=socket_timeout,
+                socket_connect_timeout=self.timeouts["connect_timeout"],
+                socket_timeout=self.timeouts["socket_timeout"],
                 **redis_options,
             )
             self._client.ping()
         except (redis.RedisError, OSError, ValueError) as exc:
             raise BackendUnavailableError(url, f"{type(exc).__name__}: {exc}") from exc
+        # redis-py types replies as ``bytes | str`` (decode_responses is a runtime option); ours
+        # are bytes. Typed once here, so the hit path pays no cast.
+        self._get_blob = cast(Callable[[str], bytes | None], self._client.get)
         self._set = self._client.register_script(_SET)
         self._drop_many = self._client.register_script(_DROP_MANY)
         self._purge = self._client.register_script(_PURGE)
@@ -207,7 +230,7 @@ class RedisStore(Store):
 
     # ---------------------------------------------------------------- hit path
     def get(self, key: str) -> Entry | None:
-        blob = self._client.get(self._entry_prefix + key)
+        blob = self._get_blob(self._entry_prefix + key)
         return None if blob is None else self._parse(key, blob)
 
     def _parse(self, key: str, blob: bytes) -> Entry | None:
@@ -300,7 +323,8 @@ class RedisStore(Store):
         self._purge(keys=[self.prefix], args=[repr(time.time())])
         if namespace is None:
             pipe = self._client.pipeline(transaction=True)
-            pipe.zcard(self.prefix + "z").get(self.prefix + "bytes")
+            pipe.zcard(self.prefix + "z")
+            pipe.get(self.prefix + "bytes")
             entries, size = pipe.execute()
             return int(entries), int(size or 0)
         keys = list(self._client.smembers(f"{self.prefix}i:ns:{namespace}"))
@@ -322,7 +346,8 @@ class RedisStore(Store):
 
     def read_counters(self, namespace: str | None = None) -> dict[str, float]:
         if namespace is None:
-            names = sorted(n.decode() for n in self._client.smembers(self.prefix + "cns"))
+            members = cast(set[bytes], self._client.smembers(self.prefix + "cns"))
+            names = sorted(n.decode() for n in members)
         else:
             names = [namespace]
         pipe = self._client.pipeline(transaction=False)
@@ -338,7 +363,8 @@ class RedisStore(Store):
         self, namespace: str | None = None, *, since: float | None = None
     ) -> Iterator[Entry]:
         low = "-inf" if since is None else repr(since)
-        keys = [k.decode() for k in self._client.zrangebyscore(self.prefix + "sz", low, "+inf")]
+        listed = cast(list[bytes], self._client.zrangebyscore(self.prefix + "sz", low, "+inf"))
+        keys = [k.decode() for k in listed]
         for start in range(0, len(keys), 500):
             batch = keys[start : start + 500]
             pipe = self._client.pipeline(transaction=False)
@@ -365,8 +391,12 @@ class RedisStore(Store):
     def ping(self) -> None:
         self._client.ping()
 
+    def reconnect(self) -> None:
+        # Idle connections from before an outage are dead: drop them (those in use stay).
+        self._client.connection_pool.disconnect(inuse_connections=False)
+
     def close(self) -> None:
         self._client.close()
 
     def __repr__(self) -> str:
-        return f"RedisStore({self.url!r}, prefix={self.prefix!r})"
+        return f"RedisStore({redact_url(self.url)!r}, prefix={self.prefix!r})"
