@@ -16,14 +16,9 @@ from thrifty.cache import Cache
 from thrifty.limits import LimitBackend
 from thrifty.server.batches import BATCH_ROUTES, close_batches, start_batches
 from thrifty.server.config import CONFIG_ENV, GatewayConfig, load_config
-from thrifty.server.errors import (
-    APIError,
-    api_error_handler,
-    http_error_handler,
-    internal_error_handler,
-)
+from thrifty.server.errors import exception_handler, http_error_handler
 from thrifty.server.gateway import Gateway
-from thrifty.server.routes import ROUTES
+from thrifty.server.routes import http_routes
 
 
 def create_app(
@@ -55,12 +50,11 @@ def create_app(
             await gateway.aclose()
 
     app = Starlette(
-        routes=[*ROUTES, *BATCH_ROUTES],
+        routes=[*http_routes(gateway), *BATCH_ROUTES],
         lifespan=lifespan,
         exception_handlers={
-            APIError: api_error_handler,
             HTTPException: http_error_handler,
-            Exception: internal_error_handler,
+            Exception: exception_handler,  # the batch API's errors: the same error table
         },
     )
     app.state.gateway = gateway
