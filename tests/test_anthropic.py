@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import openai
 import pytest
 
-from _gateway import gateway
+from _gateway import gateway, sdk
 from thrifty.errors import UpstreamError
 from thrifty.providers.anthropic import AnthropicProvider, to_messages_request
 from thrifty.server.config import parse_config
@@ -132,20 +132,20 @@ def test_the_gateway_serves_an_anthropic_model_to_the_openai_sdk() -> None:
             "cache": {"url": "memory://"},
         }, source="test.yaml")
         with gateway(config) as (url, _):
-            sdk = openai.OpenAI(base_url=f"{url}/v1", api_key="none", max_retries=0)
+            client = sdk(url, "none")
             messages = [{"role": "user", "content": "bonjour"}]
-            first = sdk.chat.completions.with_raw_response.create(model="claude",
+            first = client.chat.completions.with_raw_response.create(model="claude",
                                                                   messages=messages)
             assert first.headers["x-thrifty-cache-status"] == "MISS"
             assert first.parse().choices[0].message.content == "Reply 2: bonjour"
-            again = sdk.chat.completions.with_raw_response.create(model="claude",
+            again = client.chat.completions.with_raw_response.create(model="claude",
                                                                   messages=messages)
             assert again.headers["x-thrifty-cache-status"] == "HIT"
-            stream = sdk.chat.completions.create(
+            stream = client.chat.completions.create(
                 model="claude", stream=True,
                 messages=[{"role": "user", "content": "a streamed question"}])
             text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
             assert text == "Reply 3: a streamed question"
             with pytest.raises(openai.BadRequestError):
-                sdk.embeddings.create(model="claude", input="x")
+                client.embeddings.create(model="claude", input="x")
         assert fake.calls == 3

@@ -13,7 +13,7 @@ import httpx
 import numpy as np
 import pytest
 
-from _gateway import gateway, serving
+from _gateway import gateway, serving, web
 from thrifty.errors import ConfigError
 from thrifty.routing.router import train_router
 from thrifty.semantic.embedder import HashingEmbedder
@@ -71,7 +71,7 @@ def served(upstreams: tuple[FakeOpenAI, FakeOpenAI], tmp_path: Path) -> Iterator
 
 def ask(url: str, text: str, **extra: Any) -> httpx.Response:
     body = {"model": "thrifty/auto", "messages": [{"role": "user", "content": text}], **extra}
-    response = httpx.post(f"{url}/v1/chat/completions", json=body, timeout=10)
+    response = web.post(f"{url}/v1/chat/completions", json=body, timeout=10)
     assert response.status_code == 200, response.text
     return response
 
@@ -81,7 +81,7 @@ def content(response: httpx.Response) -> str:
 
 
 def metric(url: str, name: str) -> float:
-    for line in httpx.get(f"{url}/metrics").text.splitlines():
+    for line in web.get(f"{url}/metrics").text.splitlines():
         if line.startswith(name):
             return float(line.rsplit(" ", 1)[1])
     return 0.0
@@ -165,7 +165,7 @@ def test_a_failing_cheap_model_cascades_on_upstream_error(
 def test_streams_are_routed(upstreams: tuple[FakeOpenAI, FakeOpenAI], served: str) -> None:
     body = {"model": "thrifty/auto", "stream": True,
             "messages": [{"role": "user", "content": "stream me"}]}
-    with httpx.stream("POST", f"{served}/v1/chat/completions", json=body) as response:
+    with web.stream("POST", f"{served}/v1/chat/completions", json=body) as response:
         text = response.read().decode()
     assert response.headers["x-thrifty-route"] == "thrifty/auto -> cheap (default)"
     assert "cheap:" in text and text.rstrip().endswith("data: [DONE]")
@@ -177,13 +177,13 @@ def test_feedback_on_the_cheap_answer_becomes_an_outcome(
     cheap_id = ask(served, "what is my balance?").headers["x-thrifty-route-id"]
     strong_id = ask(served, "def f():\n    return 1").headers["x-thrifty-route-id"]
     url = f"{served}/v1/thrifty/feedback"
-    ok = httpx.post(url, json={"route_id": cheap_id, "correct": True})
+    ok = web.post(url, json={"route_id": cheap_id, "correct": True})
     assert ok.json() == {"route_id": cheap_id, "recorded": True}
-    not_cheap = httpx.post(url, json={"route_id": strong_id, "correct": True}).json()
+    not_cheap = web.post(url, json={"route_id": strong_id, "correct": True}).json()
     assert not_cheap["recorded"] is False and "strong answered" in not_cheap["why"]
-    unknown = httpx.post(url, json={"route_id": "nope", "correct": True})
+    unknown = web.post(url, json={"route_id": "nope", "correct": True})
     assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "unknown_route_id"
-    both = httpx.post(url, json={"route_id": cheap_id, "hit_id": "x", "correct": True})
+    both = web.post(url, json={"route_id": cheap_id, "hit_id": "x", "correct": True})
     assert both.status_code == 400
     lines = [json.loads(x) for x in (tmp_path / "outcomes.jsonl").read_text().splitlines()]
     assert lines == [{"prompt": "what is my balance?", "cheap_ok": True,
@@ -211,9 +211,9 @@ def test_the_learned_router_decides_when_no_rule_does(
 
 
 def test_models_list_and_unsupported_operations(served: str) -> None:
-    models = [m["id"] for m in httpx.get(f"{served}/v1/models").json()["data"]]
+    models = [m["id"] for m in web.get(f"{served}/v1/models").json()["data"]]
     assert "thrifty/auto" in models
-    refused = httpx.post(f"{served}/v1/embeddings", json={"model": "thrifty/auto",
+    refused = web.post(f"{served}/v1/embeddings", json={"model": "thrifty/auto",
                                                          "input": "x"})
     assert refused.status_code == 400
     assert refused.json()["error"]["code"] == "unsupported_operation"
@@ -233,7 +233,7 @@ def test_config_errors_name_the_field_and_the_file(
 def test_text_completions_are_routed_too(
     upstreams: tuple[FakeOpenAI, FakeOpenAI], served: str
 ) -> None:
-    response = httpx.post(f"{served}/v1/completions", timeout=10,
+    response = web.post(f"{served}/v1/completions", timeout=10,
                           json={"model": "thrifty/auto", "prompt": "Once upon a time"})
     assert response.status_code == 200, response.text
     assert response.headers["x-thrifty-route"] == "thrifty/auto -> cheap (default)"

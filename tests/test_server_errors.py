@@ -8,7 +8,7 @@ import httpx
 import openai
 import pytest
 
-from _gateway import fake_config, gateway
+from _gateway import fake_config, gateway, sdk, web
 from thrifty.server.config import parse_config
 from thrifty.testing.fake_openai import FakeOpenAI
 
@@ -55,22 +55,22 @@ def assert_error(response: httpx.Response, status: int, param: str | None = None
 )
 def test_bad_chat_requests_get_4xx(served: str, fake: FakeOpenAI, body: bytes, status: int,
                                    param: str | None) -> None:
-    response = httpx.post(f"{served}/v1/chat/completions", content=body,
+    response = web.post(f"{served}/v1/chat/completions", content=body,
                           headers={"content-type": "application/json"})
     assert_error(response, status, param)
     assert fake.calls["chat"] == 0
 
 
 def test_bad_embeddings_and_completions(served: str) -> None:
-    assert_error(httpx.post(f"{served}/v1/embeddings", json={"model": "gpt-4o-mini"}), 400,
+    assert_error(web.post(f"{served}/v1/embeddings", json={"model": "gpt-4o-mini"}), 400,
                  "input")
-    assert_error(httpx.post(f"{served}/v1/completions", json={"model": "gpt-4o-mini",
+    assert_error(web.post(f"{served}/v1/completions", json={"model": "gpt-4o-mini",
                                                               "prompt": {"a": 1}}), 400)
 
 
 def test_oversized_body_gets_413(served: str, fake: FakeOpenAI) -> None:
     big = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x" * 5000}]}
-    error = assert_error(httpx.post(f"{served}/v1/chat/completions", json=big), 413)
+    error = assert_error(web.post(f"{served}/v1/chat/completions", json=big), 413)
     assert "4096" in error["message"]
 
     def chunked() -> Iterator[bytes]:  # no Content-Length: counted while read
@@ -78,7 +78,7 @@ def test_oversized_body_gets_413(served: str, fake: FakeOpenAI) -> None:
         yield b"y" * 5000
         yield b'"}]}'
 
-    assert_error(httpx.post(f"{served}/v1/chat/completions", content=chunked()), 413)
+    assert_error(web.post(f"{served}/v1/chat/completions", content=chunked()), 413)
     assert fake.calls["chat"] == 0
 
 
@@ -86,21 +86,21 @@ def test_bad_cache_headers_get_400(served: str) -> None:
     body = {"model": "gpt-4o-mini", "messages": HI}
     for header, value in (("X-Thrifty-Cache", "sometimes"), ("X-Thrifty-TTL", "-5"),
                           ("X-Thrifty-TTL", "soon"), ("X-Thrifty-Cache-Temperature", "maybe")):
-        response = httpx.post(f"{served}/v1/chat/completions", json=body,
+        response = web.post(f"{served}/v1/chat/completions", json=body,
                               headers={header: value})
         assert_error(response, 400, header.lower())
 
 
 def test_unknown_route_and_method(served: str) -> None:
-    assert_error(httpx.get(f"{served}/v1/nothing"), 404)
-    assert_error(httpx.get(f"{served}/v1/chat/completions"), 405)
+    assert_error(web.get(f"{served}/v1/nothing"), 404)
+    assert_error(web.get(f"{served}/v1/chat/completions"), 405)
 
 
 def test_upstream_failing_after_retries_is_502(served: str, fake: FakeOpenAI) -> None:
     fake.fail_next(times=10, status=500)
-    sdk = openai.OpenAI(base_url=f"{served}/v1", api_key="k", max_retries=0)
+    client = sdk(served, "k")
     with pytest.raises(openai.APIStatusError) as caught:
-        sdk.chat.completions.create(model="gpt-4o-mini", messages=HI)
+        client.chat.completions.create(model="gpt-4o-mini", messages=HI)
     assert caught.value.status_code == 502
     assert "gpt-4o-mini" in caught.value.message and "attempt" in caught.value.message
     assert fake.calls["chat"] == 2  # the first attempt and num_retries=1
@@ -108,7 +108,7 @@ def test_upstream_failing_after_retries_is_502(served: str, fake: FakeOpenAI) ->
 
 def test_retry_then_success_is_a_miss(served: str, fake: FakeOpenAI) -> None:
     fake.fail_next(times=1, status=503)
-    response = httpx.post(f"{served}/v1/chat/completions",
+    response = web.post(f"{served}/v1/chat/completions",
                           json={"model": "gpt-4o-mini", "messages": HI})
     assert response.status_code == 200
     assert response.headers["x-thrifty-cache-status"] == "MISS"
@@ -117,7 +117,7 @@ def test_retry_then_success_is_a_miss(served: str, fake: FakeOpenAI) -> None:
 
 def test_upstream_client_error_passes_through(served: str, fake: FakeOpenAI) -> None:
     fake.fail_next(times=1, status=400)
-    response = httpx.post(f"{served}/v1/chat/completions",
+    response = web.post(f"{served}/v1/chat/completions",
                           json={"model": "gpt-4o-mini", "messages": HI})
     error = assert_error(response, 400)
     assert "fake failure 400" in error["message"]
@@ -128,7 +128,7 @@ def test_upstream_rate_limit_is_503_with_retry_after(fake: FakeOpenAI) -> None:
     fake.fail_next(times=10, status=429)
     fake.failure_headers = {"Retry-After": "0"}
     with gateway(fake_config(fake.base_url)) as (url, _):
-        response = httpx.post(f"{url}/v1/chat/completions",
+        response = web.post(f"{url}/v1/chat/completions",
                               json={"model": "gpt-4o-mini", "messages": HI})
     assert_error(response, 503)
 
@@ -137,7 +137,7 @@ def test_upstream_timeout_is_504() -> None:
     with FakeOpenAI(delay=1.0) as slow:
         config = fake_config(slow.base_url, router_settings={"num_retries": 0, "timeout": 0.2})
         with gateway(config) as (url, _):
-            response = httpx.post(f"{url}/v1/chat/completions",
+            response = web.post(f"{url}/v1/chat/completions",
                                   json={"model": "gpt-4o-mini", "messages": HI})
     error = assert_error(response, 504)
     assert "gpt-4o-mini" in error["message"]
@@ -146,7 +146,7 @@ def test_upstream_timeout_is_504() -> None:
 def test_unreachable_upstream_is_502() -> None:
     config = fake_config("http://127.0.0.1:9/v1", router_settings={"num_retries": 0})
     with gateway(config) as (url, _):
-        response = httpx.post(f"{url}/v1/chat/completions",
+        response = web.post(f"{url}/v1/chat/completions",
                               json={"model": "gpt-4o-mini", "messages": HI})
     assert_error(response, 502)
 
@@ -160,9 +160,9 @@ def test_fallback_answers_when_the_model_keeps_failing(fake: FakeOpenAI) -> None
         data["model_list"][1]["litellm_params"]["api_base"] = backup.base_url
         with gateway(parse_config(data)) as (url, _):
             fake.fail_next(times=2, status=500)
-            response = httpx.post(f"{url}/v1/chat/completions",
+            response = web.post(f"{url}/v1/chat/completions",
                                   json={"model": "gpt-4o-mini", "messages": HI})
-            metrics = httpx.get(f"{url}/metrics").text
+            metrics = web.get(f"{url}/metrics").text
         assert response.status_code == 200
         assert response.headers["x-thrifty-route"] == "backup#0"
         assert fake.calls["chat"] == 2 and backup.calls["chat"] == 1
@@ -173,9 +173,9 @@ def test_streamed_request_failing_before_first_chunk_is_an_http_error(
     served: str, fake: FakeOpenAI
 ) -> None:
     fake.fail_next(times=10, status=500)
-    sdk = openai.OpenAI(base_url=f"{served}/v1", api_key="k", max_retries=0)
+    client = sdk(served, "k")
     with pytest.raises(openai.APIStatusError) as caught:
-        list(sdk.chat.completions.create(model="gpt-4o-mini", messages=HI, stream=True))
+        list(client.chat.completions.create(model="gpt-4o-mini", messages=HI, stream=True))
     assert caught.value.status_code == 502
 
 
@@ -183,11 +183,11 @@ def test_stream_failing_midway_sends_an_error_event_and_is_not_stored(
     served: str, fake: FakeOpenAI
 ) -> None:
     fake.stream_error_after = 3
-    sdk = openai.OpenAI(base_url=f"{served}/v1", api_key="k", max_retries=0)
+    client = sdk(served, "k")
     with pytest.raises(openai.APIError, match="mid-stream"):
-        list(sdk.chat.completions.create(model="gpt-4o-mini", messages=HI, stream=True))
+        list(client.chat.completions.create(model="gpt-4o-mini", messages=HI, stream=True))
     fake.stream_error_after = None
-    again = httpx.post(f"{served}/v1/chat/completions",
+    again = web.post(f"{served}/v1/chat/completions",
                        json={"model": "gpt-4o-mini", "messages": HI})
     assert again.headers["x-thrifty-cache-status"] == "MISS"
 
@@ -208,14 +208,14 @@ def test_deployments_of_one_model_are_balanced_and_a_failing_one_cools_down() ->
         })
         with gateway(config) as (url, _):
             for i in range(20):
-                answer = httpx.post(f"{url}/v1/chat/completions", json={
+                answer = web.post(f"{url}/v1/chat/completions", json={
                     "model": "gpt-4o-mini", "messages": [{"role": "user", "content": f"{i}"}]})
                 assert answer.status_code == 200
             assert one.calls["chat"] > 0 and two.calls["chat"] > 0
             one.fail_next(times=100, status=500)
             routes = set()
             for i in range(10):
-                answer = httpx.post(f"{url}/v1/chat/completions", json={
+                answer = web.post(f"{url}/v1/chat/completions", json={
                     "model": "gpt-4o-mini", "messages": [{"role": "user", "content": f"x{i}"}]})
                 assert answer.status_code == 200
                 routes.add(answer.headers["x-thrifty-route"])
@@ -230,7 +230,7 @@ def test_unloadable_local_model_is_503(tmp_path) -> None:  # type: ignore[no-unt
         "cache": {"url": "memory://"},
     })
     with gateway(config) as (url, _):
-        response = httpx.post(f"{url}/v1/chat/completions", json={
+        response = web.post(f"{url}/v1/chat/completions", json={
             "model": "local", "messages": HI})
     error = assert_error(response, 503)
     assert "missing.gguf" in error["message"] and error["code"] == "model_unavailable"

@@ -19,7 +19,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
 
-from _gateway import gateway
+from _gateway import gateway, web
 from test_routing_gateway import route_config, upstreams  # noqa: F401  (the fixture)
 from thrifty.testing.fake_openai import FakeOpenAI
 
@@ -58,7 +58,7 @@ def parent_of(child: ReadableSpan) -> ReadableSpan:
 
 
 def post(url: str, body: dict[str, Any]) -> httpx.Response:
-    response = httpx.post(f"{url}/v1/chat/completions", json=body, timeout=10)
+    response = web.post(f"{url}/v1/chat/completions", json=body, timeout=10)
     assert response.status_code == 200, response.text
     return response
 
@@ -105,7 +105,7 @@ def test_a_failed_attempt_is_an_error_span_and_its_retry_another_span(
 def test_other_operations_and_streams_have_their_genai_names(
     fake: FakeOpenAI, served: str
 ) -> None:
-    response = httpx.post(f"{served}/v1/embeddings", timeout=10,
+    response = web.post(f"{served}/v1/embeddings", timeout=10,
                           json={"model": "gpt-4o-mini", "input": "hello"})
     assert response.status_code == 200, response.text
     embed = only("embeddings gpt-4o-mini")
@@ -113,7 +113,7 @@ def test_other_operations_and_streams_have_their_genai_names(
     assert (embed.attributes or {})["gen_ai.usage.input_tokens"] > 0
 
     EXPORTER.clear()
-    with httpx.stream("POST", f"{served}/v1/chat/completions", timeout=10, json={
+    with web.stream("POST", f"{served}/v1/chat/completions", timeout=10, json={
             "model": "gpt-4o-mini", "messages": [{"role": "user", "content": "go"}],
             "stream": True}) as stream:
         assert stream.status_code == 200

@@ -27,7 +27,7 @@ from thrifty.server.limiter import KeyLimiter
 from thrifty.server.metrics import GatewayMetrics
 from thrifty.server.pricing import Pricer
 from thrifty.server.tasks import BackgroundTasks
-from thrifty.server.upstreams import build_pool
+from thrifty.server.upstreams import Connect, build_pool
 
 log = logging.getLogger("thrifty.server")
 audit = logging.getLogger("thrifty.audit")
@@ -44,6 +44,8 @@ class Gateway:
         lone_process: this is the only gateway process on its cache (``--workers 1``): a SQLite
             cache then skips cross-process coalescing leases, a write transaction per miss.
             Redis and PostgreSQL caches keep them (replicas on other hosts share those).
+        connect: builds a deployment's provider instead of the configured kind (tests: an
+            in-process FAKE upstream); returning None builds the configured one.
 
     Raises:
         ConfigError: naming ``source``, when the cache, pool, prices or limits cannot be built.
@@ -57,13 +59,14 @@ class Gateway:
         cache: Cache | None = None,
         limits: LimitBackend | None = None,
         lone_process: bool = False,
+        connect: Connect | None = None,
     ) -> None:
         self.config = config
         self.source = source
         try:
             self.pricer = Pricer(config)
             self.prices = self.pricer.prices
-            self.pool, self.providers = build_pool(config)
+            self.pool, self.providers = build_pool(config, connect)
             self.metrics = GatewayMetrics(
                 [*self.pool.models(), *(route.name for route in config.routes)]
             )

@@ -31,6 +31,10 @@ from typing import Any
 
 from thrifty.accounting.tokens import count_messages, count_text
 
+#: The fakes started and not stopped yet, by base URL (an in-process adapter finds them here:
+#: :mod:`thrifty.testing.inprocess`).
+RUNNING: dict[str, FakeOpenAI] = {}
+
 #: ``reply(request_body, call_number) -> text``; the default echoes the last message.
 ReplyFn = Callable[[dict[str, Any], int], str]
 
@@ -104,9 +108,11 @@ class FakeOpenAI:
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )
         self._thread.start()
+        RUNNING[self.base_url] = self
         return self
 
     def stop(self) -> None:
+        RUNNING.pop(self.base_url, None)
         self._server.shutdown()
         self._server.server_close()
         if self._thread is not None:
