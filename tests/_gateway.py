@@ -22,6 +22,7 @@ from typing import Any
 
 import anyio.from_thread
 import httpx
+import httpx2
 import openai
 import uvicorn
 from starlette.applications import Starlette
@@ -35,12 +36,22 @@ def fake_config(base_url: str, **overrides: Any) -> GatewayConfig:
     """A config serving ``gpt-4o-mini`` (and ``backup``) from the fake upstream, memory cache."""
     data: dict[str, Any] = {
         "model_list": [
-            {"model_name": "gpt-4o-mini",
-             "litellm_params": {"model": "openai/gpt-4o-mini", "api_base": base_url,
-                                "api_key": "sk-fake"}},
-            {"model_name": "backup",
-             "litellm_params": {"model": "openai/gpt-4o-mini", "api_base": base_url,
-                                "api_key": "sk-fake"}},
+            {
+                "model_name": "gpt-4o-mini",
+                "litellm_params": {
+                    "model": "openai/gpt-4o-mini",
+                    "api_base": base_url,
+                    "api_key": "sk-fake",
+                },
+            },
+            {
+                "model_name": "backup",
+                "litellm_params": {
+                    "model": "openai/gpt-4o-mini",
+                    "api_base": base_url,
+                    "api_key": "sk-fake",
+                },
+            },
         ],
         "router_settings": {"num_retries": 1, "retry_base_delay": 0.0, "timeout": 10},
         "cache": {"url": "memory://"},
@@ -66,8 +77,9 @@ class _InProcess(httpx.BaseTransport):
         body = request.read()
 
         async def call() -> tuple[int, list[tuple[bytes, bytes]], bytes]:
-            inner = httpx.Request(request.method, request.url, headers=request.headers,
-                                  content=body)
+            inner = httpx.Request(
+                request.method, request.url, headers=request.headers, content=body
+            )
             response = await transport.handle_async_request(inner)
             return response.status_code, response.headers.raw, await response.aread()
 
@@ -89,10 +101,34 @@ def web_client() -> httpx.Client:
 web = web_client()
 
 
+class _SDKBridge(httpx2.BaseTransport):
+    """The OpenAI SDK sends with httpx2: its requests go through the same router (buffered)."""
+
+    def handle_request(self, request: httpx2.Request) -> httpx2.Response:
+        response = _router.handle_request(
+            httpx.Request(
+                request.method,
+                str(request.url),
+                headers=request.headers.raw,
+                content=request.read(),
+            )
+        )
+        return httpx2.Response(
+            response.status_code,
+            headers=response.headers.raw,
+            content=response.read(),
+            request=request,
+        )
+
+
 def sdk(url: str, key: str = "sk-test") -> openai.OpenAI:
     """The official OpenAI SDK pointed at a gateway, in-process or not."""
-    return openai.OpenAI(base_url=f"{url}/v1", api_key=key, max_retries=0,
-                         http_client=web_client())
+    return openai.OpenAI(
+        base_url=f"{url}/v1",
+        api_key=key,
+        max_retries=0,
+        http_client=httpx2.Client(transport=_SDKBridge(), timeout=10),
+    )
 
 
 @contextmanager
@@ -100,8 +136,10 @@ def in_process(app: Starlette) -> Iterator[str]:
     """Run ``app``'s lifespan on a background event loop; yields the base URL that
     :data:`web` sends to it through ``httpx.ASGITransport`` (no socket)."""
     host = f"gw-{next(_hosts)}.test"
-    with anyio.from_thread.start_blocking_portal() as portal, \
-            portal.wrap_async_context_manager(app.router.lifespan_context(app)):
+    with (
+        anyio.from_thread.start_blocking_portal() as portal,
+        portal.wrap_async_context_manager(app.router.lifespan_context(app)),
+    ):
         _router.apps[host] = (httpx.ASGITransport(app=app), portal)
         try:
             yield f"http://{host}"

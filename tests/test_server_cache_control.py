@@ -17,8 +17,11 @@ HI = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
 
 
 def post(url: str, body: dict = HI, **headers: str) -> httpx.Response:
-    response = web.post(f"{url}/v1/chat/completions", json=body,
-                          headers={k.replace("_", "-"): v for k, v in headers.items()})
+    response = web.post(
+        f"{url}/v1/chat/completions",
+        json=body,
+        headers={k.replace("_", "-"): v for k, v in headers.items()},
+    )
     assert response.status_code == 200, response.text
     return response
 
@@ -38,8 +41,11 @@ def test_modes(served: str, fake: FakeOpenAI) -> None:
     assert status(refreshed) == "REFRESH"
     after = post(served)
     assert status(after) == "HIT"
-    assert after.json()["choices"][0]["message"]["content"] == \
-        refreshed.json()["choices"][0]["message"]["content"] == "Reply 5: hi"
+    assert (
+        after.json()["choices"][0]["message"]["content"]
+        == refreshed.json()["choices"][0]["message"]["content"]
+        == "Reply 5: hi"
+    )
     assert fake.calls["chat"] == 5
 
 
@@ -95,9 +101,9 @@ def test_cache_disabled_in_config_bypasses(fake: FakeOpenAI) -> None:
 async def test_identical_concurrent_requests_are_coalesced() -> None:
     with FakeOpenAI(delay=0.3) as slow, served_over_sockets(fake_config(slow.base_url)) as (url, _):
         async with httpx.AsyncClient(timeout=10) as http:
-            answers = await asyncio.gather(*(
-                http.post(f"{url}/v1/chat/completions", json=HI) for _ in range(5)
-            ))
+            answers = await asyncio.gather(
+                *(http.post(f"{url}/v1/chat/completions", json=HI) for _ in range(5))
+            )
         assert slow.calls["chat"] == 1
         statuses = sorted(status(a) for a in answers)
         assert statuses == ["HIT", "HIT", "HIT", "HIT", "MISS"]
@@ -108,8 +114,11 @@ async def test_identical_concurrent_requests_are_coalesced() -> None:
 
 def test_client_disconnect_mid_stream_closes_the_upstream(fake: FakeOpenAI) -> None:
     fake.chunk_delay = 0.05
-    long = {"model": "gpt-4o-mini", "stream": True,
-            "messages": [{"role": "user", "content": " ".join(["word"] * 60)}]}
+    long = {
+        "model": "gpt-4o-mini",
+        "stream": True,
+        "messages": [{"role": "user", "content": " ".join(["word"] * 60)}],
+    }
     with served_over_sockets(fake_config(fake.base_url)) as (url, _):  # a real hang-up
         with web.stream("POST", f"{url}/v1/chat/completions", json=long) as response:
             assert response.status_code == 200
@@ -126,12 +135,16 @@ def test_client_disconnect_mid_stream_closes_the_upstream(fake: FakeOpenAI) -> N
         assert status(again) == "MISS"
 
 
-LONG_STREAM = {"model": "gpt-4o-mini", "stream": True,
-               "messages": [{"role": "user", "content": " ".join(["word"] * 30)}]}
+LONG_STREAM = {
+    "model": "gpt-4o-mini",
+    "stream": True,
+    "messages": [{"role": "user", "content": " ".join(["word"] * 30)}],
+}
 
 
-async def _read_stream(http: httpx.AsyncClient, url: str, *, after: float = 0.0,
-                       hang_up_after: int | None = None) -> tuple[str, str, bool]:
+async def _read_stream(
+    http: httpx.AsyncClient, url: str, *, after: float = 0.0, hang_up_after: int | None = None
+) -> tuple[str, str, bool]:
     """(cache status, streamed text, whether it ended with [DONE])."""
     await asyncio.sleep(after)
     text, done = "", False
@@ -200,8 +213,9 @@ async def test_a_plain_request_waits_for_the_same_answer_being_streamed(
 
         async def plain() -> httpx.Response:
             await asyncio.sleep(0.1)
-            return await http.post(f"{url}/v1/chat/completions",
-                                   json={**LONG_STREAM, "stream": False})
+            return await http.post(
+                f"{url}/v1/chat/completions", json={**LONG_STREAM, "stream": False}
+            )
 
         streamed, answer = await asyncio.gather(_read_stream(http, url), plain())
         assert fake.calls["chat"] == 1

@@ -96,15 +96,19 @@ def test_models_health_and_metrics(served: str) -> None:
     assert 'thrifty_requests_total{endpoint="chat",model="gpt-4o-mini",status="200"} 2.0' in text
     assert 'thrifty_cache_lookups_total{model="gpt-4o-mini",result="hit"} 1.0' in text
     assert 'thrifty_cache_lookups_total{model="gpt-4o-mini",result="miss"} 1.0' in text
-    for name in ("thrifty_upstream_latency_seconds_count", "thrifty_gateway_overhead_seconds",
-                 'thrifty_tokens_total{direction="in"', "thrifty_spend_usd_total",
-                 'thrifty_savings_usd_total{mechanism="exact_hit"', "thrifty_tokens_saved_total"):
+    for name in (
+        "thrifty_upstream_latency_seconds_count",
+        "thrifty_gateway_overhead_seconds",
+        'thrifty_tokens_total{direction="in"',
+        "thrifty_spend_usd_total",
+        'thrifty_savings_usd_total{mechanism="exact_hit"',
+        "thrifty_tokens_saved_total",
+    ):
         assert name in text, name
 
 
 def test_routes_without_v1_prefix(served: str) -> None:
-    answer = web.post(f"{served}/chat/completions",
-                        json={"model": "gpt-4o-mini", "messages": HI})
+    answer = web.post(f"{served}/chat/completions", json={"model": "gpt-4o-mini", "messages": HI})
     assert answer.status_code == 200 and answer.json()["object"] == "chat.completion"
 
 
@@ -117,8 +121,9 @@ def test_stream_wire_format(served: str) -> None:
     assert events[-1] == "data: [DONE]"
 
 
-def test_readiness_fails_when_the_cache_backend_does(fake: FakeOpenAI,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_readiness_fails_when_the_cache_backend_does(
+    fake: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
     cache = Cache("memory://")
 
     def broken() -> None:

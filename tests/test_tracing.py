@@ -102,20 +102,26 @@ def test_a_failed_attempt_is_an_error_span_and_its_retry_another_span(
     assert "gen_ai.usage.output_tokens" in (retried.attributes or {})
 
 
-def test_other_operations_and_streams_have_their_genai_names(
-    fake: FakeOpenAI, served: str
-) -> None:
-    response = web.post(f"{served}/v1/embeddings", timeout=10,
-                          json={"model": "gpt-4o-mini", "input": "hello"})
+def test_other_operations_and_streams_have_their_genai_names(fake: FakeOpenAI, served: str) -> None:
+    response = web.post(
+        f"{served}/v1/embeddings", timeout=10, json={"model": "gpt-4o-mini", "input": "hello"}
+    )
     assert response.status_code == 200, response.text
     embed = only("embeddings gpt-4o-mini")
     assert (embed.attributes or {})["gen_ai.operation.name"] == "embeddings"
     assert (embed.attributes or {})["gen_ai.usage.input_tokens"] > 0
 
     EXPORTER.clear()
-    with web.stream("POST", f"{served}/v1/chat/completions", timeout=10, json={
-            "model": "gpt-4o-mini", "messages": [{"role": "user", "content": "go"}],
-            "stream": True}) as stream:
+    with web.stream(
+        "POST",
+        f"{served}/v1/chat/completions",
+        timeout=10,
+        json={
+            "model": "gpt-4o-mini",
+            "messages": [{"role": "user", "content": "go"}],
+            "stream": True,
+        },
+    ) as stream:
         assert stream.status_code == 200
         assert b"[DONE]" in stream.read()
     assert (only("thrifty.cache.lookup").attributes or {})["thrifty.cache.status"] == "miss"
@@ -132,10 +138,13 @@ def ask(url: str, text: str) -> httpx.Response:
     return post(url, {"model": "thrifty/auto", "messages": [{"role": "user", "content": text}]})
 
 
-@pytest.mark.parametrize(("text", "model", "reason", "upstream"), [
-    ("what are your opening hours?", "cheap", "default", "chat gpt-4o-mini"),
-    ("why does this fail?\n```python\nprint(1/0)\n```", "strong", "rule code", "chat gpt-4o"),
-])
+@pytest.mark.parametrize(
+    ("text", "model", "reason", "upstream"),
+    [
+        ("what are your opening hours?", "cheap", "default", "chat gpt-4o-mini"),
+        ("why does this fail?\n```python\nprint(1/0)\n```", "strong", "rule code", "chat gpt-4o"),
+    ],
+)
 def test_the_route_span_says_where_and_why_like_the_header(
     routed: str, text: str, model: str, reason: str, upstream: str
 ) -> None:
@@ -157,8 +166,11 @@ def test_a_cascade_shows_both_attempts_under_the_route_span(routed: str) -> None
     response = ask(routed, "refuse")
     route = only("thrifty.route")
     attributes = dict(route.attributes or {})
-    assert attributes["thrifty.route.header"] == response.headers["x-thrifty-route"] == (
-        "thrifty/auto -> cheap (default) -> strong (cascade: refusal)")
+    assert (
+        attributes["thrifty.route.header"]
+        == response.headers["x-thrifty-route"]
+        == ("thrifty/auto -> cheap (default) -> strong (cascade: refusal)")
+    )
     assert attributes["thrifty.route.cascades"] == ("strong (refusal)",)
     assert attributes["thrifty.route.answered_by"] == "strong"
     for name in ("chat gpt-4o-mini", "chat gpt-4o"):

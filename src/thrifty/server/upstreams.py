@@ -106,8 +106,9 @@ def build_pool(
         cooldown_time=router.cooldown_time,
         # HTTP providers enforce the timeout themselves (connect, read, between chunks); the
         # pool's own timer costs a task per attempt, so it is kept only for in-process models.
-        timeout=router.timeout if any(e.litellm_params.kind == "local"
-                                      for e in config.model_list) else None,
+        timeout=router.timeout
+        if any(e.litellm_params.kind == "local" for e in config.model_list)
+        else None,
     )
     return pool, list(providers.values())
 

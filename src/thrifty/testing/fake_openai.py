@@ -89,8 +89,8 @@ class FakeOpenAI:
 
     @property
     def base_url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}/v1"
+        port = self._server.server_address[1]  # bound to 127.0.0.1 in __init__
+        return f"http://127.0.0.1:{port}/v1"
 
     def fail_next(self, times: int = 1, status: int = 500) -> None:
         """Answer the next ``times`` requests with an OpenAI-style error of ``status``."""
