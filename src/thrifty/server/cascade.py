@@ -8,7 +8,9 @@ Streams are routed but only cascade on upstream errors: their output is already 
 
 Accounting: answers thrown away still cost money (added to the request's cost); what routing
 saved is the strong model's price for the answer's tokens minus everything paid
-(``thrifty_savings_usd{mechanism="routing"}``, ``X-Thrifty-Saved-USD`` on a miss).
+(``thrifty_savings_usd{mechanism="routing"}``, ``X-Thrifty-Saved-USD`` on a miss; credited by
+:class:`~thrifty.server.accounting.Accountant`). A runner is given the pool, the metrics and the
+pricer it uses when it is built, so it never reaches back into the gateway.
 The last decisions are kept (per worker) so ``POST /v1/thrifty/feedback`` can turn a verdict on
 the cheapest model's answer into a training outcome; a cascade off the cheapest model for a
 failed check records one by itself.
