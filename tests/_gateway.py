@@ -66,14 +66,15 @@ class _InProcess(httpx.BaseTransport):
     gateway's event loop; any other URL goes over the network as usual."""
 
     def __init__(self) -> None:
-        self.apps: dict[str, tuple[httpx.ASGITransport, anyio.from_thread.BlockingPortal]] = {}
+        self.apps: dict[str, tuple[Starlette, anyio.from_thread.BlockingPortal]] = {}
         self.network = httpx.HTTPTransport()
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         served = self.apps.get(request.url.host)
         if served is None:
             return self.network.handle_request(request)
-        transport, portal = served
+        app, portal = served
+        transport = httpx.ASGITransport(app=app)
         body = request.read()
 
         async def call() -> tuple[int, list[tuple[bytes, bytes]], bytes]:
@@ -140,11 +141,21 @@ def in_process(app: Starlette) -> Iterator[str]:
         anyio.from_thread.start_blocking_portal() as portal,
         portal.wrap_async_context_manager(app.router.lifespan_context(app)),
     ):
-        _router.apps[host] = (httpx.ASGITransport(app=app), portal)
+        _router.apps[host] = (app, portal)
         try:
             yield f"http://{host}"
         finally:
             del _router.apps[host]
+
+
+def stored(url: str) -> None:
+    """Wait until the in-process gateway at ``url`` has stored the answers it gave (they are
+    written after the response): an identical request is then a plain hit, not one coalesced
+    onto the write still in flight. In-process requests follow each other faster than over
+    sockets, so a test that counts hits says so."""
+    app, portal = _router.apps[httpx.URL(url).host]
+    portal.call(app.state.gateway.tasks.drain)  # a refresh's or a stream's write
+    portal.call(app.state.gateway.cache.adrain)  # write-behind
 
 
 @contextmanager

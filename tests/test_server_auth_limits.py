@@ -11,7 +11,7 @@ import httpx
 import openai
 import pytest
 
-from _gateway import fake_config, gateway, sdk, served_over_sockets, web
+from _gateway import fake_config, gateway, sdk, served_over_sockets, stored, web
 from thrifty.testing.fake_openai import FakeOpenAI
 
 HI = [{"role": "user", "content": "hi"}]
@@ -113,6 +113,7 @@ def test_admin_api(served: str, fake: FakeOpenAI) -> None:
         json={"model": "gpt-4o-mini", "messages": HI, "user": "u-42"},
         headers={"Authorization": "Bearer sk-team-b"},
     )
+    stored(served)  # answers are written after the response: count them once written
     assert web.get(f"{served}/admin/stats").status_code == 401
     assert (
         web.get(f"{served}/admin/stats", headers={"Authorization": "Bearer sk-team-a"}).status_code
@@ -141,6 +142,7 @@ def test_admin_api(served: str, fake: FakeOpenAI) -> None:
     # Entries are filed under the public model name, and the upstream's model as version.
     chat(served, "sk-team-a", "another")
     chat(served, "sk-team-a", "and another")
+    stored(served)
     by_version = web.post(
         f"{served}/admin/invalidate",
         json={"model": "gpt-4o-mini", "model_version": "gpt-4o-mini"},

@@ -5,7 +5,7 @@ from __future__ import annotations
 import openai
 import pytest
 
-from _gateway import fake_config, gateway, sdk, web
+from _gateway import fake_config, gateway, sdk, stored, web
 from thrifty.cache import Cache
 from thrifty.errors import BackendError
 from thrifty.testing.fake_openai import FakeOpenAI
@@ -91,6 +91,7 @@ def test_models_health_and_metrics(served: str) -> None:
     ready = web.get(f"{served}/health/readiness")
     assert ready.status_code == 200 and ready.json()["status"] == "ok"
     sdk.chat.completions.create(model="gpt-4o-mini", messages=HI)
+    stored(served)  # a hit, not a request coalesced onto the write in flight
     sdk.chat.completions.create(model="gpt-4o-mini", messages=HI)
     text = web.get(f"{served}/metrics").text
     assert 'thrifty_requests_total{endpoint="chat",model="gpt-4o-mini",status="200"} 2.0' in text

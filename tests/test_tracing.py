@@ -19,7 +19,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
 
-from _gateway import gateway, web
+from _gateway import gateway, stored, web
 from test_routing_gateway import route_config, upstreams  # noqa: F401  (the fixture)
 from thrifty.testing.fake_openai import FakeOpenAI
 
@@ -84,6 +84,7 @@ def test_a_miss_spans_the_lookup_and_the_upstream_attempt_a_hit_only_the_lookup(
     }
     assert upstream.status.status_code is StatusCode.UNSET
 
+    stored(served)  # a hit, not a request coalesced onto the write in flight
     EXPORTER.clear()
     post(served, {"model": "gpt-4o-mini", "messages": HI})
     assert (only("thrifty.cache.lookup").attributes or {})["thrifty.cache.status"] == "hit"
