@@ -136,3 +136,11 @@ def test_readiness_fails_when_the_cache_backend_does(
         assert ready.status_code == 503
         assert "disk on fire" in ready.json()["cache"]
         assert web.get(f"{url}/health/liveness").status_code == 200
+
+
+def test_a_completion_asked_with_stream_false_or_without_is_one_entry(served: str) -> None:
+    body = {"model": "gpt-4o-mini", "prompt": "Say hi"}
+    first = web.post(f"{served}/v1/completions", json={**body, "stream": False})
+    again = web.post(f"{served}/v1/completions", json=body)
+    assert first.headers["x-thrifty-cache-status"] == "MISS"
+    assert again.headers["x-thrifty-cache-status"] == "HIT"

@@ -16,7 +16,7 @@ from thrifty.cache import Cache
 from thrifty.limits import LimitBackend
 from thrifty.server.batches import BATCH_ROUTES, close_batches, start_batches
 from thrifty.server.config import CONFIG_ENV, GatewayConfig, load_config
-from thrifty.server.errors import exception_handler, http_error_handler
+from thrifty.server.errors import APIError, exception_handler, http_error_handler
 from thrifty.server.gateway import Gateway
 from thrifty.server.routes import http_routes
 from thrifty.server.upstreams import Connect
@@ -64,7 +64,8 @@ def create_app(
         lifespan=lifespan,
         exception_handlers={
             HTTPException: http_error_handler,
-            Exception: exception_handler,  # the batch API's errors: the same error table
+            APIError: exception_handler,  # answered here, not re-raised as a server error
+            Exception: exception_handler,  # anything else the batch API raises: same table
         },
     )
     app.state.gateway = gateway

@@ -32,8 +32,9 @@ class Operation:
         schema: the pydantic model of its body.
         method: the provider method (``chat``, ``completion``, ``embeddings``).
         requires: the optional provider operation a deployment must serve (None: any serves).
-        streams: streamed requests are relayed from a streaming upstream (chat); otherwise a
-            streamed request is answered whole and replayed as SSE (completions).
+        streams: streamed requests are relayed from a streaming upstream (chat).
+        replays: a streamed request is answered whole and replayed as SSE (completions); the
+            stream fields never reach the upstream nor the cache key.
     """
 
     name: str
@@ -41,6 +42,7 @@ class Operation:
     method: str
     requires: str | None = None
     streams: bool = False
+    replays: bool = False
 
     @property
     def kind(self) -> str:

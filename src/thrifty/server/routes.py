@@ -36,7 +36,9 @@ from thrifty.server.schemas import (
 #: The model endpoints (declared once): path -> what each serves.
 OPERATIONS = {
     "/v1/chat/completions": Operation("chat", ChatRequest, "chat", streams=True),
-    "/v1/completions": Operation("completions", CompletionRequest, "completion", "completion"),
+    "/v1/completions": Operation(
+        "completions", CompletionRequest, "completion", "completion", replays=True
+    ),
     "/v1/embeddings": Operation("embeddings", EmbeddingRequest, "embeddings", "embeddings"),
 }
 

@@ -95,7 +95,7 @@ class ReadRequest(Stage):
         ctx.sse = bool(getattr(parsed, "stream", False))
         if op.streams:
             ctx.stream = ctx.sse
-        elif ctx.sse:  # answered whole and replayed: stream options do not apply upstream
+        elif op.replays:  # answered whole (and replayed): stream options do not apply upstream
             body = {k: v for k, v in body.items() if k not in ("stream", "stream_options")}
         ctx.body = body
         return await self.next(ctx)
