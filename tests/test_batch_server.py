@@ -12,7 +12,7 @@ from typing import Any
 import openai
 import pytest
 
-from _gateway import fake_config, gateway
+from _gateway import fake_config, gateway, sdk
 from thrifty.testing.fake_limited import RateLimitedFakeOpenAI
 
 
@@ -29,7 +29,7 @@ def client(fake, tmp_path, monkeypatch) -> Iterator[openai.OpenAI]:  # type: ign
         {"key": "sk-team-a", "tenant": "team-a"}, {"key": "sk-team-b", "tenant": "team-b"},
     ])  # fmt: skip
     with gateway(config) as (url, _app):
-        yield openai.OpenAI(base_url=f"{url}/v1", api_key="sk-team-a", max_retries=0)
+        yield sdk(url, "sk-team-a")
 
 
 def job(prompts: list[str], url: str = "/v1/chat/completions") -> bytes:
@@ -159,11 +159,11 @@ def test_a_restarted_gateway_resumes_unfinished_batches(fake, tmp_path, monkeypa
     config = fake_config(fake.base_url, cache={"url": f"sqlite:///{tmp_path / 'cache.db'}"})
     fake.latency = 0.3
     with gateway(config) as (url, _app):
-        client = openai.OpenAI(base_url=f"{url}/v1", api_key="k", max_retries=0)
+        client = sdk(url, "k")
         batch = start_and_wait_for_progress(client)
     # the gateway stopped mid-batch; a new one adopts it
     with gateway(config) as (url, _app):
-        client = openai.OpenAI(base_url=f"{url}/v1", api_key="k", max_retries=0)
+        client = sdk(url, "k")
         done = wait(client, batch.id)
         assert done.status == "completed", done
         assert done.request_counts.completed == 40
@@ -176,7 +176,7 @@ def test_batch_lines_are_held_to_the_keys_budget(fake, tmp_path, monkeypatch) ->
     monkeypatch.setenv("THRIFTY_BATCH_DIR", str(tmp_path / "batches"))
     keys = [{"key": "sk-broke", "tenant": "t", "max_budget_usd": 0}]
     with gateway(fake_config(fake.base_url, keys=keys)) as (url, _app):
-        client = openai.OpenAI(base_url=f"{url}/v1", api_key="sk-broke", max_retries=0)
+        client = sdk(url, "sk-broke")
         uploaded = client.files.create(
             file=("in.jsonl", io.BytesIO(job(["a", "b"]))), purpose="batch"
         )

@@ -13,7 +13,7 @@ import httpx
 import numpy as np
 import pytest
 
-from _gateway import gateway, serving
+from _gateway import gateway, serving, web
 from thrifty.errors import ConfigError
 from thrifty.routing.router import train_router
 from thrifty.semantic.embedder import HashingEmbedder
@@ -27,8 +27,12 @@ SCHEMA = {"type": "object", "properties": {"name": {"type": "string"}}, "require
 def cheap_reply(request: dict[str, Any], number: int) -> str:
     """The cheap fake's script: the prompt says how it fails."""
     text = request["messages"][-1]["content"]
-    scripted = {"give json": "sure, here it is: name=cheap", "give bad schema": '{"name": 3}',
-                "say nothing": "  ", "refuse": "I'm sorry, but I can't help with that."}
+    scripted = {
+        "give json": "sure, here it is: name=cheap",
+        "give bad schema": '{"name": 3}',
+        "say nothing": "  ",
+        "refuse": "I'm sorry, but I can't help with that.",
+    }
     if text in scripted:
         return scripted[text]
     return '{"name": "cheap"}' if "json" in text else f"cheap: {text}"
@@ -45,20 +49,35 @@ def upstreams() -> Iterator[tuple[FakeOpenAI, FakeOpenAI]]:
         yield cheap, strong
 
 
-def route_config(cheap: FakeOpenAI, strong: FakeOpenAI, tmp_path: Path,
-                 **route: Any) -> GatewayConfig:
+def route_config(
+    cheap: FakeOpenAI, strong: FakeOpenAI, tmp_path: Path, **route: Any
+) -> GatewayConfig:
     data = {
         "model_list": [
-            {"model_name": "cheap", "model": "openai/gpt-4o-mini", "api_base": cheap.base_url,
-             "api_key": "sk-fake"},
-            {"model_name": "strong", "model": "openai/gpt-4o", "api_base": strong.base_url,
-             "api_key": "sk-fake"},
+            {
+                "model_name": "cheap",
+                "model": "openai/gpt-4o-mini",
+                "api_base": cheap.base_url,
+                "api_key": "sk-fake",
+            },
+            {
+                "model_name": "strong",
+                "model": "openai/gpt-4o",
+                "api_base": strong.base_url,
+                "api_key": "sk-fake",
+            },
         ],
         "router_settings": {"num_retries": 0, "retry_base_delay": 0.0, "timeout": 10},
         "cache": {"url": "memory://"},
-        "routes": [{"name": "thrifty/auto", "chain": ["cheap", "strong"],
-                    "rules": [{"when": {"code": True}, "to": "strong"}],
-                    "feedback_path": str(tmp_path / "outcomes.jsonl"), **route}],
+        "routes": [
+            {
+                "name": "thrifty/auto",
+                "chain": ["cheap", "strong"],
+                "rules": [{"when": {"code": True}, "to": "strong"}],
+                "feedback_path": str(tmp_path / "outcomes.jsonl"),
+                **route,
+            }
+        ],
     }
     return parse_config(data, source=str(tmp_path / "gateway.yaml"))
 
@@ -71,7 +90,7 @@ def served(upstreams: tuple[FakeOpenAI, FakeOpenAI], tmp_path: Path) -> Iterator
 
 def ask(url: str, text: str, **extra: Any) -> httpx.Response:
     body = {"model": "thrifty/auto", "messages": [{"role": "user", "content": text}], **extra}
-    response = httpx.post(f"{url}/v1/chat/completions", json=body, timeout=10)
+    response = web.post(f"{url}/v1/chat/completions", json=body, timeout=10)
     assert response.status_code == 200, response.text
     return response
 
@@ -81,7 +100,7 @@ def content(response: httpx.Response) -> str:
 
 
 def metric(url: str, name: str) -> float:
-    for line in httpx.get(f"{url}/metrics").text.splitlines():
+    for line in web.get(f"{url}/metrics").text.splitlines():
         if line.startswith(name):
             return float(line.rsplit(" ", 1)[1])
     return 0.0
@@ -95,14 +114,20 @@ def test_a_plain_request_goes_to_the_cheap_model_and_saves(
     assert content(response) == "cheap: what are your opening hours?"
     assert response.headers["x-thrifty-route"] == "thrifty/auto -> cheap (default)"
     assert len(response.headers["x-thrifty-route-id"]) == 16
-    cost, saved = (float(response.headers[h]) for h in ("x-thrifty-cost-usd",
-                                                          "x-thrifty-saved-usd"))
+    cost, saved = (
+        float(response.headers[h]) for h in ("x-thrifty-cost-usd", "x-thrifty-saved-usd")
+    )
     assert cost > 0 and saved > 10 * cost  # gpt-4o costs ~16x gpt-4o-mini
     assert (cheap.calls["chat"], strong.calls["chat"]) == (1, 0)
-    assert metric(served, 'thrifty_savings_usd_total{mechanism="routing",model="thrifty/auto"}'
-                  ) == pytest.approx(saved)
-    assert metric(served, 'thrifty_route_decisions_total{by="default",model="cheap",'
-                          'route="thrifty/auto"}') == 1
+    assert metric(
+        served, 'thrifty_savings_usd_total{mechanism="routing",model="thrifty/auto"}'
+    ) == pytest.approx(saved)
+    assert (
+        metric(
+            served, 'thrifty_route_decisions_total{by="default",model="cheap",route="thrifty/auto"}'
+        )
+        == 1
+    )
 
 
 def test_a_rule_sends_code_to_the_strong_model(
@@ -116,37 +141,62 @@ def test_a_rule_sends_code_to_the_strong_model(
     assert (cheap.calls["chat"], strong.calls["chat"]) == (0, 1)
 
 
-@pytest.mark.parametrize(("text", "extra", "reason"), [
-    ("give json", {"response_format": {"type": "json_object"}}, "invalid_json"),
-    ("give bad schema", {"response_format": {"type": "json_schema", "json_schema": {
-        "name": "person", "schema": SCHEMA}}}, "schema_mismatch"),
-    ("say nothing", {}, "empty"),
-    ("refuse", {}, "refusal"),
-])
+@pytest.mark.parametrize(
+    ("text", "extra", "reason"),
+    [
+        ("give json", {"response_format": {"type": "json_object"}}, "invalid_json"),
+        (
+            "give bad schema",
+            {
+                "response_format": {
+                    "type": "json_schema",
+                    "json_schema": {"name": "person", "schema": SCHEMA},
+                }
+            },
+            "schema_mismatch",
+        ),
+        ("say nothing", {}, "empty"),
+        ("refuse", {}, "refusal"),
+    ],
+)
 def test_an_unusable_cheap_answer_cascades_to_the_strong_model(
-    upstreams: tuple[FakeOpenAI, FakeOpenAI], served: str, tmp_path: Path, text: str,
-    extra: dict[str, Any], reason: str,
+    upstreams: tuple[FakeOpenAI, FakeOpenAI],
+    served: str,
+    tmp_path: Path,
+    text: str,
+    extra: dict[str, Any],
+    reason: str,
 ) -> None:
     cheap, strong = upstreams
     response = ask(served, text, **extra)
     assert response.headers["x-thrifty-route"] == (
-        f"thrifty/auto -> cheap (default) -> strong (cascade: {reason})")
+        f"thrifty/auto -> cheap (default) -> strong (cascade: {reason})"
+    )
     assert content(response).startswith(("strong", '{"name": "strong"}'))
     assert (cheap.calls["chat"], strong.calls["chat"]) == (1, 1)
-    assert metric(served, f'thrifty_cascade_total{{reason="{reason}",route="thrifty/auto"}}'
-                  ) == 1
+    assert metric(served, f'thrifty_cascade_total{{reason="{reason}",route="thrifty/auto"}}') == 1
     # Both answers were paid for: routing saved less than the whole gpt-4o price.
     assert float(response.headers["x-thrifty-saved-usd"]) < 0
     outcome = json.loads((tmp_path / "outcomes.jsonl").read_text().splitlines()[-1])
-    assert outcome == {"prompt": text, "cheap_ok": False, "route": "thrifty/auto",
-                       "source": f"cascade:{reason}"}
+    assert outcome == {
+        "prompt": text,
+        "cheap_ok": False,
+        "route": "thrifty/auto",
+        "source": f"cascade:{reason}",
+    }
 
 
 def test_good_json_from_the_cheap_model_is_kept(
     upstreams: tuple[FakeOpenAI, FakeOpenAI], served: str
 ) -> None:
-    response = ask(served, "json please", response_format={
-        "type": "json_schema", "json_schema": {"name": "person", "schema": SCHEMA}})
+    response = ask(
+        served,
+        "json please",
+        response_format={
+            "type": "json_schema",
+            "json_schema": {"name": "person", "schema": SCHEMA},
+        },
+    )
     assert content(response) == '{"name": "cheap"}'
     assert "cascade" not in response.headers["x-thrifty-route"]
     assert upstreams[1].calls["chat"] == 0
@@ -163,31 +213,38 @@ def test_a_failing_cheap_model_cascades_on_upstream_error(
 
 
 def test_streams_are_routed(upstreams: tuple[FakeOpenAI, FakeOpenAI], served: str) -> None:
-    body = {"model": "thrifty/auto", "stream": True,
-            "messages": [{"role": "user", "content": "stream me"}]}
-    with httpx.stream("POST", f"{served}/v1/chat/completions", json=body) as response:
+    body = {
+        "model": "thrifty/auto",
+        "stream": True,
+        "messages": [{"role": "user", "content": "stream me"}],
+    }
+    with web.stream("POST", f"{served}/v1/chat/completions", json=body) as response:
         text = response.read().decode()
     assert response.headers["x-thrifty-route"] == "thrifty/auto -> cheap (default)"
     assert "cheap:" in text and text.rstrip().endswith("data: [DONE]")
 
 
-def test_feedback_on_the_cheap_answer_becomes_an_outcome(
-    served: str, tmp_path: Path
-) -> None:
+def test_feedback_on_the_cheap_answer_becomes_an_outcome(served: str, tmp_path: Path) -> None:
     cheap_id = ask(served, "what is my balance?").headers["x-thrifty-route-id"]
     strong_id = ask(served, "def f():\n    return 1").headers["x-thrifty-route-id"]
     url = f"{served}/v1/thrifty/feedback"
-    ok = httpx.post(url, json={"route_id": cheap_id, "correct": True})
+    ok = web.post(url, json={"route_id": cheap_id, "correct": True})
     assert ok.json() == {"route_id": cheap_id, "recorded": True}
-    not_cheap = httpx.post(url, json={"route_id": strong_id, "correct": True}).json()
+    not_cheap = web.post(url, json={"route_id": strong_id, "correct": True}).json()
     assert not_cheap["recorded"] is False and "strong answered" in not_cheap["why"]
-    unknown = httpx.post(url, json={"route_id": "nope", "correct": True})
+    unknown = web.post(url, json={"route_id": "nope", "correct": True})
     assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "unknown_route_id"
-    both = httpx.post(url, json={"route_id": cheap_id, "hit_id": "x", "correct": True})
+    both = web.post(url, json={"route_id": cheap_id, "hit_id": "x", "correct": True})
     assert both.status_code == 400
     lines = [json.loads(x) for x in (tmp_path / "outcomes.jsonl").read_text().splitlines()]
-    assert lines == [{"prompt": "what is my balance?", "cheap_ok": True,
-                      "route": "thrifty/auto", "source": "feedback"}]
+    assert lines == [
+        {
+            "prompt": "what is my balance?",
+            "cheap_ok": True,
+            "route": "thrifty/auto",
+            "source": "feedback",
+        }
+    ]
 
 
 def test_the_learned_router_decides_when_no_rule_does(
@@ -196,8 +253,12 @@ def test_the_learned_router_decides_when_no_rule_does(
     embedder = HashingEmbedder(64)
     easy = [f"what time do you open on day {i}" for i in range(60)]
     hard = [f"derive the closed form of integral number {i} with proof" for i in range(60)]
-    router = train_router(embedder.embed(easy + hard), np.array([1.0] * 60 + [0.0] * 60),
-                          embedder="hashing", target_strong_share=0.5)
+    router = train_router(
+        embedder.embed(easy + hard),
+        np.array([1.0] * 60 + [0.0] * 60),
+        embedder="hashing",
+        target_strong_share=0.5,
+    )
     router.save(tmp_path / "router.json")
     config_file = tmp_path / "gateway.yaml"  # a relative router path is read beside it
     config_file.write_text("# the test passes the parsed config\n")
@@ -211,10 +272,9 @@ def test_the_learned_router_decides_when_no_rule_does(
 
 
 def test_models_list_and_unsupported_operations(served: str) -> None:
-    models = [m["id"] for m in httpx.get(f"{served}/v1/models").json()["data"]]
+    models = [m["id"] for m in web.get(f"{served}/v1/models").json()["data"]]
     assert "thrifty/auto" in models
-    refused = httpx.post(f"{served}/v1/embeddings", json={"model": "thrifty/auto",
-                                                         "input": "x"})
+    refused = web.post(f"{served}/v1/embeddings", json={"model": "thrifty/auto", "input": "x"})
     assert refused.status_code == 400
     assert refused.json()["error"]["code"] == "unsupported_operation"
 
@@ -226,15 +286,23 @@ def test_config_errors_name_the_field_and_the_file(
     with pytest.raises(ConfigError, match=r"gateway\.yaml: routes\[0\]\.router: .*missing\.json"):
         create_app(config, source=str(tmp_path / "gateway.yaml"))
     with pytest.raises(ConfigError, match=r"routes\[0\]\.chain names model 'gpt-9'"):
-        parse_config({"model_list": [{"model_name": "a", "model": "openai/a"}],
-                      "routes": [{"name": "auto", "chain": ["a", "gpt-9"]}]}, source="g.yaml")
+        parse_config(
+            {
+                "model_list": [{"model_name": "a", "model": "openai/a"}],
+                "routes": [{"name": "auto", "chain": ["a", "gpt-9"]}],
+            },
+            source="g.yaml",
+        )
 
 
 def test_text_completions_are_routed_too(
     upstreams: tuple[FakeOpenAI, FakeOpenAI], served: str
 ) -> None:
-    response = httpx.post(f"{served}/v1/completions", timeout=10,
-                          json={"model": "thrifty/auto", "prompt": "Once upon a time"})
+    response = web.post(
+        f"{served}/v1/completions",
+        timeout=10,
+        json={"model": "thrifty/auto", "prompt": "Once upon a time"},
+    )
     assert response.status_code == 200, response.text
     assert response.headers["x-thrifty-route"] == "thrifty/auto -> cheap (default)"
     assert response.json()["choices"][0]["text"] == "Reply 1: Once upon a time"

@@ -8,9 +8,8 @@ from typing import Any
 
 import httpx
 import pytest
-from openai import OpenAI
 
-from _gateway import fake_config, gateway
+from _gateway import fake_config, gateway, sdk, web
 from thrifty.cache import Cache
 from thrifty.semantic.embedder import HashingEmbedder
 from thrifty.semantic.policy import FixedThreshold
@@ -45,7 +44,7 @@ def served(fake: FakeOpenAI, policy: RecordingPolicy) -> Iterator[str]:
 
 
 def post(url: str, body: dict[str, Any], path: str = "/v1/chat/completions") -> httpx.Response:
-    return httpx.post(f"{url}{path}", json=body)
+    return web.post(f"{url}{path}", json=body)
 
 
 def test_semantic_hit_headers_and_feedback(served: str, policy: RecordingPolicy) -> None:
@@ -73,12 +72,12 @@ def test_semantic_hit_headers_and_feedback(served: str, policy: RecordingPolicy)
 
 
 def test_streams_and_the_openai_sdk_see_semantic_hits(served: str) -> None:
-    client = OpenAI(base_url=f"{served}/v1", api_key="sk-any", max_retries=0)
+    client = sdk(served, "sk-any")
     try:
         client.chat.completions.create(**ask("Where is my parcel?"))
         raw = client.chat.completions.with_raw_response.create(**ask("where is my parcel"))
         assert raw.headers["x-thrifty-cache-status"] == "SEMANTIC_HIT"
-        with httpx.stream("POST", f"{served}/v1/chat/completions",
+        with web.stream("POST", f"{served}/v1/chat/completions",
                           json=ask("where is my parcel now", stream=True)) as stream:  # fmt: skip
             assert stream.headers["x-thrifty-cache-status"] == "SEMANTIC_HIT"
             assert "x-thrifty-similarity" in stream.headers
@@ -89,7 +88,7 @@ def test_streams_and_the_openai_sdk_see_semantic_hits(served: str) -> None:
 
 def test_tenants_never_share_semantic_hits(served: str) -> None:
     post(served, ask("How do I reset my password?"))
-    other = httpx.post(f"{served}/v1/chat/completions", json=ask("how do i reset my password"),
+    other = web.post(f"{served}/v1/chat/completions", json=ask("how do i reset my password"),
                        headers={"X-Thrifty-Namespace": "tenant-b"})  # fmt: skip
     assert other.headers["x-thrifty-cache-status"] == "MISS"
 
@@ -132,7 +131,7 @@ def test_semantic_off_per_key_and_namespace(fake: FakeOpenAI) -> None:
         headers = {"Authorization": f"Bearer {key}"}
         if namespace:
             headers["X-Thrifty-Namespace"] = namespace
-        answer = httpx.post(f"{url}/v1/chat/completions", json=ask(question), headers=headers)
+        answer = web.post(f"{url}/v1/chat/completions", json=ask(question), headers=headers)
         assert answer.status_code == 200, answer.text
         return answer.headers["x-thrifty-cache-status"]
 

@@ -10,15 +10,18 @@ from collections.abc import AsyncIterator
 
 import httpx
 
-from _gateway import fake_config, gateway
+from _gateway import fake_config, gateway, served_over_sockets, web
 from thrifty.testing.fake_openai import FakeOpenAI
 
 HI = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
 
 
 def post(url: str, body: dict = HI, **headers: str) -> httpx.Response:
-    response = httpx.post(f"{url}/v1/chat/completions", json=body,
-                          headers={k.replace("_", "-"): v for k, v in headers.items()})
+    response = web.post(
+        f"{url}/v1/chat/completions",
+        json=body,
+        headers={k.replace("_", "-"): v for k, v in headers.items()},
+    )
     assert response.status_code == 200, response.text
     return response
 
@@ -38,8 +41,11 @@ def test_modes(served: str, fake: FakeOpenAI) -> None:
     assert status(refreshed) == "REFRESH"
     after = post(served)
     assert status(after) == "HIT"
-    assert after.json()["choices"][0]["message"]["content"] == \
-        refreshed.json()["choices"][0]["message"]["content"] == "Reply 5: hi"
+    assert (
+        after.json()["choices"][0]["message"]["content"]
+        == refreshed.json()["choices"][0]["message"]["content"]
+        == "Reply 5: hi"
+    )
     assert fake.calls["chat"] == 5
 
 
@@ -93,25 +99,28 @@ def test_cache_disabled_in_config_bypasses(fake: FakeOpenAI) -> None:
 
 
 async def test_identical_concurrent_requests_are_coalesced() -> None:
-    with FakeOpenAI(delay=0.3) as slow, gateway(fake_config(slow.base_url)) as (url, _):
+    with FakeOpenAI(delay=0.3) as slow, served_over_sockets(fake_config(slow.base_url)) as (url, _):
         async with httpx.AsyncClient(timeout=10) as http:
-            answers = await asyncio.gather(*(
-                http.post(f"{url}/v1/chat/completions", json=HI) for _ in range(5)
-            ))
+            answers = await asyncio.gather(
+                *(http.post(f"{url}/v1/chat/completions", json=HI) for _ in range(5))
+            )
         assert slow.calls["chat"] == 1
         statuses = sorted(status(a) for a in answers)
         assert statuses == ["HIT", "HIT", "HIT", "HIT", "MISS"]
         assert len({a.json()["choices"][0]["message"]["content"] for a in answers}) == 1
-        metrics = httpx.get(f"{url}/metrics").text
+        metrics = web.get(f"{url}/metrics").text
         assert 'result="coalesced"} 4.0' in metrics
 
 
 def test_client_disconnect_mid_stream_closes_the_upstream(fake: FakeOpenAI) -> None:
     fake.chunk_delay = 0.05
-    long = {"model": "gpt-4o-mini", "stream": True,
-            "messages": [{"role": "user", "content": " ".join(["word"] * 60)}]}
-    with gateway(fake_config(fake.base_url)) as (url, _):
-        with httpx.stream("POST", f"{url}/v1/chat/completions", json=long) as response:
+    long = {
+        "model": "gpt-4o-mini",
+        "stream": True,
+        "messages": [{"role": "user", "content": " ".join(["word"] * 60)}],
+    }
+    with served_over_sockets(fake_config(fake.base_url)) as (url, _):  # a real hang-up
+        with web.stream("POST", f"{url}/v1/chat/completions", json=long) as response:
             assert response.status_code == 200
             lines = response.iter_lines()
             assert next(lines).startswith("data: ")
@@ -122,16 +131,20 @@ def test_client_disconnect_mid_stream_closes_the_upstream(fake: FakeOpenAI) -> N
         assert fake.streams_abandoned == 1
         # An interrupted stream is never stored.
         fake.chunk_delay = 0.0
-        again = httpx.post(f"{url}/v1/chat/completions", json={**long, "stream": False})
+        again = web.post(f"{url}/v1/chat/completions", json={**long, "stream": False})
         assert status(again) == "MISS"
 
 
-LONG_STREAM = {"model": "gpt-4o-mini", "stream": True,
-               "messages": [{"role": "user", "content": " ".join(["word"] * 30)}]}
+LONG_STREAM = {
+    "model": "gpt-4o-mini",
+    "stream": True,
+    "messages": [{"role": "user", "content": " ".join(["word"] * 30)}],
+}
 
 
-async def _read_stream(http: httpx.AsyncClient, url: str, *, after: float = 0.0,
-                       hang_up_after: int | None = None) -> tuple[str, str, bool]:
+async def _read_stream(
+    http: httpx.AsyncClient, url: str, *, after: float = 0.0, hang_up_after: int | None = None
+) -> tuple[str, str, bool]:
     """(cache status, streamed text, whether it ended with [DONE])."""
     await asyncio.sleep(after)
     text, done = "", False
@@ -157,7 +170,7 @@ async def streaming_gateway(fake: FakeOpenAI) -> AsyncIterator[tuple[str, httpx.
     """The default gateway before a FAKE upstream that streams a chunk every 20 ms (so that
     requests overlap), and a client."""
     fake.chunk_delay = 0.02
-    with gateway(fake_config(fake.base_url)) as (url, _):
+    with served_over_sockets(fake_config(fake.base_url)) as (url, _):  # streams over the wire
         async with httpx.AsyncClient(timeout=10) as http:
             yield url, http
 
@@ -173,7 +186,7 @@ async def test_identical_concurrent_streams_share_one_upstream_stream(fake: Fake
         texts = {r[1] for r in results}
         assert len(texts) == 1 and texts.pop().endswith("word")  # latecomers got it all
         assert all(r[2] for r in results)
-        metrics = httpx.get(f"{url}/metrics").text
+        metrics = web.get(f"{url}/metrics").text
         assert 'result="coalesced"} 3.0' in metrics
         assert status(post(url, {**LONG_STREAM, "stream": False})) == "HIT"  # stored once
 
@@ -200,8 +213,9 @@ async def test_a_plain_request_waits_for_the_same_answer_being_streamed(
 
         async def plain() -> httpx.Response:
             await asyncio.sleep(0.1)
-            return await http.post(f"{url}/v1/chat/completions",
-                                   json={**LONG_STREAM, "stream": False})
+            return await http.post(
+                f"{url}/v1/chat/completions", json={**LONG_STREAM, "stream": False}
+            )
 
         streamed, answer = await asyncio.gather(_read_stream(http, url), plain())
         assert fake.calls["chat"] == 1

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import httpx
 import openai
 import pytest
 
-from _gateway import fake_config, gateway
+from _gateway import fake_config, gateway, sdk, stored, web
 from thrifty.cache import Cache
 from thrifty.errors import BackendError
 from thrifty.testing.fake_openai import FakeOpenAI
@@ -15,7 +14,7 @@ HI = [{"role": "user", "content": "hi"}]
 
 
 def client(url: str, key: str = "sk-test") -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{url}/v1", api_key=key, max_retries=0)
+    return sdk(url, key)
 
 
 def test_chat_miss_then_hit_with_thrifty_headers(fake: FakeOpenAI, served: str) -> None:
@@ -88,38 +87,44 @@ def test_completions_and_embeddings_are_cached(fake: FakeOpenAI, served: str) ->
 def test_models_health_and_metrics(served: str) -> None:
     sdk = client(served)
     assert [m.id for m in sdk.models.list().data] == ["gpt-4o-mini", "backup"]
-    assert httpx.get(f"{served}/health/liveness").json() == {"status": "ok"}
-    ready = httpx.get(f"{served}/health/readiness")
+    assert web.get(f"{served}/health/liveness").json() == {"status": "ok"}
+    ready = web.get(f"{served}/health/readiness")
     assert ready.status_code == 200 and ready.json()["status"] == "ok"
     sdk.chat.completions.create(model="gpt-4o-mini", messages=HI)
+    stored(served)  # a hit, not a request coalesced onto the write in flight
     sdk.chat.completions.create(model="gpt-4o-mini", messages=HI)
-    text = httpx.get(f"{served}/metrics").text
+    text = web.get(f"{served}/metrics").text
     assert 'thrifty_requests_total{endpoint="chat",model="gpt-4o-mini",status="200"} 2.0' in text
     assert 'thrifty_cache_lookups_total{model="gpt-4o-mini",result="hit"} 1.0' in text
     assert 'thrifty_cache_lookups_total{model="gpt-4o-mini",result="miss"} 1.0' in text
-    for name in ("thrifty_upstream_latency_seconds_count", "thrifty_gateway_overhead_seconds",
-                 'thrifty_tokens_total{direction="in"', "thrifty_spend_usd_total",
-                 'thrifty_savings_usd_total{mechanism="exact_hit"', "thrifty_tokens_saved_total"):
+    for name in (
+        "thrifty_upstream_latency_seconds_count",
+        "thrifty_gateway_overhead_seconds",
+        'thrifty_tokens_total{direction="in"',
+        "thrifty_spend_usd_total",
+        'thrifty_savings_usd_total{mechanism="exact_hit"',
+        "thrifty_tokens_saved_total",
+    ):
         assert name in text, name
 
 
 def test_routes_without_v1_prefix(served: str) -> None:
-    answer = httpx.post(f"{served}/chat/completions",
-                        json={"model": "gpt-4o-mini", "messages": HI})
+    answer = web.post(f"{served}/chat/completions", json={"model": "gpt-4o-mini", "messages": HI})
     assert answer.status_code == 200 and answer.json()["object"] == "chat.completion"
 
 
 def test_stream_wire_format(served: str) -> None:
     body = {"model": "gpt-4o-mini", "messages": HI, "stream": True}
-    with httpx.stream("POST", f"{served}/v1/chat/completions", json=body) as response:
+    with web.stream("POST", f"{served}/v1/chat/completions", json=body) as response:
         assert response.headers["content-type"].startswith("text/event-stream")
         events = [line for line in response.iter_lines() if line]
     assert all(e.startswith("data: ") for e in events)
     assert events[-1] == "data: [DONE]"
 
 
-def test_readiness_fails_when_the_cache_backend_does(fake: FakeOpenAI,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_readiness_fails_when_the_cache_backend_does(
+    fake: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
     cache = Cache("memory://")
 
     def broken() -> None:
@@ -127,7 +132,15 @@ def test_readiness_fails_when_the_cache_backend_does(fake: FakeOpenAI,
 
     monkeypatch.setattr(cache.store, "ping", broken)
     with gateway(fake_config(fake.base_url), cache=cache) as (url, _):
-        ready = httpx.get(f"{url}/health/readiness")
+        ready = web.get(f"{url}/health/readiness")
         assert ready.status_code == 503
         assert "disk on fire" in ready.json()["cache"]
-        assert httpx.get(f"{url}/health/liveness").status_code == 200
+        assert web.get(f"{url}/health/liveness").status_code == 200
+
+
+def test_a_completion_asked_with_stream_false_or_without_is_one_entry(served: str) -> None:
+    body = {"model": "gpt-4o-mini", "prompt": "Say hi"}
+    first = web.post(f"{served}/v1/completions", json={**body, "stream": False})
+    again = web.post(f"{served}/v1/completions", json=body)
+    assert first.headers["x-thrifty-cache-status"] == "MISS"
+    assert again.headers["x-thrifty-cache-status"] == "HIT"

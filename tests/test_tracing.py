@@ -19,7 +19,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
 
-from _gateway import gateway
+from _gateway import gateway, stored, web
 from test_routing_gateway import route_config, upstreams  # noqa: F401  (the fixture)
 from thrifty.testing.fake_openai import FakeOpenAI
 
@@ -58,7 +58,7 @@ def parent_of(child: ReadableSpan) -> ReadableSpan:
 
 
 def post(url: str, body: dict[str, Any]) -> httpx.Response:
-    response = httpx.post(f"{url}/v1/chat/completions", json=body, timeout=10)
+    response = web.post(f"{url}/v1/chat/completions", json=body, timeout=10)
     assert response.status_code == 200, response.text
     return response
 
@@ -84,6 +84,7 @@ def test_a_miss_spans_the_lookup_and_the_upstream_attempt_a_hit_only_the_lookup(
     }
     assert upstream.status.status_code is StatusCode.UNSET
 
+    stored(served)  # a hit, not a request coalesced onto the write in flight
     EXPORTER.clear()
     post(served, {"model": "gpt-4o-mini", "messages": HI})
     assert (only("thrifty.cache.lookup").attributes or {})["thrifty.cache.status"] == "hit"
@@ -102,20 +103,26 @@ def test_a_failed_attempt_is_an_error_span_and_its_retry_another_span(
     assert "gen_ai.usage.output_tokens" in (retried.attributes or {})
 
 
-def test_other_operations_and_streams_have_their_genai_names(
-    fake: FakeOpenAI, served: str
-) -> None:
-    response = httpx.post(f"{served}/v1/embeddings", timeout=10,
-                          json={"model": "gpt-4o-mini", "input": "hello"})
+def test_other_operations_and_streams_have_their_genai_names(fake: FakeOpenAI, served: str) -> None:
+    response = web.post(
+        f"{served}/v1/embeddings", timeout=10, json={"model": "gpt-4o-mini", "input": "hello"}
+    )
     assert response.status_code == 200, response.text
     embed = only("embeddings gpt-4o-mini")
     assert (embed.attributes or {})["gen_ai.operation.name"] == "embeddings"
     assert (embed.attributes or {})["gen_ai.usage.input_tokens"] > 0
 
     EXPORTER.clear()
-    with httpx.stream("POST", f"{served}/v1/chat/completions", timeout=10, json={
-            "model": "gpt-4o-mini", "messages": [{"role": "user", "content": "go"}],
-            "stream": True}) as stream:
+    with web.stream(
+        "POST",
+        f"{served}/v1/chat/completions",
+        timeout=10,
+        json={
+            "model": "gpt-4o-mini",
+            "messages": [{"role": "user", "content": "go"}],
+            "stream": True,
+        },
+    ) as stream:
         assert stream.status_code == 200
         assert b"[DONE]" in stream.read()
     assert (only("thrifty.cache.lookup").attributes or {})["thrifty.cache.status"] == "miss"
@@ -132,10 +139,13 @@ def ask(url: str, text: str) -> httpx.Response:
     return post(url, {"model": "thrifty/auto", "messages": [{"role": "user", "content": text}]})
 
 
-@pytest.mark.parametrize(("text", "model", "reason", "upstream"), [
-    ("what are your opening hours?", "cheap", "default", "chat gpt-4o-mini"),
-    ("why does this fail?\n```python\nprint(1/0)\n```", "strong", "rule code", "chat gpt-4o"),
-])
+@pytest.mark.parametrize(
+    ("text", "model", "reason", "upstream"),
+    [
+        ("what are your opening hours?", "cheap", "default", "chat gpt-4o-mini"),
+        ("why does this fail?\n```python\nprint(1/0)\n```", "strong", "rule code", "chat gpt-4o"),
+    ],
+)
 def test_the_route_span_says_where_and_why_like_the_header(
     routed: str, text: str, model: str, reason: str, upstream: str
 ) -> None:
@@ -157,8 +167,11 @@ def test_a_cascade_shows_both_attempts_under_the_route_span(routed: str) -> None
     response = ask(routed, "refuse")
     route = only("thrifty.route")
     attributes = dict(route.attributes or {})
-    assert attributes["thrifty.route.header"] == response.headers["x-thrifty-route"] == (
-        "thrifty/auto -> cheap (default) -> strong (cascade: refusal)")
+    assert (
+        attributes["thrifty.route.header"]
+        == response.headers["x-thrifty-route"]
+        == ("thrifty/auto -> cheap (default) -> strong (cascade: refusal)")
+    )
     assert attributes["thrifty.route.cascades"] == ("strong (refusal)",)
     assert attributes["thrifty.route.answered_by"] == "strong"
     for name in ("chat gpt-4o-mini", "chat gpt-4o"):

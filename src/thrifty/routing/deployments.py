@@ -30,7 +30,12 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from thrifty.errors import AllDeploymentsFailedError, ConfigError, UnknownModelError
+from thrifty.errors import (
+    AllDeploymentsFailedError,
+    ConfigError,
+    UnknownModelError,
+    UpstreamTimeoutError,
+)
 from thrifty.limits.memory import TokenBucket
 from thrifty.retry import RetryPolicy, is_retryable_error, retry_after_of, status_of
 
@@ -199,10 +204,11 @@ class _GroupExhausted(Exception):
 
 
 def _gateway_status(error: BaseException | None) -> int:
-    """502/503/504 for what finally failed (see AllDeploymentsFailedError.status_code)."""
+    """502/503/504 for what finally failed (see AllDeploymentsFailedError.status_code), for
+    users of the pool; the gateway answers by its own error table (``server/errors.py``)."""
     if error is None:
         return 503
-    if isinstance(error, TimeoutError) or type(error).__name__ == "UpstreamTimeoutError":
+    if isinstance(error, TimeoutError | UpstreamTimeoutError):
         return 504
     return 503 if status_of(error) in (429, 503) else 502
 

@@ -16,14 +16,10 @@ from thrifty.cache import Cache
 from thrifty.limits import LimitBackend
 from thrifty.server.batches import BATCH_ROUTES, close_batches, start_batches
 from thrifty.server.config import CONFIG_ENV, GatewayConfig, load_config
-from thrifty.server.errors import (
-    APIError,
-    api_error_handler,
-    http_error_handler,
-    internal_error_handler,
-)
+from thrifty.server.errors import APIError, exception_handler, http_error_handler
 from thrifty.server.gateway import Gateway
-from thrifty.server.routes import ROUTES
+from thrifty.server.routes import http_routes
+from thrifty.server.upstreams import Connect
 
 
 def create_app(
@@ -33,17 +29,26 @@ def create_app(
     cache: Cache | None = None,
     limits: LimitBackend | None = None,
     lone_process: bool = False,
+    connect: Connect | None = None,
 ) -> Starlette:
     """The gateway app for ``config`` (default: :func:`~thrifty.server.config.load_config`).
 
-    ``lone_process``: no other gateway worker shares the cache (see :class:`Gateway`).
+    ``lone_process``: no other gateway worker shares the cache; ``connect``: builds providers
+    (tests: in-process FAKE upstreams); see :class:`Gateway`.
 
     Raises:
         ConfigError: naming the source and field, before any connection is accepted.
     """
     if config is None:
         config = load_config()
-    gateway = Gateway(config, source=source, cache=cache, limits=limits, lone_process=lone_process)
+    gateway = Gateway(
+        config,
+        source=source,
+        cache=cache,
+        limits=limits,
+        lone_process=lone_process,
+        connect=connect,
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -55,12 +60,12 @@ def create_app(
             await gateway.aclose()
 
     app = Starlette(
-        routes=[*ROUTES, *BATCH_ROUTES],
+        routes=[*http_routes(gateway), *BATCH_ROUTES],
         lifespan=lifespan,
         exception_handlers={
-            APIError: api_error_handler,
             HTTPException: http_error_handler,
-            Exception: internal_error_handler,
+            APIError: exception_handler,  # answered here, not re-raised as a server error
+            Exception: exception_handler,  # anything else the batch API raises: same table
         },
     )
     app.state.gateway = gateway

@@ -1,10 +1,10 @@
 """The upstreams of a gateway batch: the pool's providers, under the submitting key's limits.
 
 A batch line is a request like any other: it takes the key's requests, tokens and budget before
-it is sent and settles them after (``Gateway.reserve``/``settle``), so a batch cannot spend past
-a key's ``max_budget_usd``. A key's rate limit refusing a line reads to the batch engine as a
-429 with ``Retry-After`` (it waits); an exhausted budget as a 429 that is not retried (the line
-fails with ``insufficient_quota``).
+it is sent and settles them after (:class:`~thrifty.server.limiter.KeyLimiter`), so a batch
+cannot spend past a key's ``max_budget_usd``. A key's rate limit refusing a line reads to the
+batch engine as a 429 with ``Retry-After`` (it waits); an exhausted budget as a 429 that is not
+retried (the line fails with ``insufficient_quota``).
 """
 
 from __future__ import annotations
@@ -12,17 +12,18 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-from thrifty.errors import ProviderError, UnknownModelError
+from thrifty.errors import LimitExceededError, ProviderError, UnknownModelError
 from thrifty.limits.base import KeyLimits
 from thrifty.providers.base import Provider
 from thrifty.server.auth import Principal
-from thrifty.server.errors import APIError
+from thrifty.server.errors import api_error
 
 
 class KeyLimitError(ProviderError):
     """A key's limit refused a batch line (what the engine's retry logic reads)."""
 
-    def __init__(self, error: APIError) -> None:
+    def __init__(self, refusal: LimitExceededError) -> None:
+        error = api_error(refusal)  # the 429 body a client of the gateway would get
         super().__init__(error.message)
         self.status = 429
         self.headers = dict(error.headers)
@@ -43,17 +44,18 @@ class KeyLimitedProvider(Provider):
 
     async def _call(self, operation: str, body: dict[str, Any]) -> dict[str, Any]:
         try:
-            reservation = await self.gateway.reserve(self.principal, self.model_name, body)
-        except APIError as exc:
+            reservation = await self.gateway.limiter.reserve(self.principal, self.model_name, body)
+        except LimitExceededError as exc:
             raise KeyLimitError(exc) from exc
         try:
             answer = await getattr(self.inner, operation)(body)
         except BaseException:
-            await self.gateway.release(reservation)
+            await self.gateway.limiter.release(reservation)
             raise
-        priced = self.gateway.price_answer(self.model_name, body, answer)
-        await self.gateway.settle(reservation, tokens=priced.tokens_in + priced.tokens_out,
-                                  cost_usd=priced.cost_usd)
+        priced = self.gateway.pricer.price_answer(self.model_name, body, answer)
+        await self.gateway.limiter.settle(
+            reservation, tokens=priced.tokens_in + priced.tokens_out, cost_usd=priced.cost_usd
+        )
         return answer
 
     async def chat(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -92,7 +94,7 @@ class GatewayProviders:
         return self._wrapped[model]
 
     def price_name(self, model: str) -> str | None:
-        return self.gateway.priced_model(model)
+        return self.gateway.pricer.priced_model(model)
 
     def limits(self, model: str) -> tuple[int | None, int | None]:
         """The deployment's declared (rpm, tpm), which the batch then keeps to."""

@@ -31,8 +31,8 @@ from thrifty.cache import Cache
 from thrifty.errors import JobFileError
 from thrifty.server.auth import Principal
 from thrifty.server.batch_upstreams import GatewayProviders, principal_for
+from thrifty.server.bodies import json_response, read_json
 from thrifty.server.errors import APIError
-from thrifty.server.routes import json_response, read_json
 
 log = logging.getLogger("thrifty.server.batches")
 BATCH_DIR_ENV = "THRIFTY_BATCH_DIR"

@@ -8,7 +8,9 @@ Streams are routed but only cascade on upstream errors: their output is already 
 
 Accounting: answers thrown away still cost money (added to the request's cost); what routing
 saved is the strong model's price for the answer's tokens minus everything paid
-(``thrifty_savings_usd{mechanism="routing"}``, ``X-Thrifty-Saved-USD`` on a miss).
+(``thrifty_savings_usd{mechanism="routing"}``, ``X-Thrifty-Saved-USD`` on a miss; credited by
+:class:`~thrifty.server.accounting.Accountant`). A runner is given the pool, the metrics and the
+pricer it uses when it is built, so it never reaches back into the gateway.
 The last decisions are kept (per worker) so ``POST /v1/thrifty/feedback`` can turn a verdict on
 the cheapest model's answer into a training outcome; a cascade off the cheapest model for a
 failed check records one by itself.
@@ -22,10 +24,10 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from thrifty.errors import AllDeploymentsFailedError, ConfigError
-from thrifty.routing import Deployment, Routed
+from thrifty.routing import Deployment, DeploymentPool, Routed
 from thrifty.routing.features import prompt_text
 from thrifty.routing.outcomes import append_outcome
 from thrifty.routing.route import RouteDecision, RouteModel
@@ -33,10 +35,9 @@ from thrifty.routing.router import LearnedRouter
 from thrifty.routing.validation import failed_check
 from thrifty.server.config import GatewayConfig, RouteSettings
 from thrifty.server.errors import APIError
+from thrifty.server.metrics import GatewayMetrics
+from thrifty.server.pricing import Pricer
 from thrifty.tracing import span
-
-if TYPE_CHECKING:
-    from thrifty.server.gateway import Gateway
 
 T = TypeVar("T")
 #: Decisions remembered for feedback, per route and worker.
@@ -63,15 +64,29 @@ class RouteTrace:
 
 
 class RouteRunner:
-    """One configured route model, run through the gateway's pool.
+    """One configured route model, run through the deployment pool.
 
     Args:
         route: the decision logic.
+        pool: the deployments that answer each model of the chain.
+        metrics: decisions, cascades and attempts are counted there.
+        pricer: prices the answers a cascade throws away (they are still paid for).
         feedback_path: JSONL file for outcomes (feedback and cascades); None keeps none.
     """
 
-    def __init__(self, route: RouteModel, feedback_path: Path | None = None) -> None:
+    def __init__(
+        self,
+        route: RouteModel,
+        *,
+        pool: DeploymentPool,
+        metrics: GatewayMetrics,
+        pricer: Pricer,
+        feedback_path: Path | None = None,
+    ) -> None:
         self.route = route
+        self.pool = pool
+        self.metrics = metrics
+        self.pricer = pricer
         self.feedback_path = feedback_path
         self._recent: OrderedDict[str, tuple[str, str]] = OrderedDict()
 
@@ -79,9 +94,13 @@ class RouteRunner:
     def name(self) -> str:
         return self.route.name
 
-    async def run(self, gw: Gateway, body: Mapping[str, Any],
-                  attempt: Callable[[Deployment], Awaitable[T]], *,
-                  check_output: bool) -> tuple[Routed[T], RouteTrace]:
+    async def run(
+        self,
+        body: Mapping[str, Any],
+        attempt: Callable[[Deployment], Awaitable[T]],
+        *,
+        check_output: bool,
+    ) -> tuple[Routed[T], RouteTrace]:
         """Answer ``body`` from the chain, starting where the route decides.
 
         Raises:
@@ -90,37 +109,46 @@ class RouteRunner:
         """
         with span("thrifty.route", {"thrifty.route.name": self.name}) as current:
             decision = await self.route.adecide(body)
-            gw.metrics.route_decisions.labels(self.name, decision.model, decision.by).inc()
+            self.metrics.route_decisions.labels(self.name, decision.model, decision.by).inc()
             trace = RouteTrace(self.route, decision, secrets.token_hex(8))
-            current.set_attributes({"thrifty.route.model": decision.model,
-                                    "thrifty.route.by": decision.by,
-                                    "thrifty.route.reason": decision.reason,
-                                    "thrifty.route.id": trace.id})
+            current.set_attributes(
+                {
+                    "thrifty.route.model": decision.model,
+                    "thrifty.route.by": decision.by,
+                    "thrifty.route.reason": decision.reason,
+                    "thrifty.route.id": trace.id,
+                }
+            )
             try:
-                routed = await self._down_chain(gw, body, attempt, trace,
-                                                check_output=check_output)
+                routed = await self._down_chain(body, attempt, trace, check_output=check_output)
             finally:  # cascades included, as in X-Thrifty-Route
                 current.set_attribute("thrifty.route.header", trace.header())
                 if trace.cascades:
-                    current.set_attribute("thrifty.route.cascades",
-                                          [f"{to} ({why})" for to, why in trace.cascades])
+                    current.set_attribute(
+                        "thrifty.route.cascades", [f"{to} ({why})" for to, why in trace.cascades]
+                    )
             current.set_attribute("thrifty.route.answered_by", trace.answered_by or "")
             return routed, trace
 
-    async def _down_chain(self, gw: Gateway, body: Mapping[str, Any],
-                          attempt: Callable[[Deployment], Awaitable[T]], trace: RouteTrace, *,
-                          check_output: bool) -> Routed[T]:
+    async def _down_chain(
+        self,
+        body: Mapping[str, Any],
+        attempt: Callable[[Deployment], Awaitable[T]],
+        trace: RouteTrace,
+        *,
+        check_output: bool,
+    ) -> Routed[T]:
         """Call the chain from the decided model on, cascading on failures and bad answers."""
         decision, chain = trace.decision, self.route.chain
         for index in range(decision.index, len(chain)):
             name, last = chain[index], index == len(chain) - 1
             try:
-                routed = await gw.pool.run(name, attempt)
+                routed = await self.pool.run(name, attempt)
             except AllDeploymentsFailedError as exc:
                 if last:
                     raise
-                gw.metrics.count_attempts(exc.attempts)
-                self._cascade(gw, trace, chain[index + 1], "upstream_error")
+                self.metrics.count_attempts(exc.attempts)
+                self._cascade(trace, chain[index + 1], "upstream_error")
                 continue
             reason = None
             if check_output and not last:
@@ -129,21 +157,20 @@ class RouteRunner:
                 trace.answered_by = name
                 self._remember(trace, body)
                 return routed
-            self._discard(gw, trace, body, routed)
-            self._cascade(gw, trace, chain[index + 1], reason)
+            self._discard(trace, body, routed)
+            self._cascade(trace, chain[index + 1], reason)
             if index == 0:
                 await self._record(prompt_text(body), False, source=f"cascade:{reason}")
         raise AssertionError("unreachable: the last model of a chain always answers or raises")
 
-    def _cascade(self, gw: Gateway, trace: RouteTrace, to: str, reason: str) -> None:
+    def _cascade(self, trace: RouteTrace, to: str, reason: str) -> None:
         trace.cascades.append((to, reason))
-        gw.metrics.cascades.labels(self.name, reason).inc()
+        self.metrics.cascades.labels(self.name, reason).inc()
 
-    def _discard(self, gw: Gateway, trace: RouteTrace, body: Mapping[str, Any],
-                 routed: Routed[Any]) -> None:
+    def _discard(self, trace: RouteTrace, body: Mapping[str, Any], routed: Routed[Any]) -> None:
         """An answer thrown away: its attempts are counted and its cost is still paid."""
-        gw.metrics.count_attempts(routed.attempts)
-        priced = gw.price_answer(routed.deployment.model_name, body, routed.result)
+        self.metrics.count_attempts(routed.attempts)
+        priced = self.pricer.price_answer(routed.deployment.model_name, body, routed.result)
         trace.wasted_usd += priced.cost_usd
         trace.wasted_tokens += priced.tokens_in + priced.tokens_out
 
@@ -157,8 +184,9 @@ class RouteRunner:
 
     async def _record(self, text: str, cheap_ok: bool, *, source: str) -> None:
         if self.feedback_path is not None:
-            await asyncio.to_thread(append_outcome, self.feedback_path, text, cheap_ok,
-                                    route=self.name, source=source)
+            await asyncio.to_thread(
+                append_outcome, self.feedback_path, text, cheap_ok, route=self.name, source=source
+            )
 
     async def feedback(self, route_id: str, correct: bool) -> tuple[bool, str]:
         """Turn a verdict on a served answer into an outcome; returns (recorded, why not).
@@ -178,29 +206,24 @@ class RouteRunner:
         return route_id in self._recent
 
 
-def credit_routing(gw: Gateway, trace: RouteTrace, tokens_in: int, tokens_out: int,
-                   paid_usd: float) -> None:
-    """What routing saved against sending the request to the strongest model (negative when a
-    cascade paid for two answers; only savings are counted in the metric)."""
-    strong = gw.priced_model(trace.route.chain[-1])
-    trace.saved_usd = gw.cost(strong, tokens_in, tokens_out) - paid_usd
-    if trace.saved_usd > 0:
-        gw.metrics.savings.labels(gw.metrics.model_label(trace.route.name), "routing").inc(
-            trace.saved_usd)
-
-
-async def route_feedback(gw: Gateway, route_id: str, correct: bool) -> dict[str, Any]:
+async def route_feedback(
+    routes: Mapping[str, RouteRunner], route_id: str, correct: bool
+) -> dict[str, Any]:
     """``POST /v1/thrifty/feedback`` with a ``route_id``: the response body.
 
     Raises:
         APIError: 404 when no route of this worker remembers ``route_id``.
     """
-    for runner in gw.routes.values():
+    for runner in routes.values():
         if runner.knows(route_id):
             recorded, why = await runner.feedback(route_id, correct)
             return {"route_id": route_id, "recorded": recorded, **({"why": why} if why else {})}
-    raise APIError(404, f"no recent route decision has the id {route_id!r}", param="route_id",
-                   code="unknown_route_id")
+    raise APIError(
+        404,
+        f"no recent route decision has the id {route_id!r}",
+        param="route_id",
+        code="unknown_route_id",
+    )
 
 
 def _resolve(path: str, source: str) -> Path:
@@ -217,14 +240,24 @@ def _router(settings: RouteSettings, source: str, where: str) -> LearnedRouter |
         return None
     try:
         router = LearnedRouter.load(_resolve(spec.path, source))
-        return router.retarget(strong_share=spec.target_strong_share,
-                               quality=spec.target_quality, threshold=spec.threshold)
+        return router.retarget(
+            strong_share=spec.target_strong_share,
+            quality=spec.target_quality,
+            threshold=spec.threshold,
+        )
     except ConfigError as exc:
         raise ConfigError(f"{where}.router: {exc}") from exc
 
 
-def build_routes(config: GatewayConfig, source: str) -> dict[str, RouteRunner]:
-    """The route models of a config, by name.
+def build_routes(
+    config: GatewayConfig,
+    source: str,
+    *,
+    pool: DeploymentPool,
+    metrics: GatewayMetrics,
+    pricer: Pricer,
+) -> dict[str, RouteRunner]:
+    """The route models of a config, by name, run through ``pool``.
 
     Raises:
         ConfigError: naming the field, when a router file cannot be loaded or used.
@@ -233,14 +266,24 @@ def build_routes(config: GatewayConfig, source: str) -> dict[str, RouteRunner]:
     for i, settings in enumerate(config.routes):
         where = f"routes[{i}]"
         try:
-            route = RouteModel(settings.name, settings.chain, rules=settings.rules,
-                               router=_router(settings, source, where),
-                               default=settings.default, cascade_on=settings.cascade_on)
+            route = RouteModel(
+                settings.name,
+                settings.chain,
+                rules=settings.rules,
+                router=_router(settings, source, where),
+                default=settings.default,
+                cascade_on=settings.cascade_on,
+            )
         except ConfigError:
             raise
         except Exception as exc:  # the router's embedder cannot be built
             raise ConfigError(f"{where}.router: {exc}") from exc
         feedback = settings.feedback_path
         runners[settings.name] = RouteRunner(
-            route, _resolve(feedback, source) if feedback else None)
+            route,
+            pool=pool,
+            metrics=metrics,
+            pricer=pricer,
+            feedback_path=_resolve(feedback, source) if feedback else None,
+        )
     return runners

@@ -62,7 +62,14 @@ def _identity(params: DeploymentParams) -> tuple[Any, ...]:
     return (params.kind, params.model, params.api_base, params.api_key, params.timeout)
 
 
-def build_pool(config: GatewayConfig) -> tuple[DeploymentPool, list[Provider]]:
+#: Builds the provider of a deployment, or None to leave it to :data:`BUILDERS` (a test's
+#: in-process FAKE upstream, e.g. :class:`thrifty.testing.inprocess.InProcessOpenAI`).
+Connect = Callable[[DeploymentParams, float], Provider | None]
+
+
+def build_pool(
+    config: GatewayConfig, connect: Connect | None = None
+) -> tuple[DeploymentPool, list[Provider]]:
     """The deployment pool of a config, and the distinct providers (to close at shutdown).
 
     Raises:
@@ -75,7 +82,10 @@ def build_pool(config: GatewayConfig) -> tuple[DeploymentPool, list[Provider]]:
         params = entry.litellm_params
         identity = _identity(params)
         if identity not in providers:
-            providers[identity] = BUILDERS[params.kind](params, router.timeout)
+            provider = connect(params, router.timeout) if connect is not None else None
+            if provider is None:
+                provider = BUILDERS[params.kind](params, router.timeout)
+            providers[identity] = provider
         info = entry.model_info or {}
         deployments.append(
             Deployment(
@@ -96,8 +106,9 @@ def build_pool(config: GatewayConfig) -> tuple[DeploymentPool, list[Provider]]:
         cooldown_time=router.cooldown_time,
         # HTTP providers enforce the timeout themselves (connect, read, between chunks); the
         # pool's own timer costs a task per attempt, so it is kept only for in-process models.
-        timeout=router.timeout if any(e.litellm_params.kind == "local"
-                                      for e in config.model_list) else None,
+        timeout=router.timeout
+        if any(e.litellm_params.kind == "local" for e in config.model_list)
+        else None,
     )
     return pool, list(providers.values())
 

@@ -31,6 +31,10 @@ from typing import Any
 
 from thrifty.accounting.tokens import count_messages, count_text
 
+#: The fakes started and not stopped yet, by base URL (an in-process adapter finds them here:
+#: :mod:`thrifty.testing.inprocess`).
+RUNNING: dict[str, FakeOpenAI] = {}
+
 #: ``reply(request_body, call_number) -> text``; the default echoes the last message.
 ReplyFn = Callable[[dict[str, Any], int], str]
 
@@ -85,10 +89,8 @@ class FakeOpenAI:
 
     @property
     def base_url(self) -> str:
-        host, port = self._server.server_address[:2]
-        if isinstance(host, bytes):
-            host = host.decode()
-        return f"http://{host}:{port}/v1"
+        port = self._server.server_address[1]  # bound to 127.0.0.1 in __init__
+        return f"http://127.0.0.1:{port}/v1"
 
     def fail_next(self, times: int = 1, status: int = 500) -> None:
         """Answer the next ``times`` requests with an OpenAI-style error of ``status``."""
@@ -106,9 +108,11 @@ class FakeOpenAI:
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )
         self._thread.start()
+        RUNNING[self.base_url] = self
         return self
 
     def stop(self) -> None:
+        RUNNING.pop(self.base_url, None)
         self._server.shutdown()
         self._server.server_close()
         if self._thread is not None:

@@ -1,0 +1,122 @@
+"""The request context that every stage of the chain reads and fills, and the stage protocol.
+
+A request's stages (``server/chain.py``) share one :class:`RequestContext`: what was asked
+(the operation, body, caller, cache policy) and what happened (cache status, route, cost,
+savings, upstream time), which the ``Respond`` boundary turns into ``X-Thrifty-*`` headers and
+metrics. Stages receive their collaborators at construction, never the whole gateway, and
+pass the context on to the next stage, as Starlette's middleware pass the ASGI scope.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from starlette.requests import Request
+
+if TYPE_CHECKING:  # types only: the context is filled by the stages, never imports them
+    from thrifty.limits import Reservation
+    from thrifty.server.auth import Principal
+    from thrifty.server.cascade import RouteTrace
+    from thrifty.server.policy import CachePolicy, Status
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    """One model endpoint: what it validates, which provider method and cache family it uses.
+
+    Attributes:
+        name: the endpoint label of metrics (``chat``, ``completions``, ``embeddings``).
+        schema: the pydantic model of its body.
+        method: the provider method (``chat``, ``completion``, ``embeddings``).
+        requires: the optional provider operation a deployment must serve (None: any serves).
+        streams: streamed requests are relayed from a streaming upstream (chat).
+        replays: a streamed request is answered whole and replayed as SSE (completions); the
+            stream fields never reach the upstream nor the cache key.
+    """
+
+    name: str
+    schema: type[Any]
+    method: str
+    requires: str | None = None
+    streams: bool = False
+    replays: bool = False
+
+    @property
+    def kind(self) -> str:
+        """The cache key family (the provider method's name)."""
+        return self.method
+
+
+@dataclass(slots=True)
+class RequestContext:
+    """One request on its way through the stages."""
+
+    request: Request
+    endpoint: str
+    operation: Operation | None = None
+    started: float = field(default_factory=time.perf_counter)
+    # ------------------------------------------------------------ what was asked
+    principal: Principal | None = None
+    model: str | None = None
+    body: dict[str, Any] = field(default_factory=dict)
+    policy: CachePolicy | None = None
+    stream: bool = False
+    """Relayed from a streaming upstream (a streamed chat request)."""
+    sse: bool = False
+    """Answered as server-sent events (streamed, or a whole answer replayed as a stream)."""
+    # ------------------------------------------------------------ what happened
+    key: str = ""
+    """The cache key, once a cache stage computed it."""
+    reservation: Reservation | None = None
+    answered_by: str = ""
+    """The model name of the deployment that answered (a fallback's, a cascade's)."""
+    deployment_id: str = ""
+    fields: dict[str, Any] | None = None
+    """The cache entry's accounting fields of a fresh answer (tokens, cost, model)."""
+    status: Status | None = None
+    route: str | None = None
+    cost_usd: float | None = None
+    saved_usd: float = 0.0
+    upstream_seconds: float = 0.0
+    headers: dict[str, str] = field(default_factory=dict)
+    routing: RouteTrace | None = None
+    """What a route model (``thrifty/auto``) decided, when one was asked."""
+
+    def thrifty_headers(self) -> dict[str, str]:
+        out = dict(self.headers)
+        if self.status is not None:
+            out["X-Thrifty-Cache-Status"] = self.status
+        if self.route is not None:
+            out["X-Thrifty-Route"] = self.route
+        if self.cost_usd is not None:
+            out["X-Thrifty-Cost-USD"] = _usd(self.cost_usd)
+        if self.status is not None:
+            out["X-Thrifty-Saved-USD"] = _usd(self.saved_usd)
+        return out
+
+
+def _usd(value: float) -> str:
+    return f"{value:.10f}".rstrip("0").rstrip(".") or "0"
+
+
+#: A stage as seen from the stage before it: takes the context, returns the answer.
+Handler = Callable[[RequestContext], Awaitable[Any]]
+
+
+class Stage:
+    """A link of the chain: does its part, then awaits ``self.next`` (or answers by itself).
+
+    Subclasses take ``next`` first and their collaborators as keywords, so a chain is built as
+    ``stage = cls(stage, **collaborators)`` from the innermost stage out.
+    """
+
+    __slots__ = ("next",)
+
+    def __init__(self, next: Handler) -> None:
+        self.next = next
+
+    async def __call__(self, ctx: RequestContext) -> Any:
+        return await self.next(ctx)

@@ -1,0 +1,91 @@
+"""What answers cost: token counts, the model an answer is priced as, and dollars.
+
+One :class:`Pricer` is shared by the stages that account a miss, credit a hit, reserve a key's
+worst case and credit routing; batches price their lines with it too. It holds only the price
+table and the configured model names, so every user gets exactly the pricing it needs and
+nothing else of the gateway.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+from thrifty.accounting.prices import PriceTable
+from thrifty.accounting.tokens import count_messages, count_text, usage_of
+from thrifty.limits import max_cost_usd
+from thrifty.server.config import GatewayConfig
+
+
+class PricedAnswer(NamedTuple):
+    """Tokens and dollars of one answer, and the model name it was priced as."""
+
+    tokens_in: int
+    tokens_out: int
+    cost_usd: float
+    model: str
+
+
+def prompt_tokens(body: Mapping[str, Any]) -> int:
+    """Prompt tokens of a request, counted before sending (for TPM and budgets)."""
+    if "messages" in body:
+        return count_messages(body["messages"])
+    value = body.get("prompt", body.get("input", ""))
+    if isinstance(value, list):
+        return sum(count_text(v) if isinstance(v, str) else 1 for v in value)
+    return count_text(str(value))
+
+
+class Pricer:
+    """Prices answers of the configured models.
+
+    Args:
+        config: the gateway's configuration (its price overrides, models and routes).
+
+    Raises:
+        ConfigError: when the price overrides are invalid.
+    """
+
+    def __init__(self, config: GatewayConfig) -> None:
+        self.prices = PriceTable(config.prices)
+        self._primary_model = {
+            e.model_name: e.litellm_params.model for e in reversed(config.model_list)
+        }
+        for route in config.routes:  # limits reserve a route's worst case: its strongest model
+            self._primary_model[route.name] = self._primary_model[route.chain[-1]]
+
+    def priced_model(self, model_name: str, response: Mapping[str, Any] | None = None) -> str:
+        """The model name to price an answer by: the upstream's reported model when the price
+        table knows it, else the configured deployment's."""
+        reported = response.get("model") if isinstance(response, Mapping) else None
+        if isinstance(reported, str) and reported in self.prices:
+            return reported
+        return self._primary_model.get(model_name, model_name)
+
+    def usage(self, body: Mapping[str, Any], response: Mapping[str, Any]) -> tuple[int, int]:
+        """(prompt, completion) tokens of an answer: its ``usage``, else counted."""
+        counted = usage_of(response)
+        if counted is not None:
+            return counted
+        out = 0
+        for choice in response.get("choices") or []:
+            message = choice.get("message") or {}
+            out += count_text(str(message.get("content") or choice.get("text") or ""))
+        return prompt_tokens(body), out
+
+    def cost(self, model: str, tokens_in: int, tokens_out: int) -> float:
+        return self.prices.cost(model, tokens_in, tokens_out)
+
+    def price_answer(
+        self, model_name: str, body: Mapping[str, Any], response: Mapping[str, Any]
+    ) -> PricedAnswer:
+        """What an answer of ``model_name`` to ``body`` cost (or, from the cache, saved)."""
+        tokens_in, tokens_out = self.usage(body, response)
+        priced = self.priced_model(model_name, response)
+        return PricedAnswer(tokens_in, tokens_out, self.cost(priced, tokens_in, tokens_out), priced)
+
+    def worst_case_usd(self, model_name: str, body: Mapping[str, Any], tokens: int) -> float:
+        """The most a request may cost: its prompt and ``max_tokens`` at the strongest price
+        (what a budget must hold back before the answer's real cost is known)."""
+        cap = body.get("max_completion_tokens") or body.get("max_tokens")
+        return max_cost_usd(self.prices.get(self._primary_model.get(model_name)), tokens, cap)

@@ -1,0 +1,201 @@
+"""The stages only a streamed chat request takes: lookup and sharing, relaying, opening.
+
+A hit is replayed as SSE chunks; a miss is relayed chunk by chunk as the upstream sends it,
+recorded, and stored once complete (an interrupted stream is never stored). Identical streams
+in flight share the upstream stream through a :class:`~thrifty.server.stream_tee.StreamTee`.
+The first chunk is read before the response starts, so an upstream failure before it is still
+a proper HTTP error; after it, a failure ends the stream with an SSE error event.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio
+
+from thrifty.cache import Cache
+from thrifty.errors import ProviderError
+from thrifty.integrations._streams import chunks_from_completion, completion_from_chunks
+from thrifty.routing import Deployment
+from thrifty.server.accounting import Accountant
+from thrifty.server.caching import MECHANISM_OF_RESULT, STATUS_OF_RESULT, Streams, note_hit
+from thrifty.server.context import Handler, RequestContext, Stage
+from thrifty.server.metrics import GatewayMetrics
+from thrifty.server.stream_tee import StreamTee
+from thrifty.server.streaming import DONE, replay, sse_error, sse_event
+from thrifty.server.tasks import BackgroundTasks
+from thrifty.tracing import attempt_span, span
+
+log = logging.getLogger("thrifty.server")
+
+
+def _include_usage(body: dict[str, Any]) -> bool:
+    return bool((body.get("stream_options") or {}).get("include_usage"))
+
+
+class StreamLookup(Stage):
+    """A stored answer replayed as a stream, an identical stream in flight followed, or the
+    next stages (the lookup is skipped by ``no-cache`` and ``refresh``)."""
+
+    def __init__(
+        self,
+        next: Handler,
+        *,
+        cache: Cache,
+        streams: Streams,
+        accountant: Accountant,
+        metrics: GatewayMetrics,
+    ) -> None:
+        super().__init__(next)
+        self.cache = cache
+        self.streams = streams
+        self.accountant = accountant
+        self.metrics = metrics
+
+    async def __call__(self, ctx: RequestContext) -> AsyncIterator[bytes]:
+        policy, body, metrics = ctx.policy, ctx.body, self.metrics
+        assert policy is not None
+        label = metrics.model_label(ctx.model)
+        key = ctx.key = self.cache.key(body, kind="chat", namespace=policy.namespace)
+        if policy.read:
+            with span("thrifty.cache.lookup", {"thrifty.cache.namespace": policy.namespace}) as sp:
+                hit = await self.cache.alookup(
+                    key, namespace=policy.namespace, request=body, kind="chat"
+                )
+                sp.set_attribute("thrifty.cache.status", "miss" if hit is None else hit.kind)
+            if hit is not None:
+                note_hit(ctx, hit)
+                ctx.status = STATUS_OF_RESULT.get(hit.kind, "HIT")
+                metrics.cache_lookups.labels(label, hit.kind).inc()
+                mechanism = MECHANISM_OF_RESULT.get(hit.kind, hit.kind)
+                self.accountant.credit_hit(ctx, hit.value, mechanism)
+                metrics.ttft.labels(label, "hit").observe(time.perf_counter() - ctx.started)
+                usage = _include_usage(body)
+                return replay(chunks_from_completion(hit.value, include_usage=usage))
+            tee = self.streams.get(key)
+            if tee is not None and not tee.closing:  # the same stream is coming in: share it
+                ctx.status, ctx.route, ctx.cost_usd = "HIT", "cache", 0.0
+                metrics.cache_lookups.labels(label, "coalesced").inc()
+                metrics.ttft.labels(label, "hit").observe(time.perf_counter() - ctx.started)
+                return self._follow(ctx, tee)
+        ctx.status = "REFRESH" if policy.refresh else ("MISS" if policy.read else "BYPASS")
+        metrics.cache_lookups.labels(label, "miss" if policy.read else "bypass").inc()
+        return await self.next(ctx)  # type: ignore[no-any-return]
+
+    async def _follow(self, ctx: RequestContext, tee: StreamTee) -> AsyncIterator[bytes]:
+        """A request riding on an identical stream in flight; credited as coalesced when
+        done."""
+        async for event in relay(tee, "a shared stream", include_usage=_include_usage(ctx.body)):
+            yield event
+        if tee.complete:
+            self.accountant.credit_hit(ctx, completion_from_chunks(tee.chunks), "coalesced")
+
+
+class ShareStream(Stage):
+    """Relay the upstream stream through a tee that identical requests may join; once it ended,
+    account it and store it (after the response: no client waits for the bookkeeping)."""
+
+    def __init__(
+        self,
+        next: Handler,
+        *,
+        cache: Cache,
+        streams: Streams,
+        accountant: Accountant,
+        metrics: GatewayMetrics,
+        tasks: BackgroundTasks,
+    ) -> None:
+        super().__init__(next)
+        self.cache = cache
+        self.streams = streams
+        self.accountant = accountant
+        self.metrics = metrics
+        self.tasks = tasks
+
+    async def __call__(self, ctx: RequestContext) -> AsyncIterator[bytes]:
+        iterator, first = await self.next(ctx)
+        label = self.metrics.model_label(ctx.model)
+        self.metrics.ttft.labels(label, "miss").observe(time.perf_counter() - ctx.started)
+        policy = ctx.policy
+        assert policy is not None
+        key = ctx.key
+
+        def ended(chunks: list[dict[str, Any]], complete: bool) -> None:
+            async def finish() -> None:
+                try:
+                    await self._finish(ctx, chunks, complete, key)
+                finally:  # shared until stored: an identical request meanwhile replays the tee
+                    if self.streams.get(key) is tee:
+                        del self.streams[key]
+
+            self.tasks.spawn(finish())
+
+        tee = StreamTee(iterator, first, ended)
+        if policy.read:
+            self.streams[key] = tee
+        return relay(tee, ctx.deployment_id, include_usage=_include_usage(ctx.body))
+
+    async def _finish(
+        self, ctx: RequestContext, chunks: list[dict[str, Any]], complete: bool, key: str
+    ) -> None:
+        """Account a relayed stream and store it when it ended normally."""
+        policy, body = ctx.policy, ctx.body
+        assert policy is not None and ctx.model is not None
+        try:
+            response = completion_from_chunks(chunks)
+            fields = await self.accountant.account(
+                ctx.model, ctx.answered_by, body, response, ctx.reservation, ctx.routing
+            )
+            if complete and policy.write and chunks:
+                await self.cache.aset(
+                    key, response, namespace=policy.namespace, ttl=policy.ttl,
+                    user_id=body.get("user"), request=body, kind="chat", **fields,
+                )  # fmt: skip
+        except Exception:  # bookkeeping must never break anything the client sees
+            log.exception("accounting a streamed answer failed")
+
+
+class OpenStream:
+    """One streamed upstream attempt, up to its first chunk (asking the upstream for usage, so
+    that the stream can be priced; the client gets the usage chunk only if it asked)."""
+
+    async def __call__(
+        self, ctx: RequestContext, deployment: Deployment
+    ) -> tuple[AsyncIterator[dict[str, Any]], Any]:
+        body = ctx.body
+        upstream_body = {
+            **body,
+            "stream": True,
+            "stream_options": {**(body.get("stream_options") or {}), "include_usage": True},
+        }
+        # The span covers the attempt up to the first chunk (the rest is relayed after it).
+        with attempt_span("chat_stream", deployment.target, upstream_body, deployment.id):
+            iterator = deployment.target.chat_stream(upstream_body)
+            try:
+                first = await iterator.__anext__()
+            except StopAsyncIteration:
+                first = None
+            except BaseException:
+                with anyio.CancelScope(shield=True):
+                    await iterator.aclose()
+                raise
+            return iterator, first
+
+
+async def relay(tee: StreamTee, source: str, *, include_usage: bool) -> AsyncIterator[bytes]:
+    """A shared upstream stream as SSE events (the usage chunk only when asked for)."""
+    try:
+        async for chunk in tee.read():
+            if include_usage or chunk.get("choices"):
+                yield sse_event(chunk)
+        if tee.complete:
+            yield DONE
+    except ProviderError as exc:
+        log.warning("stream from %s failed mid-way: %s", source, exc)
+        yield sse_error(f"the upstream failed mid-stream: {exc}", code="upstream_error")
+    except Exception:  # anything else still ends the stream with an error event
+        log.exception("relaying the stream from %s failed", source)
+        yield sse_error("the gateway failed mid-stream", type="server_error", code="internal_error")
