@@ -16,9 +16,8 @@ wrote as ``{"completion": body}``, ``{"text_completion": body}``, ``{"embeddings
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from thrifty.integrations._streams import completion_from_chunks
 
@@ -31,18 +30,16 @@ class Endpoint(StrEnum):
     EMBEDDINGS = "embeddings"
 
 
-@dataclass(frozen=True, slots=True)
-class Shape:
-    """What a response body of one endpoint looks like, as far as serving it needs."""
+class Shape(NamedTuple):
+    """What a response body of one endpoint looks like, as far as serving it needs: its
+    ``object`` field (checked when present), the list holding the answer (``items``), a field
+    every item of that list has (``item_field``) and the field older writers wrapped the body
+    in (``legacy``)."""
 
     object: str
-    """The body's ``object`` field (checked when present)."""
     items: str
-    """The list that holds the answer (``choices``, ``data``)."""
     item_field: str
-    """A field every item of that list has (``message``, ``text``, ``embedding``)."""
     legacy: str
-    """The field older writers wrapped the body in."""
 
 
 SHAPES: Mapping[Endpoint, Shape] = {

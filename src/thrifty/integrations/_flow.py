@@ -46,48 +46,66 @@ def call(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Step:
     return Step(fn, fn, args, kwargs)
 
 
+class _Returned(NamedTuple):
+    """What a flow returned (the end of its run)."""
+
+    value: Any
+
+
+def _resume(flow: Flow[Any], result: Any, error: Exception | None) -> Step | _Returned:
+    """Send the last step's result (or throw its exception) into ``flow``: its next step."""
+    try:
+        return flow.send(result) if error is None else flow.throw(error)
+    except StopIteration as stop:
+        return _Returned(stop.value)
+
+
 def run_sync(flow: Flow[T]) -> T:
     """Run ``flow``, making each step with its plain callable."""
-    result: Any = None
-    error: Exception | None = None
-    while True:
-        try:
-            step = flow.send(result) if error is None else flow.throw(error)
-        except StopIteration as stop:
-            return stop.value  # type: ignore[no-any-return]
-        result, error = None, None
-        try:
-            if step.compute is None:
-                result = step.sync(*step.args, **step.kwargs)
-            else:
-                factory = step.compute
-                result = step.sync(*step.args, lambda: run_sync(factory()), **step.kwargs)
-        except Exception as exc:
-            error = exc
+    step = _resume(flow, None, None)
+    while isinstance(step, Step):
+        step = _resume(flow, *_made(step))
+    return step.value
 
 
 async def run_async(flow: Flow[T]) -> T:
     """Run ``flow``, awaiting each step's async callable."""
-    result: Any = None
-    error: Exception | None = None
-    while True:
-        try:
-            step = flow.send(result) if error is None else flow.throw(error)
-        except StopIteration as stop:
-            return stop.value  # type: ignore[no-any-return]
-        result, error = None, None
-        try:
-            if step.compute is None:
-                result = await step.asynchronous(*step.args, **step.kwargs)
-            else:
-                result = await step.asynchronous(*step.args, _async_compute(step.compute),
-                                                 **step.kwargs)  # fmt: skip
-        except Exception as exc:
-            error = exc
+    step = _resume(flow, None, None)
+    while isinstance(step, Step):
+        outcome = await _awaited(step)
+        step = _resume(flow, *outcome)
+    return step.value
 
 
-def _async_compute(factory: Callable[[], Flow[T]]) -> Callable[[], Awaitable[T]]:
-    async def compute() -> T:
+def _made(step: Step) -> tuple[Any, Exception | None]:
+    """(result, None) or (None, the exception) of making ``step`` synchronously."""
+    try:
+        return step.sync(*_sync_args(step), **step.kwargs), None
+    except Exception as exc:
+        return None, exc
+
+
+async def _awaited(step: Step) -> tuple[Any, Exception | None]:
+    try:
+        return await step.asynchronous(*_async_args(step), **step.kwargs), None
+    except Exception as exc:
+        return None, exc
+
+
+def _sync_args(step: Step) -> tuple[Any, ...]:
+    if step.compute is None:
+        return step.args
+    factory = step.compute
+    return (*step.args, lambda: run_sync(factory()))
+
+
+def _async_args(step: Step) -> tuple[Any, ...]:
+    """The step's arguments, its ``compute`` flow as a coroutine function."""
+    if step.compute is None:
+        return step.args
+    factory = step.compute
+
+    async def compute() -> Any:
         return await run_async(factory())
 
-    return compute
+    return (*step.args, compute)

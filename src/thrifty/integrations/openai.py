@@ -380,8 +380,8 @@ def wrap(
     cache: Cache | None = None,
     *,
     namespace: str | None = None,
-    cache_temperature: bool = False,
     ttl: float | None = None,
+    cache_temperature: bool = False,
 ) -> Any:
     """Return ``client`` with cached, accounted chat completions and embeddings.
 
