@@ -19,6 +19,7 @@ from typing import Any
 
 import anyio
 
+from thrifty.answer import read_answer
 from thrifty.cache import Hit
 from thrifty.errors import AllDeploymentsFailedError, ProviderError
 from thrifty.integrations._streams import (
@@ -244,6 +245,10 @@ async def answer(
             request=body, kind=kind, on_hit=lambda hit: _note_hit(call, hit),
         )
         current.set_attribute("thrifty.cache.status", result)
+    if result != "miss" and (value := read_answer(kind, value)) is None:
+        await gw.cache.adelete(key)  # another writer's value of the wrong shape: a miss
+        return await answer(gw, call, principal, model=model, operation=operation, kind=kind,
+                            body=body, policy=policy)
     call.status = STATUS_OF_RESULT.get(result, "MISS")
     gw.metrics.cache_lookups.labels(label, result).inc()
     if result == "coalesced":  # waiting for the leader's upstream call is not our overhead
@@ -268,14 +273,17 @@ async def stream_chat(
             hit = await gw.cache.alookup(key, namespace=policy.namespace, request=body,
                                          kind="chat")
             current.set_attribute("thrifty.cache.status", "miss" if hit is None else hit.kind)
-        if hit is not None:
+        served = None if hit is None else read_answer("chat", hit.value)
+        if hit is not None and served is None:  # a value of the wrong shape: a miss
+            await gw.cache.adelete(key)
+        if served is not None and hit is not None:
             _note_hit(call, hit)
             call.status = STATUS_OF_RESULT.get(hit.kind, "HIT")
             gw.metrics.cache_lookups.labels(label, hit.kind).inc()
-            _credit_hit(gw, call, model, body, hit.value, MECHANISM_OF_RESULT.get(hit.kind,
-                                                                                  hit.kind))
+            _credit_hit(gw, call, model, body, served, MECHANISM_OF_RESULT.get(hit.kind,
+                                                                               hit.kind))
             gw.metrics.ttft.labels(label, "hit").observe(time.perf_counter() - call.started)
-            return replay(chunks_from_completion(hit.value, include_usage=include_usage))
+            return replay(chunks_from_completion(served, include_usage=include_usage))
         tee = gw.streams.get(key)
         if tee is not None and not tee.closing:  # the same stream is coming in: share it
             call.status, call.route, call.cost_usd = "HIT", "cache", 0.0
