@@ -42,7 +42,7 @@ class Shape(NamedTuple):
     legacy: str
 
 
-SHAPES: Mapping[Endpoint, Shape] = {
+SHAPES: Mapping[str, Shape] = {
     Endpoint.CHAT: Shape("chat.completion", "choices", "message", "completion"),
     Endpoint.COMPLETION: Shape("text_completion", "choices", "text", "text_completion"),
     Endpoint.EMBEDDINGS: Shape("list", "data", "embedding", "embeddings"),
@@ -72,10 +72,7 @@ def _valid(shape: Shape, value: Any) -> bool:
     if not isinstance(items, list):
         return False
     field = shape.item_field
-    for item in items:  # a loop, not all(): this runs on every hit
-        if not isinstance(item, dict) or field not in item:
-            return False
-    return True
+    return all(isinstance(item, dict) and field in item for item in items)
 
 
 def read_answer(endpoint: Endpoint | str, value: Any) -> dict[str, Any] | None:

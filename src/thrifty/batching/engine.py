@@ -19,15 +19,15 @@ from functools import partial
 from typing import Any, TypeVar
 
 from thrifty.accounting.prices import PriceTable
-from thrifty.answer import Endpoint, read_answer, stored_answer
 from thrifty.accounting.tokens import count_messages, count_text, usage_of
+from thrifty.answer import Endpoint, read_answer, stored_answer
 from thrifty.batching.jobfile import BatchRequest, output_line
 from thrifty.batching.journal import Journal, JournalRecord
 from thrifty.batching.limiter import BatchLimiter
 from thrifty.cache import Cache
 from thrifty.errors import ConfigError, CorruptEntryError, ProviderError, UnknownModelError
-from thrifty.providers.base import Provider
 from thrifty.policy import CachePolicy
+from thrifty.providers.base import Provider
 from thrifty.retry import RetryPolicy, call_with_retries, retry_after_of, status_of
 
 T = TypeVar("T")
@@ -40,6 +40,7 @@ MAX_RATE_LIMIT_WAITS = 50
 
 #: Batches wait out long rate limits instead of failing lines (a gateway fails over instead).
 DEFAULT_RETRY = RetryPolicy(num_retries=8, base_delay=0.5, max_delay=30.0, max_retry_after=300.0)
+
 
 @dataclass(frozen=True, slots=True)
 class BatchSettings:
@@ -66,7 +67,7 @@ class BatchSettings:
     retry: RetryPolicy = DEFAULT_RETRY
     model_map: Mapping[str, str] = field(default_factory=dict)
     inline_writes: bool = False
-    policy: CachePolicy = CachePolicy()
+    policy: CachePolicy = field(default_factory=CachePolicy)
 
     def __post_init__(self) -> None:
         if self.max_concurrency < 1:

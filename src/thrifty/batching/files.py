@@ -7,6 +7,7 @@ the same disk reads the current state, and ``batches/<id>.journal.db`` is its pr
 
 from __future__ import annotations
 
+import builtins
 import json
 import os
 import time
@@ -126,6 +127,6 @@ class BatchStore:
         records = [r for r in self._all() if r.get("tenant") == tenant]
         return sorted(records, key=lambda r: (r.get("created_at", 0), r["id"]), reverse=True)
 
-    def unfinished(self) -> list[dict[str, Any]]:
+    def unfinished(self) -> builtins.list[dict[str, Any]]:  # ``list`` is the method above
         """Every tenant's batches that should be running."""
         return [r for r in self._all() if r.get("status") in UNFINISHED]

@@ -152,7 +152,7 @@ def _rows_flow(
     if keys is None:
         return (yield call(fn, *head, *body, **kwargs))
     cache = spec.get_cache()
-    found = []
+    found: list[Any] = []
     for key in keys:
         hit = yield Step(cache.lookup, cache.alookup, (key,), {"namespace": spec.namespace})
         found.append(None if hit is None else hit.value)

@@ -28,8 +28,8 @@ from thrifty.batching.files import BatchStore, FileStore, public
 from thrifty.batching.jobfile import ENDPOINTS, BatchRequest, parse_lines
 from thrifty.batching.runner import JobPaths, run_job
 from thrifty.cache import Cache
-from thrifty.policy import CacheMode, CachePolicy
 from thrifty.errors import JobFileError
+from thrifty.policy import CacheMode, CachePolicy
 from thrifty.server.auth import Principal
 from thrifty.server.batch_upstreams import GatewayProviders, principal_for
 from thrifty.server.errors import APIError

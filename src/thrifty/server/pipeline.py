@@ -245,10 +245,12 @@ async def answer(
             request=body, kind=kind, on_hit=lambda hit: _note_hit(call, hit),
         )
         current.set_attribute("thrifty.cache.status", result)
-    if result != "miss" and (value := read_answer(kind, value)) is None:
-        await gw.cache.adelete(key)  # another writer's value of the wrong shape: a miss
+    served = value if result == "miss" else read_answer(kind, value)
+    if served is None:  # another writer's value of the wrong shape: a miss, never served
+        await gw.cache.adelete(key)
         return await answer(gw, call, principal, model=model, operation=operation, kind=kind,
                             body=body, policy=policy)
+    value = served
     call.status = STATUS_OF_RESULT.get(result, "MISS")
     gw.metrics.cache_lookups.labels(label, result).inc()
     if result == "coalesced":  # waiting for the leader's upstream call is not our overhead
