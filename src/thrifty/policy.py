@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -113,25 +113,23 @@ class CachePolicy:
     namespace: str | None = None
     ttl: float | None = None
     cache_temperature: bool = False
+    read: bool = field(init=False, repr=False, compare=False)
+    """A stored answer may be served."""
+    write: bool = field(init=False, repr=False, compare=False)
+    """A fresh answer may be stored."""
+    refresh: bool = field(init=False, repr=False, compare=False)
+    """The lookup is skipped and the stored answer overwritten."""
+    bypass: bool = field(init=False, repr=False, compare=False)
+    """The cache is not used at all."""
 
-    @property
-    def read(self) -> bool:
-        """A stored answer may be served."""
-        return ACCESS[self.mode][0]
-
-    @property
-    def write(self) -> bool:
-        """A fresh answer may be stored."""
-        return ACCESS[self.mode][1]
-
-    @property
-    def refresh(self) -> bool:
-        return self.mode is CacheMode.REFRESH
-
-    @property
-    def bypass(self) -> bool:
-        """The cache is not used at all."""
-        return self.mode is CacheMode.NO_CACHE
+    def __post_init__(self) -> None:
+        # Read from ACCESS once here, not per use: these are read on every hit, and an enum
+        # member's hash is a Python call.
+        read, write = ACCESS[self.mode]
+        object.__setattr__(self, "read", read)
+        object.__setattr__(self, "write", write)
+        object.__setattr__(self, "refresh", self.mode is CacheMode.REFRESH)
+        object.__setattr__(self, "bypass", not (read or write))
 
     def with_options(self, options: Mapping[str, Any] | None) -> CachePolicy:
         """This policy overridden by one request's options (keys ``cache``, ``ttl``,

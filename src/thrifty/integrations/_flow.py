@@ -46,43 +46,39 @@ def call(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Step:
     return Step(fn, fn, args, kwargs)
 
 
-class _Returned(NamedTuple):
-    """What a flow returned (the end of its run)."""
+def _resume(flow: Flow[Any], result: Any, error: Exception | None) -> Step:
+    """Send the last step's result (or throw its exception) into ``flow``: its next step.
 
-    value: Any
-
-
-def _resume(flow: Flow[Any], result: Any, error: Exception | None) -> Step | _Returned:
-    """Send the last step's result (or throw its exception) into ``flow``: its next step."""
-    try:
-        return flow.send(result) if error is None else flow.throw(error)
-    except StopIteration as stop:
-        return _Returned(stop.value)
+    Raises:
+        StopIteration: the flow returned (``.value`` is what it returned).
+    """
+    return flow.send(result) if error is None else flow.throw(error)
 
 
 def run_sync(flow: Flow[T]) -> T:
     """Run ``flow``, making each step with its plain callable."""
-    step = _resume(flow, None, None)
-    while isinstance(step, Step):
-        step = _resume(flow, *_made(step))
-    return step.value
+    try:
+        step = flow.send(None)
+        while True:
+            try:
+                result = step.sync(*_sync_args(step), **step.kwargs)
+            except Exception as exc:
+                step = flow.throw(exc)
+            else:
+                step = flow.send(result)
+    except StopIteration as stop:
+        return stop.value
 
 
 async def run_async(flow: Flow[T]) -> T:
     """Run ``flow``, awaiting each step's async callable."""
-    step = _resume(flow, None, None)
-    while isinstance(step, Step):
-        outcome = await _awaited(step)
-        step = _resume(flow, *outcome)
-    return step.value
-
-
-def _made(step: Step) -> tuple[Any, Exception | None]:
-    """(result, None) or (None, the exception) of making ``step`` synchronously."""
     try:
-        return step.sync(*_sync_args(step), **step.kwargs), None
-    except Exception as exc:
-        return None, exc
+        step = flow.send(None)
+        while True:
+            outcome = await _awaited(step)
+            step = _resume(flow, *outcome)
+    except StopIteration as stop:  # (a step's own StopIteration reaches the flow as an error)
+        return stop.value
 
 
 async def _awaited(step: Step) -> tuple[Any, Exception | None]:
