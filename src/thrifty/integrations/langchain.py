@@ -215,16 +215,16 @@ class ThriftyCache(BaseCache):
         return {"value": records, "built": built, **_describe(prompt, return_val)}
 
     def lookup(self, prompt: str, llm_string: str) -> RETURN_VAL_TYPE | None:
-        if self._bypass(llm_string):
+        # The memo answers first (False: cached): no method call for a known model.
+        if self._bypassed.get(llm_string, True) and self._bypass(llm_string):
             return None
-        key = text_key(prompt, llm_string, namespace=self.namespace)
-        if self.cache.semantic is None:  # LangChain calls this before every model call
-            hit = self.cache.lookup(key, namespace=self.namespace, build=decode_generations)
+        namespace, cache = self.namespace, self.cache  # (locals: this runs before every call)
+        key = text_key(prompt, llm_string, namespace=namespace)
+        if cache.semantic is None:
+            hit = cache.lookup(key, namespace=namespace, build=decode_generations)
         else:
             semantic = self._semantic(prompt, llm_string)
-            hit = self.cache.lookup(
-                key, namespace=self.namespace, build=decode_generations, **semantic
-            )
+            hit = cache.lookup(key, namespace=namespace, build=decode_generations, **semantic)
         return None if hit is None else hit.value
 
     def update(self, prompt: str, llm_string: str, return_val: RETURN_VAL_TYPE) -> None:
