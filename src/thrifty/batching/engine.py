@@ -307,7 +307,8 @@ class BatchEngine:
         except Exception as exc:  # one failed line never stops the job
             await self._fail(request, key, exc)
             return
-        response = read_answer(request.endpoint, value)
+        # A fresh answer is the upstream's to shape; a stored one is checked before it is used.
+        response = value if status == "miss" else read_answer(request.endpoint, value)
         if response is None:  # an entry of the wrong shape some other writer left: a miss
             if not again:
                 await self.cache.adelete(key)
