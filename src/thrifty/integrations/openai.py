@@ -408,5 +408,5 @@ def wrap(
         cache = Cache()
     if not isinstance(cache, Cache):
         raise ConfigError(f"wrap() needs cache=thrifty.Cache(...), got {type(cache).__name__}")
-    options = {"namespace": namespace, "ttl": ttl, "cache_temperature": cache_temperature}
+    options = {"namespace": namespace or None, "ttl": ttl, "cache_temperature": cache_temperature}
     return CachedClient(client, Wrapped(cache, CachePolicy().with_options(options)))
