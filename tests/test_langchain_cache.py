@@ -149,3 +149,42 @@ def test_an_unreadable_entry_is_a_miss(llm_cache, cache):
     cache.set(llm_cache._key("p", "llm"), [{"neither": "text nor message"}])
     assert llm_cache.lookup("p", "llm") is None
     assert cache.stats().entries == 0
+
+
+class SampledChat(FakeListChatModel):
+    """LangChain's fake chat model with a ``temperature`` in its llm_string, as real ones have."""
+
+    temperature: float | None = None
+
+    @property
+    def _identifying_params(self) -> dict:
+        return {**super()._identifying_params, "temperature": self.temperature}
+
+
+@pytest.mark.parametrize("temperature", [None, 0.0])
+def test_a_model_that_does_not_sample_is_cached(llm_cache, temperature):
+    chat = SampledChat(responses=["Paris", "Lyon"], temperature=temperature)
+    assert chat.invoke("Capital?").content == chat.invoke("Capital?").content == "Paris"
+
+
+def test_a_sampling_model_bypasses_the_cache_unless_opted_in(cache):
+    set_llm_cache(ThriftyCache(cache))
+    try:
+        chat = SampledChat(responses=["Paris", "Lyon", "Nice"], temperature=0.7)
+        assert chat.invoke("Capital?").content == "Paris"
+        assert chat.invoke("Capital?").content == "Lyon"  # neither read nor written
+        assert cache.stats().entries == 0
+        set_llm_cache(ThriftyCache(cache, cache_temperature=True))
+        assert chat.invoke("Capital?").content == "Nice"
+        assert chat.invoke("Capital?").content == "Nice"
+    finally:
+        set_llm_cache(None)
+
+
+def test_temperature_is_read_from_the_llm_string():
+    from thrifty.integrations.langchain import temperature_of
+
+    assert temperature_of("[('_type', 'fake'), ('stop', None)]") is None
+    assert temperature_of("[('temperature', None)]") is None
+    assert temperature_of('{"kwargs": {"temperature": 0.2}}---[("temperature", 0.7)]') == 0.7
+    assert temperature_of("[('temperature', 0)]") == 0.0

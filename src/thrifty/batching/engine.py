@@ -20,11 +20,13 @@ from typing import Any, TypeVar
 
 from thrifty.accounting.prices import PriceTable
 from thrifty.accounting.tokens import count_messages, count_text, usage_of
+from thrifty.answer import Endpoint, read_answer, stored_answer
 from thrifty.batching.jobfile import BatchRequest, output_line
 from thrifty.batching.journal import Journal, JournalRecord
 from thrifty.batching.limiter import BatchLimiter
 from thrifty.cache import Cache
 from thrifty.errors import ConfigError, CorruptEntryError, ProviderError, UnknownModelError
+from thrifty.policy import CachePolicy
 from thrifty.providers.base import Provider
 from thrifty.retry import RetryPolicy, call_with_retries, retry_after_of, status_of
 
@@ -38,32 +40,6 @@ MAX_RATE_LIMIT_WAITS = 50
 
 #: Batches wait out long rate limits instead of failing lines (a gateway fails over instead).
 DEFAULT_RETRY = RetryPolicy(num_retries=8, base_delay=0.5, max_delay=30.0, max_retry_after=300.0)
-
-#: Cache key family and stored-value field per endpoint, as ``thrifty.wrap`` keeps them, so
-#: answers are shared with wrapped clients (``{"completion": body}``, ``{"embeddings": body}``).
-KEY_KIND: Mapping[str, str] = {
-    "chat": "chat",
-    "completion": "text_completion",
-    "embeddings": "embeddings",
-}
-VALUE_FIELD: Mapping[str, str] = {
-    "chat": "completion",
-    "completion": "text_completion",
-    "embeddings": "embeddings",
-}
-
-
-def response_of(endpoint: str, value: Any) -> dict[str, Any]:
-    """The response body inside a cached value (a streamed chat answer is reassembled)."""
-    if isinstance(value, Mapping):
-        inner = value.get(VALUE_FIELD[endpoint])
-        if isinstance(inner, dict):
-            return inner
-        if endpoint == "chat" and isinstance(value.get("chunks"), list):
-            from thrifty.integrations._streams import completion_from_chunks
-
-            return completion_from_chunks(value["chunks"])
-    raise CorruptEntryError(f"a cached {endpoint} answer has an unexpected shape")
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +56,9 @@ class BatchSettings:
             that may wait milliseconds for the GIL while the loop reads other answers: the
             shortest window in which a crash loses a paid answer. For a process that runs
             only the batch (the command line), not for a gateway serving other requests.
+        policy: the cache policy of every line (:mod:`thrifty.policy`, as for the gateway
+            and ``thrifty.wrap``): a line sampled at ``temperature > 0`` is neither served
+            from nor stored in the cache unless ``cache_temperature`` opts in.
     """
 
     max_concurrency: int = 8
@@ -88,6 +67,7 @@ class BatchSettings:
     retry: RetryPolicy = DEFAULT_RETRY
     model_map: Mapping[str, str] = field(default_factory=dict)
     inline_writes: bool = False
+    policy: CachePolicy = field(default_factory=CachePolicy)
 
     def __post_init__(self) -> None:
         if self.max_concurrency < 1:
@@ -239,7 +219,14 @@ class BatchEngine:
         return body
 
     def key_of(self, request: BatchRequest) -> str:
-        return self.cache.key(self.body_of(request), kind=KEY_KIND[request.endpoint])
+        namespace = self.settings.policy.namespace
+        return self.cache.key(self.body_of(request), kind=request.endpoint, namespace=namespace)
+
+    def policy_of(self, request: BatchRequest, body: Mapping[str, Any]) -> CachePolicy:
+        """The cache policy of one line: the job's, with the temperature rule applied."""
+        if request.endpoint == Endpoint.EMBEDDINGS:  # not sampled
+            return self.settings.policy
+        return self.settings.policy.for_temperature(body.get("temperature"))
 
     async def run(self, requests: Sequence[BatchRequest], *, resume: bool = False) -> BatchSummary:
         """Answer every request not already done; returns the totals of this run."""
@@ -305,21 +292,30 @@ class BatchEngine:
     async def _answer(self, request: BatchRequest, key: str, *, again: bool = False) -> None:
         body = self.body_of(request)
         model = self.price_name(body["model"])
+        policy = self.policy_of(request, body)
         try:
-            value, status = await self.cache.aget_or_compute(
-                key, lambda: self._answer_durably(request, body, key, model), store=False
-            )
+            if policy.read:
+                value, status = await self.cache.aget_or_compute(
+                    key,
+                    lambda: self._answer_durably(request, body, key, model, policy),
+                    namespace=policy.namespace,
+                    store=False,
+                )
+            else:
+                value = await self._answer_durably(request, body, key, model, policy)
+                status = "miss"
         except Exception as exc:  # one failed line never stops the job
             await self._fail(request, key, exc)
             return
-        try:
-            response = response_of(request.endpoint, value)
-        except CorruptEntryError as exc:  # an entry some other writer left: ask the upstream
+        # A fresh answer is the upstream's to shape; a stored one is checked before it is used.
+        response = value if status == "miss" else read_answer(request.endpoint, value)
+        if response is None:  # an entry of the wrong shape some other writer left: a miss
             if not again:
                 await self.cache.adelete(key)
                 await self._answer(request, key, again=True)
                 return
-            await self._fail(request, key, exc)
+            error = CorruptEntryError(f"a cached {request.endpoint} answer has the wrong shape")
+            await self._fail(request, key, error)
             return
         tokens_in, tokens_out = usage_of(response) or (0, 0)
         cost = self.prices.cost(model, tokens_in, tokens_out)
@@ -357,7 +353,12 @@ class BatchEngine:
         self._report(Outcome(request.custom_id, False, "upstream"))
 
     async def _answer_durably(
-        self, request: BatchRequest, body: dict[str, Any], key: str, model: str | None
+        self,
+        request: BatchRequest,
+        body: dict[str, Any],
+        key: str,
+        model: str | None,
+        policy: CachePolicy,
     ) -> Any:
         """The upstream's answer, stored in the cache before anyone learns of it.
 
@@ -365,12 +366,16 @@ class BatchEngine:
         per answer: concurrent SQLite writers wait for each other in sleeps of milliseconds,
         and that wait is the window in which a crash loses an answer already paid for."""
         started = time.perf_counter()
-        value = await self._call_upstream(request, body)
-        tokens_in, tokens_out = usage_of(next(iter(value.values()))) or (0, 0)
+        value = stored_answer(await self._call_upstream(request, body))
+        if not policy.write:
+            return value
+        tokens_in, tokens_out = usage_of(value) or (0, 0)
         store = partial(
             self.cache.set,
             key,
             value,
+            namespace=policy.namespace,
+            ttl=policy.ttl,
             latency_ms=(time.perf_counter() - started) * 1000,
             model=model,
             tokens_in=tokens_in,
@@ -421,7 +426,7 @@ class BatchEngine:
             if self.limiter.tokens is not None:
                 tokens_in, tokens_out = usage_of(answer) or (estimate, 0)
                 self.limiter.settle(estimate, tokens_in, tokens_out)
-            return {VALUE_FIELD[request.endpoint]: answer}
+            return answer
 
         def count_retry(_attempt: int, _exc: BaseException, _delay: float) -> None:
             self.summary.retries += 1

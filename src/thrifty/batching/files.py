@@ -127,6 +127,6 @@ class BatchStore:
         records = [r for r in self._all() if r.get("tenant") == tenant]
         return sorted(records, key=lambda r: (r.get("created_at", 0), r["id"]), reverse=True)
 
-    def unfinished(self) -> builtins.list[dict[str, Any]]:  # `list` is the method above
+    def unfinished(self) -> builtins.list[dict[str, Any]]:  # ``list`` is the method above
         """Every tenant's batches that should be running."""
         return [r for r in self._all() if r.get("status") in UNFINISHED]

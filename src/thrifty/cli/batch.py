@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from pathlib import Path
 from typing import Annotated, Any
@@ -23,6 +24,7 @@ from rich.table import Table
 from rich.text import Text
 
 from thrifty.cli._common import EXIT_FAILED, exit_codes, fail
+from thrifty.policy import CachePolicy
 
 EXAMPLE = (
     "Example: thrifty batch run reviews.jsonl -o labels.jsonl --max-concurrency 16 --rpm 500 "
@@ -87,8 +89,12 @@ def summary_table(summary: Any, paths: Any, n_errors: int) -> Table:
     return table
 
 
-def _open(config_path: Path | None, cache_url: str | None, holder: str) -> tuple[Any, Any]:
-    """(provider resolver, cache) from the gateway config, or the embedded defaults."""
+def _open(
+    config_path: Path | None, cache_url: str | None, holder: str
+) -> tuple[Any, Any, CachePolicy]:
+    """(provider resolver, cache, cache policy) from the gateway config, or the embedded
+    defaults (the policy: the gateway's own ``cache_temperature``, so both treat lines alike).
+    """
     from thrifty.accounting.prices import PriceTable
     from thrifty.batching.runner import config_providers, local_providers
     from thrifty.cache import Cache
@@ -96,7 +102,8 @@ def _open(config_path: Path | None, cache_url: str | None, holder: str) -> tuple
 
     if config_path is None:
         leases = lone_process_leases(cache_url)  # one batch process dedupes its own lines
-        return local_providers(), Cache(cache_url, holder=holder, shared_leases=leases)
+        cache = Cache(cache_url, holder=holder, shared_leases=leases)
+        return local_providers(), cache, CachePolicy()
     from thrifty.server.config import load_config
 
     config = load_config(config_path)
@@ -110,7 +117,7 @@ def _open(config_path: Path | None, cache_url: str | None, holder: str) -> tuple
         shared_leases=lone_process_leases(cache_url or config.cache.url),
     )
     providers = config_providers(config) if config.model_list else local_providers()
-    return providers, cache
+    return providers, cache, CachePolicy(cache_temperature=config.cache.cache_temperature)
 
 
 async def _run(args: dict[str, Any], console: Console) -> tuple[Any, int]:
@@ -135,7 +142,8 @@ async def _run(args: dict[str, Any], console: Console) -> tuple[Any, int]:
     )
     if args["resume"] and not paths.journal.exists():
         console.print(f"[yellow]no journal at {paths.journal}: starting from the beginning[/]")
-    providers, cache = _open(args["config"], args["cache"], paths.lease_holder)
+    providers, cache, policy = _open(args["config"], args["cache"], paths.lease_holder)
+    settings = dataclasses.replace(settings, policy=policy)
     progress = Progress(
         TextColumn("[bold]batch"),
         BarColumn(),
@@ -156,7 +164,9 @@ async def _run(args: dict[str, Any], console: Console) -> tuple[Any, int]:
         totals["tokens"] += outcome.tokens_in + outcome.tokens_out
         totals["cost"] += outcome.cost_usd
         totals["failed"] += 0 if outcome.ok else 1
-        progress.update(task, advance=1, **totals)
+        progress.update(
+            task, advance=1, tokens=totals["tokens"], cost=totals["cost"], failed=totals["failed"]
+        )
 
     try:
         with progress:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -28,6 +29,7 @@ from thrifty import codec
 from thrifty.accounting.tokens import count_text
 from thrifty.cache import Cache
 from thrifty.keys import text_key
+from thrifty.policy import CachePolicy
 
 log = logging.getLogger("thrifty.langchain")
 #: Tag on every entry this adapter writes, so ``clear()`` removes only LangChain's entries.
@@ -135,21 +137,62 @@ def _describe(prompt: str, generations: Sequence[Generation]) -> dict[str, Any]:
     return {"model": model, "tokens_in": tokens_in, "tokens_out": tokens_out}
 
 
+#: ``temperature`` in an llm_string: a JSON field (``"temperature": 0.7``) of the serialized
+#: model, or a parameter tuple (``('temperature', 0.7)``) after it.
+_TEMPERATURE = re.compile(r"""["']temperature["']\s*[:,]\s*([-+0-9.eE]+|None|null)""")
+#: How many llm_strings' temperature verdicts a cache remembers.
+SAMPLED_MEMO_SIZE = 256
+
+
+def temperature_of(llm_string: str) -> float | None:
+    """The temperature a LangChain model samples at, None when its llm_string sets none."""
+    found = _TEMPERATURE.findall(llm_string)
+    try:
+        return float(found[-1]) if found and found[-1] not in ("None", "null") else None
+    except ValueError:
+        return None
+
+
 class ThriftyCache(BaseCache):
     """LangChain's LLM cache backed by :class:`thrifty.Cache`.
+
+    The policy is thrifty's one :class:`~thrifty.policy.CachePolicy`, as for the gateway and
+    ``thrifty.wrap``: a model that leaves temperature unset or at 0 is cached, one sampling at
+    ``temperature > 0`` is not (neither read nor written) unless ``cache_temperature=True``.
 
     Args:
         cache: the thrifty cache (any backend).
         namespace: namespace (tenant) of these entries; the cache's default otherwise.
         ttl: lifetime of entries in seconds; the cache's default otherwise.
+        cache_temperature: also cache models sampling at ``temperature > 0``.
     """
 
     def __init__(
-        self, cache: Cache, *, namespace: str | None = None, ttl: float | None = None
+        self,
+        cache: Cache,
+        *,
+        namespace: str | None = None,
+        ttl: float | None = None,
+        cache_temperature: bool = False,
     ) -> None:
         self.cache = cache
-        self.namespace = namespace or cache.namespace
+        self.policy = CachePolicy(
+            namespace=namespace or cache.namespace, ttl=ttl, cache_temperature=cache_temperature
+        )
+        self.namespace: str = self.policy.namespace or cache.namespace
         self.ttl = ttl
+        self._bypassed: dict[str, bool] = {}  # llm_string -> the temperature rule says no
+
+    def _bypass(self, llm_string: str) -> bool:
+        """True when the policy keeps this model's calls out of the cache (memoized: LangChain
+        asks before every model call, and parsing the llm_string is not free)."""
+        verdict = self._bypassed.get(llm_string)
+        if verdict is None:
+            verdict = self.policy.for_temperature(temperature_of(llm_string)).bypass
+            if len(self._bypassed) >= SAMPLED_MEMO_SIZE:
+                self._bypassed.clear()
+            self._bypassed[llm_string] = verdict
+        return verdict
 
     def _key(self, prompt: str, llm_string: str) -> str:
         return text_key(prompt, llm_string, namespace=self.namespace)
@@ -172,18 +215,20 @@ class ThriftyCache(BaseCache):
         return {"value": records, "built": built, **_describe(prompt, return_val)}
 
     def lookup(self, prompt: str, llm_string: str) -> RETURN_VAL_TYPE | None:
-        key = text_key(prompt, llm_string, namespace=self.namespace)
-        if self.cache.semantic is None:  # LangChain calls this before every model call
-            hit = self.cache.lookup(key, namespace=self.namespace, build=decode_generations)
+        # The memo answers first (False: cached): no method call for a known model.
+        if self._bypassed.get(llm_string, True) and self._bypass(llm_string):
+            return None
+        namespace, cache = self.namespace, self.cache  # (locals: this runs before every call)
+        key = text_key(prompt, llm_string, namespace=namespace)
+        if cache.semantic is None:
+            hit = cache.lookup(key, namespace=namespace, build=decode_generations)
         else:
             semantic = self._semantic(prompt, llm_string)
-            hit = self.cache.lookup(
-                key, namespace=self.namespace, build=decode_generations, **semantic
-            )
+            hit = cache.lookup(key, namespace=namespace, build=decode_generations, **semantic)
         return None if hit is None else hit.value
 
     def update(self, prompt: str, llm_string: str, return_val: RETURN_VAL_TYPE) -> None:
-        entry = self._entry(prompt, return_val)
+        entry = None if self._bypass(llm_string) else self._entry(prompt, return_val)
         if entry is not None:
             self.cache.set(
                 self._key(prompt, llm_string),
@@ -199,6 +244,8 @@ class ThriftyCache(BaseCache):
         self.cache.invalidate(namespace=self.namespace, tag=TAG)
 
     async def alookup(self, prompt: str, llm_string: str) -> RETURN_VAL_TYPE | None:
+        if self._bypass(llm_string):
+            return None
         key = self._key(prompt, llm_string)
         semantic = self._semantic(prompt, llm_string)
         hit = await self.cache.alookup(
@@ -207,7 +254,7 @@ class ThriftyCache(BaseCache):
         return None if hit is None else hit.value
 
     async def aupdate(self, prompt: str, llm_string: str, return_val: RETURN_VAL_TYPE) -> None:
-        entry = self._entry(prompt, return_val)
+        entry = None if self._bypass(llm_string) else self._entry(prompt, return_val)
         if entry is not None:
             await self.cache.aset(
                 self._key(prompt, llm_string),

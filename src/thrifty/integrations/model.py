@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 from thrifty.cache import Cache
 from thrifty.errors import ConfigError
 from thrifty.integrations import _tensors
+from thrifty.integrations._flow import Flow, Step, call, run_async, run_sync
 from thrifty.keys import KEY_VERSION
 
 log = logging.getLogger("thrifty.model")
@@ -110,135 +111,88 @@ def _group_missing(keys: list[str], found: list[Any]) -> dict[str, list[int]]:
     return missing
 
 
-def _sync(fn: Callable[..., Any], spec: ModelCache) -> Callable[..., Any]:
-    @functools.wraps(fn)
-    def call(*args: Any, **kwargs: Any) -> Any:
-        head, body = args[: spec.skip], args[spec.skip :]
-        if spec.per_row and _has_rows(body):
-            return rows(head, body, kwargs)
-        key = _keys_or_none(lambda: spec.key(*body, **kwargs))
-        if key is None:
-            return fn(*args, **kwargs)
-        fresh: list[Any] = []
+def _flow(
+    fn: Callable[..., Any], spec: ModelCache, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Flow[Any]:
+    """One call of a decorated function, for the sync and the async face alike."""
+    head, body = args[: spec.skip], args[spec.skip :]
+    if spec.per_row and _has_rows(body):
+        return (yield from _rows_flow(fn, spec, head, body, kwargs))
+    key = _keys_or_none(lambda: spec.key(*body, **kwargs))
+    if key is None:
+        return (yield call(fn, *args, **kwargs))
+    fresh: list[Any] = []
 
-        def compute() -> Any:
-            fresh.append(fn(*args, **kwargs))
-            return _tensors.pack(fresh[0])
+    def compute() -> Flow[Any]:
+        fresh.append((yield call(fn, *args, **kwargs)))
+        return _tensors.pack(fresh[0])
 
-        cache = spec.get_cache()
-        try:
-            value, _ = cache.get_or_compute(
-                key, compute, namespace=spec.namespace, ttl=spec.ttl, **spec.fields()
-            )
-        except TypeError as exc:
-            if not fresh:
-                raise
-            log.warning("thrifty cannot store this model output: %s", exc)
-            return fresh[0]
-        return fresh[0] if fresh else _tensors.unpack(value)
-
-    def rows(head: tuple[Any, ...], body: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        batch, rest = body[0], body[1:]
-        keys = _keys_or_none(lambda: spec.row_keys(batch, rest, kwargs))
-        if keys is None:
-            return fn(*head, *body, **kwargs)
-        cache = spec.get_cache()
-        found = []
-        for key in keys:
-            hit = cache.lookup(key, namespace=spec.namespace)
-            found.append(None if hit is None else hit.value)
-        missing = _group_missing(keys, found)
-        if missing:
-            firsts = [positions[0] for positions in missing.values()]
-            started = time.perf_counter()
-            output = fn(*head, _tensors.take(batch, firsts), *rest, **kwargs)
-            each_ms = (time.perf_counter() - started) * 1000 / len(firsts)
-            for (key, positions), record in zip(
-                missing.items(), _tensors.split_output(output, len(firsts)), strict=True
-            ):
-                for i in positions:
-                    found[i] = record
-                _store_row(cache, spec, key, record, each_ms)
-        return _tensors.assemble(found)
-
-    call.thrifty = spec  # type: ignore[attr-defined]
-    return call
-
-
-def _async(fn: Callable[..., Any], spec: ModelCache) -> Callable[..., Any]:
-    @functools.wraps(fn)
-    async def call(*args: Any, **kwargs: Any) -> Any:
-        head, body = args[: spec.skip], args[spec.skip :]
-        if spec.per_row and _has_rows(body):
-            return await rows(head, body, kwargs)
-        key = _keys_or_none(lambda: spec.key(*body, **kwargs))
-        if key is None:
-            return await fn(*args, **kwargs)
-        fresh: list[Any] = []
-
-        async def compute() -> Any:
-            fresh.append(await fn(*args, **kwargs))
-            return _tensors.pack(fresh[0])
-
-        cache = spec.get_cache()
-        try:
-            value, _ = await cache.aget_or_compute(
-                key, compute, namespace=spec.namespace, ttl=spec.ttl, **spec.fields()
-            )
-        except TypeError as exc:
-            if not fresh:
-                raise
-            log.warning("thrifty cannot store this model output: %s", exc)
-            return fresh[0]
-        return fresh[0] if fresh else _tensors.unpack(value)
-
-    async def rows(head: tuple[Any, ...], body: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        batch, rest = body[0], body[1:]
-        keys = _keys_or_none(lambda: spec.row_keys(batch, rest, kwargs))
-        if keys is None:
-            return await fn(*head, *body, **kwargs)
-        cache = spec.get_cache()
-        found = []
-        for key in keys:
-            hit = await cache.alookup(key, namespace=spec.namespace)
-            found.append(None if hit is None else hit.value)
-        missing = _group_missing(keys, found)
-        if missing:
-            firsts = [positions[0] for positions in missing.values()]
-            started = time.perf_counter()
-            output = await fn(*head, _tensors.take(batch, firsts), *rest, **kwargs)
-            each_ms = (time.perf_counter() - started) * 1000 / len(firsts)
-            for (key, positions), record in zip(
-                missing.items(), _tensors.split_output(output, len(firsts)), strict=True
-            ):
-                for i in positions:
-                    found[i] = record
-                await cache.aset(
-                    key,
-                    record,
-                    namespace=spec.namespace,
-                    ttl=spec.ttl,
-                    latency_ms=each_ms,
-                    **spec.fields(),
-                )
-        return _tensors.assemble(found)
-
-    call.thrifty = spec  # type: ignore[attr-defined]
-    return call
-
-
-def _store_row(cache: Cache, spec: ModelCache, key: str, record: Any, latency_ms: float) -> None:
+    cache = spec.get_cache()
+    options = {"namespace": spec.namespace, "ttl": spec.ttl, **spec.fields()}
     try:
-        cache.set(
-            key,
-            record,
-            namespace=spec.namespace,
-            ttl=spec.ttl,
-            latency_ms=latency_ms,
-            **spec.fields(),
-        )
+        value, _ = yield Step(cache.get_or_compute, cache.aget_or_compute, (key,), options, compute)
     except TypeError as exc:
-        log.warning("thrifty cannot store this model output row: %s", exc)
+        if not fresh:
+            raise
+        log.warning("thrifty cannot store this model output: %s", exc)
+        return fresh[0]
+    return fresh[0] if fresh else _tensors.unpack(value)
+
+
+def _rows_flow(
+    fn: Callable[..., Any],
+    spec: ModelCache,
+    head: tuple[Any, ...],
+    body: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> Flow[Any]:
+    """A batch call: each row looked up alone, the missing rows computed in one call."""
+    batch, rest = body[0], body[1:]
+    keys = _keys_or_none(lambda: spec.row_keys(batch, rest, kwargs))
+    if keys is None:
+        return (yield call(fn, *head, *body, **kwargs))
+    cache = spec.get_cache()
+    found: list[Any] = []
+    for key in keys:
+        hit = yield Step(cache.lookup, cache.alookup, (key,), {"namespace": spec.namespace})
+        found.append(None if hit is None else hit.value)
+    missing = _group_missing(keys, found)
+    if missing:
+        firsts = [positions[0] for positions in missing.values()]
+        started = time.perf_counter()
+        output = yield call(fn, *head, _tensors.take(batch, firsts), *rest, **kwargs)
+        each_ms = (time.perf_counter() - started) * 1000 / len(firsts)
+        options = {"namespace": spec.namespace, "ttl": spec.ttl, "latency_ms": each_ms,
+                   **spec.fields()}  # fmt: skip
+        for (key, positions), record in zip(
+            missing.items(), _tensors.split_output(output, len(firsts)), strict=True
+        ):
+            for i in positions:
+                found[i] = record
+            try:
+                yield Step(cache.set, cache.aset, (key, record), options)
+            except TypeError as exc:
+                log.warning("thrifty cannot store this model output row: %s", exc)
+    return _tensors.assemble(found)
+
+
+def _decorated(fn: Callable[..., Any], spec: ModelCache) -> Callable[..., Any]:
+    """``fn`` with its calls run through :func:`_flow`, on the face ``fn`` has."""
+    if inspect.iscoroutinefunction(fn):
+
+        async def acall(*args: Any, **kwargs: Any) -> Any:
+            return await run_async(_flow(fn, spec, args, kwargs))
+
+        wrapper: Callable[..., Any] = acall
+    else:
+
+        def scall(*args: Any, **kwargs: Any) -> Any:
+            return run_sync(_flow(fn, spec, args, kwargs))
+
+        wrapper = scall
+    functools.update_wrapper(wrapper, fn)
+    wrapper.thrifty = spec  # type: ignore[attr-defined]
+    return wrapper
 
 
 def cached(
@@ -274,7 +228,6 @@ def cached(
 
     def decorate(fn: F) -> F:
         bound = dataclasses.replace(spec, skip=_method_skip(fn))
-        wrapper = _async(fn, bound) if inspect.iscoroutinefunction(fn) else _sync(fn, bound)
-        return wrapper  # type: ignore[return-value]
+        return _decorated(fn, bound)  # type: ignore[return-value]
 
     return decorate

@@ -29,6 +29,7 @@ from thrifty.batching.jobfile import ENDPOINTS, BatchRequest, parse_lines
 from thrifty.batching.runner import JobPaths, run_job
 from thrifty.cache import Cache
 from thrifty.errors import JobFileError
+from thrifty.policy import CacheMode, CachePolicy
 from thrifty.server.auth import Principal
 from thrifty.server.batch_upstreams import GatewayProviders, principal_for
 from thrifty.server.bodies import json_response, read_json
@@ -168,7 +169,10 @@ class BatchService:
         rpm = tpm = None
         if len(models) == 1:
             rpm, tpm = providers.limits(str(models.pop()))
-        return BatchSettings(max_concurrency=MAX_CONCURRENCY, rpm=rpm, tpm=tpm)
+        cache = self.gateway.config.cache  # the gateway's own cache policy, for every line
+        policy = CachePolicy(CacheMode.DEFAULT if cache.enabled else CacheMode.NO_CACHE,
+                             cache_temperature=cache.cache_temperature)  # fmt: skip
+        return BatchSettings(max_concurrency=MAX_CONCURRENCY, rpm=rpm, tpm=tpm, policy=policy)
 
     async def _run(self, record: dict[str, Any], lock: int, *, resume: bool) -> None:
         try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from thrifty.answer import read_answer
 from thrifty.cache import Cache, Hit
 from thrifty.integrations._streams import completion_from_chunks
 from thrifty.server.accounting import Accountant
@@ -113,6 +114,13 @@ class CacheLookup(Stage):
                 on_hit=lambda hit: note_hit(ctx, hit),
             )
             current.set_attribute("thrifty.cache.status", result)
+        if result != "miss":  # a stored value: read it as thrifty.answer declares it
+            served = read_answer(kind, value)
+            if served is None and result != "coalesced":
+                # another writer's value of the wrong shape: a miss, never served
+                await cache.adelete(key)
+                return await self(ctx)
+            value = value if served is None else served
         ctx.status = STATUS_OF_RESULT.get(result, "MISS")
         self.metrics.cache_lookups.labels(label, result).inc()
         if result == "coalesced":  # waiting for the leader's upstream call is not our overhead

@@ -1,25 +1,22 @@
-"""Per-request cache control: the ``X-Thrifty-*`` headers and the ``thrifty`` body field.
+"""Per-request cache control: the ``X-Thrifty-*`` headers and the ``thrifty`` body field, read
+into a :class:`thrifty.policy.CachePolicy` (the one policy the wrapper, LangChain and batch jobs
+use too; the modes and the temperature rule are declared there).
 
-Modes (the header wins over the body field):
-
-- ``default``: serve a stored answer, else call the upstream and store its answer.
-- ``no-store``: serve a stored answer, but do not store a fresh one.
-- ``refresh``: skip the lookup, call the upstream, overwrite the stored answer (``REFRESH``).
-- ``no-cache``: the cache is not used at all (``BYPASS``).
-
-A request that sets ``temperature > 0`` asks for varied answers, so it bypasses the cache unless
-the caller opts in (``X-Thrifty-Cache-Temperature: true``, ``thrifty.cache_temperature``, or the
-config's ``cache.cache_temperature``). A request that leaves temperature out is cached.
+A header wins over the body field. The config's defaults (``cache.enabled``,
+``cache.cache_temperature``) are the policy a request starts from; a requested namespace lives
+inside the caller's tenant (``tenant/ns``).
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
+import dataclasses
+from collections.abc import Mapping
 from typing import Literal
 
 from starlette.datastructures import Headers
 
+from thrifty.errors import ConfigError
+from thrifty.policy import CacheMode, CachePolicy, parse_namespace
 from thrifty.server.errors import APIError
 from thrifty.server.schemas import ThriftyOptions
 
@@ -27,36 +24,40 @@ CACHE_HEADER = "x-thrifty-cache"
 TTL_HEADER = "x-thrifty-ttl"
 NAMESPACE_HEADER = "x-thrifty-namespace"
 TEMPERATURE_HEADER = "x-thrifty-cache-temperature"
-MODES = ("default", "no-cache", "no-store", "refresh")
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 FALSE_WORDS = frozenset({"0", "false", "no", "off"})
-MAX_NAMESPACE = 200
+#: The header that overrides each option of :meth:`CachePolicy.with_options`.
+OPTION_HEADERS: Mapping[str, str] = {
+    "cache": CACHE_HEADER,
+    "ttl": TTL_HEADER,
+    "cache_temperature": TEMPERATURE_HEADER,
+}
 
 Status = Literal["HIT", "SEMANTIC_HIT", "MISS", "REFRESH", "BYPASS"]
 
 
-@dataclass(frozen=True, slots=True)
-class CachePolicy:
-    """What the cache may do for one request."""
-
-    read: bool
-    write: bool
-    refresh: bool
-    namespace: str
-    ttl: float | None
-
-    @property
-    def bypass(self) -> bool:
-        return not (self.read or self.write)
-
-
-def _flag(value: str, header: str) -> bool:
+def _flag(value: str) -> bool:
     word = value.strip().lower()
     if word in TRUE_WORDS:
         return True
     if word in FALSE_WORDS:
         return False
-    raise APIError(400, f"header {header} must be true or false, not {value!r}", param=header)
+    raise ConfigError(f"must be true or false, not {value!r}")
+
+
+def _with_headers(policy: CachePolicy, headers: Headers) -> CachePolicy:
+    """``policy`` overridden by the options the headers set (each checked on its own, so a
+    bad value is reported under its header)."""
+    for name, header in OPTION_HEADERS.items():
+        raw = headers.get(header)
+        if raw is None:
+            continue
+        try:
+            value = _flag(raw) if name == "cache_temperature" else raw
+            policy = policy.with_options({name: value})
+        except ConfigError as exc:
+            raise APIError(400, f"header {header}: {exc}", param=header) from None
+    return policy
 
 
 def cache_policy(
@@ -79,35 +80,21 @@ def cache_policy(
     Raises:
         APIError: 400 for an unknown mode, a non-positive TTL or a bad namespace.
     """
-    opts = options or ThriftyOptions()
-    mode = headers.get(CACHE_HEADER) or opts.cache or "default"
-    mode = mode.strip().lower()
-    if mode not in MODES:
-        raise APIError(400, f"{CACHE_HEADER} must be one of {', '.join(MODES)}, not {mode!r}",
-                       param=CACHE_HEADER)
-    ttl = opts.ttl
-    raw_ttl = headers.get(TTL_HEADER)
-    if raw_ttl is not None:
+    body = options.model_dump(exclude_none=True) if options is not None else {}
+    requested = body.pop("namespace", None)  # inside the tenant: not an override
+    sub = headers.get(NAMESPACE_HEADER) or requested
+    if sub is not None:
         try:
-            ttl = float(raw_ttl)
-        except ValueError:
-            ttl = -1.0
-        if not (ttl > 0 and math.isfinite(ttl)):
-            raise APIError(400, f"{TTL_HEADER} must be a positive number of seconds",
-                           param=TTL_HEADER)
-    sub = headers.get(NAMESPACE_HEADER) or opts.namespace
-    if sub is not None and not (0 < len(sub) <= MAX_NAMESPACE):
-        raise APIError(400, f"{NAMESPACE_HEADER} must be 1 to {MAX_NAMESPACE} characters",
-                       param=NAMESPACE_HEADER)
+            parse_namespace(sub)
+        except ConfigError as exc:
+            raise APIError(400, f"{NAMESPACE_HEADER}: {exc}", param=NAMESPACE_HEADER) from None
     namespace = f"{tenant}/{sub}" if sub else tenant
-    sampled_ok = cache_temperature
-    raw_opt_in = headers.get(TEMPERATURE_HEADER)
-    if raw_opt_in is not None:
-        sampled_ok = _flag(raw_opt_in, TEMPERATURE_HEADER)
-    elif opts.cache_temperature is not None:
-        sampled_ok = opts.cache_temperature
-    if not enabled or mode == "no-cache" or (temperature and temperature > 0 and not sampled_ok):
-        return CachePolicy(False, False, False, namespace, ttl)
-    if mode == "refresh":
-        return CachePolicy(False, True, True, namespace, ttl)
-    return CachePolicy(True, mode != "no-store", False, namespace, ttl)
+    # The body field was validated by its schema; the headers win over it.
+    policy = CachePolicy(namespace=namespace, cache_temperature=cache_temperature)
+    policy = _with_headers(policy.with_options(body), headers)
+    if not enabled:  # the config's off switch wins over every request
+        return dataclasses.replace(policy, mode=CacheMode.NO_CACHE)
+    return policy.for_temperature(temperature)
+
+
+__all__ = ["CachePolicy", "Status", "cache_policy"]

@@ -19,9 +19,9 @@ from pydantic import (
     model_validator,
 )
 
+from thrifty.policy import CacheMode
 from thrifty.server.errors import APIError
 
-CacheMode = Literal["default", "no-cache", "no-store", "refresh"]
 M = TypeVar("M", bound=BaseModel)
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import anyio
 
+from thrifty.answer import read_answer
 from thrifty.cache import Cache
 from thrifty.errors import ProviderError
 from thrifty.integrations._streams import chunks_from_completion, completion_from_chunks
@@ -66,15 +67,18 @@ class StreamLookup(Stage):
                     key, namespace=policy.namespace, request=body, kind="chat"
                 )
                 sp.set_attribute("thrifty.cache.status", "miss" if hit is None else hit.kind)
-            if hit is not None:
+            served = None if hit is None else read_answer("chat", hit.value)
+            if hit is not None and served is None:  # a value of the wrong shape: a miss
+                await self.cache.adelete(key)
+            if hit is not None and served is not None:
                 note_hit(ctx, hit)
                 ctx.status = STATUS_OF_RESULT.get(hit.kind, "HIT")
                 metrics.cache_lookups.labels(label, hit.kind).inc()
                 mechanism = MECHANISM_OF_RESULT.get(hit.kind, hit.kind)
-                self.accountant.credit_hit(ctx, hit.value, mechanism)
+                self.accountant.credit_hit(ctx, served, mechanism)
                 metrics.ttft.labels(label, "hit").observe(time.perf_counter() - ctx.started)
                 usage = _include_usage(body)
-                return replay(chunks_from_completion(hit.value, include_usage=usage))
+                return replay(chunks_from_completion(served, include_usage=usage))
             tee = self.streams.get(key)
             if tee is not None and not tee.closing:  # the same stream is coming in: share it
                 ctx.status, ctx.route, ctx.cost_usd = "HIT", "cache", 0.0
@@ -83,7 +87,7 @@ class StreamLookup(Stage):
                 return self._follow(ctx, tee)
         ctx.status = "REFRESH" if policy.refresh else ("MISS" if policy.read else "BYPASS")
         metrics.cache_lookups.labels(label, "miss" if policy.read else "bypass").inc()
-        return await self.next(ctx)  # type: ignore[no-any-return]
+        return await self.next(ctx)
 
     async def _follow(self, ctx: RequestContext, tee: StreamTee) -> AsyncIterator[bytes]:
         """A request riding on an identical stream in flight; credited as coalesced when
