@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from thrifty.errors import ProviderError, ProviderUnavailableError
-from thrifty.providers.base import Provider
+from thrifty.providers.base import LocalModelProvider
 from thrifty.providers.gguf import (
     DEFAULT_MODEL_NAME,
     MODEL_DISTRIBUTION,
@@ -124,7 +124,7 @@ def _rejected(exc: Exception) -> BaseException | None:
     return None
 
 
-class LlamaCppProvider(Provider):
+class LlamaCppProvider(LocalModelProvider):
     """OpenAI-shaped chat and text completions from a local GGUF model through llama.cpp.
 
     Args:
@@ -138,6 +138,7 @@ class LlamaCppProvider(Provider):
 
     name = "local"
     gen_ai_system = "llama_cpp"
+    runtime = "llama.cpp"
 
     def __init__(
         self,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterator
 from typing import Any
 
 _SENTINEL = object()
@@ -20,7 +20,7 @@ async def iterate_in_thread(
     open_chunks: Callable[[], Iterator[Any]],
     lock: threading.Lock,
     translate: Callable[[Exception], BaseException | None],
-) -> AsyncIterator[Any]:
+) -> AsyncGenerator[Any, None]:
     """Yield what ``open_chunks()`` yields, computed in a worker thread holding ``lock``.
 
     Args:
