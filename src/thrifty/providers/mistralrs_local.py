@@ -186,25 +186,27 @@ class MistralRsProvider(LocalModelProvider):
     def _stops(params: dict[str, Any]) -> list[str]:
         return list(params.get("stop_seqs") or ())
 
-    def _chat_request(self, body: dict[str, Any], *, stream: bool) -> Any:
+    def _chat_request(self, body: dict[str, Any], *, stream: bool) -> tuple[Any, list[str]]:
+        """mistral.rs's request for ``body``, and the stop strings to enforce on its answer."""
         messages = chat_messages(body)
         params = self._params(body)
         if wants_json_object(body):
             params.update(grammar=JSON_OBJECT_SCHEMA, grammar_type="json_schema")
         module = self._module or _import_mistralrs()
-        return module.ChatCompletionRequest(
+        request = module.ChatCompletionRequest(
             messages=messages, model=self._model_of(body), stream=stream, **params
         )
+        return request, self._stops(params)
 
     def _model_of(self, body: dict[str, Any]) -> str:
         return str(body.get("model") or self.model_name)
 
     def _chat_blocking(self, body: dict[str, Any]) -> dict[str, Any]:
-        request = self._chat_request(body, stream=False)
+        request, stops = self._chat_request(body, stream=False)
         response = self._run_locked(lambda runner: runner.send_chat_completion_request(request))
         choice = response.choices[0]
         message = choice.message
-        content, stopped = cut_at_stop(message.content or "", self._stops(self._params(body)))
+        content, stopped = cut_at_stop(message.content or "", stops)
         return {
             "id": f"chatcmpl-{uuid.uuid4().hex}",
             "object": "chat.completion",
@@ -281,8 +283,8 @@ class MistralRsProvider(LocalModelProvider):
         chunk_id = f"chatcmpl-{uuid.uuid4().hex}"
         created = int(time.time())
 
-        request = self._chat_request(body, stream=True)  # bad requests fail before any chunk
-        scanner = StopScanner(self._stops(self._params(body)))
+        request, stops = self._chat_request(body, stream=True)  # bad ones fail before any chunk
+        scanner = StopScanner(stops)
 
         def open_chunks() -> Iterator[Any]:
             chunks: Iterator[Any] = self.load().send_chat_completion_request(request)
