@@ -104,3 +104,21 @@ async def test_replay_accounts_hits_at_the_price_model() -> None:
     assert report.paid_usd == pytest.approx(per_call * stream.distinct)
     assert report.cost_without_cache_usd == pytest.approx(per_call * len(stream.requests))
     assert report.wall_without_cache_s >= report.wall_s - 0.05
+
+
+@pytest.mark.slow
+def test_demo_runs_on_the_default_local_runtime(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The README's first command, cut to three requests: the prebuilt runtime serves it."""
+    from typer.testing import CliRunner
+
+    from thrifty.cli import app
+
+    monkeypatch.delenv("THRIFTY_LOCAL_RUNTIME", raising=False)
+    url = f"sqlite:///{tmp_path / 'demo.db'}"
+    args = ["demo", "--workload", "shipped", "--limit", "3", "--max-tokens", "4", "--cache", url]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "SmolLM2-135M-Instruct via mistral.rs" in result.output
+    assert "cache hits" in result.output

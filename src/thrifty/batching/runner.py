@@ -101,9 +101,9 @@ class ProviderSet:
 
 def local_providers() -> ProviderSet:
     """Every model answered by the embedded local model (no config given)."""
-    from thrifty.providers.llamacpp import LlamaCppProvider
+    from thrifty.providers.local import local_provider
 
-    return ProviderSet({"local": LlamaCppProvider}, default="local", priced_as={"local": None})
+    return ProviderSet({"local": local_provider}, default="local", priced_as={"local": None})
 
 
 def config_providers(config: Any) -> ProviderSet:
@@ -127,9 +127,9 @@ def _factory(params: Any, name: str, provider_of: Callable[[str], tuple[str, str
     if params.kind == "local":
 
         def make_local() -> Provider:
-            from thrifty.providers.llamacpp import LlamaCppProvider
+            from thrifty.providers.local import local_provider
 
-            return LlamaCppProvider(params.model_path, model_name=name)
+            return local_provider(params.model_path, model_name=name)
 
         return make_local
 

@@ -16,7 +16,7 @@ from thrifty.cache import Cache
 from thrifty.cli._common import EXIT_USAGE, exit_codes, fail
 from thrifty.demo import workload as workloads
 from thrifty.demo.replay import DEMO_NAMESPACE, DemoReport, Outcome, percentile, replay
-from thrifty.providers.llamacpp import LlamaCppProvider
+from thrifty.providers.local import local_provider
 
 DEFAULT_CACHE = "sqlite:///.thrifty/demo.db"
 WORKLOADS = ("auto", "shipped", "support")
@@ -112,8 +112,8 @@ def demo(
 ) -> None:
     """Replay support questions through the cache in front of the local model.
 
-    The model is the embedded SmolLM2-135M-Instruct on llama.cpp; the report shows hits, latency,
-    tokens and dollars saved (at --price-model's rates) and the time saved.
+    The model is the embedded SmolLM2-135M-Instruct (on mistral.rs, or llama.cpp); the report
+    shows hits, latency, tokens and dollars saved (at --price-model's rates) and the time saved.
     """
     console = Console()
     if data is not None:
@@ -159,11 +159,11 @@ def _run(
     price_model: str,
     cache_url: str,
 ) -> DemoReport:
-    provider = LlamaCppProvider()
+    provider = local_provider()
     started = time.perf_counter()
     asyncio.run(provider.aload())
     console.print(
-        f"[bold]model:[/] SmolLM2-135M-Instruct via llama.cpp, loaded in "
+        f"[bold]model:[/] SmolLM2-135M-Instruct via {provider.runtime}, loaded in "
         f"{time.perf_counter() - started:.2f} s; cache: {cache_url}"
     )
     progress = Progress(

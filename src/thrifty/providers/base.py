@@ -42,3 +42,14 @@ class Provider(ABC):
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Release connections and models."""
+
+
+class LocalModelProvider(Provider):
+    """A model computed in this process (no upstream): it can be loaded ahead of traffic."""
+
+    #: The runtime's name as people read it (``thrifty demo`` prints it).
+    runtime: str = "local"
+
+    @abstractmethod
+    async def aload(self) -> None:
+        """Load the model now (in a worker thread) rather than on the first request."""

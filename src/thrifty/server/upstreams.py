@@ -42,9 +42,9 @@ def _http(params: DeploymentParams, timeout: float) -> Provider:
 
 
 def _local(params: DeploymentParams, timeout: float) -> Provider:
-    from thrifty.providers.llamacpp import LlamaCppProvider
+    from thrifty.providers.local import local_provider
 
-    return LlamaCppProvider(params.model_path)
+    return local_provider(params.model_path)
 
 
 #: Provider kind -> builder (declared once).
