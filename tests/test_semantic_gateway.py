@@ -11,7 +11,7 @@ import pytest
 from openai import OpenAI
 
 from _gateway import fake_config, gateway
-from thrifty.cache import Cache
+from thrifty.cache import Cache, SemanticSettings
 from thrifty.semantic.embedder import HashingEmbedder
 from thrifty.semantic.policy import FixedThreshold
 from thrifty.testing.fake_openai import FakeOpenAI
@@ -39,7 +39,7 @@ def policy() -> RecordingPolicy:
 
 @pytest.fixture
 def served(fake: FakeOpenAI, policy: RecordingPolicy) -> Iterator[str]:
-    cache = Cache("memory://", semantic=True, embedder=HashingEmbedder(), policy=policy)
+    cache = Cache("memory://", semantic=SemanticSettings(embedder=HashingEmbedder(), policy=policy))
     with gateway(fake_config(fake.base_url), cache=cache) as (url, _):
         yield url
 
