@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import Future
 from typing import Any
 
 from thrifty.cache.settings import CoalesceSettings
+from thrifty.cache.types import Fault
 from thrifty.store import Store
 
 
@@ -62,12 +63,7 @@ class Leases:
         fault: reports a store failure (the lease is then assumed: fail-open).
     """
 
-    def __init__(
-        self,
-        store: Store,
-        settings: CoalesceSettings,
-        fault: Callable[[str, BaseException], None],
-    ) -> None:
+    def __init__(self, store: Store, settings: CoalesceSettings, fault: Fault) -> None:
         self._store = store
         self._fault = fault
         self.shared = store.shared and settings.shared_leases is not False

@@ -120,7 +120,6 @@ class ExactLayer:
         self,
         key: str,
         value: Any,
-        *,
         namespace: str | None = None,
         ttl: float | None = None,
         latency_ms: float = 0.0,

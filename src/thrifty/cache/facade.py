@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, Unpack
 
 from thrifty.accounting.prices import PriceTable
 from thrifty.cache.background import BackgroundJobs
@@ -31,7 +31,18 @@ from thrifty.cache.settings import (
     SizeLimits,
     WriteBehindSettings,
 )
-from thrifty.cache.types import CacheStats, CacheStatus, ComputeCall, Hit, Layer
+from thrifty.cache.types import (
+    CacheStats,
+    CacheStatus,
+    ComputeCall,
+    ComputeOptions,
+    Hit,
+    Layer,
+    LookupOptions,
+    SelectorFields,
+    StoreOptions,
+    served,
+)
 from thrifty.cache.write_behind import WriteBehind
 from thrifty.entry import Entry, Selector
 from thrifty.errors import ConfigError
@@ -110,10 +121,19 @@ class Cache:
         self._flights = SingleFlight()
         self._leases = Leases(self.store, coalesce, self._counters.fault)
         behind = WriteBehindSettings.of(write_behind)
-        self._behind = None if behind is None else WriteBehind(
-            behind, self._background, self._prepare, self._commit, self._flights,
-            self._leases, self._counters.fault,
-        )  # fmt: skip
+        self._behind = (
+            None
+            if behind is None
+            else WriteBehind(
+                behind,
+                self._background,
+                self._prepare,
+                self._commit,
+                self._flights,
+                self._leases,
+                self._counters.fault,
+            )
+        )
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
         self._semantic: SemanticLayer | None = None
@@ -153,7 +173,7 @@ class Cache:
             fn(*args)
             return True
         except Exception as exc:
-            self._counters.fault(op or getattr(fn, "__name__", "call"), exc)
+            self._counters.fault(op or str(getattr(fn, "__name__", "call")), exc)
             return False
 
     # -------------------------------------------------------- sync face
@@ -195,32 +215,19 @@ class Cache:
         hit = self.lookup(key, namespace=namespace)
         return default if hit is None else hit.value
 
-    def set(
-        self,
-        key: str,
-        value: Any,
-        *,
-        namespace: str | None = None,
-        ttl: float | None = None,
-        latency_ms: float = 0.0,
-        request: Mapping[str, Any] | None = None,
-        kind: str = "chat",
-        built: tuple[Callable[[Any], Any], Any] | None = None,
-        **fields: Any,
-    ) -> Entry | None:
+    def set(self, key: str, value: Any, **options: Unpack[StoreOptions]) -> Entry | None:
         """Store ``value`` under ``key``; returns the entry (None if the backend failed).
 
-        Extra keyword fields: tags, model, model_version, user_id, tokens_in, tokens_out,
-        cost_usd (computed from the price table when omitted and a model is given).
-        ``request``: the request ``key`` was made from; the further layers then see the entry
-        (with ``semantic`` on, it is indexed for semantic lookups). ``built``: ``(build, obj)``
-        where ``obj`` is what ``build`` makes of ``value``; later ``lookup(key, build=build)``
-        calls return ``obj`` itself while the entry is unchanged (see :meth:`lookup`).
+        ``options``: see :class:`~thrifty.cache.types.StoreOptions`: namespace, ttl,
+        latency_ms, the entry fields (tags, model, model_version, user_id, tokens_in,
+        tokens_out, cost_usd: computed from the price table when omitted and a model is
+        given), ``request`` (the request ``key`` was made from; the further layers then see
+        the entry: with ``semantic`` on, it is indexed for semantic lookups) and ``built``
+        (``(build, obj)`` where ``obj`` is what ``build`` makes of ``value``; later
+        ``lookup(key, build=build)`` calls return ``obj`` itself while the entry is unchanged).
         """
-        entry = self._prepare(
-            key, value, request=request, kind=kind, namespace=namespace, ttl=ttl,
-            latency_ms=latency_ms, **fields,
-        )  # fmt: skip
+        built = options.pop("built", None)
+        entry = self._prepare(key, value, **options)
         if not self._commit([entry]):
             return None
         if built is not None:
@@ -251,32 +258,20 @@ class Cache:
             layer.commit(entries)
         return True
 
-    def make_entry(self, key: str, value: Any, **options: Any) -> Entry:
-        """The entry :meth:`set` would store (encoded, with lifetime and cost), unstored."""
-        return self._exact.make_entry(key, value, **options)
-
     def delete(self, key: str) -> bool:
         """Remove one entry."""
         for layer in self._layers:
             layer.delete(key)
         return self.store.delete(key)
 
-    def invalidate(
-        self,
-        *,
-        namespace: str | None = None,
-        tag: str | None = None,
-        model: str | None = None,
-        model_version: str | None = None,
-        user_id: str | None = None,
-    ) -> int:
+    def invalidate(self, **fields: Unpack[SelectorFields]) -> int:
         """Remove every entry matching all the given fields; returns how many.
 
         ``invalidate(tag="doc:42")`` clears every answer built on document 42;
         ``invalidate(model="gpt-4o", model_version="2024-05")`` every answer of that version;
         ``invalidate(user_id="u1")`` every entry of a user.
         """
-        selector = Selector(namespace, tag, model, model_version, user_id)
+        selector = Selector(**fields)
         if selector.is_empty():
             raise ConfigError(
                 "invalidate() needs at least one of namespace, tag, model, "
@@ -317,43 +312,29 @@ class Cache:
         )
 
     def get_or_compute(
-        self,
-        key: str,
-        compute: Callable[[], T],
-        *,
-        namespace: str | None = None,
-        ttl: float | None = None,
-        describe: Callable[[T], Mapping[str, Any]] | None = None,
-        store: bool = True,
-        request: Mapping[str, Any] | None = None,
-        kind: str = "chat",
-        on_hit: Callable[[Hit], None] | None = None,
-        **fields: Any,
+        self, key: str, compute: Callable[[], T], **options: Unpack[ComputeOptions]
     ) -> tuple[T, CacheStatus]:
         """The cached value, or ``compute()`` run once for all identical concurrent callers.
 
-        Args:
-            describe: maps the computed value to entry fields (tokens, model, cost…).
-            store: False to compute without writing (e.g. ``no-store``).
-            request, kind: the request ``key`` was made from, for semantic lookup and indexing.
-            on_hit: called with the :class:`Hit` when the answer comes from the cache (a
-                gateway reports a semantic hit's similarity and id from it).
+        ``options``: see :class:`~thrifty.cache.types.ComputeOptions` (namespace, ttl,
+        describe, store, request, kind, on_hit, and entry fields such as tags or user_id).
 
         Returns:
             (value, status): status is a :class:`CacheStatus` (``"hit"``, ``"semantic_hit"``,
             ``"miss"`` or ``"coalesced"``).
         """
-        call = ComputeCall(
-            key, compute, namespace, ttl, describe, store, request, kind, on_hit, fields
-        )
+        ns, request, kind = options.get("namespace"), options.get("request"), options.get("kind")
+        hit = self.lookup(key, namespace=ns, request=request, kind=kind or "chat")
+        if hit is not None:
+            return served(hit, options.get("on_hit"))
+        call = ComputeCall.of(key, compute, **options)
         flow = compute_flow(call, self._flights, self._leases, self.coalesce_timeout)
-        return run(flow, self._perform)  # type: ignore[return-value]
+        return run(flow, self._perform)  # type: ignore[no-any-return]
 
     def _perform(self, op: Op, arg: Any) -> Any:
         """One step of :func:`~thrifty.cache.flow.compute_flow`, by blocking calls."""
         if op is Op.LOOKUP:
-            return self.lookup(arg.key, namespace=arg.namespace, request=arg.request,
-                               kind=arg.kind)  # fmt: skip
+            return self.lookup(arg.key, namespace=arg.namespace, request=arg.request, kind=arg.kind)
         if op is Op.WAIT:
             return arg.result(timeout=self.coalesce_timeout)
         if op is Op.COMPUTE:
@@ -400,42 +381,32 @@ class Cache:
             return await self._offload(fn, *args, **kwargs)
         return fn(*args, **kwargs)
 
-    async def alookup(
-        self,
-        key: str,
-        *,
-        namespace: str | None = None,
-        request: Mapping[str, Any] | None = None,
-        kind: str = "chat",
-        build: Callable[[Any], Any] | None = None,
-    ) -> Hit | None:
+    async def alookup(self, key: str, **options: Unpack[LookupOptions]) -> Hit | None:
         """Async :meth:`lookup`."""
-        if request is not None and self._layers_block:
+        if options.get("request") is not None and self._layers_block:
             # a layer's lookup is CPU work (embedding): off the event loop even for memory://
-            return await self._offload(
-                self.lookup, key, namespace=namespace, request=request, kind=kind, build=build
-            )
+            return await self._offload(self.lookup, key, **options)
         if self.store.inline_reads:  # a primary-key read costs less than a thread hop
-            return self.lookup(key, namespace=namespace, build=build)
-        return await self._call(self.lookup, key, namespace=namespace, build=build)
+            return self.lookup(key, **options)
+        return await self._call(self.lookup, key, **options)
 
     async def aget(self, key: str, default: Any = None, *, namespace: str | None = None) -> Any:
         """Async :meth:`get`."""
         return await self._call(self.get, key, default, namespace=namespace)
 
-    async def aset(self, key: str, value: Any, **kwargs: Any) -> Entry | None:
+    async def aset(self, key: str, value: Any, **options: Unpack[StoreOptions]) -> Entry | None:
         """Async :meth:`set`."""
-        if kwargs.get("request") is not None and self._layers_block:
-            return await self._offload(self.set, key, value, **kwargs)
-        return await self._call(self.set, key, value, **kwargs)
+        if options.get("request") is not None and self._layers_block:
+            return await self._offload(self.set, key, value, **options)
+        return await self._call(self.set, key, value, **options)
 
     async def adelete(self, key: str) -> bool:
         """Async :meth:`delete`."""
         return await self._call(self.delete, key)
 
-    async def ainvalidate(self, **selector: Any) -> int:
+    async def ainvalidate(self, **fields: Unpack[SelectorFields]) -> int:
         """Async :meth:`invalidate`."""
-        return await self._call(self.invalidate, **selector)
+        return await self._call(self.invalidate, **fields)
 
     async def aclear(self) -> None:
         """Async :meth:`clear`."""
@@ -446,32 +417,25 @@ class Cache:
         return await self._call(self.stats, namespace)
 
     async def aget_or_compute(
-        self,
-        key: str,
-        compute: Callable[[], Awaitable[T]],
-        *,
-        namespace: str | None = None,
-        ttl: float | None = None,
-        describe: Callable[[T], Mapping[str, Any]] | None = None,
-        store: bool = True,
-        request: Mapping[str, Any] | None = None,
-        kind: str = "chat",
-        on_hit: Callable[[Hit], None] | None = None,
-        **fields: Any,
+        self, key: str, compute: Callable[[], Awaitable[T]], **options: Unpack[ComputeOptions]
     ) -> tuple[T, CacheStatus]:
         """:meth:`get_or_compute` for a coroutine function ``compute``; with write-behind on,
         a miss returns before its answer is stored."""
-        call = ComputeCall(
-            key, compute, namespace, ttl, describe, store, request, kind, on_hit, fields
-        )
-        flow = compute_flow(call, self._flights, self._leases, self.coalesce_timeout, self._behind)
-        return await arun(flow, self._aperform)  # type: ignore[return-value]
+        ns, request, kind = options.get("namespace"), options.get("request"), options.get("kind")
+        hit = await self.alookup(key, namespace=ns, request=request, kind=kind or "chat")
+        if hit is not None:
+            return served(hit, options.get("on_hit"))
+        call = ComputeCall.of(key, compute, **options)
+        behind = self._behind
+        flow = compute_flow(call, self._flights, self._leases, self.coalesce_timeout, behind)
+        return await arun(flow, self._aperform)  # type: ignore[no-any-return]
 
     async def _aperform(self, op: Op, arg: Any) -> Any:
         """One step of :func:`~thrifty.cache.flow.compute_flow`, by awaits."""
         if op is Op.LOOKUP:
-            return await self.alookup(arg.key, namespace=arg.namespace, request=arg.request,
-                                      kind=arg.kind)  # fmt: skip
+            return await self.alookup(
+                arg.key, namespace=arg.namespace, request=arg.request, kind=arg.kind
+            )
         if op is Op.WAIT:
             # shield: a waiter that is cancelled must not cancel the shared future
             waiter = asyncio.shield(asyncio.wrap_future(arg))
@@ -521,8 +485,9 @@ class Cache:
     ) -> Hit | None:
         """Exact, then (with ``semantic`` on) semantic lookup of an OpenAI-shaped request."""
         ns = namespace or self.namespace
-        return self.lookup(self.key(request, kind=kind, namespace=ns), namespace=ns,
-                           request=request, kind=kind)  # fmt: skip
+        return self.lookup(
+            self.key(request, kind=kind, namespace=ns), namespace=ns, request=request, kind=kind
+        )
 
     def set_request(
         self,
@@ -543,8 +508,7 @@ class Cache:
     ) -> Hit | None:
         """Async :meth:`lookup_request`."""
         if self.store.blocking or self._layers_block:
-            return await self._offload(self.lookup_request, request, kind=kind,
-                                       namespace=namespace)  # fmt: skip
+            return await self._offload(self.lookup_request, request, kind=kind, namespace=namespace)
         return self.lookup_request(request, kind=kind, namespace=namespace)
 
     async def aset_request(self, request: Mapping[str, Any], value: Any, **kwargs: Any) -> Any:

@@ -17,7 +17,7 @@ from enum import Enum, auto
 from typing import Any, TypeVar
 
 from thrifty.cache.coalesce import LeaderGone, Leases, SingleFlight, poll_delays
-from thrifty.cache.types import CacheStatus, ComputeCall
+from thrifty.cache.types import CacheStatus, ComputeCall, served
 from thrifty.cache.write_behind import Deferred, WriteBehind
 from thrifty.errors import CoalesceTimeoutError
 
@@ -49,27 +49,26 @@ def compute_flow(
     timeout: float,
     behind: WriteBehind | None = None,
 ) -> Flow[Result]:
-    """The value for ``call`` and where it came from, computed once for identical callers.
+    """The value for ``call`` after its lookup missed, computed once for identical callers.
+
+    (The caller does the first lookup itself, so that a hit costs no flow.)
 
     Args:
         timeout: seconds a waiter waits for its leader.
         behind: the write-behind queue, when the runner answers before storing.
     """
-    while True:  # a waiter whose leader is gone takes over: the same call, from the top
-        hit = yield Op.LOOKUP, call
-        if hit is not None:
-            if call.on_hit is not None:
-                call.on_hit(hit)
-            return hit.value, hit.kind
+    while True:
         future, leader = flights.join(call.key)
-        if not leader:
-            try:
-                return (yield Op.WAIT, future), CacheStatus.COALESCED
-            except TimeoutError as exc:
-                raise CoalesceTimeoutError(f"waited {timeout}s for {call.key[:16]}") from exc
-            except LeaderGone:
-                continue
-        return (yield from _lead(call, future, flights, leases, behind))
+        if leader:
+            return (yield from _lead(call, future, flights, leases, behind))
+        try:
+            return (yield Op.WAIT, future), CacheStatus.COALESCED
+        except TimeoutError as exc:
+            raise CoalesceTimeoutError(f"waited {timeout}s for {call.key[:16]}") from exc
+        except LeaderGone:  # the leader is gone: take over the very same call, looking first
+            hit = yield Op.LOOKUP, call
+            if hit is not None:
+                return served(hit, call.on_hit)
 
 
 def _lead(

@@ -50,9 +50,13 @@ class SemanticLayer:
         self._store = store
         self._counters = counters
         self.matcher: SemanticMatcher = build_matcher(
-            store, settings.embedder, settings.threshold, settings.policy, settings.guard,
+            store,
+            settings.embedder,
+            settings.threshold,
+            settings.policy,
+            settings.guard,
             settings.index,
-        )  # fmt: skip
+        )
         self._verifier = settings.verifier
         self._lock = threading.Lock()  # guards the two tables below, per cache
         self._served: OrderedDict[str, tuple[str, float]] = OrderedDict()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from thrifty.errors import ConfigError
 
@@ -18,6 +18,20 @@ from thrifty.errors import ConfigError
 def _positive(name: str, value: float | None) -> None:
     if value is not None and (isinstance(value, bool) or value <= 0):
         raise ConfigError(f"{name} must be a positive number, got {value!r}")
+
+
+S = TypeVar("S")
+
+
+def _switch(cls: type[S], name: str, value: bool | S | None) -> S | None:
+    """A feature's settings from ``True`` (the defaults), ``False``/None (off) or settings."""
+    if value is None or value is False:
+        return None
+    if value is True:
+        return cls()
+    if isinstance(value, cls):
+        return value
+    raise ConfigError(f"{name} must be a bool or {cls.__name__}, got {value!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,13 +73,7 @@ class SemanticSettings:
     @classmethod
     def of(cls, value: bool | SemanticSettings | None) -> SemanticSettings | None:
         """The settings ``Cache(semantic=value)`` means: None when off."""
-        if value is None or value is False:
-            return None
-        if value is True:
-            return cls()
-        if isinstance(value, cls):
-            return value
-        raise ConfigError(f"semantic must be a bool or SemanticSettings, got {value!r}")
+        return _switch(cls, "semantic", value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,13 +128,7 @@ class WriteBehindSettings:
     @classmethod
     def of(cls, value: bool | WriteBehindSettings | None) -> WriteBehindSettings | None:
         """The settings ``Cache(write_behind=value)`` means: None when off."""
-        if value is None or value is False:
-            return None
-        if value is True:
-            return cls()
-        if isinstance(value, cls):
-            return value
-        raise ConfigError(f"write_behind must be a bool or WriteBehindSettings, got {value!r}")
+        return _switch(cls, "write_behind", value)
 
 
 @dataclass(frozen=True, slots=True)

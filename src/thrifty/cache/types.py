@@ -7,10 +7,10 @@ engine) agree on them by construction; this module imports no other part of the 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypedDict
 
 if TYPE_CHECKING:
     from thrifty.entry import Entry, Selector
@@ -19,6 +19,9 @@ if TYPE_CHECKING:
 ENTRY_FIELDS = frozenset(
     {"tags", "model", "model_version", "user_id", "tokens_in", "tokens_out", "cost_usd"}
 )
+
+Fault = Callable[[str, BaseException], None]
+"""Reports a backend failure the cache survived: ``fault(operation, exception)``."""
 
 
 class CacheStatus(StrEnum):
@@ -71,22 +74,106 @@ class Hit:
     """Names a semantic hit in :meth:`Cache.feedback`."""
 
 
+class EntryFields(TypedDict, total=False):
+    """Metadata a caller may give a stored entry (see :class:`~thrifty.entry.Entry`)."""
+
+    tags: Iterable[str]
+    model: str | None
+    model_version: str | None
+    user_id: str | None
+    tokens_in: int
+    tokens_out: int
+    cost_usd: float | None
+    """What the call cost (default: priced from model and tokens by the price table)."""
+
+
+class SelectorFields(TypedDict, total=False):
+    """The fields :meth:`Cache.invalidate` matches entries on (all given ones must match)."""
+
+    namespace: str | None
+    tag: str | None
+    model: str | None
+    model_version: str | None
+    user_id: str | None
+
+
+class Scope(TypedDict, total=False):
+    """Where a lookup or a write applies."""
+
+    namespace: str | None
+    """Namespace (tenant) of the lookup or entry (default: the cache's)."""
+    request: Mapping[str, Any] | None
+    """The request the key was made from: the further layers (semantic) then take part."""
+    kind: str
+    """The request's kind (``chat``, ``completion``, ``embedding``…)."""
+
+
+class LookupOptions(Scope, total=False):
+    """The options of :meth:`Cache.lookup` and :meth:`Cache.alookup`."""
+
+    build: Callable[[Any], Any] | None
+    """Turns the decoded payload into the caller's objects (memoized per entry)."""
+
+
+class StoreOptions(Scope, EntryFields, total=False):
+    """The options of :meth:`Cache.set` and :meth:`Cache.aset`."""
+
+    ttl: float | None
+    """Lifetime of the entry (default: the namespace's, else the cache's)."""
+    latency_ms: float
+    """How long computing the value took: what a hit on it saves."""
+    built: tuple[Callable[[Any], Any], Any] | None
+    """``(build, obj)``: ``obj`` is what ``build`` makes of the value; later lookups with
+    ``build`` return ``obj`` itself while the entry is unchanged."""
+
+
+class ComputeOptions(Scope, EntryFields, total=False):
+    """The options of :meth:`Cache.get_or_compute` and :meth:`Cache.aget_or_compute`."""
+
+    ttl: float | None
+    """Lifetime of the stored entry (default: the namespace's, else the cache's)."""
+    describe: Callable[[Any], Mapping[str, Any]] | None
+    """Maps the computed value to entry fields (tokens, model, cost…)."""
+    store: bool
+    """False to compute without writing (e.g. ``no-store``)."""
+    on_hit: Callable[[Hit], None] | None
+    """Called with the :class:`Hit` when the answer comes from the cache (a gateway reports
+    a semantic hit's similarity and id from it)."""
+
+
 @dataclass(slots=True)  # not frozen (it is never changed): a frozen __init__ costs more
 class ComputeCall:
-    """One ``get_or_compute`` call's options, kept together so that a waiter taking over from
-    a failed leader repeats the very same call (hooks, request and kind included)."""
+    """One ``get_or_compute`` call, kept together so that a waiter taking over from a failed
+    leader repeats the very same call (hooks, request and kind included)."""
 
     key: str
     compute: Callable[[], Any]
-    namespace: str | None = None
-    ttl: float | None = None
-    describe: Callable[[Any], Mapping[str, Any]] | None = None
-    store: bool = True
-    request: Mapping[str, Any] | None = None
-    kind: str = "chat"
-    on_hit: Callable[[Hit], None] | None = None
-    fields: Mapping[str, Any] = field(default_factory=dict)
+    namespace: str | None
+    ttl: float | None
+    describe: Callable[[Any], Mapping[str, Any]] | None
+    store: bool
+    request: Mapping[str, Any] | None
+    kind: str
+    on_hit: Callable[[Hit], None] | None
+    fields: dict[str, Any]
     """Entry fields for the stored answer (tags, model, user_id…)."""
+
+    @classmethod
+    def of(
+        cls,
+        key: str,
+        compute: Callable[[], Any],
+        namespace: str | None = None,
+        ttl: float | None = None,
+        describe: Callable[[Any], Mapping[str, Any]] | None = None,
+        store: bool = True,
+        request: Mapping[str, Any] | None = None,
+        kind: str = "chat",
+        on_hit: Callable[[Hit], None] | None = None,
+        **fields: Any,
+    ) -> ComputeCall:
+        """The call from ``get_or_compute``'s arguments (see :class:`ComputeOptions`)."""
+        return cls(key, compute, namespace, ttl, describe, store, request, kind, on_hit, fields)
 
     def write_options(self, value: Any, latency_ms: float) -> dict[str, Any]:
         """What :meth:`Cache.set` takes besides key and value, for the computed ``value``."""
@@ -95,6 +182,13 @@ class ComputeCall:
             options["request"] = self.request
             options["kind"] = self.kind
         return {"namespace": self.namespace, "ttl": self.ttl, "latency_ms": latency_ms, **options}
+
+
+def served(hit: Hit, on_hit: Callable[[Hit], None] | None) -> tuple[Any, CacheStatus]:
+    """What ``get_or_compute`` returns for a hit (after telling ``on_hit``)."""
+    if on_hit is not None:
+        on_hit(hit)
+    return hit.value, hit.kind
 
 
 class Layer(Protocol):

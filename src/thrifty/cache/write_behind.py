@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 from thrifty.cache.background import BackgroundJobs
 from thrifty.cache.coalesce import Leases, SingleFlight
 from thrifty.cache.settings import WriteBehindSettings
+from thrifty.cache.types import Fault
 from thrifty.entry import Entry
 
 
@@ -53,7 +54,7 @@ class WriteBehind:
         commit: Callable[[list[Entry]], bool],
         flights: SingleFlight,
         leases: Leases,
-        fault: Callable[[str, BaseException], None],
+        fault: Fault,
     ) -> None:
         self._settings = settings
         self._background = background
