@@ -130,13 +130,13 @@ async def lead_and_fail(cache: Cache, face: str, meanwhile: Callable[[], None]) 
 
         leader = asyncio.create_task(cache.aget_or_compute(key, leader_compute))
         await asyncio.to_thread(started.wait, 5)
-        waiter = asyncio.create_task(
+        waiting_task = asyncio.create_task(
             cache.aget_or_compute(key, waiter_compute, request=request, on_hit=seen.append)
         )
         await asyncio.sleep(0.1)  # the waiter joined the flight
         meanwhile()
         leader.cancel()
-        result = await waiter
+        result = await waiting_task
         with pytest.raises(asyncio.CancelledError):
             await leader
         return result, seen

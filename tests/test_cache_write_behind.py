@@ -212,7 +212,7 @@ async def test_a_full_write_behind_queue_makes_misses_store_first() -> None:
         await asyncio.sleep(0.01)
     for i in range(3):
         await cache.aget_or_compute(f"queued{i}", compute)
-    assert len(cache._behind) == 3
+    assert cache._behind is not None and len(cache._behind) == 3
     # The next miss finds the queue full: it stores before it answers (and so waits).
     late = asyncio.create_task(cache.aget_or_compute("late", compute))
     await asyncio.sleep(0.2)
