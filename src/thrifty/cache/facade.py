@@ -333,12 +333,12 @@ class Cache:
 
     def _perform(self, op: Op, arg: Any) -> Any:
         """One step of :func:`~thrifty.cache.flow.compute_flow`, by blocking calls."""
-        if op is Op.LOOKUP:
-            return self.lookup(arg.key, namespace=arg.namespace, request=arg.request, kind=arg.kind)
+        if op is Op.COMPUTE:  # the commonest step first
+            return arg.compute()
         if op is Op.WAIT:
             return arg.result(timeout=self.coalesce_timeout)
-        if op is Op.COMPUTE:
-            return arg.compute()
+        if op is Op.LOOKUP:
+            return self.lookup(arg.key, namespace=arg.namespace, request=arg.request, kind=arg.kind)
         if op is Op.STORE:
             key, value, options = arg
             return self.set(key, value, **options)
@@ -432,16 +432,16 @@ class Cache:
 
     async def _aperform(self, op: Op, arg: Any) -> Any:
         """One step of :func:`~thrifty.cache.flow.compute_flow`, by awaits."""
-        if op is Op.LOOKUP:
-            return await self.alookup(
-                arg.key, namespace=arg.namespace, request=arg.request, kind=arg.kind
-            )
+        if op is Op.COMPUTE:  # the commonest step first
+            return await arg.compute()
         if op is Op.WAIT:
             # shield: a waiter that is cancelled must not cancel the shared future
             waiter = asyncio.shield(asyncio.wrap_future(arg))
             return await asyncio.wait_for(waiter, self.coalesce_timeout)
-        if op is Op.COMPUTE:
-            return await arg.compute()
+        if op is Op.LOOKUP:
+            return await self.alookup(
+                arg.key, namespace=arg.namespace, request=arg.request, kind=arg.kind
+            )
         if op is Op.STORE:
             key, value, options = arg
             return await self.aset(key, value, **options)

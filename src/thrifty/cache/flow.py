@@ -78,40 +78,23 @@ def _lead(
     leases: Leases,
     behind: WriteBehind | None,
 ) -> Flow[Result]:
-    """Compute as the flight's leader; the flight ends when the answer is stored."""
+    """Compute as the flight's leader: take the cross-process lease (or find the holder's
+    answer), compute, store; the flight ends when the answer is stored."""
+    lease = f"coalesce:{call.key}" if leases.shared else ""
+    leased = False
     deferred: Deferred | None = None
     try:
-        value, status, deferred = yield from _compute(call, leases, behind)
-        future.set_result(value)
-        return value, status
-    except BaseException as exc:  # waiters never inherit a cancellation: one takes over
-        future.set_exception(exc if isinstance(exc, Exception) else LeaderGone())
-        raise
-    finally:
-        if deferred is None:
-            flights.finish(call.key, future)
-        else:  # the answer is out; the flight stays open until it is stored
-            assert behind is not None
-            behind.put(deferred, future)
-
-
-def _compute(
-    call: ComputeCall, leases: Leases, behind: WriteBehind | None
-) -> Flow[tuple[Any, CacheStatus, Deferred | None]]:
-    """Take the cross-process lease (or find the holder's answer), compute and store."""
-    lease = f"coalesce:{call.key}"
-    leased = False
-    if leases.shared:  # without shared leases there is nothing to take or release
-        leased = yield Op.TAKE_LEASE, lease
-        deadline = time.monotonic() + leases.ttl
-        delays = poll_delays()
-        while not leased and time.monotonic() < deadline:
-            yield Op.SLEEP, next(delays)
-            hit = yield Op.PEEK, call.key
-            if hit is not None:
-                return hit.value, CacheStatus.COALESCED, None
+        if lease:  # without shared leases there is nothing to take or release
             leased = yield Op.TAKE_LEASE, lease
-    try:
+            deadline = time.monotonic() + leases.ttl
+            delays = poll_delays()
+            while not leased and time.monotonic() < deadline:
+                yield Op.SLEEP, next(delays)
+                hit = yield Op.PEEK, call.key
+                if hit is not None:
+                    future.set_result(hit.value)
+                    return hit.value, CacheStatus.COALESCED
+                leased = yield Op.TAKE_LEASE, lease
         started = time.perf_counter()
         value = yield Op.COMPUTE, call
         if call.store:
@@ -120,12 +103,21 @@ def _compute(
                 options.pop("built", None)  # a memo of built objects is for lookups in hand
                 deferred = Deferred(call.key, value, options, lease if leased else None)
                 leased = False  # released once stored
-                return value, CacheStatus.MISS, deferred
-            yield Op.STORE, (call.key, value, options)
-        return value, CacheStatus.MISS, None
+            else:
+                yield Op.STORE, (call.key, value, options)
+        future.set_result(value)
+        return value, CacheStatus.MISS
+    except BaseException as exc:  # waiters never inherit a cancellation: one takes over
+        future.set_exception(exc if isinstance(exc, Exception) else LeaderGone())
+        raise
     finally:
         if leased:
             yield Op.RELEASE, lease
+        if deferred is None:
+            flights.finish(call.key, future)
+        else:  # the answer is out; the flight stays open until it is stored
+            assert behind is not None
+            behind.put(deferred, future)
 
 
 class Done:
