@@ -37,7 +37,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from thrifty import Cache
+from thrifty import Cache, CoalesceSettings
 from thrifty.batching import BatchSettings, JobPaths, parse_lines, run_job
 from thrifty.batching.engine import single_provider
 from thrifty.providers.openai_compat import OpenAICompatProvider
@@ -94,7 +94,8 @@ async def run_thrifty(n: int, latency: float, c: int, rpm: int, *, use_rpm: bool
     tag = f"thrifty-{use_rpm}"
     with FakeProcess(latency, rpm) as fake, tempfile.TemporaryDirectory() as d:
         provider = OpenAICompatProvider(fake.base_url, "bench")
-        cache = Cache(f"sqlite:///{d}/cache.db", shared_leases=False)  # as the CLI opens it
+        lone = CoalesceSettings(shared_leases=False)  # as the CLI opens it
+        cache = Cache(f"sqlite:///{d}/cache.db", coalesce=lone)
         settings = BatchSettings(  # as `thrifty batch run` sets it
             max_concurrency=c, rpm=rpm if use_rpm else None, inline_writes=True
         )

@@ -105,7 +105,9 @@ def fill(cache: object, n: int) -> float:
 
 
 def bench_memory(n: int) -> None:
-    thrifty_cache = ThriftyCache(thrifty.Cache("memory://", max_entries=n * 2))
+    thrifty_cache = ThriftyCache(
+        thrifty.Cache("memory://", limits=thrifty.SizeLimits(max_entries=n * 2))
+    )
     lc = InMemoryCache()
     floor: dict[str, list[Generation]] = {}
     fill(thrifty_cache, n)

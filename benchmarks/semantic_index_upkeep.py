@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from thrifty.cache import Cache
+from thrifty.cache import Cache, CoalesceSettings, SemanticSettings
 from thrifty.semantic.embedder import HashingEmbedder
 from thrifty.semantic.index import ScopedIndex, usearch_index_class
 
@@ -79,7 +79,11 @@ def index_rows(n: int, folder: Path) -> None:
 def cache_rebuild(n: int, folder: Path) -> None:
     url = f"sqlite:///{folder}/cache.db"
     embedder = HashingEmbedder(dim=DIM)
-    writer = Cache(url, semantic=True, embedder=embedder, shared_leases=False)
+    writer = Cache(
+        url,
+        semantic=SemanticSettings(embedder=embedder),
+        coalesce=CoalesceSettings(shared_leases=False),
+    )
     for i in range(n):
         request = {
             "model": "m",
@@ -92,14 +96,14 @@ def cache_rebuild(n: int, folder: Path) -> None:
         writer.set_request(request, {"answer": i})  # fmt: skip
     writer.close()
     shutil.rmtree(folder / "cache.db.semantic")
-    reader = Cache(url, semantic=True, embedder=embedder)
+    reader = Cache(url, semantic=SemanticSettings(embedder=embedder))
     reader.semantic.background = False
     started = time.perf_counter()
     reader.semantic._prepare()  # no index folder: rebuilt from the store
     rebuild_s = time.perf_counter() - started
     rows = len(reader.semantic.index)
     reader.close()
-    again = Cache(url, semantic=True, embedder=embedder)
+    again = Cache(url, semantic=SemanticSettings(embedder=embedder))
     started = time.perf_counter()
     loaded = again.semantic.index.load()
     load_s = time.perf_counter() - started

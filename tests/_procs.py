@@ -6,7 +6,7 @@ import os
 import time
 from pathlib import Path
 
-from thrifty.cache import Cache
+from thrifty.cache import Cache, CoalesceSettings
 from thrifty.entry import Entry
 from thrifty.store import open_store
 
@@ -24,7 +24,7 @@ def write_many(url: str, worker: int, count: int, start: object) -> None:
 def compute_once(url: str, key: str, log: str, start: object, lease_ttl: float) -> None:
     """get_or_compute with a slow compute that appends one line to ``log`` per call, and
     the call's status to ``log.status``."""
-    cache = Cache(url, lease_ttl=lease_ttl)
+    cache = Cache(url, coalesce=CoalesceSettings(lease_ttl=lease_ttl))
     start.wait()  # type: ignore[attr-defined]
 
     def compute() -> str:
@@ -41,7 +41,7 @@ def compute_once(url: str, key: str, log: str, start: object, lease_ttl: float) 
 
 def take_lease_and_die(url: str, key: str, ready: str) -> None:
     """Become the leader for ``key``, then crash before computing or releasing the lease."""
-    cache = Cache(url, lease_ttl=1.0)
+    cache = Cache(url, coalesce=CoalesceSettings(lease_ttl=1.0))
 
     def compute() -> str:
         Path(ready).write_text("leased")

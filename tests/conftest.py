@@ -52,7 +52,7 @@ class Backend:
 
     def cache(self, **options: Any) -> Cache:
         limits = {k: options.pop(k) for k in ("max_entries", "max_bytes") if k in options}
-        return Cache(store=self.open(**limits), **options)
+        return Cache(self.open(**limits), **options)
 
     def corrupt(self, store: Store, key: str) -> None:
         """Overwrite the stored record under ``key`` with garbage, behind the cache's back."""

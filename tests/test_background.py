@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from thrifty.background import BackgroundJobs
+from thrifty.cache.background import BackgroundJobs
 
 
 def test_jobs_run_in_order_off_the_calling_thread() -> None:
@@ -78,7 +78,7 @@ def test_close_finishes_the_jobs_and_a_later_submit_starts_a_new_thread() -> Non
 def test_an_idle_thread_ends_and_the_next_job_starts_another(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr("thrifty.background.IDLE_EXIT_SECONDS", 0.05)
+    monkeypatch.setattr("thrifty.cache.background.IDLE_EXIT_SECONDS", 0.05)
     jobs = BackgroundJobs(lambda exc: None)
     done: list[int] = []
     jobs.submit(lambda: done.append(1))

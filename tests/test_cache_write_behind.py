@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from thrifty.cache import Cache
+from thrifty.cache import Cache, CoalesceSettings, WriteBehindSettings
 from thrifty.entry import Entry
 from thrifty.store.memory import MemoryStore
 
@@ -29,7 +29,7 @@ class GatedStore(MemoryStore):
 
 async def test_the_answer_comes_before_the_write_and_repeats_are_coalesced() -> None:
     store = GatedStore()
-    cache = Cache(store=store, write_behind=True)
+    cache = Cache(store, write_behind=True)
     calls = 0
 
     async def compute() -> str:
@@ -82,7 +82,7 @@ async def test_a_failed_background_write_is_a_counted_fault_not_an_error() -> No
         def set(self, entry: Entry) -> None:
             raise OSError("disk full")
 
-    cache = Cache(store=BrokenStore(), write_behind=True)
+    cache = Cache(BrokenStore(), write_behind=True)
 
     async def compute() -> str:
         return "answer"
@@ -109,9 +109,9 @@ async def test_a_failed_compute_stores_nothing() -> None:
 
 async def test_without_shared_leases_a_miss_takes_no_lease(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/cache.db"
-    lone = Cache(url, shared_leases=False)
+    lone = Cache(url, coalesce=CoalesceSettings(shared_leases=False))
     other = Cache(url)
-    assert not lone.shared_leases and other.shared_leases
+    assert not lone._leases.shared and other._leases.shared
     seen: list[bool] = []
 
     async def compute() -> str:
@@ -127,7 +127,7 @@ async def test_without_shared_leases_a_miss_takes_no_lease(tmp_path: Path) -> No
 
 
 async def test_sqlite_lookups_run_on_the_event_loop_and_flushes_do_not(tmp_path: Path) -> None:
-    from thrifty import cache as cache_module
+    from thrifty.cache.counters import COUNTER_FLUSH_SECONDS
 
     cache = Cache(f"sqlite:///{tmp_path}/cache.db")
     assert cache.store.inline_reads
@@ -146,7 +146,7 @@ async def test_sqlite_lookups_run_on_the_event_loop_and_flushes_do_not(tmp_path:
 
     cache.store.get = get  # type: ignore[method-assign]
     cache.store.add_counters = counters  # type: ignore[method-assign]
-    cache._last_flush -= cache_module.COUNTER_FLUSH_SECONDS + 1  # a flush is due
+    cache._counters.last_flush -= COUNTER_FLUSH_SECONDS + 1  # a flush is due
     hit = await cache.alookup("k")
     assert hit is not None and hit.value == "v"
     await cache.adrain()
@@ -182,7 +182,7 @@ class BatchRecordingStore(GatedStore):
 
 async def test_answers_queued_while_a_write_runs_are_stored_together() -> None:
     store = BatchRecordingStore()
-    cache = Cache(store=store, write_behind=True)
+    cache = Cache(store, write_behind=True)
 
     async def compute() -> str:
         return "answer"
@@ -200,12 +200,9 @@ async def test_answers_queued_while_a_write_runs_are_stored_together() -> None:
     assert len(cache._flights) == 0  # every flight closed once its answer was stored
 
 
-async def test_a_full_write_behind_queue_makes_misses_store_first(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr("thrifty.cache.WRITE_BEHIND_LIMIT", 3)
+async def test_a_full_write_behind_queue_makes_misses_store_first() -> None:
     store = BatchRecordingStore()
-    cache = Cache(store=store, write_behind=True)
+    cache = Cache(store, write_behind=WriteBehindSettings(limit=3))
 
     async def compute() -> str:
         return "answer"
@@ -215,7 +212,7 @@ async def test_a_full_write_behind_queue_makes_misses_store_first(
         await asyncio.sleep(0.01)
     for i in range(3):
         await cache.aget_or_compute(f"queued{i}", compute)
-    assert len(cache._behind) == 3
+    assert cache._behind is not None and len(cache._behind) == 3
     # The next miss finds the queue full: it stores before it answers (and so waits).
     late = asyncio.create_task(cache.aget_or_compute("late", compute))
     await asyncio.sleep(0.2)

@@ -13,8 +13,8 @@ import pytest
 
 from _procs import compute_once, take_lease_and_die
 from conftest import Backend
-from thrifty.cache import Cache
-from thrifty.coalesce import SingleFlight, poll_delays
+from thrifty.cache import Cache, CoalesceSettings
+from thrifty.cache.coalesce import SingleFlight, poll_delays
 
 
 def test_threads_compute_once(cache: Cache) -> None:
@@ -54,7 +54,7 @@ async def test_tasks_compute_once(cache: Cache) -> None:
     results = await asyncio.gather(*(cache.aget_or_compute("same", compute) for _ in range(8)))
     assert len(calls) == 1
     assert {value for value, _ in results} == {"answer"}
-    assert [status for _, status in results].count("miss") == 1
+    assert [str(status) for _, status in results].count("miss") == 1
 
 
 def test_errors_reach_every_waiter_and_are_not_cached(cache: Cache) -> None:
@@ -145,7 +145,7 @@ def test_processes_compute_once(shared_backend: Backend, tmp_path: Path) -> None
 def test_crashed_holder_blocks_others_at_most_lease_ttl(
     shared_backend: Backend, tmp_path: Path
 ) -> None:
-    cache = shared_backend.cache(lease_ttl=1.0)
+    cache = shared_backend.cache(coalesce=CoalesceSettings(lease_ttl=1.0))
     ready = tmp_path / "leased"
     (proc,) = _spawn(take_lease_and_die, [(shared_backend.url, "k", str(ready))])
     proc.join(30)

@@ -10,6 +10,7 @@ from openai.types import CreateEmbeddingResponse
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 import thrifty
+from thrifty.cache import SemanticSettings
 from thrifty.errors import BackendError, ConfigError
 from thrifty.integrations.openai import cache_status
 from thrifty.store.memory import MemoryStore
@@ -301,7 +302,7 @@ class FailingStore(MemoryStore):
 
 
 def test_a_failing_backend_still_answers(raw):
-    cache = thrifty.Cache(store=FailingStore())
+    cache = thrifty.Cache(FailingStore())
     client = thrifty.wrap(raw, cache)
     answer = client.chat.completions.create(**CHAT)
     assert answer.choices[0].message.content.startswith("Reply 1")
@@ -390,7 +391,9 @@ def test_wrap_rejects_what_is_not_a_client(raw, cache):
 def test_a_semantic_cache_answers_a_reworded_question(raw, fake):
     from thrifty.semantic.embedder import HashingEmbedder
 
-    cache = thrifty.Cache("memory://", semantic=True, embedder=HashingEmbedder(), threshold=0.8)
+    cache = thrifty.Cache(
+        "memory://", semantic=SemanticSettings(embedder=HashingEmbedder(), threshold=0.8)
+    )
     client = thrifty.wrap(raw, cache)
     client.chat.completions.create(**CHAT)
     reworded = [{"role": "user", "content": "what is the capital of france"}]

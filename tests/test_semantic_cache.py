@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from conftest import Backend
-from thrifty.cache import Cache
+from thrifty.cache import Cache, SemanticSettings
 from thrifty.entry import Selector
 from thrifty.semantic.base import Embedder, Guard
 from thrifty.semantic.embedder import HashingEmbedder
@@ -56,8 +56,8 @@ class RecordingPolicy(FixedThreshold):
 def semantic_cache(backend: Backend, tmp_path: Path, **options: Any) -> Cache:
     options.setdefault("embedder", HashingEmbedder())
     options.setdefault("threshold", 0.6) if "policy" not in options else None
-    options.setdefault("semantic_index", tmp_path / "index")
-    cache = backend.cache(semantic=True, **options)
+    options.setdefault("index", tmp_path / "index")
+    cache = backend.cache(semantic=SemanticSettings(**options))
     cache.semantic.background = False  # rebuilds and catch-ups inside the lookup: deterministic
     return cache
 
@@ -81,8 +81,10 @@ def test_reworded_question_is_a_semantic_hit(backend: Backend, tmp_path: Path) -
 
 
 def test_scope_isolation(tmp_path: Path) -> None:
-    cache = Cache("memory://", semantic=True, embedder=HashingEmbedder(), threshold=0.5,
-                  semantic_index=None)  # fmt: skip
+    cache = Cache(
+        "memory://",
+        semantic=SemanticSettings(embedder=HashingEmbedder(), threshold=0.5, index=None),
+    )
     cache.set_request(chat(), "support answer")
     assert cache.lookup_request(chat(REWORDED)) is not None
     # The very same question never crosses a system prompt, model, parameter, history or tenant.
@@ -135,20 +137,20 @@ def test_invalidated_deleted_or_expired_entries_are_never_served(
 
 
 def test_index_is_rebuilt_from_the_store(shared_backend: Backend, tmp_path: Path) -> None:
-    writer = semantic_cache(shared_backend, tmp_path, semantic_index=tmp_path / "writer")
+    writer = semantic_cache(shared_backend, tmp_path, index=tmp_path / "writer")
     writer.set_request(chat(), "from the store")
     writer.set(writer.key(chat("exact only")), "no vector")  # not semantic: not indexed
-    reader = semantic_cache(shared_backend, tmp_path, semantic_index=tmp_path / "reader")
+    reader = semantic_cache(shared_backend, tmp_path, index=tmp_path / "reader")
     hit = reader.lookup_request(chat(REWORDED))  # no index file: rebuilt from the store
     assert hit is not None and hit.value == "from the store"
     assert len(reader.semantic.index) == 1
 
 
 def test_other_processes_writes_are_caught_up(shared_backend: Backend, tmp_path: Path) -> None:
-    reader = semantic_cache(shared_backend, tmp_path, semantic_index=tmp_path / "reader")
+    reader = semantic_cache(shared_backend, tmp_path, index=tmp_path / "reader")
     reader.semantic.sync_interval = 0.0
     assert reader.lookup_request(chat(REWORDED)) is None  # index ready, empty
-    writer = semantic_cache(shared_backend, tmp_path, semantic_index=tmp_path / "writer")
+    writer = semantic_cache(shared_backend, tmp_path, index=tmp_path / "writer")
     writer.set_request(chat(), "written elsewhere")
     hit = reader.lookup_request(chat(REWORDED))
     assert hit is not None and hit.value == "written elsewhere"
@@ -156,22 +158,22 @@ def test_other_processes_writes_are_caught_up(shared_backend: Backend, tmp_path:
 
 def test_index_persists_beside_sqlite_and_is_reused(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/cache.db"
-    first = Cache(url, semantic=True, embedder=HashingEmbedder(), threshold=0.6)
+    first = Cache(url, semantic=SemanticSettings(embedder=HashingEmbedder(), threshold=0.6))
     first.set_request(chat(), "persisted")
     first.close()
     folder = tmp_path / "cache.db.semantic"
     assert (folder / "manifest.json").is_file()
-    second = Cache(url, semantic=True, embedder=HashingEmbedder(), threshold=0.6)
+    second = Cache(url, semantic=SemanticSettings(embedder=HashingEmbedder(), threshold=0.6))
     assert second.semantic.index.load()  # the file is used, not a rebuild
     assert second.lookup_request(chat(REWORDED)).value == "persisted"
     second.close()
-    other = Cache(url, semantic=True, embedder=HashingEmbedder(dim=64), threshold=0.6)
+    other = Cache(url, semantic=SemanticSettings(embedder=HashingEmbedder(dim=64), threshold=0.6))
     assert not other.semantic.index.load()  # another embedder: its vectors do not compare
     other.close()
 
 
 def test_get_or_compute_reports_semantic_hits(tmp_path: Path) -> None:
-    cache = Cache("memory://", semantic=True, embedder=HashingEmbedder(), threshold=0.6)
+    cache = Cache("memory://", semantic=SemanticSettings(embedder=HashingEmbedder(), threshold=0.6))
     calls: list[str] = []
 
     def compute(q: str):  # type: ignore[no-untyped-def]
@@ -192,7 +194,7 @@ def test_get_or_compute_reports_semantic_hits(tmp_path: Path) -> None:
 
 
 async def test_async_face(tmp_path: Path) -> None:
-    cache = Cache("memory://", semantic=True, embedder=HashingEmbedder(), threshold=0.6)
+    cache = Cache("memory://", semantic=SemanticSettings(embedder=HashingEmbedder(), threshold=0.6))
 
     async def compute() -> str:
         return "async answer"
@@ -208,7 +210,7 @@ async def test_async_face(tmp_path: Path) -> None:
 
 def test_feedback_reaches_the_policy() -> None:
     policy = RecordingPolicy()
-    cache = Cache("memory://", semantic=True, embedder=HashingEmbedder(), policy=policy)
+    cache = Cache("memory://", semantic=SemanticSettings(embedder=HashingEmbedder(), policy=policy))
     cache.set_request(chat(), "answer")
     hit = cache.lookup_request(chat(REWORDED))
     entry_key = cache.key(chat())
@@ -226,8 +228,14 @@ def test_feedback_reaches_the_policy() -> None:
 
 def test_verification_asks_the_model_and_records_the_outcome() -> None:
     policy = RecordingPolicy(verify=True)
-    cache = Cache("memory://", semantic=True, embedder=HashingEmbedder(), policy=policy,
-                  verifier=lambda cached, fresh: cached == fresh)  # fmt: skip
+    cache = Cache(
+        "memory://",
+        semantic=SemanticSettings(
+            embedder=HashingEmbedder(),
+            policy=policy,
+            verifier=lambda cached, fresh: cached == fresh,
+        ),
+    )
     cache.set_request(chat(), "same answer")
     _, status = cache.get_or_compute(
         cache.key(chat(REWORDED)), lambda: "same answer", request=chat(REWORDED)
@@ -246,8 +254,10 @@ class DigitGuard(Guard):
 
 
 def test_guard_blocks_a_hit() -> None:
-    cache = Cache("memory://", semantic=True, embedder=HashingEmbedder(), threshold=0.5,
-                  guard=DigitGuard())  # fmt: skip
+    cache = Cache(
+        "memory://",
+        semantic=SemanticSettings(embedder=HashingEmbedder(), threshold=0.5, guard=DigitGuard()),
+    )
     cache.set_request(chat("refund for order 1234"), "refund 1234")
     assert cache.lookup_request(chat("refund for order 1234 please")) is not None
     assert cache.lookup_request(chat("refund for order 1235 please")) is None
@@ -262,7 +272,7 @@ class BrokenEmbedder(Embedder):
 
 
 def test_a_broken_embedder_fails_open() -> None:
-    cache = Cache("memory://", semantic=True, embedder=BrokenEmbedder())
+    cache = Cache("memory://", semantic=SemanticSettings(embedder=BrokenEmbedder()))
     entry = cache.set_request(chat(), "stored anyway")
     assert entry is not None and entry.semantic is None
     assert cache.lookup_request(chat()).value == "stored anyway"  # exact still works
@@ -292,11 +302,19 @@ def test_exact_only_cache_loads_no_embedder() -> None:
 
 def test_rebuild_and_catch_up_run_in_the_background(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/bg.db"
-    writer = Cache(url, semantic=True, embedder=HashingEmbedder(), threshold=0.6,
-                   semantic_index=tmp_path / "writer")  # fmt: skip
+    writer = Cache(
+        url,
+        semantic=SemanticSettings(
+            embedder=HashingEmbedder(), threshold=0.6, index=tmp_path / "writer"
+        ),
+    )
     writer.set_request(chat(), "stored before the reader started")
-    reader = Cache(url, semantic=True, embedder=HashingEmbedder(), threshold=0.6,
-                   semantic_index=tmp_path / "reader")  # fmt: skip
+    reader = Cache(
+        url,
+        semantic=SemanticSettings(
+            embedder=HashingEmbedder(), threshold=0.6, index=tmp_path / "reader"
+        ),
+    )
     assert reader.semantic.background
     reader.lookup_request(chat(REWORDED))  # starts the rebuild; never waits for it
     reader.semantic.wait(10)
@@ -312,7 +330,7 @@ def test_rebuild_and_catch_up_run_in_the_background(tmp_path: Path) -> None:
 
 def test_invalidation_and_user_purge_leave_the_index_at_once(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/purge.db"
-    cache = Cache(url, semantic=True, embedder=HashingEmbedder(), threshold=0.6)
+    cache = Cache(url, semantic=SemanticSettings(embedder=HashingEmbedder(), threshold=0.6))
     cache.semantic.background = False
     cache.set_request(chat("my secret question about invoices"), "a", user_id="u1")
     cache.set_request(chat("another question about refunds"), "b", user_id="u2", tags=("doc:9",))
@@ -324,13 +342,13 @@ def test_invalidation_and_user_purge_leave_the_index_at_once(tmp_path: Path) -> 
     assert cache.invalidate(tag="doc:9") == 1
     assert len(cache.semantic.index) == 0
     cache.close()
-    reopened = Cache(url, semantic=True, embedder=HashingEmbedder(), threshold=0.6)
+    reopened = Cache(url, semantic=SemanticSettings(embedder=HashingEmbedder(), threshold=0.6))
     assert reopened.semantic.index.load() and len(reopened.semantic.index) == 0
     reopened.close()
 
 
 def test_semantic_can_be_turned_off_per_namespace_or_tenant() -> None:
-    cache = Cache("memory://", semantic=True, embedder=HashingEmbedder(), threshold=0.6)
+    cache = Cache("memory://", semantic=SemanticSettings(embedder=HashingEmbedder(), threshold=0.6))
     cache.set_semantic("acme", False)  # the whole tenant, sub-namespaces included
     for ns in ("acme", "acme/support", "globex"):
         cache.set_request(chat(), f"answer for {ns}", namespace=ns)
@@ -346,17 +364,22 @@ def test_semantic_can_be_turned_off_per_namespace_or_tenant() -> None:
 
 
 def test_guards_are_on_by_default_and_can_be_turned_off() -> None:
-    default = Cache("memory://", semantic=True, embedder=HashingEmbedder(), threshold=0.5)
+    default = Cache(
+        "memory://", semantic=SemanticSettings(embedder=HashingEmbedder(), threshold=0.5)
+    )
     assert default.semantic.guard is not None
     default.set_request(chat("refund for order 1234"), "refund 1234")
     assert default.lookup_request(chat("refund for order 1235")) is None  # number differs
-    off = Cache("memory://", semantic=True, embedder=HashingEmbedder(), threshold=0.5, guard=False)
+    off = Cache(
+        "memory://",
+        semantic=SemanticSettings(embedder=HashingEmbedder(), threshold=0.5, guard=False),
+    )
     assert off.semantic.guard is None
 
 
 def test_verification_has_a_default_answer_comparison() -> None:
     policy = RecordingPolicy(verify=True)
-    cache = Cache("memory://", semantic=True, embedder=HashingEmbedder(), policy=policy)
+    cache = Cache("memory://", semantic=SemanticSettings(embedder=HashingEmbedder(), policy=policy))
     chat_body = {"choices": [{"message": {"role": "assistant", "content": "Use the reset link."}}]}
     cache.set_request(chat(), {"completion": chat_body})
     cache.get_or_compute(cache.key(chat(REWORDED)), lambda: {"completion": chat_body},

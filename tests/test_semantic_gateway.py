@@ -9,8 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
-from _gateway import fake_config, gateway, sdk, web
-from thrifty.cache import Cache
+from _gateway import fake_config, gateway, sdk, stored, web
+from thrifty.cache import Cache, SemanticSettings
 from thrifty.semantic.embedder import HashingEmbedder
 from thrifty.semantic.policy import FixedThreshold
 from thrifty.testing.fake_openai import FakeOpenAI
@@ -38,7 +38,7 @@ def policy() -> RecordingPolicy:
 
 @pytest.fixture
 def served(fake: FakeOpenAI, policy: RecordingPolicy) -> Iterator[str]:
-    cache = Cache("memory://", semantic=True, embedder=HashingEmbedder(), policy=policy)
+    cache = Cache("memory://", semantic=SemanticSettings(embedder=HashingEmbedder(), policy=policy))
     with gateway(fake_config(fake.base_url), cache=cache) as (url, _):
         yield url
 
@@ -142,5 +142,6 @@ def test_semantic_off_per_key_and_namespace(fake: FakeOpenAI) -> None:
             ("sk-b", None, "SEMANTIC_HIT"),  # the rest of team-b is semantic
         ]:
             assert ask_as(url, key, "How do I reset my password?", namespace) == "MISS"
+            stored(url)  # indexed once stored (write-behind): then a paraphrase can hit
             status = ask_as(url, key, "how do i reset my password please", namespace)
             assert status == expected, (key, namespace)

@@ -10,13 +10,16 @@ from langchain_core.load import dumps
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 
 import thrifty
+from thrifty.cache import SemanticSettings
 from thrifty.integrations.langchain import ThriftyCache, semantic_request
 from thrifty.semantic.embedder import HashingEmbedder
 
 
 @pytest.fixture
 def cache():
-    with thrifty.Cache("memory://", semantic=True, embedder=HashingEmbedder(), threshold=0.6) as c:
+    with thrifty.Cache(
+        "memory://", semantic=SemanticSettings(embedder=HashingEmbedder(), threshold=0.6)
+    ) as c:
         yield c
 
 

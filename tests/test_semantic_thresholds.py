@@ -228,15 +228,22 @@ def test_cache_explores_then_serves_once_the_entry_has_earned_it(prior: SigmoidP
     """End to end through ``Cache(semantic=True)``: a candidate the verified policy will not serve
     yet is checked against the model (a miss whose answer is compared and recorded); once the
     entry has enough agreeing outcomes, a reworded question is served from the cache."""
-    from thrifty.cache import Cache
+    from thrifty.cache import Cache, SemanticSettings
     from thrifty.semantic.embedder import HashingEmbedder
 
     def chat(question: str) -> dict:
         return {"model": "m", "temperature": 0, "messages": [{"role": "user", "content": question}]}
 
     policy = VerifiedThreshold(0.05, prior=prior, explore_floor=0.3)
-    cache = Cache("memory://", semantic=True, embedder=HashingEmbedder(), policy=policy,
-                  semantic_index=None, verifier=lambda cached, fresh: cached == fresh)  # fmt: skip
+    cache = Cache(
+        "memory://",
+        semantic=SemanticSettings(
+            embedder=HashingEmbedder(),
+            policy=policy,
+            index=None,
+            verifier=lambda cached, fresh: cached == fresh,
+        ),
+    )
     original = chat("how do i reset my password")
     cache.set_request(original, "use the reset link")
     entry_key = cache.key(original)
@@ -255,20 +262,22 @@ def test_cache_explores_then_serves_once_the_entry_has_earned_it(prior: SigmoidP
 
 def test_learned_outcomes_survive_a_restart(tmp_path, prior: SigmoidPrior) -> None:
     """The matcher keeps the policy's observations in a file beside the index."""
-    from thrifty.cache import Cache
+    from thrifty.cache import Cache, SemanticSettings
     from thrifty.semantic.embedder import HashingEmbedder
 
     url = f"sqlite:///{tmp_path / 'cache.db'}"
     index = tmp_path / "index"
     first = VerifiedThreshold(0.02, prior=prior)
-    cache = Cache(url, semantic=True, embedder=HashingEmbedder(), policy=first,
-                  semantic_index=index)  # fmt: skip
+    cache = Cache(
+        url, semantic=SemanticSettings(embedder=HashingEmbedder(), policy=first, index=index)
+    )
     first.record("entry-1", 0.91, True)
     first.record("entry-1", 0.97, False)
     cache.close()
     assert (tmp_path / "index.thresholds.json").is_file()
     second = VerifiedThreshold(0.02, prior=prior)
-    again = Cache(url, semantic=True, embedder=HashingEmbedder(), policy=second,
-                  semantic_index=index)  # fmt: skip
+    again = Cache(
+        url, semantic=SemanticSettings(embedder=HashingEmbedder(), policy=second, index=index)
+    )
     assert second.observations("entry-1") == [(0.91, True), (0.97, False)]
     again.close()

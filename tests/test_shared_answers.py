@@ -67,7 +67,7 @@ async def run_batch(tmp_path, fake, cache, bodies, url="/v1/chat/completions", p
     paths = JobPaths.beside(tmp_path / "out.jsonl")
     try:
         summary = await run_job(parse_lines(lines), paths, resolve=single_provider(provider),
-                                cache=thrifty.Cache(store=cache.store, namespace=cache.namespace),
+                                cache=thrifty.Cache(cache.store, namespace=cache.namespace),
                                 settings=settings)  # fmt: skip
     finally:
         await provider.aclose()

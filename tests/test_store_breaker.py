@@ -215,7 +215,7 @@ def test_iter_entries_is_guarded(breaker: BreakerStore, flaky: FakeFlakyStore) -
 def test_cache_over_an_open_breaker_misses_and_skips_writes_at_once(
     breaker: BreakerStore, flaky: FakeFlakyStore
 ) -> None:
-    cache = Cache(store=breaker)
+    cache = Cache(breaker)
     cache.set("k", "v")
     flaky.down = True
     fail(breaker, 3)

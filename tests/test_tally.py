@@ -6,7 +6,7 @@ import threading
 from types import SimpleNamespace
 
 import thrifty
-from thrifty.tally import HitTally
+from thrifty.cache.tally import HitTally
 
 SAVING = SimpleNamespace(tokens_in=3, tokens_out=4, cost_usd=0.25, latency_ms=2.0)
 

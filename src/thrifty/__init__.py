@@ -3,7 +3,16 @@
 from __future__ import annotations
 
 from thrifty.accounting import ModelPrice, PriceTable
-from thrifty.cache import Cache, CacheStats, Hit
+from thrifty.cache import (
+    Cache,
+    CacheStats,
+    CacheStatus,
+    CoalesceSettings,
+    Hit,
+    SemanticSettings,
+    SizeLimits,
+    WriteBehindSettings,
+)
 from thrifty.entry import Entry, Selector
 from thrifty.errors import (
     BackendError,
@@ -38,11 +47,14 @@ def __getattr__(name: str) -> object:
         return importlib.import_module("thrifty.integrations")
     raise AttributeError(f"module 'thrifty' has no attribute {name!r}")
 
+
 __all__ = [
     "BackendError",
     "BackendUnavailableError",
     "Cache",
     "CacheStats",
+    "CacheStatus",
+    "CoalesceSettings",
     "CoalesceTimeoutError",
     "ConfigError",
     "CorruptEntryError",
@@ -53,9 +65,12 @@ __all__ = [
     "ProviderError",
     "ProviderUnavailableError",
     "Selector",
+    "SemanticSettings",
+    "SizeLimits",
     "Store",
     "ThriftyError",
     "UnknownSchemeError",
+    "WriteBehindSettings",
     "__version__",
     "cached",
     "canonical_request",

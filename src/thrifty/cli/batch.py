@@ -97,13 +97,13 @@ def _open(
     """
     from thrifty.accounting.prices import PriceTable
     from thrifty.batching.runner import config_providers, local_providers
-    from thrifty.cache import Cache
-    from thrifty.coalesce import lone_process_leases
+    from thrifty.cache import Cache, CoalesceSettings
+    from thrifty.cache.coalesce import lone_process_leases
 
     if config_path is None:
         leases = lone_process_leases(cache_url)  # one batch process dedupes its own lines
-        cache = Cache(cache_url, holder=holder, shared_leases=leases)
-        return local_providers(), cache, CachePolicy()
+        coalesce = CoalesceSettings(holder=holder, shared_leases=leases)
+        return local_providers(), Cache(cache_url, coalesce=coalesce), CachePolicy()
     from thrifty.server.config import load_config
 
     config = load_config(config_path)
@@ -113,8 +113,9 @@ def _open(
         namespace=config.cache.namespace,
         ttl=config.cache.ttl,
         prices=prices,
-        holder=holder,
-        shared_leases=lone_process_leases(cache_url or config.cache.url),
+        coalesce=CoalesceSettings(
+            holder=holder, shared_leases=lone_process_leases(cache_url or config.cache.url)
+        ),
     )
     providers = config_providers(config) if config.model_list else local_providers()
     return providers, cache, CachePolicy(cache_temperature=config.cache.cache_temperature)

@@ -50,7 +50,7 @@ def _chunk_text(chunk: dict[str, Any]) -> str:
 
 
 def text_verifier(check: TextCheck) -> Callable[[Any, Any], bool]:
-    """A ``Cache(verifier=…)`` that compares the answer texts of two stored values."""
+    """A ``SemanticSettings(verifier=…)`` that compares the answer texts of two stored values."""
 
     def verify(cached: Any, fresh: Any) -> bool:
         return check(answer_text(cached), answer_text(fresh))

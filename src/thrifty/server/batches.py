@@ -27,7 +27,7 @@ from thrifty.batching.engine import BatchSettings, Outcome
 from thrifty.batching.files import BatchStore, FileStore, public
 from thrifty.batching.jobfile import ENDPOINTS, BatchRequest, parse_lines
 from thrifty.batching.runner import JobPaths, run_job
-from thrifty.cache import Cache
+from thrifty.cache import Cache, CoalesceSettings
 from thrifty.errors import JobFileError
 from thrifty.policy import CacheMode, CachePolicy
 from thrifty.server.auth import Principal
@@ -198,10 +198,10 @@ class BatchService:
             self.batches.journal_path(record["id"]),
         )
         cache = Cache(
-            store=self.gateway.cache.store,
+            self.gateway.cache.store,
             namespace=record["tenant"],
             prices=self.gateway.prices,
-            holder=f"batch-{record['id']}",
+            coalesce=CoalesceSettings(holder=f"batch-{record['id']}"),
         )
         principal = principal_for(self.gateway, record["tenant"], record.get("submitted_by", ""))
         providers = GatewayProviders(self.gateway, principal)

@@ -13,8 +13,8 @@ import contextlib
 import logging
 import time
 
-from thrifty.cache import Cache
-from thrifty.coalesce import lone_process_leases
+from thrifty.cache import Cache, CoalesceSettings, SemanticSettings, SizeLimits
+from thrifty.cache.coalesce import lone_process_leases
 from thrifty.errors import ConfigError
 from thrifty.limits import LimitBackend, open_limits
 from thrifty.server.accounting import Accountant
@@ -78,14 +78,15 @@ class Gateway:
                 settings.url,
                 namespace=settings.namespace,
                 ttl=settings.ttl,
-                max_entries=settings.max_entries,
-                max_bytes=settings.max_bytes,
+                limits=SizeLimits(settings.max_entries, settings.max_bytes),
                 prices=self.prices,
                 write_behind=True,  # a miss answers before its store write (overhead)
-                semantic=settings.semantic,
-                threshold=settings.semantic_threshold if settings.semantic else None,
-                embedder=settings.embedder if settings.semantic else None,
-                shared_leases=lone_process_leases(settings.url) if lone_process else None,
+                semantic=SemanticSettings(settings.semantic_threshold, settings.embedder)
+                if settings.semantic
+                else False,
+                coalesce=CoalesceSettings(
+                    shared_leases=lone_process_leases(settings.url) if lone_process else None
+                ),
             )
             for namespace in [
                 *settings.semantic_off,

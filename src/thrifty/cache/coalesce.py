@@ -1,4 +1,4 @@
-"""Single-flight: N identical concurrent misses cause one model call.
+"""Coalescing: N identical concurrent misses cause one model call.
 
 In one process a table of ``concurrent.futures.Future`` objects serves threads and asyncio
 tasks alike (tasks await them through ``asyncio.wrap_future``). Across processes a lease in the
@@ -9,8 +9,14 @@ take over if the lease expires, so a crashed holder blocks the rest for at most 
 from __future__ import annotations
 
 import threading
+import uuid
+from collections.abc import Iterator
 from concurrent.futures import Future
 from typing import Any
+
+from thrifty.cache.settings import CoalesceSettings
+from thrifty.cache.types import Fault
+from thrifty.store import Store
 
 
 class LeaderGone(Exception):
@@ -39,6 +45,7 @@ class SingleFlight:
             return future, True
 
     def finish(self, key: str, future: Future[Any]) -> None:
+        """Close ``key``'s flight (if ``future`` is still its flight): the next caller leads."""
         with self._lock:
             if self._calls.get(key) is future:
                 del self._calls[key]
@@ -47,7 +54,40 @@ class SingleFlight:
         return len(self._calls)
 
 
-def poll_delays(first: float = 0.005, factor: float = 1.5, cap: float = 0.1):  # type: ignore[no-untyped-def]
+class Leases:
+    """Cross-process leases in the store: one process computes a key, the others wait.
+
+    Args:
+        store: where the leases are kept.
+        settings: lease lifetime, holder name and whether leases are taken at all.
+        fault: reports a store failure (the lease is then assumed: fail-open).
+    """
+
+    def __init__(self, store: Store, settings: CoalesceSettings, fault: Fault) -> None:
+        self._store = store
+        self._fault = fault
+        self.shared = store.shared and settings.shared_leases is not False
+        """False when no other process can wait on this one: no lease is then taken."""
+        self.ttl = settings.lease_ttl
+        self.holder = settings.holder or uuid.uuid4().hex
+
+    def take(self, name: str) -> bool:
+        """Whether this cache now holds lease ``name`` (True when the store failed)."""
+        try:
+            return self._store.acquire_lease(name, self.holder, self.ttl)
+        except Exception as exc:
+            self._fault("acquire lease", exc)
+            return True  # fail-open: compute ourselves
+
+    def release(self, name: str) -> None:
+        """Give lease ``name`` back (a failure only delays the others by the lease's TTL)."""
+        try:
+            self._store.release_lease(name, self.holder)
+        except Exception as exc:
+            self._fault("release lease", exc)
+
+
+def poll_delays(first: float = 0.005, factor: float = 1.5, cap: float = 0.1) -> Iterator[float]:
     """Backoff between looks at the shared store while another process computes."""
     delay = first
     while True:

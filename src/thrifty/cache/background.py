@@ -24,6 +24,13 @@ Job = Callable[[], object]
 IDLE_EXIT_SECONDS = 30.0
 
 
+def _close_at_exit(ref: weakref.ref[BackgroundJobs]) -> None:
+    """Finish a cache's pending writes before the interpreter exits (unless it is gone)."""
+    jobs = ref()
+    if jobs is not None:
+        jobs.close()
+
+
 class BackgroundJobs:
     """Runs jobs in order on one daemon thread (started on first use, and again after a fork).
 
@@ -59,8 +66,7 @@ class BackgroundJobs:
                 thread.start()
                 if not self._at_exit:  # finish the writes before the interpreter exits
                     self._at_exit = True
-                    ref = weakref.ref(self)
-                    atexit.register(lambda: (jobs := ref()) is not None and jobs.close())
+                    atexit.register(_close_at_exit, weakref.ref(self))
 
     def _run(self) -> None:
         while True:

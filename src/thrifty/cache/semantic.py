@@ -1,0 +1,192 @@
+"""The semantic layer: answers to reworded questions, thresholds, feedback and verification.
+
+The only part of the cache that knows about semantic matching. The facade consults it through
+the small hooks of :class:`~thrifty.cache.types.Layer` after an exact miss and on every write,
+delete, invalidation and clear; the matching itself (embedder, index, guards, threshold
+policy) is :class:`~thrifty.semantic.matcher.SemanticMatcher`, imported only when a cache turns
+semantic on, so ``import thrifty`` stays light.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from thrifty import codec
+from thrifty.cache.counters import Counters
+from thrifty.cache.settings import SemanticSettings
+from thrifty.cache.types import CacheStatus, Hit
+from thrifty.entry import Entry, Selector
+from thrifty.errors import CorruptEntryError
+from thrifty.store import Store
+
+if TYPE_CHECKING:
+    from thrifty.semantic.matcher import SemanticMatcher
+
+log = logging.getLogger("thrifty.cache")
+
+#: Semantic hits remembered for feedback, and near hits awaiting verification.
+REMEMBERED_HITS = 10_000
+
+
+class SemanticLayer:
+    """Semantic lookups and request-aware writes over one store.
+
+    Args:
+        store: the backend (the matcher keeps its vector index beside it).
+        counters: where semantic hits are counted and faults reported.
+        settings: threshold, embedder, policy, guard, verifier and index folder.
+    """
+
+    blocking = True  # lookups embed text: CPU work the event loop must not do
+
+    def __init__(self, store: Store, counters: Counters, settings: SemanticSettings) -> None:
+        from thrifty.semantic.matcher import build_matcher
+
+        self._store = store
+        self._counters = counters
+        self.matcher: SemanticMatcher = build_matcher(
+            store,
+            settings.embedder,
+            settings.threshold,
+            settings.policy,
+            settings.guard,
+            settings.index,
+        )
+        self._verifier = settings.verifier
+        self._lock = threading.Lock()  # guards the two tables below, per cache
+        self._served: OrderedDict[str, tuple[str, float]] = OrderedDict()
+        self._verifying: OrderedDict[str, tuple[str, float, Any]] = OrderedDict()
+        #: Namespaces (or tenants: the part before ``/``) where semantic matching is off.
+        self.off: frozenset[str] = frozenset()
+
+    # ------------------------------------------------------------ switches
+    def set_enabled(self, namespace: str, enabled: bool) -> None:
+        """Turn matching on or off for a namespace, or a whole tenant."""
+        off = set(self.off)
+        if enabled:
+            off.discard(namespace)
+        else:
+            off.add(namespace)
+        self.off = frozenset(off)
+
+    def enabled(self, namespace: str) -> bool:
+        """True when semantic matching applies to ``namespace``."""
+        off = self.off
+        return not off or (namespace not in off and namespace.split("/", 1)[0] not in off)
+
+    # ------------------------------------------------------------ layer hooks
+    def lookup(self, key: str, request: Mapping[str, Any], kind: str, namespace: str) -> Hit | None:
+        if not self.enabled(namespace):
+            return None
+        try:
+            query = self.matcher.query(request, namespace, kind)
+            match = None if query is None else self.matcher.find(query)
+        except Exception as exc:  # fail-open: a broken embedder or index is a miss
+            self._counters.fault("semantic lookup", exc)
+            return None
+        if match is None:
+            return None
+        entry = match.entry
+        try:
+            value = codec.decode(entry.value)
+        except CorruptEntryError as exc:
+            log.warning("dropping corrupt cache entry %s: %s", entry.key[:16], exc)
+            self._drop(entry.key)
+            return None
+        if match.verify:  # the policy wants the model asked: a miss, compared when stored
+            self._remember(self._verifying, key, (entry.key, match.similarity, value))
+            return None
+        hit_id = uuid.uuid4().hex
+        self._remember(self._served, hit_id, (entry.key, match.similarity))
+        self._remember(self._served, key, (entry.key, match.similarity))
+        self._counters.count(
+            namespace,
+            semantic_hits=1,
+            tokens_saved=entry.tokens_in + entry.tokens_out,
+            usd_saved=entry.cost_usd,
+            latency_saved_ms=entry.latency_ms,
+        )
+        return Hit(value, entry, CacheStatus.SEMANTIC_HIT, match.similarity, hit_id)
+
+    def prepare(self, entry: Entry, request: Mapping[str, Any], kind: str, value: Any) -> None:
+        """Attach the entry's embedding record; settle a verification that waited for it."""
+        if not self.enabled(entry.namespace):
+            return
+        try:
+            query = self.matcher.query(request, entry.namespace, kind)
+            if query is not None:
+                self.matcher.attach(entry, query)
+        except Exception as exc:  # fail-open: stored, but only for exact lookups
+            self._counters.fault("semantic embed", exc)
+        with self._lock:
+            pending = self._verifying.pop(entry.key, None)
+        if pending is not None:
+            cached_key, similarity, cached_value = pending
+            try:
+                correct = bool(self.verifier()(cached_value, value))
+            except Exception as exc:
+                self._counters.fault("semantic verifier", exc)
+            else:
+                self.matcher.policy.record(cached_key, similarity, correct)
+
+    def commit(self, entries: list[Entry]) -> None:
+        for entry in entries:
+            if entry.semantic is not None:
+                self._guarded("semantic index", self.matcher.indexed, entry)
+
+    def delete(self, key: str) -> None:
+        self.matcher.forget(key)
+
+    def invalidated(self, selector: Selector) -> None:
+        # the index forgets them (and a purged user's text) now
+        self._guarded("semantic invalidate", self.matcher.invalidated, selector)
+
+    def clear(self) -> None:
+        self.matcher.clear()
+
+    def close(self) -> None:
+        self.matcher.close()
+
+    # ------------------------------------------------------------ feedback
+    def feedback(self, ident: str, correct: bool, similarity: float | None = None) -> bool:
+        """Tell the threshold policy whether a hit was right; False when it is unknown."""
+        served = self._served.get(ident)
+        if served is None:
+            if similarity is None:
+                return False
+            served = (ident, similarity)
+        self.matcher.policy.record(served[0], served[1], correct)
+        return True
+
+    def verifier(self) -> Callable[[Any, Any], bool]:
+        """The caller's verifier, else: the two answers' texts are equal after normalizing,
+        or their embeddings (with this cache's embedder) have cosine ≥ 0.9."""
+        if self._verifier is None:
+            from thrifty.semantic.thresholds import embedding_match
+            from thrifty.semantic.verify import text_verifier
+
+            self._verifier = text_verifier(embedding_match(self.matcher.embedder.embed))
+        return self._verifier
+
+    # ------------------------------------------------------------ helpers
+    def _remember(self, table: OrderedDict[str, Any], key: str, value: Any) -> None:
+        with self._lock:
+            table[key] = value
+            table.move_to_end(key)
+            while len(table) > REMEMBERED_HITS:
+                table.popitem(last=False)
+
+    def _drop(self, key: str) -> None:
+        self.matcher.forget(key)
+        self._guarded("delete", self._store.delete, key)
+
+    def _guarded(self, operation: str, fn: Callable[..., Any], *args: Any) -> None:
+        try:
+            fn(*args)
+        except Exception as exc:
+            self._counters.fault(operation, exc)
