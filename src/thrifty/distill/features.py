@@ -9,7 +9,7 @@ the lexical block scaled by ``lexical_weight`` so neither drowns the other.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -41,7 +41,12 @@ class Featurizer:
 
     def config(self) -> dict[str, Any]:
         """The settings that rebuild this featurizer (stored in a model dir)."""
-        return {k: v for k, v in asdict(self).items() if not k.startswith("_")}
+        # Not dataclasses.asdict: it would deep-copy the loaded embedder (and its lock).
+        return {
+            "embedder": self.embedder,
+            "lexical_dim": self.lexical_dim,
+            "lexical_weight": self.lexical_weight,
+        }
 
     def use_embedder(self, embedder: Embedder) -> None:
         """Share an embedder already loaded (the gateway's, a benchmark's), not a new one."""
