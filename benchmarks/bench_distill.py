@@ -39,6 +39,8 @@ import numpy as np
 
 from thrifty.distill import Featurizer, OnlineDistiller, StudentConfig
 from thrifty.distill.training import fit_rows
+from thrifty.semantic.base import Embedder
+from thrifty.semantic.embedder import make_embedder
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 CACHE = Path.home() / ".cache" / "thrifty" / "bench_distill"
@@ -110,7 +112,7 @@ def warm_start(featurizer: Featurizer, target: float) -> None:
         x_train, x_test = rows_of(featurizer, train_texts), rows_of(featurizer, test_texts)
         gold = np.asarray(test_y, dtype=object)
         for name, options in POLICIES.items():
-            config = StudentConfig(target_agreement=target, **options)  # type: ignore[arg-type]
+            config = StudentConfig(target_agreement=target, **options)
             t0 = time.perf_counter()
             student = fit_rows(x_train, train_y, featurizer, config)
             fit_s = time.perf_counter() - t0
@@ -219,7 +221,7 @@ def online(
     print("|---|---|---|---|---|---|---|---|---|---|")
     policies: dict[str, StudentConfig | None] = {"no student (teacher only)": None}
     for name, options in POLICIES.items():
-        policies[name] = StudentConfig(target_agreement=target, **options)  # type: ignore[arg-type]
+        policies[name] = StudentConfig(target_agreement=target, **options)
     if only:
         policies = {k: v for k, v in policies.items() if any(o in k for o in only)}
     for seed in seeds:
@@ -263,8 +265,7 @@ def latency(featurizer: Featurizer, target: float, n: int) -> None:
     )
 
 
-def _fresh_embedder(name: str) -> object:
-    from thrifty.semantic.embedder import make_embedder
+def _fresh_embedder(name: str) -> Embedder:
 
     return make_embedder(name, cache_size=0)
 
@@ -274,7 +275,12 @@ def main() -> None:
     parser.add_argument("--only", choices=("warm", "online", "latency"))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--target", type=float, default=0.97, help="warm start gate target")
-    parser.add_argument("--online-target", type=float, default=0.96)
+    parser.add_argument(
+        "--online-target",
+        type=float,
+        default=0.90,
+        help="online gate target (0.90 chosen on the dev stream)",
+    )
     parser.add_argument("--retrain-every", type=int, default=50)
     parser.add_argument("--latency-n", type=int, default=300)
     parser.add_argument("--embedder", default="minilm")

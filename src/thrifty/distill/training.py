@@ -10,7 +10,7 @@ the teacher has answered only a few hundred requests (the online cold start).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -18,6 +18,7 @@ import numpy as np
 from thrifty.distill.features import Featurizer
 from thrifty.distill.gate import Gate, calibrate, confidence, coverage_curve
 from thrifty.distill.heads import Head, fit_temperature, make_head
+from thrifty.distill.student import Student
 from thrifty.errors import ConfigError
 
 
@@ -81,14 +82,12 @@ def out_of_fold(
 
 def fit_rows(
     x: np.ndarray, answers: Sequence[str], featurizer: Featurizer, config: StudentConfig
-) -> Any:
+) -> Student:
     """A trained :class:`~thrifty.distill.student.Student` from feature rows already computed.
 
     Raises:
         ConfigError: fewer than two pairs, or rows and answers of different lengths.
     """
-    from thrifty.distill.student import Student
-
     if len(answers) != len(x):
         raise ConfigError(f"{len(x)} feature rows for {len(answers)} answers")
     if len(answers) < 2:
@@ -123,8 +122,6 @@ def fit_rows(
 
 
 def _with_folds(config: StudentConfig, folds: int) -> StudentConfig:
-    from dataclasses import replace
-
     return replace(config, folds=max(2, folds))
 
 
@@ -134,7 +131,7 @@ def train_student(
     *,
     featurizer: Featurizer | None = None,
     config: StudentConfig | None = None,
-) -> Any:
+) -> Student:
     """A student trained on teacher pairs, its gate calibrated to ``config.target_agreement``."""
     featurizer = featurizer or Featurizer()
     return fit_rows(featurizer.transform(texts), answers, featurizer, config or StudentConfig())
