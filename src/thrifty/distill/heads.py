@@ -21,6 +21,16 @@ import numpy as np
 from thrifty.errors import ConfigError
 
 NEG_INF = float("-inf")
+#: Batches up to this many rows are multiplied without BLAS (see :func:`_matmul`).
+SMALL_BATCH = 8
+
+
+def _matmul_t(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """``x @ w.T``; for one request at a time through einsum, not BLAS: OpenBLAS threads waking
+    beside onnxruntime's spinning ones cost milliseconds on 2 cores (see routing/scorers.py)."""
+    if len(x) <= SMALL_BATCH:
+        return np.einsum("ij,kj->ik", x, w)
+    return x @ w.T
 
 
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
@@ -133,7 +143,7 @@ class LogisticHead(Head):
         self._b = _full_rows(intercept, classes, n_classes, NEG_INF)
 
     def logits(self, x: np.ndarray) -> np.ndarray:
-        return x @ self._w.T + self._b
+        return _matmul_t(x, self._w) + self._b
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {"w": self._w, "b": self._b}
@@ -185,7 +195,7 @@ class RidgeHead(Head):
         self._b = np.where(seen, b, NEG_INF).astype(np.float32)
 
     def logits(self, x: np.ndarray) -> np.ndarray:
-        return x @ self._w.T + self._b
+        return _matmul_t(x, self._w) + self._b
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {"w": self._w, "b": self._b}
@@ -243,9 +253,9 @@ class MLPHead(Head):
 
     def logits(self, x: np.ndarray) -> np.ndarray:
         for w, b in self._layers[:-1]:
-            x = np.maximum(x @ w + b, 0)
+            x = np.maximum(_matmul_t(x, w.T) + b, 0)
         w, b = self._layers[-1]
-        return x @ w + b
+        return _matmul_t(x, w.T) + b
 
     def arrays(self) -> dict[str, np.ndarray]:
         out = {}
@@ -295,7 +305,7 @@ class KNNHead(Head):
 
     def _votes(self, x: np.ndarray) -> np.ndarray:
         x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-        sims = x.astype(np.float32) @ self._x.T
+        sims = _matmul_t(x.astype(np.float32), self._x)
         k = min(self.k, sims.shape[1])
         top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
         weights = np.exp((np.take_along_axis(sims, top, axis=1) - 1.0) / self.tau)
