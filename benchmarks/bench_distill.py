@@ -44,11 +44,11 @@ from thrifty.semantic.embedder import make_embedder
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 CACHE = Path.home() / ".cache" / "thrifty" / "bench_distill"
-#: Students compared everywhere: (name, config). Declared once.
-POLICIES: dict[str, dict[str, object]] = {
-    "margin (ridge)": {"heads": ("ridge",), "score": "margin"},
-    "committee (ridge+knn)": {"heads": ("ridge", "knn"), "score": "committee"},
-    "kNN (OCaTS-style)": {"heads": ("knn",), "score": "prob"},
+#: Students compared everywhere: name -> (heads, confidence score). Declared once.
+POLICIES: dict[str, tuple[tuple[str, ...], str]] = {
+    "margin (ridge)": (("ridge",), "margin"),
+    "committee (ridge+knn)": (("ridge", "knn"), "committee"),
+    "kNN (OCaTS-style)": (("knn",), "prob"),
 }
 
 
@@ -111,8 +111,8 @@ def warm_start(featurizer: Featurizer, target: float) -> None:
         test_texts, test_y = load("test")
         x_train, x_test = rows_of(featurizer, train_texts), rows_of(featurizer, test_texts)
         gold = np.asarray(test_y, dtype=object)
-        for name, options in POLICIES.items():
-            config = StudentConfig(target_agreement=target, **options)
+        for name, (heads, score) in POLICIES.items():
+            config = StudentConfig(heads=heads, score=score, target_agreement=target)
             t0 = time.perf_counter()
             student = fit_rows(x_train, train_y, featurizer, config)
             fit_s = time.perf_counter() - t0
@@ -220,8 +220,8 @@ def online(
     )
     print("|---|---|---|---|---|---|---|---|---|---|")
     policies: dict[str, StudentConfig | None] = {"no student (teacher only)": None}
-    for name, options in POLICIES.items():
-        policies[name] = StudentConfig(target_agreement=target, **options)
+    for name, (heads, score) in POLICIES.items():
+        policies[name] = StudentConfig(heads=heads, score=score, target_agreement=target)
     if only:
         policies = {k: v for k, v in policies.items() if any(o in k for o in only)}
     for seed in seeds:
