@@ -85,7 +85,7 @@ def train(
     info = student.info
     Console().print(
         f"trained a {'+'.join(heads)} student on {info['pairs']:,} pairs ({info['classes']:,} "
-        f"answers): bar {student.gate.threshold:.3f}; held out, it answers "
+        f"answers): bar {student.gate.threshold:.4f}; held out, it answers "
         f"{info['held_out_coverage']:.1%} at {info['held_out_agreement']:.1%} agreement "
         f"(target {target_agreement:.0%}) -> {output}",
         highlight=False,
@@ -200,13 +200,13 @@ def _print_table(report: EvalReport, model_dir: Path, data: Path) -> None:
     rows = {id(p): p for p in report.curve[::step]}
     for point in sorted(rows.values(), key=lambda p: -p.threshold):
         table.add_row(
-            f"{point.threshold:.3f}",
+            f"{point.threshold:.4f}",
             f"{point.coverage:.1%}",
             f"{point.agreement:.1%}",
             f"{point.answered:,}",
         )
     table.add_row(
-        f"{report.threshold:.3f}",
+        f"{report.threshold:.4f}",
         f"{report.coverage:.1%}",
         f"{report.agreement:.1%}",
         f"{report.teacher_calls_saved:,}",
@@ -215,7 +215,7 @@ def _print_table(report: EvalReport, model_dir: Path, data: Path) -> None:
     console = Console()
     console.print(table)
     console.print(
-        f"student (bar {report.threshold:.3f}): coverage {report.coverage:.1%}, "
+        f"student (bar {report.threshold:.4f}): coverage {report.coverage:.1%}, "
         f"agreement with the teacher {report.agreement:.1%}, teacher calls saved "
         f"{report.teacher_calls_saved:,} of {report.pairs:,}",
         highlight=False,
