@@ -17,7 +17,15 @@ app = typer.Typer(
 )
 
 # Subcommand modules under thrifty.cli, registered in this order (declared once, as data).
-COMMAND_MODULES: tuple[str, ...] = ("demo", "stats", "cache_cmd", "serve", "batch", "route")
+COMMAND_MODULES: tuple[str, ...] = (
+    "demo",
+    "stats",
+    "cache_cmd",
+    "serve",
+    "batch",
+    "route",
+    "distill",
+)
 
 for _name in COMMAND_MODULES:
     importlib.import_module(f"thrifty.cli.{_name}").register(app)
