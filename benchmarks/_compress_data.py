@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from thrifty.semantic.base import Embedder
+from thrifty.compression import Compressor
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "rag"
 NQ_FILE = DATA / "nq_open_oracle.jsonl.gz"
@@ -63,7 +63,15 @@ def _require(path: Path) -> None:
         raise SystemExit(f"benchmark data missing: {path} (see shared/data/README.md)")
 
 
-def load_nq(embedder: Embedder) -> list[Case]:
+def document_vectors(compressor: Compressor, texts: list[str]) -> np.ndarray:
+    """One vector per document: the normalized mean of its sentences' vectors, from the same
+    analyses the compressor caches (embedding whole passages again would double the work)."""
+    rows = [a.vectors.mean(axis=0) for a in compressor.analyses(texts)]
+    vectors = np.asarray(rows, dtype=np.float32)
+    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+
+
+def load_nq(compressor: Compressor) -> list[Case]:
     """Every NQ question with a 20-passage context (gold + 19 hard distractors)."""
     _require(NQ_FILE)
     with gzip.open(NQ_FILE, "rt") as fh:
@@ -71,7 +79,7 @@ def load_nq(embedder: Embedder) -> list[Case]:
     passages = [next(c for c in r["ctxs"] if c.get("isgold")) for r in rows]
     texts = [p["text"] for p in passages]
     questions = [r["question"] for r in rows]
-    sims = embedder.embed(questions) @ embedder.embed(texts).T
+    sims = compressor.embedder.embed(questions) @ document_vectors(compressor, texts).T
     normalized = [normalize(t) for t in texts]
     cases = []
     for i, row in enumerate(rows):
@@ -91,7 +99,7 @@ def load_nq(embedder: Embedder) -> list[Case]:
     return cases
 
 
-def load_squad(embedder: Embedder) -> list[Case]:
+def load_squad(compressor: Compressor) -> list[Case]:
     """Every SQuAD question with its paragraph among the article's four most similar to it."""
     _require(SQUAD_FILE)
     with gzip.open(SQUAD_FILE, "rt") as fh:
@@ -99,11 +107,13 @@ def load_squad(embedder: Embedder) -> list[Case]:
     cases = []
     for article in articles:
         paragraphs = [p["context"] for p in article["paragraphs"]]
-        vectors = embedder.embed(paragraphs)
+        vectors = document_vectors(compressor, paragraphs)
         for k, para in enumerate(article["paragraphs"]):
             for qa in para["qas"]:
+                if not qa["answers"]:
+                    continue
                 answer = qa["answers"][0]
-                sims = vectors @ embedder.embed_one(qa["question"])
+                sims = vectors @ compressor.embedder.embed_one(qa["question"])
                 ranked = [j for j in np.argsort(-sims, kind="stable").tolist() if j != k]
                 others = ranked[: SQUAD_DOCS - 1]
                 gold = _position(qa["question"], SQUAD_DOCS)

@@ -16,6 +16,7 @@ seen before, the question still embedded).
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import itertools
 import statistics
@@ -37,6 +38,9 @@ from thrifty.compression.lexical import bm25, terms
 from thrifty.compression.scoring import Units, score
 from thrifty.compression.select import select
 from thrifty.semantic.embedder import MiniLMEmbedder
+from thrifty.store import open_store
+
+OUT = Path(__file__).resolve().parent / "out"
 
 RATIOS = (0.4, 0.2)
 METHODS = ("thrifty", "EmbeddingsFilter", "BM25 only", "random")
@@ -189,12 +193,12 @@ def report(sets: dict[str, dict[str, list[Prepared]]], compressor: Compressor, l
         for ratio in RATIOS:
             threshold = tune_threshold(splits["dev"], ratio)
             fns: dict[str, Callable[[Prepared], tuple[bool, int]]] = {
-                "thrifty": lambda p, r=ratio: ours(p, r, compressor),
-                f"EmbeddingsFilter (t={threshold:.3f})": lambda p, t=threshold: embeddings_filter(
-                    p, t, lc
+                "thrifty": functools.partial(ours, ratio=ratio, compressor=compressor),
+                f"EmbeddingsFilter (t={threshold:.3f})": functools.partial(
+                    embeddings_filter, threshold=threshold, lc=lc
                 ),
-                "BM25 only": lambda p, r=ratio: bm25_only(p, r),
-                "random": lambda p, r=ratio: random_units(p, r),
+                "BM25 only": functools.partial(bm25_only, ratio=ratio),
+                "random": functools.partial(random_units, ratio=ratio),
             }
             for method, fn in fns.items():
                 m = run_method(splits["test"], fn)
@@ -275,11 +279,18 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=300, help="questions per set and split")
     parser.add_argument("--timing", type=int, default=40, help="contexts timed cold and warm")
     parser.add_argument("--tune", action="store_true", help="grid the weights on dev and stop")
+    parser.add_argument(
+        "--store",
+        default=f"sqlite:///{OUT / 'compress_docs.db'}",
+        help="thrifty store that keeps document analyses between runs ('' for memory only)",
+    )
     args = parser.parse_args()
     started = time.perf_counter()
     embedder = MiniLMEmbedder(cache_size=200_000)
-    compressor = Compressor(embedder, cache=DocumentCache(max_bytes=1 << 30))
-    loaded = {"NQ": load_nq(embedder), "SQuAD": load_squad(embedder)}
+    OUT.mkdir(parents=True, exist_ok=True)
+    store = open_store(args.store) if args.store else None
+    compressor = Compressor(embedder, cache=DocumentCache(max_bytes=1 << 30, store=store))
+    loaded = {"NQ": load_nq(compressor), "SQuAD": load_squad(compressor)}
     sets: dict[str, dict[str, list[Prepared]]] = {}
     for name, cases in loaded.items():
         by_split: dict[str, list[Case]] = {"dev": [], "test": []}

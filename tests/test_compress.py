@@ -4,6 +4,8 @@ about the mechanics (tests/test_compress_minilm.py runs the real model)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 import thrifty
@@ -92,7 +94,11 @@ def test_a_string_context_gives_its_kept_text(compressor: Compressor) -> None:
 
 
 def test_documents_keep_their_ids_and_dropped_units_are_located(compressor: Compressor) -> None:
-    context = [{"id": "doc:1", "text": TOWER}, {"id": 2, "text": FRUIT}, ROME]
+    context: list[str | dict[str, Any]] = [
+        {"id": "doc:1", "text": TOWER},
+        {"id": 2, "text": FRUIT},
+        ROME,
+    ]
     result = compressor.compress(QUESTION, context, ratio=0.3, min_tokens=0)
     assert [d.id for d in result.documents] == ["doc:1", "2", None]
     texts = [TOWER, FRUIT, ROME]
@@ -148,9 +154,9 @@ def test_a_document_that_is_not_text_is_a_config_error(compressor: Compressor) -
 
 
 def test_thrifty_compress_is_the_public_entry_point() -> None:
-    result = thrifty.compress(
+    assert thrifty.compress is thrifty.compression.compress
+    result = thrifty.compression.compress(
         QUESTION, [TOWER, FRUIT], ratio=0.5, min_tokens=0, embedder=HashingEmbedder()
     )
     assert isinstance(result, Compressed)
     assert result.tokens_after < result.tokens_before
-    assert thrifty.compress is thrifty.compression.compress

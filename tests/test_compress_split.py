@@ -47,7 +47,9 @@ def test_a_fenced_code_block_is_one_unit() -> None:
 
 
 def test_each_table_row_is_one_unit() -> None:
-    text = "The prices follow.\n| item | price. Note |\n|---|---|\n| tea. Green | 3.50 |\nThat is all."
+    text = (
+        "The prices follow.\n| item | price. Note |\n|---|---|\n| tea. Green | 3.50 |\nThat is all."
+    )
     assert units(text) == [
         "The prices follow.",
         "| item | price. Note |",
@@ -58,7 +60,9 @@ def test_each_table_row_is_one_unit() -> None:
 
 
 def test_list_items_and_headings_start_units_but_wrapped_lines_do_not() -> None:
-    text = "# Title\nA sentence that wraps\nonto a second line. And another.\n1. First item.\n- Bullet"
+    text = (
+        "# Title\nA sentence that wraps\nonto a second line. And another.\n1. First item.\n- Bullet"
+    )
     assert units(text) == [
         "# Title",
         "A sentence that wraps\nonto a second line.",
@@ -84,7 +88,7 @@ _END = st.sampled_from([". ", "! ", "? ", ".\n", "\n\n", ". | a. B | 1.5 |\n"])
 def test_units_cover_the_text_in_order_and_never_cut_a_number(parts) -> None:
     text = "".join(s + e for s, e in parts)
     spans = split_sentences(text)
-    covered = set()
+    covered: set[int] = set()
     last = 0
     for a, b in spans:
         assert last <= a < b
