@@ -60,20 +60,19 @@ def score(
         best = float(lexical.max()) if len(lexical) else 0.0
         if best > 0.0:
             base = base + w.lexical * (lexical / best)
-    out = base.copy()
-    bounds = units.bounds
-    for j in range(len(bounds) - 1):
-        lo, hi = int(bounds[j]), int(bounds[j + 1])
-        if hi <= lo:
-            continue
-        doc = base[lo:hi]
-        if w.neighbour and hi - lo > 1:
-            near = np.empty_like(doc)
-            near[0] = doc[1]
-            near[-1] = doc[-2]
-            if hi - lo > 2:
-                near[1:-1] = np.maximum(doc[:-2], doc[2:])
-            out[lo:hi] += w.neighbour * near
-        if w.document:
-            out[lo:hi] += w.document * float(doc.max())
-    return out
+    counts = np.diff(units.bounds)
+    full = counts > 0
+    if w.neighbour and len(base) > 1:
+        doc = np.repeat(np.arange(len(counts)), counts)
+        same = doc[1:] == doc[:-1]
+        near = np.full_like(base, -np.inf)
+        near[:-1] = np.where(same, base[1:], -np.inf)
+        near[1:] = np.maximum(near[1:], np.where(same, base[:-1], -np.inf))
+        near[np.isinf(near)] = 0.0  # a document of one unit has no neighbour
+        base_near = base + w.neighbour * near
+    else:
+        base_near = base
+    if w.document and full.any():
+        best = np.maximum.reduceat(base, units.bounds[:-1][full])
+        return base_near + w.document * np.repeat(best, counts[full])
+    return base_near
