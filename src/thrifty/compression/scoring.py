@@ -73,6 +73,6 @@ def score(
     else:
         base_near = base
     if w.document and full.any():
-        best = np.maximum.reduceat(base, units.bounds[:-1][full])
-        return base_near + w.document * np.repeat(best, counts[full])
+        tops = np.maximum.reduceat(base, units.bounds[:-1][full])
+        return base_near + w.document * np.repeat(tops, counts[full])
     return base_near
