@@ -153,7 +153,8 @@ class LangChainEmbeddings:
 
 
 def embeddings_filter(p: Prepared, threshold: float, lc: LangChainEmbeddings) -> tuple[bool, int]:
-    """LangChain's EmbeddingsFilter over the same units, as documents."""
+    """LangChain's EmbeddingsFilter over the same units, as documents (``k=None``: its default
+    of 20 would cap the kept units below the ratio being compared)."""
     from langchain_classic.retrievers.document_compressors import EmbeddingsFilter
     from langchain_core.documents import Document
 
@@ -162,7 +163,7 @@ def embeddings_filter(p: Prepared, threshold: float, lc: LangChainEmbeddings) ->
         for i, (j, s, e) in enumerate(p.spans)
     ]
     kept = EmbeddingsFilter(
-        embeddings=lc.embeddings, similarity_threshold=threshold
+        embeddings=lc.embeddings, similarity_threshold=threshold, k=None
     ).compress_documents(units, p.case.question)
     keep = np.zeros(len(p.spans), dtype=bool)
     keep[[d.metadata["unit"] for d in kept]] = True
