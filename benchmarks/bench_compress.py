@@ -153,8 +153,9 @@ class LangChainEmbeddings:
 
 
 def embeddings_filter(p: Prepared, threshold: float, lc: LangChainEmbeddings) -> tuple[bool, int]:
-    """LangChain's EmbeddingsFilter over the same units, as documents (``k=None``: its default
-    of 20 would cap the kept units below the ratio being compared)."""
+    """LangChain's EmbeddingsFilter over the same units, as documents, ``k`` set to all of them
+    (its default 20 caps the kept units below the ratio compared, and ``k=None`` is read as
+    that default in langchain-classic 1.0.8)."""
     from langchain_classic.retrievers.document_compressors import EmbeddingsFilter
     from langchain_core.documents import Document
 
@@ -163,7 +164,7 @@ def embeddings_filter(p: Prepared, threshold: float, lc: LangChainEmbeddings) ->
         for i, (j, s, e) in enumerate(p.spans)
     ]
     kept = EmbeddingsFilter(
-        embeddings=lc.embeddings, similarity_threshold=threshold, k=None
+        embeddings=lc.embeddings, similarity_threshold=threshold, k=len(units)
     ).compress_documents(units, p.case.question)
     keep = np.zeros(len(p.spans), dtype=bool)
     keep[[d.metadata["unit"] for d in kept]] = True
