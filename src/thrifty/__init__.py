@@ -39,6 +39,7 @@ def __getattr__(name: str) -> object:
         return importlib.import_module("thrifty.integrations")
     raise AttributeError(f"module 'thrifty' has no attribute {name!r}")
 
+
 __all__ = [
     "BackendError",
     "BackendUnavailableError",
