@@ -35,6 +35,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "wrap": "thrifty.integrations.openai",
     "cached": "thrifty.integrations.model",
+    "compress": "thrifty.compression",
 }
 
 
@@ -74,6 +75,7 @@ __all__ = [
     "__version__",
     "cached",
     "canonical_request",
+    "compress",
     "open_store",
     "request_key",
     "wrap",

@@ -1,0 +1,79 @@
+"""How much each unit of a context matters to the question.
+
+A unit's score is its embedding's cosine to the question plus a share of its BM25 score
+(normalized to the context's best): the embedder finds paraphrases, BM25 finds the rare names
+and numbers an embedding blurs. Then context: a share of the better neighbour's score (a
+sentence that follows the answer often carries its subject, "He won it in 1901") and a share of
+its document's best score (a sentence in the passage that is about the question outranks the
+same words in a distractor). The weights were tuned on the dev splits of two sets, NQ and SQuAD
+(benchmarks/bench_compress.py --tune: best mean answer survival over both sets at ratios 0.4 and
+0.2), not on the test splits reported in benchmarks/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from thrifty.compression.lexical import bm25
+
+
+@dataclass(frozen=True, slots=True)
+class Weights:
+    """The knobs of scoring and selection (an object, so a tuned set travels as one value)."""
+
+    lexical: float = 0.5
+    """Weight of the BM25 score (scaled to 1 at the context's best unit) beside the cosine."""
+    neighbour: float = 0.2
+    """Share of the better same-document neighbour's score added to a unit's."""
+    document: float = 0.5
+    """Share of the unit's document's best score added to it."""
+    redundancy: float = 0.95
+    """Cosine to an already kept unit above which a unit is dropped as a repeat."""
+
+
+@dataclass(frozen=True, slots=True)
+class Units:
+    """The units of every document of a context, concatenated in document order."""
+
+    vectors: np.ndarray
+    """``(n, dim)`` unit embeddings."""
+    terms: Sequence[Counter[str]]
+    """BM25 term counts per unit."""
+    lengths: np.ndarray
+    """Terms per unit."""
+    tokens: np.ndarray
+    """tiktoken count per unit."""
+    bounds: np.ndarray
+    """``(documents + 1,)`` offsets: document ``j`` holds units ``bounds[j]:bounds[j+1]``."""
+
+
+def score(
+    question: np.ndarray, question_terms: Counter[str], units: Units, w: Weights
+) -> np.ndarray:
+    """The score of every unit (higher: keep first)."""
+    base = units.vectors @ question
+    if w.lexical:
+        lexical = bm25(question_terms, units.terms, units.lengths)
+        best = float(lexical.max()) if len(lexical) else 0.0
+        if best > 0.0:
+            base = base + w.lexical * (lexical / best)
+    counts = np.diff(units.bounds)
+    full = counts > 0
+    if w.neighbour and len(base) > 1:
+        doc = np.repeat(np.arange(len(counts)), counts)
+        same = doc[1:] == doc[:-1]
+        near = np.full_like(base, -np.inf)
+        near[:-1] = np.where(same, base[1:], -np.inf)
+        near[1:] = np.maximum(near[1:], np.where(same, base[:-1], -np.inf))
+        near[np.isinf(near)] = 0.0  # a document of one unit has no neighbour
+        base_near = base + w.neighbour * near
+    else:
+        base_near = base
+    if w.document and full.any():
+        tops = np.maximum.reduceat(base, units.bounds[:-1][full])
+        return base_near + w.document * np.repeat(tops, counts[full])
+    return base_near
