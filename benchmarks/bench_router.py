@@ -94,8 +94,10 @@ def decision_latency(router: LearnedRouter, texts: list[str]) -> dict[str, float
         started = time.perf_counter()
         route.decide({"messages": [{"role": "user", "content": text}]})
         times.append((time.perf_counter() - started) * 1000)
-    return {"p50": round(float(np.percentile(times, 50)), 2),
-            "p99": round(float(np.percentile(times, 99)), 2)}
+    return {
+        "p50": round(float(np.percentile(times, 50)), 2),
+        "p99": round(float(np.percentile(times, 99)), 2),
+    }
 
 
 def run_cheap(args: argparse.Namespace, per_class: int, data: dict) -> dict:
@@ -103,17 +105,18 @@ def run_cheap(args: argparse.Namespace, per_class: int, data: dict) -> dict:
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
 
-    x_train, y_train, x_test, y_test = (data[k] for k in ("x_train", "y_train", "x_test",
-                                                          "y_test"))
+    x_train, y_train, x_test, y_test = (data[k] for k in ("x_train", "y_train", "x_test", "y_test"))
     e_train, e_test = data["e_train"], data["e_test"]
     strong_ok_train, strong_ok_test = data["strong_ok_train"], data["strong_ok_test"]
     sliced = slice_per_class(list(y_train), per_class, args.seed)
     rest = np.setdiff1d(np.arange(len(x_train)), sliced)
     tfidf = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=1)
     cheap = LogisticRegression(C=10.0, max_iter=2000).fit(
-        tfidf.fit_transform([x_train[i] for i in sliced]), y_train[sliced])
-    cheap_ok_rest = (cheap.predict(tfidf.transform([x_train[i] for i in rest]))
-                     == y_train[rest]).astype(float)
+        tfidf.fit_transform([x_train[i] for i in sliced]), y_train[sliced]
+    )
+    cheap_ok_rest = (
+        cheap.predict(tfidf.transform([x_train[i] for i in rest])) == y_train[rest]
+    ).astype(float)
     cheap_ok_test = (cheap.predict(tfidf.transform(x_test)) == y_test).astype(float)
     strong_only, cheap_only = float(strong_ok_test.mean()), float(cheap_ok_test.mean())
     if args.write_outcomes:  # the same outcomes as files for `thrifty route train / eval`
@@ -123,9 +126,12 @@ def run_cheap(args: argparse.Namespace, per_class: int, data: dict) -> dict:
         ):
             path = args.write_outcomes / f"{args.task}_cheap{per_class}_{split}.jsonl"
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text("".join(
-                json.dumps({"prompt": t, "cheap_ok": bool(c), "strong_ok": bool(g)}) + "\n"
-                for t, c, g in zip(rows, cheap_ok, strong_ok, strict=True)))
+            path.write_text(
+                "".join(
+                    json.dumps({"prompt": t, "cheap_ok": bool(c), "strong_ok": bool(g)}) + "\n"
+                    for t, c, g in zip(rows, cheap_ok, strong_ok, strict=True)
+                )
+            )
     prices = PriceTable({})
     ratio = prices.cost("gpt-4o-mini", 1000, 200) / prices.cost("gpt-4o", 1000, 200)
 
@@ -136,26 +142,34 @@ def run_cheap(args: argparse.Namespace, per_class: int, data: dict) -> dict:
     routers, p_test, calibrated = {}, {}, {}
     for kind in KINDS:
         started = time.perf_counter()
-        router = train_router(e_train[rest], cheap_ok_rest, strong_ok_train[rest], kind=kind,
-                              target_strong_share=args.target_share, seed=args.seed)
+        router = train_router(
+            e_train[rest],
+            cheap_ok_rest,
+            strong_ok_train[rest],
+            kind=kind,
+            target_strong_share=args.target_share,
+            seed=args.seed,
+        )
         seconds = time.perf_counter() - started
         routers[kind] = router
         p_test[kind] = router.probability(e_test)
         calibrated[kind] = {"fit_seconds": round(seconds, 2), "info": router.info}
         for label, threshold in (
             (f"target_share_{args.target_share}", router.threshold),
-            (f"target_quality_{args.target_quality}",
-             router.retarget(quality=args.target_quality).threshold),
+            (
+                f"target_quality_{args.target_quality}",
+                router.retarget(quality=args.target_quality).threshold,
+            ),
         ):
             point = evaluate(p_test[kind], cheap_ok_test, strong_ok_test, threshold)
             calibrated[kind][label] = {
                 "strong_share": round(point.strong_share, 4),
                 "relative_quality": round(point.quality / strong_only, 4),
                 "accuracy": round(point.quality, 4),
-                "relative_cost": round(rel_cost(point.strong_share), 4)}
+                "relative_cost": round(rel_cost(point.strong_share), 4),
+            }
 
-    decision_ms = {kind: decision_latency(routers[kind], data["x_test"][:300])
-                   for kind in KINDS}
+    decision_ms = {kind: decision_latency(routers[kind], data["x_test"][:300]) for kind in KINDS}
 
     def learned(kind: str, share: float) -> float:
         threshold = threshold_for_share(p_test[kind], share)  # the operating point at `share`
@@ -164,16 +178,19 @@ def run_cheap(args: argparse.Namespace, per_class: int, data: dict) -> dict:
     rng = np.random.default_rng(args.seed)
 
     def random_routing(share: float) -> float:
-        runs = [quality_at(rng.random(len(y_test)) < share, cheap_ok_test, strong_ok_test)
-                for _ in range(20)]
+        runs = [
+            quality_at(rng.random(len(y_test)) < share, cheap_ok_test, strong_ok_test)
+            for _ in range(20)
+        ]
         return float(np.mean(runs))
 
     rule_points = [(0.0, cheap_only)]
     for n in sorted(set(data["tokens"].tolist()), reverse=True):
         rules = [Rule("strong", Condition(min_prompt_tokens=n))]
         to_strong = np.array([first_match(rules, f) is not None for f in data["features"]])
-        rule_points.append((float(to_strong.mean()),
-                            quality_at(to_strong, cheap_ok_test, strong_ok_test)))
+        rule_points.append(
+            (float(to_strong.mean()), quality_at(to_strong, cheap_ok_test, strong_ok_test))
+        )
 
     def rules_alone(share: float) -> tuple[float, float]:
         """The length rule with the largest strong share not above ``share``."""
@@ -184,17 +201,24 @@ def run_cheap(args: argparse.Namespace, per_class: int, data: dict) -> dict:
         rs, rq = rules_alone(share)
         row = {"strong_share": share, "relative_cost": round(rel_cost(share), 4)}
         row.update({kind: round(learned(kind, share) / strong_only, 4) for kind in KINDS})
-        row.update({"random": round(random_routing(share) / strong_only, 4),
-                    "rules_share": round(rs, 4), "rules": round(rq / strong_only, 4),
-                    "oracle": round(oracle_at(share, cheap_ok_test, strong_ok_test)
-                                    / strong_only, 4)})
+        row.update(
+            {
+                "random": round(random_routing(share) / strong_only, 4),
+                "rules_share": round(rs, 4),
+                "rules": round(rq / strong_only, 4),
+                "oracle": round(oracle_at(share, cheap_ok_test, strong_ok_test) / strong_only, 4),
+            }
+        )
         curve.append(row)
     return {
         "cheap": f"TF-IDF(1-2 grams)+logistic regression on {len(sliced)} train rows "
-                 f"({per_class} per label)",
-        "cheap_accuracy": round(cheap_only, 4), "router_outcomes": len(rest),
-        "price_ratio_cheap_over_strong": round(ratio, 4), "routers": calibrated,
-        "decision_ms": decision_ms, "curve": curve,
+        f"({per_class} per label)",
+        "cheap_accuracy": round(cheap_only, 4),
+        "router_outcomes": len(rest),
+        "price_ratio_cheap_over_strong": round(ratio, 4),
+        "routers": calibrated,
+        "decision_ms": decision_ms,
+        "curve": curve,
     }
 
 
@@ -205,15 +229,23 @@ def main() -> None:
     parser.add_argument("--target-share", type=float, default=0.4)
     parser.add_argument("--target-quality", type=float, default=0.95)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--write-outcomes", type=Path, default=None,
-                        help="Also write the outcomes as JSONL files here (for the CLI).")
+    parser.add_argument(
+        "--write-outcomes",
+        type=Path,
+        default=None,
+        help="Also write the outcomes as JSONL files here (for the CLI).",
+    )
     args = parser.parse_args()
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import cross_val_predict
 
     train, test = LOADERS[args.task]("train"), LOADERS[args.task]("test")
-    data: dict = {"x_train": [t for t, _ in train], "y_train": np.array([y for _, y in train]),
-                  "x_test": [t for t, _ in test], "y_test": np.array([y for _, y in test])}
+    data: dict = {
+        "x_train": [t for t, _ in train],
+        "y_train": np.array([y for _, y in train]),
+        "x_test": [t for t, _ in test],
+        "y_test": np.array([y for _, y in test]),
+    }
     data["e_train"] = embed_cached(f"{args.task}-train", data["x_train"])
     data["e_test"] = embed_cached(f"{args.task}-test", data["x_test"])
     data["features"] = [features_of({"prompt": t}) for t in data["x_test"]]
@@ -224,11 +256,16 @@ def main() -> None:
     strong = LogisticRegression(C=10.0, max_iter=2000).fit(data["e_train"], data["y_train"])
     strong_fit_s = time.perf_counter() - started
     data["strong_ok_test"] = (strong.predict(data["e_test"]) == data["y_test"]).astype(float)
-    data["strong_ok_train"] = (cross_val_predict(
-        LogisticRegression(C=10.0, max_iter=2000), data["e_train"], data["y_train"], cv=5)
-        == data["y_train"]).astype(float)
+    data["strong_ok_train"] = (
+        cross_val_predict(
+            LogisticRegression(C=10.0, max_iter=2000), data["e_train"], data["y_train"], cv=5
+        )
+        == data["y_train"]
+    ).astype(float)
     result = {
-        "task": args.task, "train_rows": len(train), "test_rows": len(test),
+        "task": args.task,
+        "train_rows": len(train),
+        "test_rows": len(test),
         "strong": f"logistic regression on all-MiniLM-L6-v2 embeddings, {len(train)} train rows",
         "strong_accuracy": round(float(data["strong_ok_test"].mean()), 4),
         "strong_fit_seconds": round(strong_fit_s, 2),
@@ -238,18 +275,26 @@ def main() -> None:
     (OUT / f"router_{args.task}.json").write_text(json.dumps(result, indent=2))
     plot(result, OUT / f"router_{args.task}.png")
     for run in result["cheap_models"].values():
-        print(f"\n### cheap: {run['cheap']} — accuracy {run['cheap_accuracy']:.1%}; strong: "
-              f"{result['strong']} — accuracy {result['strong_accuracy']:.1%}")
+        print(
+            f"\n### cheap: {run['cheap']} — accuracy {run['cheap_accuracy']:.1%}; strong: "
+            f"{result['strong']} — accuracy {result['strong_accuracy']:.1%}"
+        )
         for kind, info in run["routers"].items():
-            print(f"- {kind} router: {json.dumps(info)}; decision ms "
-                  f"{json.dumps(run['decision_ms'][kind])}")
-        print("\n| strong share | cost vs strong-only | knn router | logistic router | random "
-              "| rules alone (share) | oracle |")
+            print(
+                f"- {kind} router: {json.dumps(info)}; decision ms "
+                f"{json.dumps(run['decision_ms'][kind])}"
+            )
+        print(
+            "\n| strong share | cost vs strong-only | knn router | logistic router | random "
+            "| rules alone (share) | oracle |"
+        )
         print("|---|---|---|---|---|---|---|")
         for c in run["curve"]:
-            print(f"| {c['strong_share']:.0%} | {c['relative_cost']:.0%} | {c['knn']:.1%} | "
-                  f"{c['logistic']:.1%} | {c['random']:.1%} | {c['rules']:.1%} "
-                  f"({c['rules_share']:.0%}) | {c['oracle']:.1%} |")
+            print(
+                f"| {c['strong_share']:.0%} | {c['relative_cost']:.0%} | {c['knn']:.1%} | "
+                f"{c['logistic']:.1%} | {c['random']:.1%} | {c['rules']:.1%} "
+                f"({c['rules_share']:.0%}) | {c['oracle']:.1%} |"
+            )
 
 
 def plot(result: dict, path: Path) -> None:
@@ -264,18 +309,26 @@ def plot(result: dict, path: Path) -> None:
         curve = run["curve"]
         share = [c["strong_share"] for c in curve]
         ax.plot(share, [c["knn"] for c in curve], "o-", label="learned router, knn (thrifty)")
-        ax.plot(share, [c["logistic"] for c in curve], "^-",
-                label="learned router, logistic (thrifty)")
+        ax.plot(
+            share, [c["logistic"] for c in curve], "^-", label="learned router, logistic (thrifty)"
+        )
         ax.plot(share, [c["random"] for c in curve], "s--", label="random routing")
-        ax.step([c["rules_share"] for c in curve], [c["rules"] for c in curve], where="post",
-                label="rules alone (prompt length)")
+        ax.step(
+            [c["rules_share"] for c in curve],
+            [c["rules"] for c in curve],
+            where="post",
+            label="rules alone (prompt length)",
+        )
         ax.plot(share, [c["oracle"] for c in curve], ":", color="grey", label="oracle")
         ax.axhline(0.95, color="red", lw=0.8)
         ax.axvline(0.40, color="red", lw=0.8)
         ax.set_xlabel("share of requests sent to the strong model")
         ax.set_ylabel("accuracy relative to strong-only")
-        ax.set_title(f"{result['task']}: cheap ({per_class}/label) {run['cheap_accuracy']:.1%}, "
-                     f"strong {result['strong_accuracy']:.1%}", fontsize=10)
+        ax.set_title(
+            f"{result['task']}: cheap ({per_class}/label) {run['cheap_accuracy']:.1%}, "
+            f"strong {result['strong_accuracy']:.1%}",
+            fontsize=10,
+        )
         ax.legend(loc="lower right", fontsize=7)
         ax.grid(alpha=0.3)
     fig.tight_layout()

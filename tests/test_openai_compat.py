@@ -21,8 +21,9 @@ async def provider(fake: FakeOpenAI) -> AsyncIterator[OpenAICompatProvider]:
     await upstream.aclose()
 
 
-async def test_chat_completion_and_embeddings(provider: OpenAICompatProvider,
-                                              fake: FakeOpenAI) -> None:
+async def test_chat_completion_and_embeddings(
+    provider: OpenAICompatProvider, fake: FakeOpenAI
+) -> None:
     answer = await provider.chat(HI)
     assert answer["choices"][0]["message"]["content"] == "Reply 1: hi"
     assert fake.requests[0]["model"] == "gpt-4o-mini"  # the alias is replaced
@@ -34,15 +35,17 @@ async def test_chat_completion_and_embeddings(provider: OpenAICompatProvider,
 
 
 async def test_stream_yields_chunk_dicts(provider: OpenAICompatProvider) -> None:
-    chunks = [c async for c in provider.chat_stream(
-        {**HI, "stream_options": {"include_usage": True}})]
+    chunks = [
+        c async for c in provider.chat_stream({**HI, "stream_options": {"include_usage": True}})
+    ]
     text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
     assert text == "Reply 1: hi"
     assert chunks[-1]["usage"]["completion_tokens"] > 0
 
 
-async def test_error_status_is_typed_with_headers_and_body(provider: OpenAICompatProvider,
-                                                          fake: FakeOpenAI) -> None:
+async def test_error_status_is_typed_with_headers_and_body(
+    provider: OpenAICompatProvider, fake: FakeOpenAI
+) -> None:
     fake.fail_next(status=429)
     fake.failure_headers = {"Retry-After": "7"}
     with pytest.raises(UpstreamError) as caught:

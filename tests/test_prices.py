@@ -8,8 +8,12 @@ from thrifty.accounting.prices import PriceTable
 
 
 def test_names_resolve_exactly_then_without_provider_then_by_longest_prefix() -> None:
-    table = PriceTable({"acme-large": {"input_cost_per_token": 2e-6, "output_cost_per_token": 8e-6},
-                        "acme-large-v2": {"input_cost_per_token": 3e-6}})
+    table = PriceTable(
+        {
+            "acme-large": {"input_cost_per_token": 2e-6, "output_cost_per_token": 8e-6},
+            "acme-large-v2": {"input_cost_per_token": 3e-6},
+        }
+    )
     assert table.get("acme-large") is table.get("acme/acme-large")
     assert table.get("acme-large-2026-01-01").input_cost_per_token == 2e-6  # type: ignore[union-attr]
     assert table.get("acme-large-v2-mini").input_cost_per_token == 3e-6  # type: ignore[union-attr]

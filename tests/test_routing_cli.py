@@ -13,12 +13,20 @@ from thrifty.cli import app
 from thrifty.routing.router import LearnedRouter
 
 runner = CliRunner()
-EASY = ["what time do you open", "where is the nearest branch", "how do I log in",
-        "what is my balance", "can I change my address"]
-HARD = ["derive the closed form of the integral with proof",
-        "prove the theorem about primes step by step",
-        "write a compiler for a lisp dialect", "explain the tax treaty between two states",
-        "optimise this portfolio under constraints"]
+EASY = [
+    "what time do you open",
+    "where is the nearest branch",
+    "how do I log in",
+    "what is my balance",
+    "can I change my address",
+]
+HARD = [
+    "derive the closed form of the integral with proof",
+    "prove the theorem about primes step by step",
+    "write a compiler for a lisp dialect",
+    "explain the tax treaty between two states",
+    "optimise this portfolio under constraints",
+]
 
 
 def outcomes(path: Path, n: int, seed: int) -> Path:
@@ -44,14 +52,25 @@ def test_train_then_eval(tmp_path: Path, kind: str, suffix: str) -> None:
     train = outcomes(tmp_path / "train.jsonl", 400, seed=1)
     held = outcomes(tmp_path / "held.jsonl", 200, seed=2)
     router_file = tmp_path / f"router.{suffix}"
-    code, out = invoke("route", "train", "--data", str(train), "-o", str(router_file),
-                       "--target-strong-share", "0.5", "--kind", kind, "--embedder", "hashing")
+    code, out = invoke(
+        "route",
+        "train",
+        "--data",
+        str(train),
+        "-o",
+        str(router_file),
+        "--target-strong-share",
+        "0.5",
+        "--kind",
+        kind,
+        "--embedder",
+        "hashing",
+    )
     assert code == 0, out
     assert f"trained a {kind} router on 400 outcomes" in out
     router = LearnedRouter.load(router_file)
     assert router.embedder == "hashing" and router.info["target_strong_share"] == 0.5
-    code, out = invoke("route", "eval", "--router", str(router_file), "--data", str(held),
-                       "--json")
+    code, out = invoke("route", "eval", "--router", str(router_file), "--data", str(held), "--json")
     assert code == 0, out
     report = json.loads(out)
     mine = report["router"]
@@ -67,16 +86,45 @@ def test_train_then_eval(tmp_path: Path, kind: str, suffix: str) -> None:
 def test_quality_target_and_usage_errors(tmp_path: Path) -> None:
     train = outcomes(tmp_path / "train.jsonl", 300, seed=3)
     router_file = tmp_path / "router.json"
-    code, out = invoke("route", "train", "--data", str(train), "-o", str(router_file),
-                       "--target-quality", "0.9", "--embedder", "hashing")
+    code, out = invoke(
+        "route",
+        "train",
+        "--data",
+        str(train),
+        "-o",
+        str(router_file),
+        "--target-quality",
+        "0.9",
+        "--embedder",
+        "hashing",
+    )
     assert code == 0, out
     assert LearnedRouter.load(router_file).info["target_quality"] == 0.9
-    code, out = invoke("route", "train", "--data", str(train), "-o", str(router_file),
-                       "--target-quality", "0.9", "--target-strong-share", "0.3")
+    code, out = invoke(
+        "route",
+        "train",
+        "--data",
+        str(train),
+        "-o",
+        str(router_file),
+        "--target-quality",
+        "0.9",
+        "--target-strong-share",
+        "0.3",
+    )
     assert code == 2 and "not both" in out
-    code, out = invoke("route", "train", "--data", str(tmp_path / "missing.jsonl"), "-o",
-                       str(router_file), "--embedder", "hashing")
+    code, out = invoke(
+        "route",
+        "train",
+        "--data",
+        str(tmp_path / "missing.jsonl"),
+        "-o",
+        str(router_file),
+        "--embedder",
+        "hashing",
+    )
     assert code == 2 and "missing.jsonl" in out
-    code, out = invoke("route", "eval", "--router", str(tmp_path / "nope.json"), "--data",
-                       str(train))
+    code, out = invoke(
+        "route", "eval", "--router", str(tmp_path / "nope.json"), "--data", str(train)
+    )
     assert code == 2 and "nope.json" in out

@@ -128,8 +128,9 @@ def test_route_model_asks_the_router() -> None:
     router = train_router(vectors, labels, embedder="hashing", target_strong_share=0.5)
     route = RouteModel("auto", ["cheap", "strong"], router=router)
     cheap = route.decide({"messages": [{"role": "user", "content": "what time do you open"}]})
-    strong = route.decide({"messages": [{"role": "user",
-                                         "content": "derive the closed form with proof"}]})
+    strong = route.decide(
+        {"messages": [{"role": "user", "content": "derive the closed form with proof"}]}
+    )
     assert (cheap.model, cheap.by) == ("cheap", "router")
     assert strong.model == "strong" and strong.p is not None and strong.p < router.threshold
     assert strong.reason.startswith("router p=")
@@ -137,17 +138,28 @@ def test_route_model_asks_the_router() -> None:
 
 def test_outcomes_file_labels_and_agreement(tmp_path: Path) -> None:
     path = tmp_path / "outcomes.jsonl"
-    path.write_text("\n".join([
-        json.dumps({"prompt": "a", "cheap_ok": True}),
-        json.dumps({"messages": [{"role": "user", "content": "b"}], "cheap_ok": 0,
-                    "strong_ok": 1}),
-        json.dumps({"prompt": "c", "cheap_answer": " Paris.", "strong_answer": "paris"}),
-        json.dumps({"prompt": "d", "cheap_answer": '{"a": 1}', "strong_answer": '{ "a":1 }'}),
-        "",
-    ]))
+    path.write_text(
+        "\n".join(
+            [
+                json.dumps({"prompt": "a", "cheap_ok": True}),
+                json.dumps(
+                    {"messages": [{"role": "user", "content": "b"}], "cheap_ok": 0, "strong_ok": 1}
+                ),
+                json.dumps({"prompt": "c", "cheap_answer": " Paris.", "strong_answer": "paris"}),
+                json.dumps(
+                    {"prompt": "d", "cheap_answer": '{"a": 1}', "strong_answer": '{ "a":1 }'}
+                ),
+                "",
+            ]
+        )
+    )
     outcomes = load_outcomes(path)
     assert [(o.text, o.cheap_ok, o.strong_ok) for o in outcomes] == [
-        ("a", True, None), ("b", False, True), ("c", True, None), ("d", True, None)]
+        ("a", True, None),
+        ("b", False, True),
+        ("c", True, None),
+        ("d", True, None),
+    ]
     assert not agree("Paris", "London")
     path.write_text('{"prompt": "a"}\n')
     with pytest.raises(ConfigError, match=r"outcomes.jsonl:1: needs 'cheap_ok'"):

@@ -24,19 +24,33 @@ RULES = [
 ]
 
 
-@pytest.mark.parametrize(("body", "to", "reason"), [
-    (chat("word " * 300), "strong", "rule tokens>=200"),
-    (chat("Please PROVE that the sum of two even numbers is even."), "strong", "rule keyword"),
-    (chat("Explain it step by step, in a paragraph or two, for a beginner who is curious "
-          "about how interest rates are set by central banks in most countries."),
-     "strong", "rule keyword"),
-    (chat("Why does this fail?\n```python\nprint(1/0)\n```"), "strong", "rule code"),
-    (chat("What is the weather?", tools=[{"type": "function", "function": {"name": "w"}}]),
-     "strong", "rule tools"),
-    (chat("Extract the name.", response_format={"type": "json_schema", "json_schema": {}}),
-     "strong", "rule json_schema"),
-    (chat("Hi there!"), "cheap", "rule tokens<=30"),
-])
+@pytest.mark.parametrize(
+    ("body", "to", "reason"),
+    [
+        (chat("word " * 300), "strong", "rule tokens>=200"),
+        (chat("Please PROVE that the sum of two even numbers is even."), "strong", "rule keyword"),
+        (
+            chat(
+                "Explain it step by step, in a paragraph or two, for a beginner who is curious "
+                "about how interest rates are set by central banks in most countries."
+            ),
+            "strong",
+            "rule keyword",
+        ),
+        (chat("Why does this fail?\n```python\nprint(1/0)\n```"), "strong", "rule code"),
+        (
+            chat("What is the weather?", tools=[{"type": "function", "function": {"name": "w"}}]),
+            "strong",
+            "rule tools",
+        ),
+        (
+            chat("Extract the name.", response_format={"type": "json_schema", "json_schema": {}}),
+            "strong",
+            "rule json_schema",
+        ),
+        (chat("Hi there!"), "cheap", "rule tokens<=30"),
+    ],
+)
 def test_first_matching_rule_decides(body: dict[str, object], to: str, reason: str) -> None:
     match = first_match(RULES, features_of(body))
     assert match is not None
@@ -44,8 +58,10 @@ def test_first_matching_rule_decides(body: dict[str, object], to: str, reason: s
 
 
 def test_no_rule_matches_a_plain_mid_length_prompt() -> None:
-    body = chat("I would like to know how the improvement of my savings account works, "
-                "and what the bank does with the money I keep in it over the years to come.")
+    body = chat(
+        "I would like to know how the improvement of my savings account works, "
+        "and what the bank does with the money I keep in it over the years to come."
+    )
     assert first_match(RULES, features_of(body)) is None  # "improvement" is not "prove"
 
 
@@ -63,10 +79,14 @@ def test_code_detection() -> None:
 
 
 def test_prompt_text_is_the_last_user_message_or_the_prompt() -> None:
-    body = {"messages": [{"role": "system", "content": "be brief"},
-                         {"role": "user", "content": [{"type": "text", "text": "first"}]},
-                         {"role": "assistant", "content": "ok"},
-                         {"role": "user", "content": "second"}]}
+    body = {
+        "messages": [
+            {"role": "system", "content": "be brief"},
+            {"role": "user", "content": [{"type": "text", "text": "first"}]},
+            {"role": "assistant", "content": "ok"},
+            {"role": "user", "content": "second"},
+        ]
+    }
     assert prompt_text(body) == "second"
     assert prompt_text({"prompt": "complete me"}) == "complete me"
 
@@ -94,4 +114,5 @@ def test_route_model_without_router_uses_rules_then_default() -> None:
     plain = route.decide(chat("What are your opening hours?"))
     assert (plain.model, plain.by, plain.index) == ("cheap", "default", 0)
     assert route.describe(plain, [("strong", "empty")]) == (
-        "thrifty/auto -> cheap (default) -> strong (cascade: empty)")
+        "thrifty/auto -> cheap (default) -> strong (cascade: empty)"
+    )

@@ -61,8 +61,10 @@ def test_litellm_shaped_config_loads(tmp_path: Path) -> None:
     assert config.cache.ttl == 3600 and config.master_key == "sk-admin"
     app = create_app(config)
     gateway = app.state.gateway
-    assert [d.id for d in gateway.pool.deployments("gpt-4o-mini")] == \
-        ["gpt-4o-mini#0", "gpt-4o-mini#1"]
+    assert [d.id for d in gateway.pool.deployments("gpt-4o-mini")] == [
+        "gpt-4o-mini#0",
+        "gpt-4o-mini#1",
+    ]
     assert gateway.pool.strategy == "least-busy"
     assert gateway.prices.get("gpt-4o-mini").input_cost_per_token == 0.000001
 
@@ -85,17 +87,29 @@ def test_default_config_serves_the_local_model() -> None:
     ("text", "field"),
     [
         ("model_list: [{model_name: m}]", "model_list[0].litellm_params"),
-        ("model_list: [{model_name: m, litellm_params: {api_base: x}}]",
-         "model_list[0].litellm_params.model"),
-        ("model_list: [{model_name: m, litellm_params: {model: openai/x, rpm: lots}}]",
-         "model_list[0].litellm_params.rpm"),
-        ("model_list: [{model_name: m, litellm_params: {model: bedrock/x}}]",
-         "model_list[0].litellm_params"),
-        ("model_list: [{model_name: m, litellm_params: {model: openai/x, "
-         "api_key: os.environ/THRIFTY_TEST_UNSET_VAR}}]", "model_list[0].litellm_params.api_key"),
+        (
+            "model_list: [{model_name: m, litellm_params: {api_base: x}}]",
+            "model_list[0].litellm_params.model",
+        ),
+        (
+            "model_list: [{model_name: m, litellm_params: {model: openai/x, rpm: lots}}]",
+            "model_list[0].litellm_params.rpm",
+        ),
+        (
+            "model_list: [{model_name: m, litellm_params: {model: bedrock/x}}]",
+            "model_list[0].litellm_params",
+        ),
+        (
+            "model_list: [{model_name: m, litellm_params: {model: openai/x, "
+            "api_key: os.environ/THRIFTY_TEST_UNSET_VAR}}]",
+            "model_list[0].litellm_params.api_key",
+        ),
         ("router_settings: {num_retries: -1}", "router_settings.num_retries"),
-        ("model_list: [{model_name: m, model: openai/x}]\n"
-         "router_settings: {fallbacks: [{m: [ghost]}]}", "router_settings.fallbacks[0]"),
+        (
+            "model_list: [{model_name: m, model: openai/x}]\n"
+            "router_settings: {fallbacks: [{m: [ghost]}]}",
+            "router_settings.fallbacks[0]",
+        ),
         ("cache: {url: 'memory://', tll: 5}", "cache.tll"),
         ("keys: [{key: k, tenant: 'a/b'}]", "keys[0].tenant"),
         ("keys: [{key: k, tenant: a}, {key: k, tenant: b}]", "keys[1].key"),
@@ -104,8 +118,7 @@ def test_default_config_serves_the_local_model() -> None:
         ("model_list: [unclosed", "not valid YAML"),
     ],
 )
-def test_config_errors_name_the_field_and_the_file(tmp_path: Path, text: str,
-                                                   field: str) -> None:
+def test_config_errors_name_the_field_and_the_file(tmp_path: Path, text: str, field: str) -> None:
     path = write(tmp_path, text)
     with pytest.raises(ConfigError) as caught:
         load_config(path, env={})
@@ -115,15 +128,20 @@ def test_config_errors_name_the_field_and_the_file(tmp_path: Path, text: str,
 
 
 def test_pool_errors_name_the_file() -> None:
-    config = parse_config({"model_list": [{"model_name": "m", "model": "openai/x"}],
-                           "router_settings": {"routing_strategy": "psychic"}})
+    config = parse_config(
+        {
+            "model_list": [{"model_name": "m", "model": "openai/x"}],
+            "router_settings": {"routing_strategy": "psychic"},
+        }
+    )
     with pytest.raises(ConfigError, match=r"^cfg\.yaml: .*routing_strategy"):
         create_app(config, source="cfg.yaml")
 
 
 def test_serve_refuses_a_bad_config_with_exit_code_2(tmp_path: Path) -> None:
-    path = write(tmp_path, "model_list: [{model_name: m, litellm_params: {model: openai/x, "
-                           "timeout: -3}}]")
+    path = write(
+        tmp_path, "model_list: [{model_name: m, litellm_params: {model: openai/x, timeout: -3}}]"
+    )
     result = CliRunner().invoke(cli, ["serve", "--config", str(path)])
     assert result.exit_code == 2
     assert str(path) in result.output and "model_list[0].litellm_params.timeout" in result.output

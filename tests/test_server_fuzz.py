@@ -14,16 +14,29 @@ from _gateway import fake_config
 from thrifty.server.app import create_app
 from thrifty.testing.fake_openai import FakeOpenAI
 
-scalars = st.one_of(st.none(), st.booleans(), st.integers(-5, 5),
-                    st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=8))
-json_values = st.recursive(scalars, lambda inner: st.one_of(
-    st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=6), inner, max_size=3)),
-    max_leaves=8)
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-5, 5),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=8),
+)
+json_values = st.recursive(
+    scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=6), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
 messages = st.one_of(
     json_values,
-    st.lists(st.fixed_dictionaries(
-        {"role": st.one_of(st.sampled_from(["user", "system", "assistant"]), json_values)},
-        optional={"content": st.one_of(st.text(max_size=20), json_values)}), max_size=3),
+    st.lists(
+        st.fixed_dictionaries(
+            {"role": st.one_of(st.sampled_from(["user", "system", "assistant"]), json_values)},
+            optional={"content": st.one_of(st.text(max_size=20), json_values)},
+        ),
+        max_size=3,
+    ),
 )
 QUIET = [HealthCheck.function_scoped_fixture]  # the module-scoped server is meant to be shared
 bodies = st.fixed_dictionaries(

@@ -40,10 +40,23 @@ def test_metrics_sum_over_workers(tmp_path: Path) -> None:
         shared.mkdir()
         env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(shared)}
         server = subprocess.Popen(
-            [sys.executable, "-c", "from thrifty.cli import main; main()", "serve",
-             "--config", str(config), "--port", str(port), "--workers", "2",
-             "--log-level", "warning"],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-c",
+                "from thrifty.cli import main; main()",
+                "serve",
+                "--config",
+                str(config),
+                "--port",
+                str(port),
+                "--workers",
+                "2",
+                "--log-level",
+                "warning",
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
         )
         base = f"http://127.0.0.1:{port}"
         try:
@@ -59,8 +72,13 @@ def test_metrics_sum_over_workers(tmp_path: Path) -> None:
                 time.sleep(0.2)
             time.sleep(1.0)  # let the second worker come up too
             for i in range(20):  # a new connection each time: both workers get some
-                answer = httpx.post(f"{base}/v1/chat/completions", json={
-                    "model": "gpt-4o-mini", "messages": [{"role": "user", "content": f"q{i}"}]})
+                answer = httpx.post(
+                    f"{base}/v1/chat/completions",
+                    json={
+                        "model": "gpt-4o-mini",
+                        "messages": [{"role": "user", "content": f"q{i}"}],
+                    },
+                )
                 assert answer.status_code == 200
             for _ in range(3):  # whichever worker answers the scrape sees all requests
                 assert chat_requests(httpx.get(f"{base}/metrics").text) == 20

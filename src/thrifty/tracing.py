@@ -19,8 +19,12 @@ import opentelemetry.trace as trace
 #: The instrumentation scope of every thrifty span.
 TRACER_NAME = "thrifty"
 #: Provider operation -> ``gen_ai.operation.name`` (declared once).
-GEN_AI_OPERATION = {"chat": "chat", "chat_stream": "chat", "completion": "text_completion",
-                    "embeddings": "embeddings"}
+GEN_AI_OPERATION = {
+    "chat": "chat",
+    "chat_stream": "chat",
+    "completion": "text_completion",
+    "embeddings": "embeddings",
+}
 
 _tracer = trace.get_tracer(TRACER_NAME)  # a proxy: it follows a provider installed later
 
@@ -41,8 +45,9 @@ def span(name: str, attributes: Mapping[str, Any] | None = None) -> Iterator[tra
         yield trace.INVALID_SPAN  # no provider installed: skip the context switch (~4 µs)
         return
     clean = {k: v for k, v in (attributes or {}).items() if v is not None}
-    with _tracer.start_as_current_span(name, attributes=clean, record_exception=True,
-                                       set_status_on_exception=True) as current:
+    with _tracer.start_as_current_span(
+        name, attributes=clean, record_exception=True, set_status_on_exception=True
+    ) as current:
         yield current
 
 
@@ -51,8 +56,9 @@ def gen_ai_system(target: Any) -> str:
     return str(getattr(target, "gen_ai_system", "openai"))
 
 
-def upstream_attributes(operation: str, target: Any, body: Mapping[str, Any],
-                        deployment_id: str) -> dict[str, Any]:
+def upstream_attributes(
+    operation: str, target: Any, body: Mapping[str, Any], deployment_id: str
+) -> dict[str, Any]:
     """The GenAI request attributes of one upstream attempt."""
     model = getattr(target, "model", None) or body.get("model")
     attributes: dict[str, Any] = {
@@ -70,8 +76,9 @@ def upstream_attributes(operation: str, target: Any, body: Mapping[str, Any],
 
 
 @contextmanager
-def attempt_span(operation: str, target: Any, body: Mapping[str, Any],
-                 deployment_id: str) -> Iterator[trace.Span]:
+def attempt_span(
+    operation: str, target: Any, body: Mapping[str, Any], deployment_id: str
+) -> Iterator[trace.Span]:
     """The GenAI span of one upstream attempt (``chat {model}``). Its attributes are built only
     when spans are recorded: they cost more than the no-op span itself."""
     if not enabled():
@@ -92,8 +99,10 @@ def record_response(current: trace.Span, response: Any) -> None:
         current.set_attribute("gen_ai.response.model", model)
     usage = response.get("usage")
     if isinstance(usage, Mapping):
-        for field, attribute in (("prompt_tokens", "gen_ai.usage.input_tokens"),
-                                 ("completion_tokens", "gen_ai.usage.output_tokens")):
+        for field, attribute in (
+            ("prompt_tokens", "gen_ai.usage.input_tokens"),
+            ("completion_tokens", "gen_ai.usage.output_tokens"),
+        ):
             value = usage.get(field)
             if isinstance(value, int):
                 current.set_attribute(attribute, value)

@@ -24,7 +24,7 @@ from thrifty.answer import Endpoint, read_answer, stored_answer
 from thrifty.batching.jobfile import BatchRequest, output_line
 from thrifty.batching.journal import Journal, JournalRecord
 from thrifty.batching.limiter import BatchLimiter
-from thrifty.cache import Cache
+from thrifty.cache import Cache, CacheStatus
 from thrifty.errors import ConfigError, CorruptEntryError, ProviderError, UnknownModelError
 from thrifty.policy import CachePolicy
 from thrifty.providers.base import Provider
@@ -303,7 +303,7 @@ class BatchEngine:
                 )
             else:
                 value = await self._answer_durably(request, body, key, model, policy)
-                status = "miss"
+                status = CacheStatus.MISS
         except Exception as exc:  # one failed line never stops the job
             await self._fail(request, key, exc)
             return

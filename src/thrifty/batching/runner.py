@@ -123,7 +123,7 @@ def config_providers(config: Any) -> ProviderSet:
     return ProviderSet(factories, priced_as=priced_as)
 
 
-def _factory(params: Any, name: str, provider_of: Callable[[str], tuple[str, str]]):  # type: ignore[no-untyped-def]
+def _factory(params: Any, name: str, provider_of: Callable[[str], tuple[str, str]]):
     if params.kind == "local":
 
         def make_local() -> Provider:

@@ -105,7 +105,7 @@ class Cache:
             self.store: Store = url_or_store
             self.url = getattr(url_or_store, "url", "")
         else:
-            options = limits.store_options() if limits is not None else {}
+            options: dict[str, Any] = limits.store_options() if limits is not None else {}
             self.store = open_store(url_or_store, **options)
             self.url = url_or_store or getattr(self.store, "url", "")
         self.namespace = namespace
@@ -329,7 +329,7 @@ class Cache:
             return served(hit, options.get("on_hit"))
         call = ComputeCall.of(key, compute, **options)
         flow = compute_flow(call, self._flights, self._leases, self.coalesce_timeout)
-        return run(flow, self._perform)  # type: ignore[no-any-return]
+        return run(flow, self._perform)
 
     def _perform(self, op: Op, arg: Any) -> Any:
         """One step of :func:`~thrifty.cache.flow.compute_flow`, by blocking calls."""
@@ -428,7 +428,7 @@ class Cache:
         call = ComputeCall.of(key, compute, **options)
         behind = self._behind
         flow = compute_flow(call, self._flights, self._leases, self.coalesce_timeout, behind)
-        return await arun(flow, self._aperform)  # type: ignore[no-any-return]
+        return await arun(flow, self._aperform)
 
     async def _aperform(self, op: Op, arg: Any) -> Any:
         """One step of :func:`~thrifty.cache.flow.compute_flow`, by awaits."""

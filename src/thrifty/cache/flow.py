@@ -154,7 +154,7 @@ def run(flow: Flow[R], perform: Callable[[Op, Any], Any]) -> R:
             step = _resume(flow, perform(*step))
         except BaseException as exc:  # the step failed: the flow decides what that means
             step = _resume(flow, error=exc)
-    return step.result()  # type: ignore[no-any-return]
+    return step.result()
 
 
 async def arun(flow: Flow[R], perform: Callable[[Op, Any], Awaitable[Any]]) -> R:
@@ -165,4 +165,4 @@ async def arun(flow: Flow[R], perform: Callable[[Op, Any], Awaitable[Any]]) -> R
             step = _resume(flow, await perform(*step))
         except BaseException as exc:  # the step failed (or the task was cancelled in it)
             step = _resume(flow, error=exc)
-    return step.result()  # type: ignore[no-any-return]
+    return step.result()

@@ -71,7 +71,7 @@ class HitTally:
         sums[1] += saving.tokens_in + saving.tokens_out
         sums[2] += saving.cost_usd
         sums[3] += saving.latency_ms
-        return sums[0]  # type: ignore[return-value]
+        return sums[0]
 
     def _register(self) -> dict[str, list[float]]:
         mine = _ThreadSums(threading.current_thread())

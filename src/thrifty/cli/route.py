@@ -18,11 +18,15 @@ from rich.table import Table
 
 from thrifty.cli._common import EXIT_USAGE, exit_codes, fail
 
-EXAMPLE = ("Example: thrifty route train --data outcomes.jsonl -o router.json "
-           "--target-strong-share 0.4; thrifty route eval --router router.json --data held.jsonl")
+EXAMPLE = (
+    "Example: thrifty route train --data outcomes.jsonl -o router.json "
+    "--target-strong-share 0.4; thrifty route eval --router router.json --data held.jsonl"
+)
 
-route_app = typer.Typer(help="Train and evaluate the learned router of route models "
-                             "(thrifty/auto).", no_args_is_help=True)
+route_app = typer.Typer(
+    help="Train and evaluate the learned router of route models (thrifty/auto).",
+    no_args_is_help=True,
+)
 
 
 def _embed(embedder: Any, texts: list[str]) -> np.ndarray:
@@ -38,13 +42,19 @@ def _labels(outcomes: list[Any]) -> tuple[np.ndarray, np.ndarray]:
 @route_app.command("train", epilog=EXAMPLE)
 def train(
     data: Annotated[Path, typer.Option("--data", help="Outcomes JSONL file.")],
-    output: Annotated[Path, typer.Option("-o", "--output",
-                                         help="Router file to write (.json, or .npz).")],
-    target_strong_share: Annotated[float | None, typer.Option(
-        help="Calibrate the threshold to send this share to the strong model.")] = None,
-    target_quality: Annotated[float | None, typer.Option(
-        help="Calibrate to the least strong share reaching this share of strong-only "
-             "quality.")] = None,
+    output: Annotated[
+        Path, typer.Option("-o", "--output", help="Router file to write (.json, or .npz).")
+    ],
+    target_strong_share: Annotated[
+        float | None,
+        typer.Option(help="Calibrate the threshold to send this share to the strong model."),
+    ] = None,
+    target_quality: Annotated[
+        float | None,
+        typer.Option(
+            help="Calibrate to the least strong share reaching this share of strong-only quality."
+        ),
+    ] = None,
     kind: Annotated[str, typer.Option(help="logistic (tiny JSON) or knn (.npz).")] = "logistic",
     embedder: Annotated[str, typer.Option(help="minilm or hashing.")] = "minilm",
     heldout: Annotated[float, typer.Option(help="Share kept out for calibration.")] = 0.25,
@@ -63,39 +73,58 @@ def train(
         outcomes = load_outcomes(data)
         vectors = _embed(make_embedder(embedder), [o.text for o in outcomes])
         cheap, strong = _labels(outcomes)
-        router = train_router(vectors, cheap, strong, embedder=embedder, kind=kind,
-                              heldout=heldout, target_strong_share=target_strong_share,
-                              target_quality=target_quality, seed=seed)
+        router = train_router(
+            vectors,
+            cheap,
+            strong,
+            embedder=embedder,
+            kind=kind,
+            heldout=heldout,
+            target_strong_share=target_strong_share,
+            target_quality=target_quality,
+            seed=seed,
+        )
         router.save(output)
     point = min(router.curve, key=lambda c: abs(c.threshold - router.threshold))
     Console().print(
         f"trained a {kind} router on {len(outcomes):,} outcomes "
         f"({router.info['heldout']:,} held out): threshold {router.threshold:.3f}, "
         f"held-out strong share {point.strong_share:.1%}, quality "
-        f"{point.relative_quality:.1%} of strong-only -> {output}", highlight=False)
+        f"{point.relative_quality:.1%} of strong-only -> {output}",
+        highlight=False,
+    )
 
 
-def _curve_rows(p: np.ndarray, cheap: np.ndarray, strong: np.ndarray, threshold: float,
-                ratio: float) -> list[dict[str, Any]]:
+def _curve_rows(
+    p: np.ndarray, cheap: np.ndarray, strong: np.ndarray, threshold: float, ratio: float
+) -> list[dict[str, Any]]:
     from thrifty.routing.calibration import evaluate, routing_curve
 
     rows = [("", point) for point in routing_curve(p, cheap, strong, steps=10)]
     rows.append(("router", evaluate(p, cheap, strong, threshold)))
-    return [{"at": at, "threshold": round(point.threshold, 4),
-             "strong_share": round(point.strong_share, 4), "quality": round(point.quality, 4),
-             "relative_quality": round(point.relative_quality, 4),
-             "relative_cost": round(point.strong_share + (1 - point.strong_share) * ratio, 4)}
-            for at, point in sorted(rows, key=lambda r: (r[1].strong_share, r[0]))]
+    return [
+        {
+            "at": at,
+            "threshold": round(point.threshold, 4),
+            "strong_share": round(point.strong_share, 4),
+            "quality": round(point.quality, 4),
+            "relative_quality": round(point.relative_quality, 4),
+            "relative_cost": round(point.strong_share + (1 - point.strong_share) * ratio, 4),
+        }
+        for at, point in sorted(rows, key=lambda r: (r[1].strong_share, r[0]))
+    ]
 
 
 @route_app.command("eval", epilog=EXAMPLE)
 def evaluate_router(
     router_path: Annotated[Path, typer.Option("--router", help="Router file.")],
     data: Annotated[Path, typer.Option("--data", help="Held-out outcomes JSONL file.")],
-    cheap_model: Annotated[str, typer.Option("--cheap", help="Priced as the cheap model.")
-                           ] = "gpt-4o-mini",
-    strong_model: Annotated[str, typer.Option("--strong", help="Priced as the strong model.")
-                            ] = "gpt-4o",
+    cheap_model: Annotated[
+        str, typer.Option("--cheap", help="Priced as the cheap model.")
+    ] = "gpt-4o-mini",
+    strong_model: Annotated[
+        str, typer.Option("--strong", help="Priced as the strong model.")
+    ] = "gpt-4o",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Quality, strong share and cost of a router on held-out outcomes, with the cost curve."""
@@ -115,23 +144,37 @@ def evaluate_router(
     rows = _curve_rows(p, cheap, strong, router.threshold, ratio)
     mine = next(r for r in rows if r["at"] == "router")
     if as_json:
-        typer.echo(json.dumps({"outcomes": len(outcomes), "router": mine, "curve": rows,
-                               "cost_ratio": ratio}, indent=2))
+        typer.echo(
+            json.dumps(
+                {"outcomes": len(outcomes), "router": mine, "curve": rows, "cost_ratio": ratio},
+                indent=2,
+            )
+        )
         return
-    table = Table(title=f"{router_path} on {data} ({len(outcomes):,} outcomes; cost at "
-                        f"{cheap_model} vs {strong_model} prices)", title_justify="left")
+    table = Table(
+        title=f"{router_path} on {data} ({len(outcomes):,} outcomes; cost at "
+        f"{cheap_model} vs {strong_model} prices)",
+        title_justify="left",
+    )
     for column in ("", "strong share", "quality", "vs strong-only", "cost vs strong-only"):
         table.add_column(column, justify="right")
     for row in rows:
-        table.add_row(row["at"], f"{row['strong_share']:.1%}", f"{row['quality']:.1%}",
-                      f"{row['relative_quality']:.1%}", f"{row['relative_cost']:.1%}",
-                      style="bold" if row["at"] else None)
+        table.add_row(
+            row["at"],
+            f"{row['strong_share']:.1%}",
+            f"{row['quality']:.1%}",
+            f"{row['relative_quality']:.1%}",
+            f"{row['relative_cost']:.1%}",
+            style="bold" if row["at"] else None,
+        )
     console = Console()
     console.print(table)
-    console.print(f"router (threshold {router.threshold:.3f}): quality {mine['quality']:.1%} "
-                  f"({mine['relative_quality']:.1%} of strong-only), strong share "
-                  f"{mine['strong_share']:.1%}, cost {mine['relative_cost']:.1%} of strong-only",
-                  highlight=False)
+    console.print(
+        f"router (threshold {router.threshold:.3f}): quality {mine['quality']:.1%} "
+        f"({mine['relative_quality']:.1%} of strong-only), strong share "
+        f"{mine['strong_share']:.1%}, cost {mine['relative_cost']:.1%} of strong-only",
+        highlight=False,
+    )
 
 
 def register(app: typer.Typer) -> None:

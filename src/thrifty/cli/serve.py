@@ -22,8 +22,11 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 def serve(
     config: Annotated[
         Path | None,
-        typer.Option("--config", envvar="THRIFTY_CONFIG",
-                     help="YAML config (model_list, router_settings, cache, keys...)."),
+        typer.Option(
+            "--config",
+            envvar="THRIFTY_CONFIG",
+            help="YAML config (model_list, router_settings, cache, keys...).",
+        ),
     ] = None,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.", min=0, max=65535)] = 8080,
@@ -48,8 +51,14 @@ def serve(
         settings = load_config(config, env={**os.environ, "THRIFTY_CONFIG": ""})
         # validates everything before listening; one worker has its cache to itself
         app = create_app(settings, source=source, lone_process=workers == 1)
-    options = {"host": host, "port": port, "log_level": log_level, "access_log": access_log,
-               "loop": "auto", "http": "auto"}
+    options = {
+        "host": host,
+        "port": port,
+        "log_level": log_level,
+        "access_log": access_log,
+        "loop": "auto",
+        "http": "auto",
+    }
     if workers == 1:
         uvicorn.run(app, **options)  # type: ignore[arg-type]
         return
@@ -66,8 +75,7 @@ def serve(
     else:
         os.environ.pop("THRIFTY_CONFIG", None)
     try:
-        uvicorn.run("thrifty.server.app:app_from_env", factory=True, workers=workers,
-                    **options)  # type: ignore[arg-type]
+        uvicorn.run("thrifty.server.app:app_from_env", factory=True, workers=workers, **options)  # type: ignore[arg-type]
     finally:
         if made_dir is not None:
             shutil.rmtree(made_dir, ignore_errors=True)

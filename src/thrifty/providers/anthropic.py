@@ -26,23 +26,32 @@ ANTHROPIC_VERSION = "2023-06-01"
 #: ``max_tokens`` is required by the Messages API; OpenAI's default is "as many as fit".
 DEFAULT_MAX_TOKENS = 4096
 #: Anthropic ``stop_reason`` -> OpenAI ``finish_reason`` (declared once).
-FINISH_REASONS = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length",
-                  "tool_use": "tool_calls", "pause_turn": "stop", "refusal": "content_filter"}
+FINISH_REASONS = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "max_tokens": "length",
+    "tool_use": "tool_calls",
+    "pause_turn": "stop",
+    "refusal": "content_filter",
+}
 #: OpenAI sampling fields that carry over under the same name.
 _SAME_FIELDS = ("temperature", "top_p", "top_k")
 
 
 def _bad_request(message: str) -> UpstreamError:
-    return UpstreamError(message, status=400, body={"error": {"message": message}},
-                         provider="anthropic")
+    return UpstreamError(
+        message, status=400, body={"error": {"message": message}}, provider="anthropic"
+    )
 
 
 def _image(url: str) -> dict[str, Any]:
     if url.startswith("data:"):
         header, _, data = url.partition(",")
-        media_type = header[len("data:"):].split(";")[0] or "image/png"
-        return {"type": "image", "source": {"type": "base64", "media_type": media_type,
-                                            "data": data}}
+        media_type = header[len("data:") :].split(";")[0] or "image/png"
+        return {
+            "type": "image",
+            "source": {"type": "base64", "media_type": media_type, "data": data},
+        }
     return {"type": "image", "source": {"type": "url", "url": url}}
 
 
@@ -83,16 +92,28 @@ def _messages(messages: list[Mapping[str, Any]]) -> tuple[str | None, list[dict[
             system.append(content_text(message.get("content")))
             continue
         if role == "tool":
-            role, blocks = "user", [{"type": "tool_result",
-                                     "tool_use_id": message.get("tool_call_id", ""),
-                                     "content": content_text(message.get("content"))}]
+            role, blocks = (
+                "user",
+                [
+                    {
+                        "type": "tool_result",
+                        "tool_use_id": message.get("tool_call_id", ""),
+                        "content": content_text(message.get("content")),
+                    }
+                ],
+            )
         elif role == "assistant":
             blocks = _blocks(message.get("content"))
             for call in message.get("tool_calls") or []:
                 function = call.get("function") or {}
-                blocks.append({"type": "tool_use", "id": call.get("id", ""),
-                               "name": function.get("name", ""),
-                               "input": _arguments(function.get("arguments"))})
+                blocks.append(
+                    {
+                        "type": "tool_use",
+                        "id": call.get("id", ""),
+                        "name": function.get("name", ""),
+                        "input": _arguments(function.get("arguments")),
+                    }
+                )
         elif role == "user":
             blocks = _blocks(message.get("content"))
         else:
@@ -108,8 +129,11 @@ def _tool_choice(choice: Any) -> dict[str, Any] | None:
     if choice is None:
         return None
     if isinstance(choice, str):
-        return {"auto": {"type": "auto"}, "required": {"type": "any"},
-                "none": {"type": "none"}}.get(choice, {"type": "auto"})
+        return {
+            "auto": {"type": "auto"},
+            "required": {"type": "any"},
+            "none": {"type": "none"},
+        }.get(choice, {"type": "auto"})
     name = (choice.get("function") or {}).get("name")
     return {"type": "tool", "name": name}
 
@@ -127,7 +151,8 @@ def to_messages_request(body: Mapping[str, Any], model: str | None) -> dict[str,
     request: dict[str, Any] = {
         "model": model or body.get("model"),
         "messages": messages,
-        "max_tokens": body.get("max_completion_tokens") or body.get("max_tokens")
+        "max_tokens": body.get("max_completion_tokens")
+        or body.get("max_tokens")
         or DEFAULT_MAX_TOKENS,
     }
     if system:
@@ -140,9 +165,13 @@ def to_messages_request(body: Mapping[str, Any], model: str | None) -> dict[str,
         request["stop_sequences"] = [stop] if isinstance(stop, str) else list(stop)
     if body.get("tools"):
         request["tools"] = [
-            {"name": t["function"]["name"], "description": t["function"].get("description", ""),
-             "input_schema": t["function"].get("parameters") or {"type": "object"}}
-            for t in body["tools"] if t.get("type", "function") == "function"
+            {
+                "name": t["function"]["name"],
+                "description": t["function"].get("description", ""),
+                "input_schema": t["function"].get("parameters") or {"type": "object"},
+            }
+            for t in body["tools"]
+            if t.get("type", "function") == "function"
         ]
     choice = _tool_choice(body.get("tool_choice"))
     if choice is not None:
@@ -154,31 +183,52 @@ def to_messages_request(body: Mapping[str, Any], model: str | None) -> dict[str,
 
 def _usage(usage: Mapping[str, Any]) -> dict[str, Any]:
     cached = int(usage.get("cache_read_input_tokens") or 0)
-    prompt = int(usage.get("input_tokens") or 0) + cached + int(
-        usage.get("cache_creation_input_tokens") or 0)
+    prompt = (
+        int(usage.get("input_tokens") or 0)
+        + cached
+        + int(usage.get("cache_creation_input_tokens") or 0)
+    )
     completion = int(usage.get("output_tokens") or 0)
-    return {"prompt_tokens": prompt, "completion_tokens": completion,
-            "total_tokens": prompt + completion,
-            "prompt_tokens_details": {"cached_tokens": cached}}
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+        "prompt_tokens_details": {"cached_tokens": cached},
+    }
 
 
 def to_chat_completion(message: Mapping[str, Any]) -> dict[str, Any]:
     """A Messages API answer as a ``chat.completion``."""
-    text = "".join(b.get("text", "") for b in message.get("content") or []
-                   if b.get("type") == "text")
-    calls = [{"id": b.get("id"), "type": "function",
-              "function": {"name": b.get("name"), "arguments": orjson.dumps(
-                  b.get("input") or {}).decode()}}
-             for b in message.get("content") or [] if b.get("type") == "tool_use"]
+    text = "".join(
+        b.get("text", "") for b in message.get("content") or [] if b.get("type") == "text"
+    )
+    calls = [
+        {
+            "id": b.get("id"),
+            "type": "function",
+            "function": {
+                "name": b.get("name"),
+                "arguments": orjson.dumps(b.get("input") or {}).decode(),
+            },
+        }
+        for b in message.get("content") or []
+        if b.get("type") == "tool_use"
+    ]
     reply: dict[str, Any] = {"role": "assistant", "content": text or (None if calls else "")}
     if calls:
         reply["tool_calls"] = calls
     return {
-        "id": message.get("id", ""), "object": "chat.completion", "created": int(time.time()),
+        "id": message.get("id", ""),
+        "object": "chat.completion",
+        "created": int(time.time()),
         "model": message.get("model", ""),
-        "choices": [{"index": 0, "message": reply,
-                     "finish_reason": FINISH_REASONS.get(message.get("stop_reason") or "",
-                                                         "stop")}],
+        "choices": [
+            {
+                "index": 0,
+                "message": reply,
+                "finish_reason": FINISH_REASONS.get(message.get("stop_reason") or "", "stop"),
+            }
+        ],
         "usage": _usage(message.get("usage") or {}),
     }
 
@@ -188,14 +238,12 @@ class _ChunkBuilder:
 
     def __init__(self, include_usage: bool) -> None:
         self.include_usage = include_usage
-        self.base: dict[str, Any] = {"object": "chat.completion.chunk",
-                                     "created": int(time.time())}
+        self.base: dict[str, Any] = {"object": "chat.completion.chunk", "created": int(time.time())}
         self.usage: dict[str, Any] = {}
         self.tools: dict[int, int] = {}  # content block index -> tool call index
 
     def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
-        return {**self.base, "choices": [{"index": 0, "delta": delta,
-                                          "finish_reason": finish}]}
+        return {**self.base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
 
     def feed(self, event: Mapping[str, Any]) -> list[dict[str, Any]]:
         kind = event.get("type")
@@ -208,9 +256,20 @@ class _ChunkBuilder:
             block = event.get("content_block") or {}
             if block.get("type") == "tool_use":
                 index = self.tools[event.get("index", 0)] = len(self.tools)
-                return [self._chunk({"tool_calls": [{
-                    "index": index, "id": block.get("id"), "type": "function",
-                    "function": {"name": block.get("name"), "arguments": ""}}]})]
+                return [
+                    self._chunk(
+                        {
+                            "tool_calls": [
+                                {
+                                    "index": index,
+                                    "id": block.get("id"),
+                                    "type": "function",
+                                    "function": {"name": block.get("name"), "arguments": ""},
+                                }
+                            ]
+                        }
+                    )
+                ]
             if block.get("text"):
                 return [self._chunk({"content": block["text"]})]
             return []
@@ -220,8 +279,18 @@ class _ChunkBuilder:
                 return [self._chunk({"content": delta.get("text", "")})]
             if delta.get("type") == "input_json_delta":
                 index = self.tools.get(event.get("index", 0), 0)
-                return [self._chunk({"tool_calls": [{
-                    "index": index, "function": {"arguments": delta.get("partial_json", "")}}]})]
+                return [
+                    self._chunk(
+                        {
+                            "tool_calls": [
+                                {
+                                    "index": index,
+                                    "function": {"arguments": delta.get("partial_json", "")},
+                                }
+                            ]
+                        }
+                    )
+                ]
             return []  # thinking and signature deltas have no OpenAI counterpart
         if kind == "message_delta":
             self.usage.update(event.get("usage") or {})
@@ -233,8 +302,12 @@ class _ChunkBuilder:
             return []
         if kind == "error":
             error = event.get("error") or {}
-            raise UpstreamError(f"anthropic: upstream failed mid-stream: {error.get('message')}",
-                                status=502, body=dict(event), provider="anthropic")
+            raise UpstreamError(
+                f"anthropic: upstream failed mid-stream: {error.get('message')}",
+                status=502,
+                body=dict(event),
+                provider="anthropic",
+            )
         return []  # ping, content_block_stop
 
 
@@ -263,9 +336,15 @@ class AnthropicProvider(OpenAICompatProvider):
         headers = {"anthropic-version": ANTHROPIC_VERSION}
         if api_key:
             headers["x-api-key"] = api_key
-        super().__init__(api_base, None, model, timeout=timeout, headers=headers,
-                         name=name or (f"anthropic/{model}" if model else "anthropic"),
-                         max_connections=max_connections)
+        super().__init__(
+            api_base,
+            None,
+            model,
+            timeout=timeout,
+            headers=headers,
+            name=name or (f"anthropic/{model}" if model else "anthropic"),
+            max_connections=max_connections,
+        )
 
     def _payload(self, body: Mapping[str, Any]) -> bytes:
         return orjson.dumps(body)  # already a Messages body, with the model in it
@@ -289,4 +368,3 @@ class AnthropicProvider(OpenAICompatProvider):
 
     def __repr__(self) -> str:
         return f"AnthropicProvider({self.api_base!r}, model={self.model!r})"
-

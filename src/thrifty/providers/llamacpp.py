@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -176,23 +176,6 @@ class LlamaCppProvider(LocalModelProvider):
             self.model_path = path
         return self._llama
 
-    async def aload(self) -> None:
-        """Load the model now (in a worker thread) rather than on the first request."""
-
-        def load_locked() -> None:
-            with self._lock:
-                self.load()
-
-        await asyncio.to_thread(load_locked)
-
-    def _run_locked(self, fn: Callable[[Any], Any]) -> Any:
-        with self._lock:
-            llama = self.load()
-            try:
-                return fn(llama)
-            except ValueError as exc:  # e.g. the prompt exceeds the context window
-                raise ProviderError(f"local model rejected the request: {exc}") from exc
-
     # ----------------------------------------------------------- requests
     def _sampling(self, body: dict[str, Any]) -> dict[str, Any]:
         return sampling(body, self.default_max_tokens)
@@ -258,14 +241,6 @@ class LlamaCppProvider(LocalModelProvider):
             return len(llama.tokenize(prompt.encode(), add_bos=False, special=True))
 
     # ----------------------------------------------------- Provider face
-    async def chat(self, body: dict[str, Any]) -> dict[str, Any]:
-        """A ``chat.completion`` with real ``usage`` from the local model."""
-        return await asyncio.to_thread(self._chat_blocking, body)
-
-    async def completion(self, body: dict[str, Any]) -> dict[str, Any]:
-        """A ``text_completion`` (``/v1/completions``) from the local model."""
-        return await asyncio.to_thread(self._completion_blocking, body)
-
     async def chat_stream(self, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
         """``chat.completion.chunk`` dicts as llama.cpp produces tokens.
 

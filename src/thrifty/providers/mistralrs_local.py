@@ -18,7 +18,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -114,6 +114,7 @@ class MistralRsProvider(LocalModelProvider):
     name = "local"
     gen_ai_system = "mistral_rs"
     runtime = "mistral.rs"
+    rejected_errors = (ValueError, RuntimeError)
 
     def __init__(
         self,
@@ -154,23 +155,6 @@ class MistralRsProvider(LocalModelProvider):
             self._module = module
             self.model_path = path
         return self._runner
-
-    async def aload(self) -> None:
-        """Load the model now (in a worker thread) rather than on the first request."""
-
-        def load_locked() -> None:
-            with self._lock:
-                self.load()
-
-        await asyncio.to_thread(load_locked)
-
-    def _run_locked(self, fn: Callable[[Any], Any]) -> Any:
-        with self._lock:
-            runner = self.load()
-            try:
-                return fn(runner)
-            except (ValueError, RuntimeError) as exc:
-                raise ProviderError(f"local model rejected the request: {exc}") from exc
 
     # ----------------------------------------------------------- requests
     def _params(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -264,14 +248,6 @@ class MistralRsProvider(LocalModelProvider):
         }
 
     # ----------------------------------------------------- Provider face
-    async def chat(self, body: dict[str, Any]) -> dict[str, Any]:
-        """A ``chat.completion`` with real ``usage`` from the local model."""
-        return await asyncio.to_thread(self._chat_blocking, body)
-
-    async def completion(self, body: dict[str, Any]) -> dict[str, Any]:
-        """A ``text_completion`` (``/v1/completions``) from the local model."""
-        return await asyncio.to_thread(self._completion_blocking, body)
-
     async def chat_stream(self, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
         """``chat.completion.chunk`` dicts as mistral.rs produces tokens.
 

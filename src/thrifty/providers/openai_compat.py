@@ -162,8 +162,9 @@ class OpenAICompatProvider(Provider):
     ) -> AsyncIterator[dict[str, Any]]:
         """POST ``body`` and yield the JSON of each ``data:`` line of the SSE answer."""
         url = self.api_base + path
-        timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.timeout,
-                                        sock_read=self.timeout)
+        timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=self.timeout, sock_read=self.timeout
+        )
         try:
             async with self._client().post(
                 url, data=self._payload(body), timeout=timeout
@@ -186,7 +187,7 @@ class OpenAICompatProvider(Provider):
         async for line in response.content:
             if not line.startswith(SSE_DATA):
                 continue  # comments, event names, blank separators
-            data = line[len(SSE_DATA):].strip()
+            data = line[len(SSE_DATA) :].strip()
             if data == b"[DONE]":
                 return
             try:

@@ -64,18 +64,24 @@ def threshold_for_share(p: np.ndarray, share: float) -> float:
     return _threshold_at(np.sort(p), round(share * len(p)))
 
 
-def evaluate(p: np.ndarray, cheap_ok: np.ndarray, strong_ok: np.ndarray,
-             threshold: float) -> CurvePoint:
+def evaluate(
+    p: np.ndarray, cheap_ok: np.ndarray, strong_ok: np.ndarray, threshold: float
+) -> CurvePoint:
     """Strong share and quality of one threshold on these outcomes."""
     cheap = p >= threshold
     quality = float(np.where(cheap, cheap_ok, strong_ok).mean()) if len(p) else 0.0
     best = float(strong_ok.mean()) if len(p) else 0.0
-    return CurvePoint(threshold, float(1.0 - cheap.mean()) if len(p) else 0.0, quality,
-                      quality / best if best > 0 else 0.0)
+    return CurvePoint(
+        threshold,
+        float(1.0 - cheap.mean()) if len(p) else 0.0,
+        quality,
+        quality / best if best > 0 else 0.0,
+    )
 
 
-def routing_curve(p: np.ndarray, cheap_ok: np.ndarray, strong_ok: np.ndarray | None = None,
-                  steps: int = 100) -> list[CurvePoint]:
+def routing_curve(
+    p: np.ndarray, cheap_ok: np.ndarray, strong_ok: np.ndarray | None = None, steps: int = 100
+) -> list[CurvePoint]:
     """The curve at strong shares 0, 1/steps, …, 1 (cheapest first)."""
     strong = np.ones_like(cheap_ok, dtype=float) if strong_ok is None else strong_ok
     order = np.sort(p)

@@ -17,8 +17,11 @@ from thrifty.accounting.tokens import content_text, count_messages, count_text
 #: semicolons, a shell prompt). Declared once; matching any of them marks the prompt as code.
 CODE_PATTERNS: tuple[re.Pattern[str], ...] = (
     re.compile(r"```"),
-    re.compile(r"^\s*(def|class|import|from\s+\S+\s+import|function|const|let|var|"
-               r"public|private|#include|package|func|fn)\b", re.MULTILINE),
+    re.compile(
+        r"^\s*(def|class|import|from\s+\S+\s+import|function|const|let|var|"
+        r"public|private|#include|package|func|fn)\b",
+        re.MULTILINE,
+    ),
     re.compile(r"[;{}]\s*$", re.MULTILINE),
     re.compile(r"^\s*(\$|>>>)\s+\S", re.MULTILINE),
     re.compile(r"\b\w+\([^()\n]*\)\s*(\{|=>|:)\s*$", re.MULTILINE),

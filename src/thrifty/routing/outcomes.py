@@ -66,8 +66,7 @@ def outcome_of(record: Mapping[str, Any]) -> Outcome:
     Raises:
         ValueError: no prompt, or neither ``cheap_ok`` nor both answers.
     """
-    if not isinstance(record.get("prompt"), str) and not isinstance(record.get("messages"),
-                                                                       list):
+    if not isinstance(record.get("prompt"), str) and not isinstance(record.get("messages"), list):
         raise ValueError("needs a 'prompt' (text) or 'messages' (a chat)")
     text = prompt_text(record)
     strong = record.get("strong_ok")

@@ -68,36 +68,46 @@ class RouteModel:
     """
 
     def __init__(
-        self, name: str, chain: Sequence[str], *, rules: Sequence[Rule] = (),
-        router: LearnedRouter | None = None, embedder: Any = None, default: str | None = None,
+        self,
+        name: str,
+        chain: Sequence[str],
+        *,
+        rules: Sequence[Rule] = (),
+        router: LearnedRouter | None = None,
+        embedder: Any = None,
+        default: str | None = None,
         cascade_on: Sequence[str] = tuple(CHECKS),
     ) -> None:
         if len(chain) < 2 or len(set(chain)) != len(chain):
             raise ConfigError(f"route {name!r}: chain needs two or more distinct models")
         for i, rule in enumerate(rules):
             if rule.to not in chain:
-                raise ConfigError(f"route {name!r}: rules[{i}].to {rule.to!r} is not in its "
-                                  f"chain {list(chain)}")
+                raise ConfigError(
+                    f"route {name!r}: rules[{i}].to {rule.to!r} is not in its chain {list(chain)}"
+                )
         if default is not None and default not in chain:
             raise ConfigError(f"route {name!r}: default {default!r} is not in its chain")
         unknown = [c for c in cascade_on if c not in CHECKS]
         if unknown:
-            raise ConfigError(f"route {name!r}: unknown cascade check(s) {unknown}; use: "
-                              + ", ".join(CHECKS))
+            raise ConfigError(
+                f"route {name!r}: unknown cascade check(s) {unknown}; use: " + ", ".join(CHECKS)
+            )
         self.name = name
         self.chain = list(chain)
         self.rules = list(rules)
         self.router = router
-        self.embedder = embedder if embedder is not None or router is None else (
-            router_embedder(router))
+        self.embedder = (
+            embedder if embedder is not None or router is None else (router_embedder(router))
+        )
         self.default = default or self.chain[0]
         self.cascade_on = tuple(cascade_on)
 
     def _at(self, model: str, by: str, reason: str, p: float | None = None) -> RouteDecision:
         return RouteDecision(self.chain.index(model), model, by, reason, p)
 
-    def decide(self, body: Mapping[str, Any],
-               features: RequestFeatures | None = None) -> RouteDecision:
+    def decide(
+        self, body: Mapping[str, Any], features: RequestFeatures | None = None
+    ) -> RouteDecision:
         """Where ``body`` starts. A router that fails sends the request to the stronger model
         (quality first) and logs why."""
         features = features or features_of(body)
@@ -109,8 +119,9 @@ class RouteModel:
                 vector = self.embedder.embed([features.text])
                 p = float(self.router.probability(vector)[0])
             except Exception as exc:  # fail-open: a broken router must not fail requests
-                log.warning("route %s: the router failed (%s); using %s", self.name, exc,
-                            self.chain[1])
+                log.warning(
+                    "route %s: the router failed (%s); using %s", self.name, exc, self.chain[1]
+                )
                 return self._at(self.chain[1], "default", "router error")
             threshold = self.router.threshold
             if p >= threshold:

@@ -59,12 +59,19 @@ class LearnedRouter:
     def probability(self, vectors: np.ndarray) -> np.ndarray:
         """``p`` for each row of ``vectors`` (``(n, dim)``)."""
         if vectors.shape[-1] != self.dim:
-            raise ConfigError(f"the router expects {self.dim}-dimensional embeddings "
-                              f"({self.embedder}), got {vectors.shape[-1]}")
+            raise ConfigError(
+                f"the router expects {self.dim}-dimensional embeddings "
+                f"({self.embedder}), got {vectors.shape[-1]}"
+            )
         return self.scorer.score(np.atleast_2d(vectors))
 
-    def retarget(self, *, strong_share: float | None = None, quality: float | None = None,
-                 threshold: float | None = None) -> LearnedRouter:
+    def retarget(
+        self,
+        *,
+        strong_share: float | None = None,
+        quality: float | None = None,
+        threshold: float | None = None,
+    ) -> LearnedRouter:
         """The same router with its threshold moved along the stored calibration curve.
 
         Raises:
@@ -85,9 +92,14 @@ class LearnedRouter:
 
     # ----------------------------------------------------------------- file
     def _meta(self) -> dict[str, Any]:
-        return {"format": FORMAT, "kind": self.kind, "embedder": self.embedder,
-                "threshold": self.threshold, "curve": [c.as_dict() for c in self.curve],
-                "info": self.info}
+        return {
+            "format": FORMAT,
+            "kind": self.kind,
+            "embedder": self.embedder,
+            "threshold": self.threshold,
+            "curve": [c.as_dict() for c in self.curve],
+            "info": self.info,
+        }
 
     def save(self, path: str | Path) -> None:
         """JSON, or ``.npz`` by the file's suffix (a ``knn`` router needs ``.npz``).
@@ -105,8 +117,11 @@ class LearnedRouter:
             return
         if self.kind != "logistic":
             raise ConfigError(f"{file}: a {self.kind} router keeps vectors: save it as .npz")
-        data = {**self._meta(), "bias": arrays["bias"],
-                "weights": [round(float(w), 7) for w in arrays["weights"]]}
+        data = {
+            **self._meta(),
+            "bias": arrays["bias"],
+            "weights": [round(float(w), 7) for w in arrays["weights"]],
+        }
         file.write_text(json.dumps(data), encoding="utf-8")
 
     @classmethod
@@ -120,8 +135,9 @@ class LearnedRouter:
         try:
             raw = file.read_bytes()
         except OSError as exc:
-            raise ConfigError(f"{file}: cannot read the router file: "
-                              f"{exc.strerror or exc}") from exc
+            raise ConfigError(
+                f"{file}: cannot read the router file: {exc.strerror or exc}"
+            ) from exc
         try:
             if raw[:2] == b"PK":  # a zip: .npz
                 import io
@@ -138,17 +154,28 @@ class LearnedRouter:
             raise ConfigError(f"{file}: not a thrifty router file (format {FORMAT!r})")
         try:
             scorer = scorer_class(str(meta.get("kind", "logistic"))).from_arrays(arrays)
-            return cls(scorer, float(meta["threshold"]), str(meta.get("embedder", "minilm")),
-                       [CurvePoint(**c) for c in meta.get("curve", [])],
-                       dict(meta.get("info") or {}))
+            return cls(
+                scorer,
+                float(meta["threshold"]),
+                str(meta.get("embedder", "minilm")),
+                [CurvePoint(**c) for c in meta.get("curve", [])],
+                dict(meta.get("info") or {}),
+            )
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigError(f"{file}: the router file is damaged: {exc!r}") from exc
 
 
 def train_router(
-    vectors: np.ndarray, cheap_ok: np.ndarray, strong_ok: np.ndarray | None = None, *,
-    embedder: str = "minilm", kind: str = "logistic", heldout: float = 0.25,
-    target_strong_share: float | None = None, target_quality: float | None = None, seed: int = 0,
+    vectors: np.ndarray,
+    cheap_ok: np.ndarray,
+    strong_ok: np.ndarray | None = None,
+    *,
+    embedder: str = "minilm",
+    kind: str = "logistic",
+    heldout: float = 0.25,
+    target_strong_share: float | None = None,
+    target_quality: float | None = None,
+    seed: int = 0,
 ) -> LearnedRouter:
     """Fit on part of the outcomes, calibrate the threshold on the rest.
 
@@ -168,8 +195,9 @@ def train_router(
     if vectors.shape[0] != n or n < 20:
         raise ConfigError(f"need at least 20 outcomes with one embedding each, got {n}")
     if y.min() == y.max():
-        raise ConfigError("the outcomes need both cheap answers that were good enough and "
-                          "some that were not")
+        raise ConfigError(
+            "the outcomes need both cheap answers that were good enough and some that were not"
+        )
     if target_strong_share is not None and target_quality is not None:
         raise ConfigError("give a target strong share or a target quality, not both")
     strong = np.ones(n) if strong_ok is None else np.asarray(strong_ok, dtype=np.float64)
@@ -178,10 +206,20 @@ def train_router(
     fit, held = order[:cut], order[cut:]
     scorer, chosen = scorer_class(kind).fit(vectors[fit], y[fit], vectors[held], y[held])
     curve = routing_curve(scorer.score(vectors[held]), y[held], strong[held])
-    router = LearnedRouter(scorer, 0.0, embedder, curve, {
-        "kind": kind, "outcomes": n, "fit": len(fit), "heldout": len(held),
-        "cheap_ok_rate": round(float(y.mean()), 5), **chosen,
-    })
+    router = LearnedRouter(
+        scorer,
+        0.0,
+        embedder,
+        curve,
+        {
+            "kind": kind,
+            "outcomes": n,
+            "fit": len(fit),
+            "heldout": len(held),
+            "cheap_ok_rate": round(float(y.mean()), 5),
+            **chosen,
+        },
+    )
     if target_quality is not None:
         router = router.retarget(quality=target_quality)
         router.info["target_quality"] = target_quality

@@ -69,8 +69,9 @@ class Condition:
         object.__setattr__(self, "response_format", _as_tuple(self.response_format))
         for kind in self.response_format:
             if kind not in RESPONSE_FORMATS:
-                raise ValueError(f"response_format {kind!r} is not one of "
-                                 + ", ".join(RESPONSE_FORMATS))
+                raise ValueError(
+                    f"response_format {kind!r} is not one of " + ", ".join(RESPONSE_FORMATS)
+                )
         for name in ("min_prompt_tokens", "max_prompt_tokens"):
             value = getattr(self, name)
             if value is not None and value < 0:
@@ -80,20 +81,29 @@ class Condition:
         return all(getattr(self, f.name) in (None, ()) for f in fields(self))
 
     def matches(self, features: RequestFeatures) -> bool:
-        return all(check(self, features) for name, check in CHECKS.items()
-                   if getattr(self, name) not in (None, ()))
+        return all(
+            check(self, features)
+            for name, check in CHECKS.items()
+            if getattr(self, name) not in (None, ())
+        )
 
     def describe(self) -> str:
         """A short account of the condition, for ``X-Thrifty-Route``."""
-        return " ".join(DESCRIBE[name](getattr(self, name)) for name in CHECKS
-                        if getattr(self, name) not in (None, ())) or "always"
+        return (
+            " ".join(
+                DESCRIBE[name](getattr(self, name))
+                for name in CHECKS
+                if getattr(self, name) not in (None, ())
+            )
+            or "always"
+        )
 
 
 #: One check per :class:`Condition` field (strategies as data).
 CHECKS: dict[str, Callable[[Condition, RequestFeatures], bool]] = {
     "min_prompt_tokens": lambda c, f: f.prompt_tokens >= (c.min_prompt_tokens or 0),
     "max_prompt_tokens": lambda c, f: f.prompt_tokens <= (c.max_prompt_tokens or 0),
-    "keywords": lambda c, f: _keyword_pattern(c.keywords).search(f.all_text) is not None,  # type: ignore[arg-type]
+    "keywords": lambda c, f: _keyword_pattern(c.keywords).search(f.all_text) is not None,
     "code": lambda c, f: f.code == c.code,
     "tools": lambda c, f: f.tools == c.tools,
     "response_format": lambda c, f: f.response_format in c.response_format,

@@ -34,8 +34,9 @@ def log_loss(p: np.ndarray, y: np.ndarray) -> float:
     return float(-(y * np.log(p) + (1 - y) * np.log(1 - p)).mean())
 
 
-def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1.0,
-                 iterations: int = 30) -> tuple[np.ndarray, float]:
+def fit_logistic(
+    x: np.ndarray, y: np.ndarray, l2: float = 1.0, iterations: int = 30
+) -> tuple[np.ndarray, float]:
     """L2-penalised logistic regression by Newton's method (exact, a few iterations).
 
     Returns:
@@ -73,8 +74,9 @@ class LogisticScorer:
         return sigmoid(x.astype(np.float64) @ self.weights + self.bias)
 
     @classmethod
-    def fit(cls, x: np.ndarray, y: np.ndarray, x_held: np.ndarray,
-            y_held: np.ndarray) -> tuple[LogisticScorer, dict[str, Any]]:
+    def fit(
+        cls, x: np.ndarray, y: np.ndarray, x_held: np.ndarray, y_held: np.ndarray
+    ) -> tuple[LogisticScorer, dict[str, Any]]:
         fits = [cls(*fit_logistic(x, y, l2)) for l2 in L2_GRID]
         losses = [log_loss(f.score(x_held), y_held) for f in fits]
         best = int(np.argmin(losses))
@@ -110,21 +112,26 @@ class NeighbourScorer:
         k = min(self.k, len(self.labels))
         out = np.empty(len(x))
         for start in range(0, len(x), chunk):
-            part = x[start:start + chunk].astype(np.float32)
+            part = x[start : start + chunk].astype(np.float32)
             # One prompt at a time (the gateway) skips BLAS: its threads waking up beside the
             # embedder's spinning onnxruntime threads cost ~5 ms on 2 cores; einsum, 0.2 ms.
-            sims = (np.einsum("ij,kj->ik", part, vectors) if len(part) <= SMALL_BATCH
-                    else part @ vectors.T)
+            sims = (
+                np.einsum("ij,kj->ik", part, vectors)
+                if len(part) <= SMALL_BATCH
+                else part @ vectors.T
+            )
             top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
             weights = np.maximum(np.take_along_axis(sims, top, axis=1), 0.0) + 1e-3
             # A weak prior of one half keeps p off exact 0 and 1 (and breaks ties by distance).
-            out[start:start + chunk] = ((weights * self.labels[top]).sum(1) + 0.05) / (
-                weights.sum(1) + 0.1)
+            out[start : start + chunk] = ((weights * self.labels[top]).sum(1) + 0.05) / (
+                weights.sum(1) + 0.1
+            )
         return out
 
     @classmethod
-    def fit(cls, x: np.ndarray, y: np.ndarray, x_held: np.ndarray,
-            y_held: np.ndarray) -> tuple[NeighbourScorer, dict[str, Any]]:
+    def fit(
+        cls, x: np.ndarray, y: np.ndarray, x_held: np.ndarray, y_held: np.ndarray
+    ) -> tuple[NeighbourScorer, dict[str, Any]]:
         fits = [cls(x.astype(np.float16), y.astype(np.float32), k) for k in K_GRID]
         losses = [log_loss(f.score(x_held), y_held) for f in fits]
         best = int(np.argmin(losses))
@@ -135,8 +142,11 @@ class NeighbourScorer:
 
     @classmethod
     def from_arrays(cls, data: dict[str, Any]) -> NeighbourScorer:
-        return cls(np.asarray(data["vectors"], dtype=np.float16),
-                   np.asarray(data["labels"], dtype=np.float32), int(data["k"]))
+        return cls(
+            np.asarray(data["vectors"], dtype=np.float16),
+            np.asarray(data["labels"], dtype=np.float32),
+            int(data["k"]),
+        )
 
 
 #: Router kinds (strategies as data).

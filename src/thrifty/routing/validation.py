@@ -17,15 +17,18 @@ from typing import Any
 log = logging.getLogger("thrifty.routing")
 
 #: How refusals start (case-insensitive, within the first 300 characters). Declared as data.
-REFUSAL_PATTERNS: tuple[re.Pattern[str], ...] = tuple(re.compile(p, re.IGNORECASE) for p in (
-    r"^\W*(i'?m|i am)\s+(so\s+|very\s+)?sorry,?\s+(but\s+)?(i|we)\s+(can'?t|cannot|won'?t|"
-    r"am\s+(not\s+able|unable)|'m\s+(not\s+able|unable))",
-    r"^\W*i\s+(can'?t|cannot|won'?t|am\s+unable\s+to|'m\s+unable\s+to|am\s+not\s+able\s+to)\s+"
-    r"(help|assist|comply|provide|do\s+that|answer|fulfil)",
-    r"^\W*as\s+an\s+ai(\s+language\s+model)?,?\s+i\s+(can'?t|cannot|am\s+unable|don'?t)",
-    r"^\W*(unfortunately,?\s+)?i('?m|\s+am)\s+(not\s+able|unable)\s+to\s+"
-    r"(help|assist|comply|provide|answer)",
-))
+REFUSAL_PATTERNS: tuple[re.Pattern[str], ...] = tuple(
+    re.compile(p, re.IGNORECASE)
+    for p in (
+        r"^\W*(i'?m|i am)\s+(so\s+|very\s+)?sorry,?\s+(but\s+)?(i|we)\s+(can'?t|cannot|won'?t|"
+        r"am\s+(not\s+able|unable)|'m\s+(not\s+able|unable))",
+        r"^\W*i\s+(can'?t|cannot|won'?t|am\s+unable\s+to|'m\s+unable\s+to|am\s+not\s+able\s+to)\s+"
+        r"(help|assist|comply|provide|do\s+that|answer|fulfil)",
+        r"^\W*as\s+an\s+ai(\s+language\s+model)?,?\s+i\s+(can'?t|cannot|am\s+unable|don'?t)",
+        r"^\W*(unfortunately,?\s+)?i('?m|\s+am)\s+(not\s+able|unable)\s+to\s+"
+        r"(help|assist|comply|provide|answer)",
+    )
+)
 
 
 def _choice(response: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -49,8 +52,9 @@ def answer_text(response: Mapping[str, Any]) -> str | None:
 
 def _calls_tools(response: Mapping[str, Any]) -> bool:
     message = _choice(response).get("message")
-    return isinstance(message, Mapping) and bool(message.get("tool_calls")
-                                                 or message.get("function_call"))
+    return isinstance(message, Mapping) and bool(
+        message.get("tool_calls") or message.get("function_call")
+    )
 
 
 def _json_format(body: Mapping[str, Any]) -> str | None:
@@ -98,8 +102,10 @@ def _breaks_schema(body: Mapping[str, Any], response: Mapping[str, Any]) -> bool
     try:
         import jsonschema
     except ImportError:  # fail-open: without the checker, a parsed answer passes
-        log.warning("jsonschema is not installed: JSON schemas are not checked "
-                    "(pip install 'thrifty[server]')")
+        log.warning(
+            "jsonschema is not installed: JSON schemas are not checked "
+            "(pip install 'thrifty[server]')"
+        )
         return False
     try:
         jsonschema.validate(value, schema)
@@ -121,8 +127,9 @@ CHECKS: dict[str, Check] = {
 }
 
 
-def failed_check(body: Mapping[str, Any], response: Mapping[str, Any],
-                 reasons: Sequence[str] = tuple(CHECKS)) -> str | None:
+def failed_check(
+    body: Mapping[str, Any], response: Mapping[str, Any], reasons: Sequence[str] = tuple(CHECKS)
+) -> str | None:
     """The first of ``reasons`` whose check the answer fails, or None when it is usable."""
     if _calls_tools(response):
         return None

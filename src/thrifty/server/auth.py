@@ -97,8 +97,9 @@ class KeyRing:
         if self.open:
             return self._open
         if token is None:
-            raise APIError(401, "missing API key: send 'Authorization: Bearer <key>'",
-                           code="missing_api_key")
+            raise APIError(
+                401, "missing API key: send 'Authorization: Bearer <key>'", code="missing_api_key"
+            )
         raise APIError(401, "invalid API key", code="invalid_api_key")
 
     def require_admin(self, headers: Headers) -> Principal:
@@ -108,8 +109,9 @@ class KeyRing:
             APIError: 403 when no admin key is configured; 401 for a missing or wrong key.
         """
         if not self.admin_key:
-            raise APIError(403, "the admin API is disabled: set admin_key in the config",
-                           code="admin_disabled")
+            raise APIError(
+                403, "the admin API is disabled: set admin_key in the config", code="admin_disabled"
+            )
         token = bearer_token(headers)
         if not self._is_admin(token):
             raise APIError(401, "the admin API needs the admin key", code="invalid_api_key")

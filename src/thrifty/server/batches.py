@@ -239,7 +239,7 @@ class BatchService:
         finally:
             cache.flush()
 
-    def _finish(self, record, paths, output_id, error_id, status, requests) -> None:  # type: ignore[no-untyped-def]
+    def _finish(self, record, paths, output_id, error_id, status, requests) -> None:
         """Register the output files and the final state (a cancelled batch keeps its partial
         results, as OpenAI's does)."""
         from thrifty.batching.journal import Journal
@@ -279,7 +279,7 @@ def _open_service(app: Any) -> BatchService:
     if getattr(app.state, "batches", None) is None:
         app.state.batches = BatchService(app.state.gateway, _batch_root())
         app.state.batches.adopt_orphans()
-    return app.state.batches  # type: ignore[no-any-return]
+    return app.state.batches
 
 
 def service(request: Request) -> BatchService:
@@ -302,7 +302,7 @@ def _tenant(request: Request) -> str:
     return _principal(request).tenant
 
 
-def _handled(handler):  # type: ignore[no-untyped-def]
+def _handled(handler):
     async def run(request: Request) -> Response:
         try:
             return await handler(request)

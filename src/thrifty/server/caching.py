@@ -43,15 +43,16 @@ def note_hit(ctx: RequestContext, hit: Hit) -> None:
         ctx.headers["X-Thrifty-Hit-Id"] = hit.id
 
 
-class CacheLookup(Stage):
-    """Plain requests: a stored answer, an identical answer in flight, or the next stages.
+class CacheStage(Stage):
+    """A stage over the cache and the answers in flight: the collaborators every cache stage of
+    the plain and the streamed chain takes (``CacheLookup``, ``StreamLookup``, ``ShareStream``).
 
     Args:
         cache: the gateway's cache.
-        streams: streams in flight (a plain chat request may wait for an identical one).
-        accountant: credits hits.
-        metrics: ``thrifty_cache_lookups``.
-        tasks: runs a refresh's cache write after the response.
+        streams: streams in flight, shared by identical requests.
+        accountant: credits hits and accounts answers.
+        metrics: ``thrifty_cache_lookups`` and time to first token.
+        tasks: runs cache writes after the response.
     """
 
     def __init__(
@@ -70,6 +71,18 @@ class CacheLookup(Stage):
         self.accountant = accountant
         self.metrics = metrics
         self.tasks = tasks
+
+
+class CacheLookup(CacheStage):
+    """Plain requests: a stored answer, an identical answer in flight, or the next stages.
+
+    Args:
+        cache: the gateway's cache.
+        streams: streams in flight (a plain chat request may wait for an identical one).
+        accountant: credits hits.
+        metrics: ``thrifty_cache_lookups``.
+        tasks: runs a refresh's cache write after the response.
+    """
 
     async def __call__(self, ctx: RequestContext) -> Any:
         policy, body, cache = ctx.policy, ctx.body, self.cache

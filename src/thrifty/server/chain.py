@@ -82,7 +82,7 @@ def model_chain(gw: Gateway) -> Handler:
     ]  # fmt: skip
     streamed: list[StageSpec] = [
         (StreamLookup, {"cache": cache, "streams": streams, "accountant": accountant,
-                        "metrics": metrics}),
+                        "metrics": metrics, "tasks": tasks}),
         (Reserve, {"limiter": limiter}),
         (ShareStream, {"cache": cache, "streams": streams, "accountant": accountant,
                        "metrics": metrics, "tasks": tasks}),

@@ -29,7 +29,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import (
     BaseModel,
@@ -71,6 +71,10 @@ def provider_of(model: str) -> tuple[str, str]:
     if not rest:
         return "openai", model
     return prefix.lower(), rest
+
+
+#: Checks of an answer that send it to the next model of a cascade.
+CascadeCheck = Literal["empty", "refusal", "invalid_json", "schema_mismatch"]
 
 
 class _Strict(BaseModel):
@@ -222,9 +226,7 @@ class RouteSettings(_Strict):
     router: RouterFileSettings | None = None
     default: str | None = None
     """Where requests go that no rule and no router decides (default: the cheapest)."""
-    cascade_on: list[Literal["empty", "refusal", "invalid_json", "schema_mismatch"]] = Field(
-        default_factory=lambda: ["empty", "refusal", "invalid_json", "schema_mismatch"]
-    )
+    cascade_on: list[CascadeCheck] = Field(default_factory=lambda: list(get_args(CascadeCheck)))
     """Answers failing these checks go to the next model of the chain."""
     feedback_path: str | None = None
     """JSONL file where ``POST /v1/thrifty/feedback`` appends outcomes for ``thrifty route
@@ -310,7 +312,7 @@ class GatewayConfig(BaseModel):
 
 def default_config() -> GatewayConfig:
     """No file: the embedded local model as ``local`` and ``smollm2``, the SQLite cache."""
-    local = {"model": "thrifty/local"}
+    local: dict[str, Any] = {"model": "thrifty/local"}
     return GatewayConfig(
         model_list=[
             ModelEntry(model_name="local", litellm_params=DeploymentParams(**local)),

@@ -101,7 +101,7 @@ class APIError(Exception):
 
 # ---------------------------------------------------------------------- the table's rows
 def _as_is(exc: Any, model: str) -> APIError:
-    return exc  # type: ignore[no-any-return]
+    return exc
 
 
 def _limited(exc: LimitExceededError, model: str) -> APIError:

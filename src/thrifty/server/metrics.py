@@ -42,7 +42,7 @@ class Labelled(Generic[M]):
     """
 
     def __init__(self, metric: M) -> None:
-        self.metric = metric
+        self.metric: M = metric
         self._children: dict[tuple[str, ...], Any] = {}
 
     def labels(self, *values: str) -> Any:
@@ -63,62 +63,123 @@ class GatewayMetrics:
         self.models = frozenset(models)
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
-        self.requests = Labelled(Counter(
-            "thrifty_requests", "Requests answered, by endpoint, model and HTTP status.",
-            ["endpoint", "model", "status"], registry=r,
-        ))
-        self.cache_lookups = Labelled(Counter(
-            "thrifty_cache_lookups", "Cache lookups by result (hit, semantic_hit, coalesced, "
-            "miss, bypass).", ["model", "result"], registry=r,
-        ))
-        self.upstream_latency = Labelled(Histogram(
-            "thrifty_upstream_latency_seconds", "Seconds an upstream took for a whole answer "
-            "(including retries).", ["model"], buckets=LATENCY_BUCKETS, registry=r,
-        ))
-        self.upstream_attempts = Labelled(Counter(
-            "thrifty_upstream_attempts", "Upstream attempts by deployment and outcome.",
-            ["deployment", "outcome"], registry=r,
-        ))
-        self.fallbacks = Labelled(Counter(
-            "thrifty_fallbacks", "Requests answered by a fallback model.", ["model"], registry=r,
-        ))
-        self.overhead = Labelled(Histogram(
-            "thrifty_gateway_overhead_seconds", "Seconds the gateway added to a request "
-            "(its whole time minus upstream time).", ["endpoint"], buckets=OVERHEAD_BUCKETS,
-            registry=r,
-        ))
-        self.ttft = Labelled(Histogram(
-            "thrifty_time_to_first_token_seconds", "Seconds until a stream's first chunk was "
-            "sent.", ["model", "cache"], buckets=LATENCY_BUCKETS, registry=r,
-        ))
-        self.tokens = Labelled(Counter(
-            "thrifty_tokens", "Tokens billed by upstreams, by direction (in, out).",
-            ["model", "direction"], registry=r,
-        ))
-        self.tokens_saved = Labelled(Counter(
-            "thrifty_tokens_saved", "Tokens not billed thanks to the cache.", ["model"],
-            registry=r,
-        ))
-        self.spend = Labelled(Counter(
-            "thrifty_spend_usd", "Dollars spent on upstream calls.", ["model"], registry=r,
-        ))
-        self.savings = Labelled(Counter(
-            "thrifty_savings_usd", "Dollars saved, by mechanism (exact_hit, semantic_hit, "
-            "coalesced, routing).", ["model", "mechanism"], registry=r,
-        ))
-        self.route_decisions = Labelled(Counter(
-            "thrifty_route_decisions", "Route-model requests by the model chosen first and what "
-            "chose it (rule, router, default).", ["route", "model", "by"], registry=r,
-        ))
-        self.cascades = Labelled(Counter(
-            "thrifty_cascade", "Route-model answers passed on to the next model of the chain, "
-            "by reason (empty, refusal, invalid_json, schema_mismatch, upstream_error).",
-            ["route", "reason"], registry=r,
-        ))
-        self.rate_limited = Labelled(Counter(
-            "thrifty_rate_limited", "Requests refused by a key's limits, by limit.", ["limit"],
-            registry=r,
-        ))
+        self.requests = Labelled(
+            Counter(
+                "thrifty_requests",
+                "Requests answered, by endpoint, model and HTTP status.",
+                ["endpoint", "model", "status"],
+                registry=r,
+            )
+        )
+        self.cache_lookups = Labelled(
+            Counter(
+                "thrifty_cache_lookups",
+                "Cache lookups by result (hit, semantic_hit, coalesced, miss, bypass).",
+                ["model", "result"],
+                registry=r,
+            )
+        )
+        self.upstream_latency = Labelled(
+            Histogram(
+                "thrifty_upstream_latency_seconds",
+                "Seconds an upstream took for a whole answer (including retries).",
+                ["model"],
+                buckets=LATENCY_BUCKETS,
+                registry=r,
+            )
+        )
+        self.upstream_attempts = Labelled(
+            Counter(
+                "thrifty_upstream_attempts",
+                "Upstream attempts by deployment and outcome.",
+                ["deployment", "outcome"],
+                registry=r,
+            )
+        )
+        self.fallbacks = Labelled(
+            Counter(
+                "thrifty_fallbacks",
+                "Requests answered by a fallback model.",
+                ["model"],
+                registry=r,
+            )
+        )
+        self.overhead = Labelled(
+            Histogram(
+                "thrifty_gateway_overhead_seconds",
+                "Seconds the gateway added to a request (its whole time minus upstream time).",
+                ["endpoint"],
+                buckets=OVERHEAD_BUCKETS,
+                registry=r,
+            )
+        )
+        self.ttft = Labelled(
+            Histogram(
+                "thrifty_time_to_first_token_seconds",
+                "Seconds until a stream's first chunk was sent.",
+                ["model", "cache"],
+                buckets=LATENCY_BUCKETS,
+                registry=r,
+            )
+        )
+        self.tokens = Labelled(
+            Counter(
+                "thrifty_tokens",
+                "Tokens billed by upstreams, by direction (in, out).",
+                ["model", "direction"],
+                registry=r,
+            )
+        )
+        self.tokens_saved = Labelled(
+            Counter(
+                "thrifty_tokens_saved",
+                "Tokens not billed thanks to the cache.",
+                ["model"],
+                registry=r,
+            )
+        )
+        self.spend = Labelled(
+            Counter(
+                "thrifty_spend_usd",
+                "Dollars spent on upstream calls.",
+                ["model"],
+                registry=r,
+            )
+        )
+        self.savings = Labelled(
+            Counter(
+                "thrifty_savings_usd",
+                "Dollars saved, by mechanism (exact_hit, semantic_hit, coalesced, routing).",
+                ["model", "mechanism"],
+                registry=r,
+            )
+        )
+        self.route_decisions = Labelled(
+            Counter(
+                "thrifty_route_decisions",
+                "Route-model requests by the model chosen first and what "
+                "chose it (rule, router, default).",
+                ["route", "model", "by"],
+                registry=r,
+            )
+        )
+        self.cascades = Labelled(
+            Counter(
+                "thrifty_cascade",
+                "Route-model answers passed on to the next model of the chain, "
+                "by reason (empty, refusal, invalid_json, schema_mismatch, upstream_error).",
+                ["route", "reason"],
+                registry=r,
+            )
+        )
+        self.rate_limited = Labelled(
+            Counter(
+                "thrifty_rate_limited",
+                "Requests refused by a key's limits, by limit.",
+                ["limit"],
+                registry=r,
+            )
+        )
 
     def count_attempts(self, attempts: Iterable[Any]) -> None:
         """Upstream attempts of one request (a routed answer's, or a failure's), by outcome."""

@@ -141,8 +141,10 @@ def validate_body(model: type[M], body: Any) -> M:
         first = exc.errors(include_url=False)[0]
         param = _param(first["loc"])
         missing = first["type"] == "missing"
-        message = f"missing required parameter: {param}" if missing else (
-            f"invalid value for {param}: {first['msg']}" if param else first["msg"]
+        message = (
+            f"missing required parameter: {param}"
+            if missing
+            else (f"invalid value for {param}: {first['msg']}" if param else first["msg"])
         )
         code = "missing_required_parameter" if missing else "invalid_value"
         raise APIError(400, message, param=param or None, code=code) from None

@@ -17,17 +17,18 @@ from typing import Any
 import anyio
 
 from thrifty.answer import read_answer
-from thrifty.cache import Cache
 from thrifty.errors import ProviderError
 from thrifty.integrations._streams import chunks_from_completion, completion_from_chunks
 from thrifty.routing import Deployment
-from thrifty.server.accounting import Accountant
-from thrifty.server.caching import MECHANISM_OF_RESULT, STATUS_OF_RESULT, Streams, note_hit
-from thrifty.server.context import Handler, RequestContext, Stage
-from thrifty.server.metrics import GatewayMetrics
+from thrifty.server.caching import (
+    MECHANISM_OF_RESULT,
+    STATUS_OF_RESULT,
+    CacheStage,
+    note_hit,
+)
+from thrifty.server.context import RequestContext
 from thrifty.server.stream_tee import StreamTee
 from thrifty.server.streaming import DONE, replay, sse_error, sse_event
-from thrifty.server.tasks import BackgroundTasks
 from thrifty.tracing import attempt_span, span
 
 log = logging.getLogger("thrifty.server")
@@ -37,24 +38,9 @@ def _include_usage(body: dict[str, Any]) -> bool:
     return bool((body.get("stream_options") or {}).get("include_usage"))
 
 
-class StreamLookup(Stage):
+class StreamLookup(CacheStage):
     """A stored answer replayed as a stream, an identical stream in flight followed, or the
     next stages (the lookup is skipped by ``no-cache`` and ``refresh``)."""
-
-    def __init__(
-        self,
-        next: Handler,
-        *,
-        cache: Cache,
-        streams: Streams,
-        accountant: Accountant,
-        metrics: GatewayMetrics,
-    ) -> None:
-        super().__init__(next)
-        self.cache = cache
-        self.streams = streams
-        self.accountant = accountant
-        self.metrics = metrics
 
     async def __call__(self, ctx: RequestContext) -> AsyncIterator[bytes]:
         policy, body, metrics = ctx.policy, ctx.body, self.metrics
@@ -98,26 +84,9 @@ class StreamLookup(Stage):
             self.accountant.credit_hit(ctx, completion_from_chunks(tee.chunks), "coalesced")
 
 
-class ShareStream(Stage):
+class ShareStream(CacheStage):
     """Relay the upstream stream through a tee that identical requests may join; once it ended,
     account it and store it (after the response: no client waits for the bookkeeping)."""
-
-    def __init__(
-        self,
-        next: Handler,
-        *,
-        cache: Cache,
-        streams: Streams,
-        accountant: Accountant,
-        metrics: GatewayMetrics,
-        tasks: BackgroundTasks,
-    ) -> None:
-        super().__init__(next)
-        self.cache = cache
-        self.streams = streams
-        self.accountant = accountant
-        self.metrics = metrics
-        self.tasks = tasks
 
     async def __call__(self, ctx: RequestContext) -> AsyncIterator[bytes]:
         iterator, first = await self.next(ctx)

@@ -46,8 +46,9 @@ class SSEResponse:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         raw = [(b"content-type", b"text/event-stream; charset=utf-8")]
-        raw += [(k.lower().encode("latin-1"), str(v).encode("latin-1"))
-                for k, v in self.headers.items()]
+        raw += [
+            (k.lower().encode("latin-1"), str(v).encode("latin-1")) for k, v in self.headers.items()
+        ]
         try:
             async with anyio.create_task_group() as group:
 
@@ -63,8 +64,7 @@ class SSEResponse:
                 try:
                     await send({"type": "http.response.start", "status": 200, "headers": raw})
                     async for event in self.events:
-                        await send({"type": "http.response.body", "body": event,
-                                    "more_body": True})
+                        await send({"type": "http.response.body", "body": event, "more_body": True})
                     await send({"type": "http.response.body", "body": b"", "more_body": False})
                 except OSError:  # the client went away while we were writing
                     self.disconnected = True
@@ -76,12 +76,20 @@ class SSEResponse:
 
 def text_completion_chunks(completion: dict[str, Any]) -> list[dict[str, Any]]:
     """A ``text_completion`` answer as the chunks a stream would carry (one per choice)."""
-    base = {k: completion[k] for k in ("id", "created", "model") if k in completion}
+    base: dict[str, Any] = {k: completion[k] for k in ("id", "created", "model") if k in completion}
     return [
-        {**base, "object": "text_completion", "choices": [{
-            "index": choice.get("index", 0), "text": choice.get("text", ""),
-            "logprobs": choice.get("logprobs"), "finish_reason": choice.get("finish_reason"),
-        }]}
+        {
+            **base,
+            "object": "text_completion",
+            "choices": [
+                {
+                    "index": choice.get("index", 0),
+                    "text": choice.get("text", ""),
+                    "logprobs": choice.get("logprobs"),
+                    "finish_reason": choice.get("finish_reason"),
+                }
+            ],
+        }
         for choice in completion.get("choices") or []
     ]
 

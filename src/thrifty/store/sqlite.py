@@ -27,6 +27,7 @@ import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import apsw
 
@@ -207,13 +208,14 @@ class SQLiteStore(Store):
 
     def _conn(self) -> apsw.Connection:
         try:
-            return self._local.conn  # type: ignore[no-any-return]
+            return self._local.conn
         except AttributeError:
             return self._connect()
 
     def _init_schema(self, conn: apsw.Connection) -> None:
         # journal_mode is persistent in the file; switching it needs a moment without writers.
-        if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+        mode: Any = conn.execute("PRAGMA journal_mode").fetchone()
+        if mode[0].lower() != "wal":
             conn.execute("PRAGMA journal_mode = WAL")
         with self._write(conn) as cur:
             cur.execute(SCHEMA)  # every statement, inside this one transaction
@@ -294,12 +296,14 @@ class SQLiteStore(Store):
         return _changes(cur)
 
     def _enforce_limits(self, cur: apsw.Cursor) -> None:
-        entries, size = cur.execute("SELECT entries, bytes FROM totals WHERE id = 1").fetchone()
+        totals: Any = cur.execute("SELECT entries, bytes FROM totals WHERE id = 1").fetchone()
+        entries, size = totals
         extra = over_limits(entries, size, self.max_entries, self.max_bytes)
         if extra == (0, 0):
             return
         if self._purge_expired(cur):
-            entries, size = cur.execute("SELECT entries, bytes FROM totals").fetchone()
+            totals = cur.execute("SELECT entries, bytes FROM totals").fetchone()
+            entries, size = totals
             extra = over_limits(entries, size, self.max_entries, self.max_bytes)
         if extra == (0, 0):
             return
@@ -339,8 +343,8 @@ class SQLiteStore(Store):
         if namespace is not None:
             sql += " AND namespace = ?"
             params.append(namespace)
-        entries, size = self._conn().execute(sql, params).fetchone()
-        return int(entries), int(size)
+        row: Any = self._conn().execute(sql, params).fetchone()
+        return int(row[0]), int(row[1])
 
     def add_counters(self, namespace: str, counters: Mapping[str, float]) -> None:
         with self._write() as cur:
@@ -356,7 +360,7 @@ class SQLiteStore(Store):
         if namespace is not None:
             sql += " WHERE namespace = ?"
             params = (namespace,)
-        rows = self._conn().execute(sql + " GROUP BY name", params).fetchall()
+        rows: list[Any] = self._conn().execute(sql + " GROUP BY name", params).fetchall()
         return {name: float(value) for name, value in rows}
 
     def iter_entries(
@@ -371,13 +375,13 @@ class SQLiteStore(Store):
         sql += " AND (created_at, key) > (?, ?) ORDER BY created_at, key LIMIT 500"
         after: tuple[float, str] = (since if since is not None else float("-inf"), "")
         while True:
-            page = self._conn().execute(sql, [*params, *after]).fetchall()
+            page: list[Any] = self._conn().execute(sql, [*params, *after]).fetchall()
             now = time.time()
             for row in page:
                 if row[8] is None or row[8] > now:
                     yield Entry(
-                        row[0], row[1], row[2], row[3], _tags(row[4]), *row[5:13],
-                        semantic=row[13],
+                        row[0], row[1], row[2], row[3], _tags(row[4]), row[5], row[6], row[7],
+                        row[8], row[9], row[10], row[11], row[12], semantic=row[13],
                     )  # fmt: skip
             if len(page) < 500:
                 return

@@ -63,14 +63,28 @@ class FakeAnthropic:
         choice = body.get("tool_choice") or {}
         tools = body.get("tools") or []
         usage = {"input_tokens": 12, "output_tokens": 7, "cache_read_input_tokens": 3}
-        base = {"id": f"msg_{number}", "type": "message", "role": "assistant",
-                "model": body.get("model"), "usage": usage}
+        base = {
+            "id": f"msg_{number}",
+            "type": "message",
+            "role": "assistant",
+            "model": body.get("model"),
+            "usage": usage,
+        }
         if tools and choice.get("type") in ("tool", "any"):
             name = choice.get("name") or tools[0]["name"]
-            return {**base, "stop_reason": "tool_use", "content": [
-                {"type": "text", "text": "Let me look."},
-                {"type": "tool_use", "id": f"toolu_{number}", "name": name,
-                 "input": {"city": "Paris"}}]}
+            return {
+                **base,
+                "stop_reason": "tool_use",
+                "content": [
+                    {"type": "text", "text": "Let me look."},
+                    {
+                        "type": "tool_use",
+                        "id": f"toolu_{number}",
+                        "name": name,
+                        "input": {"city": "Paris"},
+                    },
+                ],
+            }
         text = f"Reply {number}: {_last_user_text(body)}"
         return {**base, "stop_reason": "end_turn", "content": [{"type": "text", "text": text}]}
 
@@ -78,27 +92,59 @@ class FakeAnthropic:
         """``message`` as the stream events Anthropic sends (text in two-word deltas)."""
         start = {k: v for k, v in message.items() if k not in ("content", "stop_reason")}
         start["usage"] = {**message["usage"], "output_tokens": 1}
-        out: list[dict[str, Any]] = [{"type": "message_start",
-                                      "message": {**start, "content": []}}, {"type": "ping"}]
+        out: list[dict[str, Any]] = [
+            {"type": "message_start", "message": {**start, "content": []}},
+            {"type": "ping"},
+        ]
         for index, block in enumerate(message["content"]):
             if block["type"] == "text":
-                out.append({"type": "content_block_start", "index": index,
-                            "content_block": {"type": "text", "text": ""}})
+                out.append(
+                    {
+                        "type": "content_block_start",
+                        "index": index,
+                        "content_block": {"type": "text", "text": ""},
+                    }
+                )
                 words = block["text"].split(" ")
                 for i in range(0, len(words), 2):
-                    piece = " ".join(words[i:i + 2]) + (" " if i + 2 < len(words) else "")
-                    out.append({"type": "content_block_delta", "index": index,
-                                "delta": {"type": "text_delta", "text": piece}})
+                    piece = " ".join(words[i : i + 2]) + (" " if i + 2 < len(words) else "")
+                    out.append(
+                        {
+                            "type": "content_block_delta",
+                            "index": index,
+                            "delta": {"type": "text_delta", "text": piece},
+                        }
+                    )
             else:
-                out.append({"type": "content_block_start", "index": index, "content_block": {
-                    "type": "tool_use", "id": block["id"], "name": block["name"], "input": {}}})
+                out.append(
+                    {
+                        "type": "content_block_start",
+                        "index": index,
+                        "content_block": {
+                            "type": "tool_use",
+                            "id": block["id"],
+                            "name": block["name"],
+                            "input": {},
+                        },
+                    }
+                )
                 raw = json.dumps(block["input"])
-                for part in (raw[: len(raw) // 2], raw[len(raw) // 2:]):
-                    out.append({"type": "content_block_delta", "index": index,
-                                "delta": {"type": "input_json_delta", "partial_json": part}})
+                for part in (raw[: len(raw) // 2], raw[len(raw) // 2 :]):
+                    out.append(
+                        {
+                            "type": "content_block_delta",
+                            "index": index,
+                            "delta": {"type": "input_json_delta", "partial_json": part},
+                        }
+                    )
             out.append({"type": "content_block_stop", "index": index})
-        out.append({"type": "message_delta", "delta": {"stop_reason": message["stop_reason"]},
-                    "usage": {"output_tokens": message["usage"]["output_tokens"]}})
+        out.append(
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": message["stop_reason"]},
+                "usage": {"output_tokens": message["usage"]["output_tokens"]},
+            }
+        )
         out.append({"type": "message_stop"})
         return out
 
@@ -128,13 +174,23 @@ class FakeAnthropic:
                     number = fake.calls
                     fake.requests.append(({k.lower(): v for k, v in self.headers.items()}, body))
                 if self.path != "/v1/messages":
-                    self._send(404, {"type": "error", "error": {"type": "not_found_error",
-                                                                "message": self.path}})
+                    self._send(
+                        404,
+                        {
+                            "type": "error",
+                            "error": {"type": "not_found_error", "message": self.path},
+                        },
+                    )
                     return
                 if number <= fake.fail_first:
-                    self._send(429, {"type": "error", "error": {
-                        "type": "rate_limit_error", "message": "slow down"}},
-                        {"retry-after": "0"})
+                    self._send(
+                        429,
+                        {
+                            "type": "error",
+                            "error": {"type": "rate_limit_error", "message": "slow down"},
+                        },
+                        {"retry-after": "0"},
+                    )
                     return
                 message = fake.answer(body, number)
                 if not body.get("stream"):
@@ -145,8 +201,9 @@ class FakeAnthropic:
                 self.send_header("Connection", "close")
                 self.end_headers()
                 for event in fake.events(message):
-                    self.wfile.write(f"event: {event['type']}\ndata: {json.dumps(event)}\n\n"
-                                     .encode())
+                    self.wfile.write(
+                        f"event: {event['type']}\ndata: {json.dumps(event)}\n\n".encode()
+                    )
                     self.wfile.flush()
                 self.close_connection = True
 
