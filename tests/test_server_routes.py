@@ -144,3 +144,24 @@ def test_a_completion_asked_with_stream_false_or_without_is_one_entry(served: st
     again = web.post(f"{served}/v1/completions", json=body)
     assert first.headers["x-thrifty-cache-status"] == "MISS"
     assert again.headers["x-thrifty-cache-status"] == "HIT"
+
+
+def test_readiness_never_shows_the_cache_password(
+    fake: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``/health/readiness`` needs no key: a backend URL's password must not reach it, neither
+    in the URL it names nor in an error message that quotes the URL."""
+    secret_url = "redis://:s3cret-pw@cache.internal:6379/0"
+    cache = Cache("memory://")
+    cache.url = secret_url  # as a Redis-backed cache names itself
+
+    def broken() -> None:
+        raise BackendError(f"Error 111 connecting to {secret_url}")
+
+    monkeypatch.setattr(cache.store, "ping", broken)
+    assert "s3cret-pw" not in repr(cache)
+    with gateway(fake_config(fake.base_url), cache=cache) as (base, _):
+        ready = web.get(f"{base}/health/readiness")
+    assert ready.status_code == 503
+    assert "s3cret-pw" not in ready.text
+    assert "redis://:***@cache.internal:6379/0" in ready.json()["cache"]

@@ -47,6 +47,7 @@ from thrifty.cache.write_behind import WriteBehind
 from thrifty.entry import Entry, Selector
 from thrifty.errors import ConfigError
 from thrifty.keys import request_key
+from thrifty.redact import redact_url
 from thrifty.store import Store, open_store
 
 if TYPE_CHECKING:
@@ -537,4 +538,4 @@ class Cache:
         self.close()
 
     def __repr__(self) -> str:
-        return f"Cache({self.url!r}, namespace={self.namespace!r})"
+        return f"Cache({redact_url(self.url)!r}, namespace={self.namespace!r})"

@@ -17,6 +17,7 @@ from thrifty.cache import Cache, CoalesceSettings, SemanticSettings, SizeLimits
 from thrifty.cache.coalesce import lone_process_leases
 from thrifty.errors import ConfigError
 from thrifty.limits import LimitBackend, open_limits
+from thrifty.redact import redact_text, redact_url
 from thrifty.server.accounting import Accountant
 from thrifty.server.auth import KeyRing
 from thrifty.server.caching import Streams
@@ -115,7 +116,9 @@ class Gateway:
         try:
             await asyncio.to_thread(self.cache.store.ping)
         except Exception as exc:
-            return False, f"cache backend {self.cache.url!r} is unusable: {exc}"
+            # no auth on readiness: never show a URL's password or an error that quotes it
+            url = redact_url(self.cache.url)
+            return False, f"cache backend {url!r} is unusable: {redact_text(str(exc))}"
         return True, "ok"
 
     async def aclose(self) -> None:
