@@ -27,6 +27,7 @@ from thrifty.cache.exact import ExactLayer
 from thrifty.cache.flow import Op, arun, compute_flow, run
 from thrifty.cache.settings import (
     CoalesceSettings,
+    ProtectSettings,
     SemanticSettings,
     SizeLimits,
     WriteBehindSettings,
@@ -41,6 +42,7 @@ from thrifty.cache.types import (
     LookupOptions,
     SelectorFields,
     StoreOptions,
+    Write,
     served,
 )
 from thrifty.cache.write_behind import WriteBehind
@@ -79,6 +81,9 @@ class Cache:
         write_behind: True, or :class:`WriteBehindSettings`: async misses return their answer
             before it is stored by a background thread (see ``write_behind.py``).
         limits: :class:`SizeLimits` (max entries, max bytes) for a store opened from a URL.
+        protect: :class:`ProtectSettings`: the PII guard (``skip_store`` / ``redact``, a layer
+            that decides what of each write may be stored) and encryption at rest (a store
+            wrapper sealing payloads and semantic texts). Off: the cache is built as without.
 
     Raises:
         ConfigError: a bad setting.
@@ -97,6 +102,7 @@ class Cache:
         coalesce: CoalesceSettings | None = None,
         write_behind: bool | WriteBehindSettings = False,
         limits: SizeLimits | None = None,
+        protect: ProtectSettings | None = None,
     ) -> None:
         if ttl is not None and ttl <= 0:
             raise ConfigError("ttl must be positive seconds or None")
@@ -109,6 +115,11 @@ class Cache:
             options: dict[str, Any] = limits.store_options() if limits is not None else {}
             self.store = open_store(url_or_store, **options)
             self.url = url_or_store or getattr(self.store, "url", "")
+        layers: list[Layer] = []
+        if protect is not None and protect.active:
+            from thrifty.cache.protect import protect_store
+
+            self.store = protect_store(self.store, protect)
         self.namespace = namespace
         self.ttl = ttl
         self.prices = prices or PriceTable()
@@ -146,7 +157,13 @@ class Cache:
 
             self._semantic = SemanticLayer(self.store, self._counters, semantic_settings)
             self.semantic = self._semantic.matcher
-        self._layers: tuple[Layer, ...] = () if self._semantic is None else (self._semantic,)
+        if protect is not None and protect.pii != "off":
+            from thrifty.cache.protect import PIILayer
+
+            layers.append(PIILayer(protect, self._exact))  # first: it decides what the next see
+        if self._semantic is not None:
+            layers.append(self._semantic)
+        self._layers: tuple[Layer, ...] = tuple(layers)
         #: Lookups and writes that pass a request do blocking work in a layer (embedding).
         self._layers_block = any(layer.blocking for layer in self._layers)
 
@@ -217,7 +234,8 @@ class Cache:
         return default if hit is None else hit.value
 
     def set(self, key: str, value: Any, **options: Unpack[StoreOptions]) -> Entry | None:
-        """Store ``value`` under ``key``; returns the entry (None if the backend failed).
+        """Store ``value`` under ``key``; returns the entry (None if the backend failed, or a
+        layer refused it: PII under ``skip_store``).
 
         ``options``: see :class:`~thrifty.cache.types.StoreOptions`: namespace, ttl,
         latency_ms, the entry fields (tags, model, model_version, user_id, tokens_in,
@@ -229,7 +247,7 @@ class Cache:
         """
         built = options.pop("built", None)
         entry = self._prepare(key, value, **options)
-        if not self._commit([entry]):
+        if entry is None or not self._commit([entry]):
             return None
         if built is not None:
             self._exact.remember_built(entry, built[0], built[1])
@@ -243,9 +261,18 @@ class Cache:
         request: Mapping[str, Any] | None = None,
         kind: str = "chat",
         **options: Any,
-    ) -> Entry:
-        """The entry to store, annotated by the layers that index requests."""
+    ) -> Entry | None:
+        """The entry to store, admitted and annotated by the layers; None: store nothing."""
         entry = self._exact.make_entry(key, value, **options)
+        if not self._layers:
+            return entry
+        write = Write(entry, request, kind, value)
+        for layer in self._layers:
+            admitted = layer.admit(write)
+            if admitted is None:
+                return None
+            write = admitted
+        entry, request, kind, value = write
         if request is not None:
             for layer in self._layers:
                 layer.prepare(entry, request, kind, value)

@@ -8,7 +8,7 @@ written rather than on the first miss, and ``Cache.__init__`` stays a short list
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -149,3 +149,34 @@ class SizeLimits:
             for name, value in (("max_entries", self.max_entries), ("max_bytes", self.max_bytes))
             if value is not None
         }
+
+
+@dataclass(frozen=True, slots=True)
+class ProtectSettings:
+    """Data protection of what the cache stores (``thrifty.safety``; needs the ``safety`` extra).
+
+    ``pii``: ``off``; ``skip_store`` (an exchange whose prompt or answer holds personal data is
+    answered and never stored, exact or semantic); ``redact`` (the stored copy holds
+    placeholders such as ``[EMAIL]``). ``pii_custom``: extra patterns, name -> regex.
+    ``encryption_key``: ``SECRET`` or ``ID:SECRET`` (32 bytes as hex or base64; resolve
+    ``os.environ/NAME`` first); payloads and the semantic record's text are then sealed with
+    AES-GCM and user ids hashed where backends file entries. ``old_keys``: keys of earlier
+    rotations, which still open the entries they sealed.
+    """
+
+    pii: str = "off"
+    pii_custom: Mapping[str, str] | None = None
+    encryption_key: str | None = None
+    old_keys: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        modes = ("off", "skip_store", "redact")
+        if str(self.pii) not in modes:
+            raise ConfigError(f"pii must be one of {', '.join(modes)}, got {self.pii!r}")
+        if self.old_keys and not self.encryption_key:
+            raise ConfigError("old_keys need an encryption_key (the key that seals new entries)")
+
+    @property
+    def active(self) -> bool:
+        """True when anything is on (else the cache is built exactly as without protection)."""
+        return str(self.pii) != "off" or bool(self.encryption_key)

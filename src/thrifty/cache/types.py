@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Protocol, TypedDict
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypedDict
 
 if TYPE_CHECKING:
     from thrifty.entry import Entry, Selector
@@ -191,6 +191,16 @@ def served(hit: Hit, on_hit: Callable[[Hit], None] | None) -> tuple[Any, CacheSt
     return hit.value, hit.kind
 
 
+class Write(NamedTuple):
+    """One write on its way to the store, as the layers see it before it is committed."""
+
+    entry: Entry
+    request: Mapping[str, Any] | None
+    kind: str
+    value: Any
+    """The value before encoding (``entry.value`` holds its encoding)."""
+
+
 class Layer(Protocol):
     """A part consulted after the exact layer (today: the semantic layer).
 
@@ -204,6 +214,10 @@ class Layer(Protocol):
 
     def lookup(self, key: str, request: Mapping[str, Any], kind: str, namespace: str) -> Hit | None:
         """A hit for a request the exact layer missed, or None (counting its own hits)."""
+
+    def admit(self, write: Write) -> Write | None:
+        """What may be stored of ``write``: itself, a rewritten copy (the next layers see the
+        copy), or None to store nothing (e.g. the PII guard under ``skip_store``)."""
 
     def prepare(self, entry: Entry, request: Mapping[str, Any], kind: str, value: Any) -> None:
         """Annotate an entry about to be stored (e.g. with its embedding)."""

@@ -50,7 +50,7 @@ class WriteBehind:
         self,
         settings: WriteBehindSettings,
         background: BackgroundJobs,
-        prepare: Callable[..., Entry],
+        prepare: Callable[..., Entry | None],
         commit: Callable[[list[Entry]], bool],
         flights: SingleFlight,
         leases: Leases,
@@ -98,7 +98,9 @@ class WriteBehind:
                 entries = []
                 for item, _ in batch:
                     try:
-                        entries.append(self._prepare(item.key, item.value, **item.options))
+                        entry = self._prepare(item.key, item.value, **item.options)
+                        if entry is not None:  # None: a layer refused it (PII)
+                            entries.append(entry)
                     except Exception as exc:  # this answer cannot be stored; the rest can
                         self._fault("write behind", exc)
                     # Hand the GIL over between entries: encoding a batch is pure Python, and

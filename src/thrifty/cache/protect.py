@@ -1,0 +1,111 @@
+"""Data protection wired into the cache: the PII guard as a layer, encryption as a store wrapper.
+
+Imported only when ``Cache(protect=ProtectSettings(...))`` turns something on, so a cache
+without protection never loads ``phonenumbers`` or ``cryptography`` and its hit path is the
+same as before.
+
+Under ``redact`` the entry is filed under the key of the *redacted* request. Two requests that
+differ only in the personal value ("mail a@x.com" / "mail b@y.org") then share one stored
+entry, whose prompt and answer hold only placeholders: the store never sees either value, and
+the second request is a hit. The price: the answer served is the redacted one (the first
+caller's own data does not leak to the second). Lookups find it through :meth:`PIILayer.lookup`,
+which the facade walks after an exact miss, so a request with no PII costs nothing extra.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from thrifty import codec
+from thrifty.cache.exact import ExactLayer
+from thrifty.cache.settings import ProtectSettings
+from thrifty.cache.types import Hit, Write
+from thrifty.entry import Entry, Selector
+from thrifty.keys import request_key
+from thrifty.safety.pii import PIIDetector, PIIMode, redact_request, request_has_pii
+from thrifty.store import Store
+
+__all__ = ["PIILayer", "protect_store"]
+
+
+def protect_store(store: Store, settings: ProtectSettings) -> Store:
+    """``store`` sealed with the settings' keyring, or ``store`` itself without a key."""
+    if not settings.encryption_key:
+        return store
+    from thrifty.safety.crypto import Keyring
+    from thrifty.store.sealed import SealedStore
+
+    return SealedStore(store, Keyring.from_config(settings.encryption_key, settings.old_keys))
+
+
+def _scrub(detector: PIIDetector, value: Any) -> Any:
+    """``value`` with every string redacted (dicts, lists and tuples walked)."""
+    if isinstance(value, str):
+        return detector.redact(value)
+    if isinstance(value, Mapping):
+        return {k: _scrub(detector, v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_scrub(detector, v) for v in value)
+    return value
+
+
+class PIILayer:
+    """Decides what of each write may be stored; under ``redact``, also finds redacted entries.
+
+    Args:
+        settings: the PII mode (``skip_store`` or ``redact``) and custom patterns.
+        exact: the exact layer, to read the entry filed under a redacted request's key.
+    """
+
+    blocking = True  # detection is regex and checksum work: off the event loop
+
+    def __init__(self, settings: ProtectSettings, exact: ExactLayer) -> None:
+        self.mode = PIIMode(str(settings.pii))
+        self.detector = PIIDetector(custom=dict(settings.pii_custom or {}))
+        self._exact = exact
+
+    def _answer_has_pii(self, entry: Entry) -> bool:
+        # The encoded payload is JSON text: one scan covers any value shape.
+        return self.detector.contains(entry.value.decode("utf-8", "replace"))
+
+    # ------------------------------------------------------------ layer hooks
+    def lookup(self, key: str, request: Mapping[str, Any], kind: str, namespace: str) -> Hit | None:
+        if self.mode is not PIIMode.REDACT or not request_has_pii(self.detector, request):
+            return None
+        redacted = redact_request(self.detector, request)
+        return self._exact.lookup(request_key(redacted, namespace, kind), namespace, None)
+
+    def admit(self, write: Write) -> Write | None:
+        """The write itself when it holds no PII; else nothing (``skip_store``) or the
+        redacted copy filed under the redacted request's key (``redact``)."""
+        entry, request, kind, value = write
+        asked = request is not None and request_has_pii(self.detector, request)
+        if not asked and not self._answer_has_pii(entry):
+            return write
+        if self.mode is PIIMode.SKIP_STORE:
+            return None
+        clean = _scrub(self.detector, value)
+        entry.value = codec.encode(clean)
+        if request is not None and asked:
+            request = redact_request(self.detector, request)
+            entry.key = request_key(request, entry.namespace, kind)
+        return Write(entry, request, kind, clean)
+
+    def prepare(self, entry: Entry, request: Mapping[str, Any], kind: str, value: Any) -> None:
+        """Nothing to add: :meth:`admit` already decided."""
+
+    def commit(self, entries: list[Entry]) -> None:
+        """Nothing to index."""
+
+    def delete(self, key: str) -> None:
+        """Nothing kept per key."""
+
+    def invalidated(self, selector: Selector) -> None:
+        """Nothing kept per entry."""
+
+    def clear(self) -> None:
+        """Nothing kept."""
+
+    def close(self) -> None:
+        """Nothing to release."""
