@@ -23,7 +23,14 @@ from thrifty.cache.settings import ProtectSettings
 from thrifty.cache.types import Hit, Write
 from thrifty.entry import Entry, Selector
 from thrifty.keys import request_key
-from thrifty.safety.pii import PIIDetector, PIIMode, redact_request, request_has_pii
+from thrifty.safety.pii import (
+    PIIDetector,
+    PIIMode,
+    redact_request,
+    redact_response,
+    request_has_pii,
+    response_has_pii,
+)
 from thrifty.store import Store
 
 __all__ = ["PIILayer", "protect_store"]
@@ -39,10 +46,31 @@ def protect_store(store: Store, settings: ProtectSettings) -> Store:
     return SealedStore(store, Keyring.from_config(settings.encryption_key, settings.old_keys))
 
 
+def _is_response(value: Any) -> bool:
+    """An OpenAI- or Anthropic-shaped answer: only its texts are personal data (its ids and
+    timestamps are long digit runs a phone or card rule would flag)."""
+    return isinstance(value, Mapping) and ("choices" in value or "content" in value)
+
+
+def _has_pii(detector: PIIDetector, value: Any) -> bool:
+    """Whether an answer holds personal data: its texts, or any string of another shape."""
+    if isinstance(value, str):
+        return detector.contains(value)
+    if _is_response(value):
+        return response_has_pii(detector, value)
+    if isinstance(value, Mapping):
+        return any(_has_pii(detector, v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(_has_pii(detector, v) for v in value)
+    return False
+
+
 def _scrub(detector: PIIDetector, value: Any) -> Any:
-    """``value`` with every string redacted (dicts, lists and tuples walked)."""
+    """``value`` with its personal data replaced by placeholders (shapes as in `_has_pii`)."""
     if isinstance(value, str):
         return detector.redact(value)
+    if _is_response(value):
+        return redact_response(detector, value)
     if isinstance(value, Mapping):
         return {k: _scrub(detector, v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -65,10 +93,6 @@ class PIILayer:
         self.detector = PIIDetector(custom=dict(settings.pii_custom or {}))
         self._exact = exact
 
-    def _answer_has_pii(self, entry: Entry) -> bool:
-        # The encoded payload is JSON text: one scan covers any value shape.
-        return self.detector.contains(entry.value.decode("utf-8", "replace"))
-
     # ------------------------------------------------------------ layer hooks
     def lookup(self, key: str, request: Mapping[str, Any], kind: str, namespace: str) -> Hit | None:
         if self.mode is not PIIMode.REDACT or not request_has_pii(self.detector, request):
@@ -81,7 +105,7 @@ class PIILayer:
         redacted copy filed under the redacted request's key (``redact``)."""
         entry, request, kind, value = write
         asked = request is not None and request_has_pii(self.detector, request)
-        if not asked and not self._answer_has_pii(entry):
+        if not asked and not _has_pii(self.detector, value):
             return write
         if self.mode is PIIMode.SKIP_STORE:
             return None

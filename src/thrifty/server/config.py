@@ -177,6 +177,16 @@ class CacheSettings(_Strict):
     """``minilm`` (local all-MiniLM-L6-v2 on onnxruntime) or ``hashing`` (lexical, no model)."""
     semantic_off: list[str] = Field(default_factory=list)
     """Namespaces (``tenant`` or ``tenant/namespace``) kept exact-only when ``semantic`` is on."""
+    pii: Literal["off", "skip_store", "redact"] = "off"
+    """Personal data in a prompt or answer: stored as is (``off``), never stored (``skip_store``:
+    answered, not cached) or stored with placeholders (``redact``)."""
+    pii_custom: dict[str, str] = Field(default_factory=dict)
+    """Extra patterns the PII guard treats as personal data: name -> regular expression."""
+    encryption_key: str | None = Field(default=None, repr=False)
+    """Seals stored answers and prompts with AES-GCM: 32 bytes as hex or base64, optionally
+    ``ID:SECRET``; write it as ``os.environ/NAME``."""
+    old_encryption_keys: list[str] = Field(default_factory=list, repr=False)
+    """Keys of earlier rotations: entries they sealed stay readable until they expire."""
 
 
 class KeySettings(_Strict):

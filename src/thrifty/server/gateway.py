@@ -13,7 +13,13 @@ import contextlib
 import logging
 import time
 
-from thrifty.cache import Cache, CoalesceSettings, SemanticSettings, SizeLimits
+from thrifty.cache import (
+    Cache,
+    CoalesceSettings,
+    ProtectSettings,
+    SemanticSettings,
+    SizeLimits,
+)
 from thrifty.cache.coalesce import lone_process_leases
 from thrifty.errors import ConfigError
 from thrifty.limits import LimitBackend, open_limits
@@ -87,6 +93,12 @@ class Gateway:
                 else False,
                 coalesce=CoalesceSettings(
                     shared_leases=lone_process_leases(settings.url) if lone_process else None
+                ),
+                protect=ProtectSettings(
+                    settings.pii,
+                    settings.pii_custom,
+                    settings.encryption_key,
+                    tuple(settings.old_encryption_keys),
                 ),
             )
             for namespace in [
