@@ -116,10 +116,12 @@ class Cache:
             self.store = open_store(url_or_store, **options)
             self.url = url_or_store or getattr(self.store, "url", "")
         layers: list[Layer] = []
+        semantic_settings = SemanticSettings.of(semantic)
         if protect is not None and protect.active:
-            from thrifty.cache.protect import protect_store
+            from thrifty.cache.protect import protect_semantic, protect_store
 
             self.store = protect_store(self.store, protect)
+            semantic_settings = protect_semantic(semantic_settings, protect)
         self.namespace = namespace
         self.ttl = ttl
         self.prices = prices or PriceTable()
@@ -151,7 +153,6 @@ class Cache:
         self._semantic: SemanticLayer | None = None
         self.semantic: SemanticMatcher | None = None
         """The semantic matcher (index, embedder, policy), None when semantic is off."""
-        semantic_settings = SemanticSettings.of(semantic)
         if semantic_settings is not None:
             from thrifty.cache.semantic import SemanticLayer
 

@@ -14,12 +14,13 @@ which the facade walks after an exact miss, so a request with no PII costs nothi
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
 from thrifty import codec
 from thrifty.cache.exact import ExactLayer
-from thrifty.cache.settings import ProtectSettings
+from thrifty.cache.settings import ProtectSettings, SemanticSettings
 from thrifty.cache.types import Hit, Write
 from thrifty.entry import Entry, Selector
 from thrifty.keys import request_key
@@ -33,7 +34,7 @@ from thrifty.safety.pii import (
 )
 from thrifty.store import Store
 
-__all__ = ["PIILayer", "protect_store"]
+__all__ = ["PIILayer", "protect_semantic", "protect_store"]
 
 
 def protect_store(store: Store, settings: ProtectSettings) -> Store:
@@ -44,6 +45,17 @@ def protect_store(store: Store, settings: ProtectSettings) -> Store:
     from thrifty.store.sealed import SealedStore
 
     return SealedStore(store, Keyring.from_config(settings.encryption_key, settings.old_keys))
+
+
+def protect_semantic(
+    settings: SemanticSettings | None, protect: ProtectSettings
+) -> SemanticSettings | None:
+    """The semantic settings under encryption: the vector index in memory only. Its folder
+    would hold every prompt's text in the clear; from memory it is rebuilt at start from the
+    store's sealed records instead."""
+    if settings is None or not protect.encryption_key or settings.index is None:
+        return settings
+    return dataclasses.replace(settings, index=None)
 
 
 def _is_response(value: Any) -> bool:
