@@ -58,6 +58,8 @@ class Deployment:
         rpm: requests per minute the deployment accepts: the pool sends no more (and it weighs
             the shuffle).
         tpm: tokens per minute, as declared (it weighs the shuffle when there is no rpm).
+        stream_timeout: seconds a stream from it may go without a chunk before the caller
+            gives it up and reports it (:meth:`DeploymentPool.record_failure`); None: no limit.
     """
 
     model_name: str
@@ -66,6 +68,7 @@ class Deployment:
     weight: float | None = None
     rpm: int | None = None
     tpm: int | None = None
+    stream_timeout: float | None = None
     in_flight: int = field(default=0, init=False)
     """Attempts running now (``least-busy`` picks the fewest)."""
     latency: float | None = field(default=None, init=False)

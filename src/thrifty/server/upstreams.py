@@ -94,6 +94,7 @@ def build_pool(
                 id=str(info.get("id") or ""),
                 rpm=params.rpm,
                 tpm=params.tpm,
+                stream_timeout=params.stream_timeout or router.stream_timeout,
             )
         )
     extra = router.model_extra or {}
