@@ -20,7 +20,9 @@ import pytest
 
 from _gateway import fake_config, gateway, web
 from thrifty.server.config import parse_config
+from thrifty.server.upstreams import build_pool
 from thrifty.testing.fake_openai import FakeOpenAI
+from thrifty.testing.inprocess import InProcessOpenAI
 
 HI = [{"role": "user", "content": "tell me four words"}]
 #: Every streamed request asks something new: none is answered by the cache or a shared stream.
@@ -148,3 +150,24 @@ def test_faults_on_the_wire_cool_the_deployment(fault: str) -> None:
         health = {d["id"]: d for d in pool.health()}
     assert bad.calls["chat"] == 2 and good.calls["chat"] == 1
     assert health["gpt-4o-mini#0"]["cooldown_seconds"] > 20
+
+
+def test_stream_timeout_is_per_deployment_and_off_for_local_models() -> None:
+    config = parse_config(
+        {
+            "model_list": [
+                {"model_name": "own", "litellm_params": {"model": "openai/a",
+                                                         "stream_timeout": 5}},
+                {"model_name": "http", "litellm_params": {"model": "openai/b"}},
+                {"model_name": "local", "litellm_params": {"model": "thrifty/local"}},
+            ],
+            "router_settings": {"stream_timeout": 20},
+        }
+    )  # fmt: skip
+    with FakeOpenAI() as fake:  # every deployment in-process: nothing is loaded or dialled
+        pool, _ = build_pool(config, connect=lambda params, timeout: InProcessOpenAI(
+            fake, None, params.model))  # fmt: skip
+    limits = {name: pool.deployments(name)[0].stream_timeout for name in pool.models()}
+    assert limits == {"own": 5.0, "http": 20.0, "local": None}
+    default = parse_config({"model_list": [{"model_name": "m", "model": "openai/m"}]})
+    assert default.router_settings.stream_timeout == 60.0

@@ -151,7 +151,8 @@ class RouterSettings(BaseModel):
     """Seconds a stream may go without a chunk (before the first one too) before it counts as a
     failure of its deployment (cooled like any failure; the next deployment answers if nothing
     was sent yet). Longer than a reasoning model's silence before its first token, far shorter
-    than ``timeout``, which bounds a whole call."""
+    than ``timeout``, which bounds a whole call. Local models get no such limit unless their
+    own ``stream_timeout`` sets one (their requests queue for one model)."""
     fallbacks: list[dict[str, list[str]]] = Field(default_factory=list)
     """``[{gpt-4o: [gpt-4o-mini, local]}]``: who answers when a model keeps failing."""
     allowed_fails: NonNegativeInt = 3
