@@ -362,7 +362,7 @@ class DeploymentPool:
         for index, name in enumerate(chain):
             try:
                 result, deployment = await self._run_model(
-                    name, call, attempts, rest=chain[index + 1 :], deadline=deadline
+                    name, call, attempts, chain=chain, later=index + 1, deadline=deadline
                 )
             except _GroupExhausted as exhausted:
                 last_error = exhausted.last_error or last_error
@@ -384,16 +384,18 @@ class DeploymentPool:
         call: Callable[[Deployment], Awaitable[T]],
         attempts: list[Attempt],
         *,
-        rest: Sequence[str],
+        chain: Sequence[str],
+        later: int,
         deadline: float | None,
     ) -> tuple[T, Deployment]:
         """Retries on one model's deployments; raises _GroupExhausted to move down the chain.
 
-        ``rest`` is the chain after this model. A wait for a cooldown or a ``Retry-After`` is
-        never made while one of those can answer now: the request moves on to it instead (a
-        cooldown lasts tens of seconds, a healthy fallback answers in one).
+        ``chain[later:]`` are the models after this one (no list is made of them unless an
+        attempt failed). A wait for a cooldown or a ``Retry-After`` is never made while one of
+        them can answer now: the request moves on to it instead (a cooldown lasts tens of
+        seconds, a healthy fallback answers in one).
         """
-        last_in_chain = not rest
+        last_in_chain = later >= len(chain)
         failed: set[str] = set()
         last_error: BaseException | None = None
         retry = 0
@@ -447,7 +449,7 @@ class DeploymentPool:
             if (
                 retry >= self.policy.num_retries
                 or (least_wait is not None and least_wait > self.policy.max_retry_after)
-                or (least_wait and self._any_free(rest))
+                or (least_wait and self._any_free(chain[later:]))
             ):
                 raise _GroupExhausted(last_error, retry_after=least_wait)
             delay = self.policy.delay(retry, least_wait, self._rng)
