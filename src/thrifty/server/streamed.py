@@ -198,10 +198,13 @@ async def _next_chunk(
     limit = deployment.stream_timeout
     if limit is None:
         return await iterator.__anext__()
+    timer = asyncio.timeout(limit)
     try:
-        async with asyncio.timeout(limit):
+        async with timer:
             return await iterator.__anext__()
     except TimeoutError as exc:
+        if not timer.expired():  # the upstream's own timeout: its error says it best
+            raise
         raise UpstreamTimeoutError(
             f"{deployment.id}: the stream stalled (no chunk within {limit:g}s)",
             provider=deployment.id,
