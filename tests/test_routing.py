@@ -232,6 +232,51 @@ async def test_a_model_entirely_cooled_down_goes_straight_to_its_fallback() -> N
     assert upstream.calls == ["b1"] and routed.fell_back and waits == []
 
 
+async def test_the_request_that_cools_a_model_falls_back_without_waiting_out_the_cooldown() -> None:
+    """Issue 12, item 3: a1's second failure cools it for 30 s; the same request used to sleep
+    those 30 s (a retry was left) before it tried the healthy fallback."""
+    pool, waits = make_pool(
+        {"a": ["a1"], "b": ["b1"]},
+        fallbacks=[{"a": ["b"]}],
+        allowed_fails=1,
+        cooldown_time=30.0,
+        policy=RetryPolicy(num_retries=2, base_delay=0.5, jitter=False),
+    )
+    upstream = Upstreams(a1=[err(500), err(500)])
+    routed = await pool.run("a", upstream)
+    assert routed.deployment.id == "b1" and upstream.calls == ["a1", "a1", "b1"]
+    assert waits == [0.5]  # one backoff before a1's retry; no cooldown slept
+    assert {d["id"]: d for d in pool.health()}["a1"]["cooldown_seconds"] == pytest.approx(30.0)
+
+
+async def test_a_cooldown_is_waited_for_only_when_the_whole_chain_is_cooling() -> None:
+    clock = Clock()
+    pool, waits = make_pool(
+        {"a": ["a1"], "b": ["b1", "b2"]},
+        clock,
+        fallbacks=[{"a": ["b"]}],
+        allowed_fails=0,
+        cooldown_time=5.0,
+        strategy="round-robin",
+        policy=RetryPolicy(num_retries=2, base_delay=0.0, jitter=False),
+    )
+    for deployment in pool.deployments("b"):
+        deployment.cooldown_until = clock.now + 50.0  # the fallback is cooling too
+    upstream = Upstreams(a1=[err(500)])
+    routed = await pool.run("a", upstream)
+    assert routed.deployment.id == "a1" and waits == [pytest.approx(5.0)]
+
+
+async def test_a_failure_reported_after_the_attempt_cools_the_deployment() -> None:
+    pool, _ = make_pool({"a": ["a1", "a2"]}, allowed_fails=1, cooldown_time=30.0)
+    a1 = pool.deployments("a")[0]
+    pool.record_failure(a1, ValueError("a client-side bug is not the upstream's fault"))
+    pool.record_failure(a1, UpstreamConnectionError("reset mid-stream"))
+    assert a1.cooldown_until == 0.0  # one counted failure: allowed
+    pool.record_failure(a1, UpstreamTimeoutError("stalled mid-stream"))
+    assert {d["id"]: d for d in pool.health()}["a1"]["cooldown_seconds"] == pytest.approx(30.0)
+
+
 async def test_the_only_way_to_a_model_is_never_cooled() -> None:
     pool, _ = make_pool({"a": ["a1"]}, allowed_fails=0, policy=RetryPolicy(num_retries=0))
     for _ in range(3):

@@ -58,6 +58,8 @@ class Deployment:
         rpm: requests per minute the deployment accepts: the pool sends no more (and it weighs
             the shuffle).
         tpm: tokens per minute, as declared (it weighs the shuffle when there is no rpm).
+        stream_timeout: seconds a stream from it may go without a chunk before the caller
+            gives it up and reports it (:meth:`DeploymentPool.record_failure`); None: no limit.
     """
 
     model_name: str
@@ -66,6 +68,7 @@ class Deployment:
     weight: float | None = None
     rpm: int | None = None
     tpm: int | None = None
+    stream_timeout: float | None = None
     in_flight: int = field(default=0, init=False)
     """Attempts running now (``least-busy`` picks the fewest)."""
     latency: float | None = field(default=None, init=False)
@@ -359,7 +362,7 @@ class DeploymentPool:
         for index, name in enumerate(chain):
             try:
                 result, deployment = await self._run_model(
-                    name, call, attempts, last_in_chain=index == len(chain) - 1, deadline=deadline
+                    name, call, attempts, chain=chain, later=index + 1, deadline=deadline
                 )
             except _GroupExhausted as exhausted:
                 last_error = exhausted.last_error or last_error
@@ -381,10 +384,18 @@ class DeploymentPool:
         call: Callable[[Deployment], Awaitable[T]],
         attempts: list[Attempt],
         *,
-        last_in_chain: bool,
+        chain: Sequence[str],
+        later: int,
         deadline: float | None,
     ) -> tuple[T, Deployment]:
-        """Retries on one model's deployments; raises _GroupExhausted to move down the chain."""
+        """Retries on one model's deployments; raises _GroupExhausted to move down the chain.
+
+        ``chain[later:]`` are the models after this one (no list is made of them unless an
+        attempt failed). A wait for a cooldown or a ``Retry-After`` is never made while one of
+        them can answer now: the request moves on to it instead (a cooldown lasts tens of
+        seconds, a healthy fallback answers in one).
+        """
+        last_in_chain = later >= len(chain)
         failed: set[str] = set()
         last_error: BaseException | None = None
         retry = 0
@@ -435,8 +446,10 @@ class DeploymentPool:
             finally:
                 deployment.in_flight -= 1
             least_wait = self._least_wait(name, failed, deployment, retry_after_of(last_error))
-            if retry >= self.policy.num_retries or (
-                least_wait is not None and least_wait > self.policy.max_retry_after
+            if (
+                retry >= self.policy.num_retries
+                or (least_wait is not None and least_wait > self.policy.max_retry_after)
+                or (least_wait and self._any_free(chain[later:]))
             ):
                 raise _GroupExhausted(last_error, retry_after=least_wait)
             delay = self.policy.delay(retry, least_wait, self._rng)
@@ -484,6 +497,11 @@ class DeploymentPool:
         first = min(self._groups[name], key=lambda d: d.wait(now))
         return first.wait(now), first.cooldown_until <= now
 
+    def _any_free(self, names: Sequence[str]) -> bool:
+        """Whether a deployment of one of ``names`` can be sent a request now."""
+        now = self._clock()
+        return any(d.wait(now) <= 0.0 for name in names for d in self._groups[name])
+
     def _past(self, deadline: float | None, wait: float) -> bool:
         return deadline is not None and self._clock() + wait > deadline
 
@@ -491,6 +509,16 @@ class DeploymentPool:
         """Cooling is only worth it when something else can answer meanwhile."""
         name = deployment.model_name
         return len(self._groups[name]) > 1 or bool(self.fallbacks.get(name))
+
+    def record_failure(self, deployment: Deployment, exc: BaseException) -> None:
+        """Count a failure seen after the attempt returned, as a failed attempt counts.
+
+        A stream's attempt ends at its first chunk; a stream that breaks or stalls later must
+        still cool its deployment, or every stream to it keeps failing while the fallback idles.
+        Errors that are not the upstream's fault (not retryable) are not counted.
+        """
+        if self._is_retryable(exc):
+            self._record_failure(deployment, exc)
 
     def _record_failure(self, deployment: Deployment, exc: BaseException) -> None:
         now = self._clock()

@@ -98,6 +98,8 @@ class DeploymentParams(BaseModel):
     """Tokens per minute this deployment accepts."""
     timeout: PositiveFloat | None = None
     """Seconds per call; ``router_settings.timeout`` when omitted."""
+    stream_timeout: PositiveFloat | None = None
+    """Seconds a stream may go without a chunk; ``router_settings.stream_timeout`` when omitted."""
     model_path: str | None = None
     """For the local model: a GGUF file instead of the shipped SmolLM2-135M-Instruct."""
 
@@ -145,6 +147,12 @@ class RouterSettings(BaseModel):
     """Retries per deployment on 429, 5xx, timeouts and connection errors."""
     timeout: PositiveFloat = 600.0
     """Seconds per upstream call."""
+    stream_timeout: PositiveFloat = 60.0
+    """Seconds a stream may go without a chunk (before the first one too) before it counts as a
+    failure of its deployment (cooled like any failure; the next deployment answers if nothing
+    was sent yet). Longer than a reasoning model's silence before its first token, far shorter
+    than ``timeout``, which bounds a whole call. Local models get no such limit unless their
+    own ``stream_timeout`` sets one (their requests queue for one model)."""
     fallbacks: list[dict[str, list[str]]] = Field(default_factory=list)
     """``[{gpt-4o: [gpt-4o-mini, local]}]``: who answers when a model keeps failing."""
     allowed_fails: NonNegativeInt = 3

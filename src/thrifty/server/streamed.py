@@ -9,6 +9,7 @@ a proper HTTP error; after it, a failure ends the stream with an SSE error event
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -17,9 +18,9 @@ from typing import Any
 import anyio
 
 from thrifty.answer import read_answer
-from thrifty.errors import ProviderError
+from thrifty.errors import ProviderError, UpstreamTimeoutError
 from thrifty.integrations._streams import chunks_from_completion, completion_from_chunks
-from thrifty.routing import Deployment
+from thrifty.routing import Deployment, DeploymentPool
 from thrifty.server.caching import (
     MECHANISM_OF_RESULT,
     STATUS_OF_RESULT,
@@ -133,7 +134,20 @@ class ShareStream(CacheStage):
 
 class OpenStream:
     """One streamed upstream attempt, up to its first chunk (asking the upstream for usage, so
-    that the stream can be priced; the client gets the usage chunk only if it asked)."""
+    that the stream can be priced; the client gets the usage chunk only if it asked).
+
+    Every chunk must come within the deployment's ``stream_timeout``. A stall or a failure
+    before the first chunk is raised here, so the pool retries or falls back (nothing was sent
+    to the client yet); one after it is still the deployment's fault: it is reported to the
+    pool (which cools a deployment that keeps failing) and the error goes on to the relay,
+    which ends the client's stream with an SSE error event.
+
+    Args:
+        pool: told of failures after the first chunk (``DeploymentPool.record_failure``).
+    """
+
+    def __init__(self, *, pool: DeploymentPool) -> None:
+        self.pool = pool
 
     async def __call__(
         self, ctx: RequestContext, deployment: Deployment
@@ -148,14 +162,53 @@ class OpenStream:
         with attempt_span("chat_stream", deployment.target, upstream_body, deployment.id):
             iterator = deployment.target.chat_stream(upstream_body)
             try:
-                first = await iterator.__anext__()
+                first = await _next_chunk(iterator, deployment)
             except StopAsyncIteration:
                 first = None
             except BaseException:
                 with anyio.CancelScope(shield=True):
                     await iterator.aclose()
                 raise
-            return iterator, first
+            return self._rest(iterator, deployment), first
+
+    async def _rest(
+        self, iterator: AsyncIterator[dict[str, Any]], deployment: Deployment
+    ) -> AsyncIterator[dict[str, Any]]:
+        """The chunks after the first, each within the timeout; a failure is reported to the
+        pool before it is raised (a client going away is a cancellation: not reported)."""
+        try:
+            while True:
+                try:
+                    chunk = await _next_chunk(iterator, deployment)
+                except StopAsyncIteration:
+                    return
+                except Exception as exc:
+                    self.pool.record_failure(deployment, exc)
+                    raise
+                yield chunk
+        finally:
+            with anyio.CancelScope(shield=True):
+                await iterator.aclose()  # type: ignore[attr-defined]
+
+
+async def _next_chunk(
+    iterator: AsyncIterator[dict[str, Any]], deployment: Deployment
+) -> dict[str, Any]:
+    """The next chunk, or UpstreamTimeoutError when none comes within ``stream_timeout``."""
+    limit = deployment.stream_timeout
+    if limit is None:
+        return await iterator.__anext__()
+    timer = asyncio.timeout(limit)
+    try:
+        async with timer:
+            return await iterator.__anext__()
+    except TimeoutError as exc:
+        if not timer.expired():  # the upstream's own timeout: its error says it best
+            raise
+        raise UpstreamTimeoutError(
+            f"{deployment.id}: the stream stalled (no chunk within {limit:g}s)",
+            provider=deployment.id,
+        ) from exc
 
 
 async def relay(tee: StreamTee, source: str, *, include_usage: bool) -> AsyncIterator[bytes]:

@@ -13,6 +13,7 @@ from thrifty.server.config import (
     DEFAULT_OPENAI_BASE,
     DeploymentParams,
     GatewayConfig,
+    RouterSettings,
     provider_of,
 )
 
@@ -62,6 +63,15 @@ def _identity(params: DeploymentParams) -> tuple[Any, ...]:
     return (params.kind, params.model, params.api_base, params.api_key, params.timeout)
 
 
+def _stream_timeout(params: DeploymentParams, router: RouterSettings) -> float | None:
+    """A deployment's limit between two stream chunks: its own, else the router's for HTTP
+    upstreams. A local model gets none by default: its requests queue for one model, so a
+    silence before its first chunk is a wait in line, not a stalled upstream."""
+    if params.stream_timeout is not None:
+        return params.stream_timeout
+    return None if params.kind == "local" else router.stream_timeout
+
+
 #: Builds the provider of a deployment, or None to leave it to :data:`BUILDERS` (a test's
 #: in-process FAKE upstream, e.g. :class:`thrifty.testing.inprocess.InProcessOpenAI`).
 Connect = Callable[[DeploymentParams, float], Provider | None]
@@ -94,6 +104,7 @@ def build_pool(
                 id=str(info.get("id") or ""),
                 rpm=params.rpm,
                 tpm=params.tpm,
+                stream_timeout=_stream_timeout(params, router),
             )
         )
     extra = router.model_extra or {}

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import socket
 import struct
 import sys
 import threading
@@ -34,6 +35,9 @@ from thrifty.accounting.tokens import count_messages, count_text
 #: The fakes started and not stopped yet, by base URL (an in-process adapter finds them here:
 #: :mod:`thrifty.testing.inprocess`).
 RUNNING: dict[str, FakeOpenAI] = {}
+
+#: Seconds a stalled stream holds its connection at most (``stream_stall_after``).
+STALL_SECONDS = 300.0
 
 #: ``reply(request_body, call_number) -> text``; the default echoes the last message.
 ReplyFn = Callable[[dict[str, Any], int], str]
@@ -81,6 +85,12 @@ class FakeOpenAI:
         """Send an SSE error event instead of the chunk at this position."""
         self.stream_cut_after: int | None = None
         """End the stream (cleanly, without ``[DONE]``) before the chunk at this position."""
+        self.stream_stall_after: int | None = None
+        """Send nothing more from the chunk at this position on, holding the connection open
+        (until the client hangs up or the fake stops): an upstream that stalls mid-stream."""
+        self.stream_reset_after: int | None = None
+        """Drop the connection (TCP reset) before the chunk at this position."""
+        self._stopped = threading.Event()
         self.chunk_delay = 0.0
         self.streams_abandoned = 0
         self.failure_headers: dict[str, str] = {}
@@ -113,6 +123,7 @@ class FakeOpenAI:
 
     def stop(self) -> None:
         RUNNING.pop(self.base_url, None)
+        self._stopped.set()  # wakes the handlers of stalled streams
         self._server.shutdown()
         self._server.server_close()
         if self._thread is not None:
@@ -283,6 +294,17 @@ def _handler_for(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
             for i, event in enumerate(events):
                 if i and fake.chunk_delay:
                     time.sleep(fake.chunk_delay)
+                if i == fake.stream_stall_after:
+                    fake._stopped.wait(STALL_SECONDS)
+                    self.close_connection = True
+                    return
+                if i == fake.stream_reset_after:
+                    self.connection.setsockopt(
+                        socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+                    )  # linger 0: close() sends a RST, as a crashed or cut-off upstream does
+                    self.connection.close()
+                    self.close_connection = True
+                    return
                 if error_after is not None and i == error_after:
                     failure = {"error": {"message": "fake stream failure", "type": "fake_error"}}
                     self._write_chunk(f"data: {json.dumps(failure)}\n\n".encode())

@@ -5,7 +5,8 @@ upstream is in the same event loop too, so a test exercises the whole request pa
 cache, pool, retries, streams) without loopback HTTP on either side. It is a FAKE: it answers
 with :class:`~thrifty.testing.fake_openai.FakeOpenAI`'s made-up text and honours the same test
 knobs (``fail_next``, ``failure_headers``, ``delay``, ``chunk_delay``, ``stream_error_after``,
-``stream_cut_after``), counting ``calls``, ``requests`` and ``streams_abandoned`` on that fake.
+``stream_cut_after``, ``stream_stall_after``, ``stream_reset_after``), counting ``calls``,
+``requests`` and ``streams_abandoned`` on that fake.
 Its errors are the ones :class:`~thrifty.providers.openai_compat.OpenAICompatProvider` raises
 for the same HTTP answers, so error handling is tested as it runs against a real upstream.
 
@@ -20,10 +21,10 @@ from typing import Any
 
 import orjson
 
-from thrifty.errors import UpstreamError, UpstreamTimeoutError
+from thrifty.errors import UpstreamConnectionError, UpstreamError, UpstreamTimeoutError
 from thrifty.providers.base import Provider
 from thrifty.server.config import DeploymentParams, provider_of
-from thrifty.testing.fake_openai import RUNNING, FakeOpenAI
+from thrifty.testing.fake_openai import RUNNING, STALL_SECONDS, FakeOpenAI
 
 
 class InProcessOpenAI(Provider):
@@ -119,6 +120,14 @@ class InProcessOpenAI(Provider):
             for i, chunk in enumerate(chunks):
                 if i and fake.chunk_delay:
                     await asyncio.sleep(fake.chunk_delay)
+                if i == fake.stream_stall_after:
+                    await asyncio.sleep(STALL_SECONDS)  # until the client gives up (cancels)
+                    return
+                if i == fake.stream_reset_after:
+                    finished = True  # failed, not abandoned
+                    raise UpstreamConnectionError(
+                        f"{self.name}: connection reset mid-stream", provider=self.name
+                    )
                 if fake.stream_error_after is not None and i == fake.stream_error_after:
                     finished = True  # failed, not abandoned
                     raise UpstreamError(
