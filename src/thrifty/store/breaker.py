@@ -31,6 +31,7 @@ from thrifty.redact import redact_text, redact_url
 from thrifty.store._url import pop_query
 from thrifty.store.base import Store
 from thrifty.store.health import BackendHealth, BreakerState
+from thrifty.store.wrapper import StoreWrapper
 
 log = logging.getLogger("thrifty.store.breaker")
 T = TypeVar("T")
@@ -79,7 +80,7 @@ def split_breaker_url(url: str, base: BreakerPolicy) -> tuple[str, BreakerPolicy
     return url, BreakerPolicy(**values)
 
 
-class BreakerStore(Store):
+class BreakerStore(StoreWrapper):
     """A :class:`Store` that fails fast while its backend is down; see the module docstring.
 
     Args:
@@ -95,15 +96,8 @@ class BreakerStore(Store):
         *,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        super().__init__(max_entries=inner.max_entries, max_bytes=inner.max_bytes)
-        self.inner = inner
+        super().__init__(inner)
         self.policy = policy or BreakerPolicy()
-        self.schemes = inner.schemes
-        self.blocking = inner.blocking
-        self.inline_reads = inner.inline_reads
-        self.shared = inner.shared
-        self.url = inner.url
-        self.outage_errors = inner.outage_errors
         self._inner_get = inner.get
         self._name = redact_url(inner.url)
         self._clock = clock
@@ -286,12 +280,6 @@ class BreakerStore(Store):
 
     def ping(self) -> None:
         self._run("ping", self.inner.ping)
-
-    def reconnect(self) -> None:
-        self.inner.reconnect()
-
-    def close(self) -> None:
-        self.inner.close()
 
     def __repr__(self) -> str:
         return f"BreakerStore({self.inner!r}, {self.policy})"

@@ -16,17 +16,17 @@ an entry written before encryption was switched on (no blob header) is served as
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 
 from thrifty.entry import Entry, Selector
 from thrifty.safety.crypto import Keyring, is_encrypted
 from thrifty.store.base import Store
-from thrifty.store.health import BackendHealth
+from thrifty.store.wrapper import StoreWrapper
 
 __all__ = ["SealedStore"]
 
 
-class SealedStore(Store):
+class SealedStore(StoreWrapper):
     """``inner`` with every payload and semantic record sealed by ``keyring``.
 
     Args:
@@ -35,15 +35,8 @@ class SealedStore(Store):
     """
 
     def __init__(self, inner: Store, keyring: Keyring) -> None:
-        super().__init__(max_entries=inner.max_entries, max_bytes=inner.max_bytes)
-        self.inner = inner
+        super().__init__(inner)
         self.keyring = keyring
-        self.schemes = inner.schemes
-        self.blocking = inner.blocking
-        self.inline_reads = inner.inline_reads
-        self.shared = inner.shared
-        self.url = inner.url
-        self.outage_errors = inner.outage_errors
 
     # ------------------------------------------------------------ sealing
     def seal(self, entry: Entry) -> Entry:
@@ -95,44 +88,11 @@ class SealedStore(Store):
     def set_many(self, entries: Sequence[Entry]) -> None:
         self.inner.set_many([self.seal(e) for e in entries])
 
-    def delete(self, key: str) -> bool:
-        return self.inner.delete(key)
-
     def invalidate(self, selector: Selector) -> int:
         return sum(self.inner.invalidate(s) for s in self._selector(selector))
-
-    def clear(self) -> None:
-        self.inner.clear()
-
-    def usage(self, namespace: str | None = None) -> tuple[int, int]:
-        return self.inner.usage(namespace)
-
-    def acquire_lease(self, name: str, holder: str, ttl: float) -> bool:
-        return self.inner.acquire_lease(name, holder, ttl)
-
-    def release_lease(self, name: str, holder: str) -> None:
-        self.inner.release_lease(name, holder)
-
-    def add_counters(self, namespace: str, counters: Mapping[str, float]) -> None:
-        self.inner.add_counters(namespace, counters)
-
-    def read_counters(self, namespace: str | None = None) -> dict[str, float]:
-        return self.inner.read_counters(namespace)
 
     def iter_entries(
         self, namespace: str | None = None, *, since: float | None = None
     ) -> Iterator[Entry]:
         for entry in self.inner.iter_entries(namespace, since=since):
             yield self.open(dataclasses.replace(entry, built=None))
-
-    def ping(self) -> None:
-        self.inner.ping()
-
-    def reconnect(self) -> None:
-        self.inner.reconnect()
-
-    def health(self) -> BackendHealth:
-        return self.inner.health()
-
-    def close(self) -> None:
-        self.inner.close()
