@@ -219,6 +219,17 @@ class Cache:
         hit = self._exact.lookup(key, ns, build)
         if hit is not None:
             return hit
+        return self._after_exact_miss(key, ns, request, kind, build)
+
+    def _after_exact_miss(
+        self,
+        key: str,
+        ns: str,
+        request: Mapping[str, Any] | None,
+        kind: str,
+        build: Callable[[Any], Any] | None,
+    ) -> Hit | None:
+        """The further layers' lookups (with the request), else the miss counted."""
         if request is not None:
             for layer in self._layers:
                 hit = layer.lookup(key, request, kind, ns)
@@ -412,9 +423,19 @@ class Cache:
 
     async def alookup(self, key: str, **options: Unpack[LookupOptions]) -> Hit | None:
         """Async :meth:`lookup`."""
-        if options.get("request") is not None and self._layers_block:
-            # a layer's lookup is CPU work (embedding): off the event loop even for memory://
-            return await self._offload(self.lookup, key, **options)
+        request = options.get("request")
+        if request is not None and self._layers_block:
+            # A layer's lookup is CPU work (embedding): off the event loop even for memory://.
+            # The exact read first, inline where it is cheap: an exact hit needs no thread hop.
+            if not self.store.inline_reads:
+                return await self._offload(self.lookup, key, **options)
+            ns = options.get("namespace") or self.namespace
+            build = options.get("build")
+            hit = self._exact.lookup(key, ns, build)
+            if hit is not None:
+                return hit
+            kind = options.get("kind") or "chat"
+            return await self._offload(self._after_exact_miss, key, ns, request, kind, build)
         if self.store.inline_reads:  # a primary-key read costs less than a thread hop
             return self.lookup(key, **options)
         return await self._call(self.lookup, key, **options)
