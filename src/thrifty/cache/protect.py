@@ -21,8 +21,7 @@ from typing import Any
 from thrifty import codec
 from thrifty.cache.exact import ExactLayer
 from thrifty.cache.settings import ProtectSettings, SemanticSettings
-from thrifty.cache.types import Hit, Write
-from thrifty.entry import Entry, Selector
+from thrifty.cache.types import Hit, Layer, Write
 from thrifty.keys import request_key
 from thrifty.safety.pii import (
     PIIDetector,
@@ -90,7 +89,7 @@ def _scrub(detector: PIIDetector, value: Any) -> Any:
     return value
 
 
-class PIILayer:
+class PIILayer(Layer):
     """Decides what of each write may be stored; under ``redact``, also finds redacted entries.
 
     Args:
@@ -127,21 +126,3 @@ class PIILayer:
             request = redact_request(self.detector, request)
             entry.key = request_key(request, entry.namespace, kind)
         return Write(entry, request, kind, clean)
-
-    def prepare(self, entry: Entry, request: Mapping[str, Any], kind: str, value: Any) -> None:
-        """Nothing to add: :meth:`admit` already decided."""
-
-    def commit(self, entries: list[Entry]) -> None:
-        """Nothing to index."""
-
-    def delete(self, key: str) -> None:
-        """Nothing kept per key."""
-
-    def invalidated(self, selector: Selector) -> None:
-        """Nothing kept per entry."""
-
-    def clear(self) -> None:
-        """Nothing kept."""
-
-    def close(self) -> None:
-        """Nothing to release."""

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from thrifty import codec
 from thrifty.cache.counters import Counters
 from thrifty.cache.settings import SemanticSettings
-from thrifty.cache.types import CacheStatus, Hit, Write
+from thrifty.cache.types import CacheStatus, Hit, Layer
 from thrifty.entry import Entry, Selector
 from thrifty.errors import CorruptEntryError
 from thrifty.store import Store
@@ -33,7 +33,7 @@ log = logging.getLogger("thrifty.cache")
 REMEMBERED_HITS = 10_000
 
 
-class SemanticLayer:
+class SemanticLayer(Layer):
     """Semantic lookups and request-aware writes over one store.
 
     Args:
@@ -112,10 +112,6 @@ class SemanticLayer:
             latency_saved_ms=entry.latency_ms,
         )
         return Hit(value, entry, CacheStatus.SEMANTIC_HIT, match.similarity, hit_id)
-
-    def admit(self, write: Write) -> Write | None:
-        """Every write may be indexed (what may be stored is the PII layer's call)."""
-        return write
 
     def prepare(self, entry: Entry, request: Mapping[str, Any], kind: str, value: Any) -> None:
         """Attach the entry's embedding record; settle a verification that waited for it."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypedDict
+from typing import TYPE_CHECKING, Any, NamedTuple, TypedDict
 
 if TYPE_CHECKING:
     from thrifty.entry import Entry, Selector
@@ -201,11 +201,12 @@ class Write(NamedTuple):
     """The value before encoding (``entry.value`` holds its encoding)."""
 
 
-class Layer(Protocol):
-    """A part consulted after the exact layer (today: the semantic layer).
+class Layer:
+    """A part consulted after the exact layer (the PII guard, the semantic layer).
 
     The facade walks its layers on an exact miss and on every write, delete, invalidation and
     clear, so that a new kind of lookup is one new layer, not one more branch in ``Cache``.
+    Every hook does nothing by default: a layer overrides only the hooks it needs.
     """
 
     blocking: bool
@@ -214,10 +215,12 @@ class Layer(Protocol):
 
     def lookup(self, key: str, request: Mapping[str, Any], kind: str, namespace: str) -> Hit | None:
         """A hit for a request the exact layer missed, or None (counting its own hits)."""
+        return None
 
     def admit(self, write: Write) -> Write | None:
         """What may be stored of ``write``: itself, a rewritten copy (the next layers see the
         copy), or None to store nothing (e.g. the PII guard under ``skip_store``)."""
+        return write
 
     def prepare(self, entry: Entry, request: Mapping[str, Any], kind: str, value: Any) -> None:
         """Annotate an entry about to be stored (e.g. with its embedding)."""
