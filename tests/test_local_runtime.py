@@ -27,7 +27,7 @@ QUESTION = {"role": "user", "content": "How do I reset my password?"}
 def provider(request: pytest.FixtureRequest) -> Iterator[LocalModelProvider]:
     if importlib.util.find_spec(RUNTIMES[request.param]) is None:
         # llama-cpp-python compiles from source (7+ minutes), so the dev extra leaves it out.
-        pytest.skip(f"the {request.param} runtime is not installed: pip install 'thrifty[llamacpp]'")
+        pytest.skip(f"{request.param} is not installed: pip install 'thrifty[llamacpp]'")
     model = local_provider(runtime=request.param)
     yield model
     asyncio.run(model.aclose())

@@ -329,12 +329,20 @@ class GatewayConfig(BaseModel):
 
 
 def default_config() -> GatewayConfig:
-    """No file: the embedded local model as ``local`` and ``smollm2``, the SQLite cache."""
+    """No file: the embedded local model as ``local`` and ``smollm2`` and, for any other model
+    name (``gpt-4o-mini`` in a copied OpenAI snippet), as the catch-all entry ``*``; the local
+    embedder as ``local-embed``; the SQLite cache."""
     local: dict[str, Any] = {"model": "thrifty/local"}
     return GatewayConfig(
         model_list=[
-            ModelEntry(model_name="local", litellm_params=DeploymentParams(**local)),
-            ModelEntry(model_name="smollm2", litellm_params=DeploymentParams(**local)),
+            *(
+                ModelEntry(model_name=name, litellm_params=DeploymentParams(**local))
+                for name in ("local", "smollm2", "*")
+            ),
+            ModelEntry(
+                model_name="local-embed",
+                litellm_params=DeploymentParams(model="thrifty/local-embed"),
+            ),
         ]
     )
 
