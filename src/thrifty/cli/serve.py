@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from thrifty.cli._common import EXIT_USAGE, exit_codes, fail
+from thrifty.cli._serve_start import port_problem, print_banner
 
 EXAMPLE = (
     "Example: thrifty serve --config thrifty.yaml --port 8080 --workers 2   "
@@ -51,6 +52,10 @@ def serve(
         settings = load_config(config, env={**os.environ, "THRIFTY_CONFIG": ""})
         # validates everything before listening; one worker has its cache to itself
         app = create_app(settings, source=source, lone_process=workers == 1)
+    problem = port_problem(host, port)
+    if problem is not None:
+        fail(problem, EXIT_USAGE)
+    print_banner(settings, host, port, workers)
     options = {
         "host": host,
         "port": port,

@@ -392,8 +392,33 @@ def parse_config(
     except ValidationError as exc:
         first = exc.errors()[0]
         message = first["msg"].removeprefix("Value error, ")
+        if first["type"] == "extra_forbidden":
+            message = f"unknown key{_did_you_mean(first['loc'])}"
         where = f"{_field_path(first['loc'])}: " if first["loc"] else ""
         raise ConfigError(f"{source}: {where}{message}") from exc
+
+
+def _did_you_mean(loc: tuple[int | str, ...]) -> str:
+    """``; did you mean 'ttl'?`` for a misspelled key at ``loc``, naming the close known keys."""
+    import difflib
+    import typing
+
+    model: Any = GatewayConfig
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        field = getattr(model, "model_fields", {}).get(part)
+        if field is None:
+            return ""
+        candidates = [field.annotation, *typing.get_args(field.annotation)]
+        model = next(
+            (c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None
+        )
+        if model is None:
+            return ""
+    known = list(getattr(model, "model_fields", {}))
+    close = difflib.get_close_matches(str(loc[-1]), known, n=2, cutoff=0.6)
+    return f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
 
 
 def load_config(
@@ -418,5 +443,8 @@ def load_config(
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{file}: not valid YAML: {exc}") from exc
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or exc
+        raise ConfigError(f"{file}: not valid YAML{where}: {problem}") from exc
     return parse_config(data, source=str(file), env=env)

@@ -1,0 +1,105 @@
+"""What a newcomer meets first: --version, a clear startup, errors that say what was meant."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import socket
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from thrifty.cli import app
+from thrifty.cli._serve_start import banner_lines, port_problem
+from thrifty.errors import UnknownSchemeError
+from thrifty.server.config import default_config, parse_config
+from thrifty.store import open_store
+
+runner = CliRunner()
+
+
+def test_version() -> None:
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert result.output.strip() == f"thrifty {importlib.metadata.version('thrifty')}"
+
+
+def test_a_port_in_use_is_a_usage_error_with_a_hint(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert port_problem("127.0.0.1", port) == (
+            f"port {port} on 127.0.0.1 is in use; choose another with --port"
+        )
+        result = runner.invoke(app, ["serve", "--port", str(port)], env={"THRIFTY_CONFIG": ""})
+    assert result.exit_code == 2  # documented: bad usage or configuration (uvicorn exits 3)
+    assert "in use" in result.output
+    assert port_problem("127.0.0.1", 0) is None
+
+
+def test_the_banner_says_what_is_served_where_and_hides_passwords() -> None:
+    lines = banner_lines(default_config(), "127.0.0.1", 8080, 1)
+    text = "\n".join(lines)
+    assert "http://127.0.0.1:8080/v1" in text
+    assert "local, smollm2, local-embed" in text
+    assert "any other name: thrifty/local" in text
+    assert "sqlite:///.thrifty/cache.db (exact)" in text
+    assert "http://127.0.0.1:8080/metrics" in text
+    config = parse_config(
+        {
+            "model_list": [{"model_name": "m", "litellm_params": {"model": "openai/x"}}],
+            "cache": {"url": "redis://:hunter2@127.0.0.1:6379/0", "semantic": True},
+        }
+    )
+    text = "\n".join(banner_lines(config, "::1", 9000, 2))
+    assert "hunter2" not in text
+    assert "http://[::1]:9000/v1 (2 workers)" in text
+    assert "exact + semantic" in text
+
+
+@pytest.mark.parametrize(
+    ("url", "meant"),
+    [
+        ("sqlite:/tmp/x.db", "sqlite:////tmp/x.db"),
+        ("sqlite:x.db", "sqlite:///x.db"),
+        ("redis:localhost:6379", "redis://localhost:6379"),
+    ],
+)
+def test_a_url_without_slashes_suggests_the_right_one(url: str, meant: str) -> None:
+    with pytest.raises(UnknownSchemeError, match=f"did you mean {meant!r}"):
+        open_store(url)
+    with pytest.raises(UnknownSchemeError) as caught:
+        open_store("ftp://x")
+    assert "did you mean" not in str(caught.value)
+
+
+def test_a_misspelled_config_key_names_the_right_one(tmp_path: Path) -> None:
+    cases = {
+        "cache:\n  ttll: 5\n": "cache.ttll: unknown key; did you mean 'ttl'?",
+        "model_lst: []\n": "model_lst: unknown key; did you mean 'model_list'?",
+        "router_settings: {}\ncache: {semantik: true}\n": "did you mean 'semantic'",
+        "cache: {zzzz: 1}\n": "cache.zzzz: unknown key\n",
+    }
+    for text, message in cases.items():
+        path = tmp_path / "bad.yaml"
+        path.write_text(text)
+        result = runner.invoke(app, ["serve", "--config", str(path)])
+        assert result.exit_code == 2, text
+        assert f"{path}: " in result.output
+        assert message.strip() in " ".join(result.output.split()), result.output
+
+
+def test_batch_run_names_a_broken_config_file(tmp_path: Path) -> None:
+    job = tmp_path / "in.jsonl"
+    job.write_text(
+        '{"custom_id": "a", "method": "POST", "url": "/v1/chat/completions", '
+        '"body": {"model": "m", "messages": [{"role": "user", "content": "hi"}]}}\n'
+    )
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("model_list: [\n")
+    args = ["batch", "run", str(job), "-o", str(tmp_path / "out.jsonl"), "--config", str(broken)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    output = " ".join(result.output.split())
+    assert f"{broken}: not valid YAML at line 2, column 1" in output
