@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import socket
 from pathlib import Path
 
@@ -11,8 +12,8 @@ from typer.testing import CliRunner
 
 from thrifty.cli import app
 from thrifty.cli._serve_start import banner_lines, port_problem
-from thrifty.errors import UnknownSchemeError
-from thrifty.server.config import default_config, parse_config
+from thrifty.errors import ConfigError, UnknownSchemeError
+from thrifty.server.config import default_config, parse_config, priced_locally
 from thrifty.store import open_store
 
 runner = CliRunner()
@@ -103,3 +104,39 @@ def test_batch_run_names_a_broken_config_file(tmp_path: Path) -> None:
     assert result.exit_code == 2
     output = " ".join(result.output.split())
     assert f"{broken}: not valid YAML at line 2, column 1" in output
+
+
+def test_price_model_prices_the_local_models_answers() -> None:
+    from thrifty.server.pricing import Pricer
+
+    config = priced_locally(default_config(), "gpt-4o-mini")
+    pricer = Pricer(config)
+    for name in ("local", "smollm2", "*"):
+        model = pricer.priced_model(name, {"model": "gpt-4o-mini-unknown-echo"})
+        assert pricer.cost(model, 1_000_000, 0) == pytest.approx(0.15)  # gpt-4o-mini input
+    assert Pricer(default_config()).cost("thrifty/local", 1_000_000, 0) == 0.0
+    with pytest.raises(ConfigError, match="no price known for 'nope'"):
+        priced_locally(default_config(), "nope")
+    result = runner.invoke(app, ["serve", "--price-model", "nope"], env={"THRIFTY_CONFIG": ""})
+    assert result.exit_code == 2
+
+
+@pytest.mark.slow
+def test_batch_without_config_labels_answers_by_the_model_that_gave_them(tmp_path: Path) -> None:
+    job = tmp_path / "in.jsonl"
+    body = '{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], '
+    job.write_text(
+        '{"custom_id": "a", "method": "POST", "url": "/v1/chat/completions", '
+        f'"body": {body}"max_tokens": 3, "temperature": 0}}}}\n'
+    )
+    out = tmp_path / "out.jsonl"
+    args = ["batch", "run", str(job), "-o", str(out), "--cache", "memory://", "--json"]
+    result = runner.invoke(app, [*args, "--price-model", "gpt-4o-mini", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert "lines for gpt-4o-mini are answered by the embedded local model" in " ".join(
+        result.output.split()
+    )
+    line = json.loads(out.read_text().splitlines()[0])
+    assert line["response"]["body"]["model"] == "local"
+    summary = json.loads(result.stdout[result.stdout.index("{") :])
+    assert summary["cost_usd"] > 0

@@ -37,7 +37,9 @@ def port_problem(host: str, port: int) -> str | None:
     return None
 
 
-def banner_lines(config: GatewayConfig, host: str, port: int, workers: int) -> list[str]:
+def banner_lines(
+    config: GatewayConfig, host: str, port: int, workers: int, price_model: str | None = None
+) -> list[str]:
     """What a person starting the gateway wants to know: where, which models, where the cache
     and the metrics are (URLs with their passwords masked)."""
     base = f"http://{f'[{host}]' if ':' in host else host}:{port}"
@@ -51,16 +53,25 @@ def banner_lines(config: GatewayConfig, host: str, port: int, workers: int) -> l
     cache = config.cache
     kind = "exact + semantic" if cache.semantic else "exact"
     cache_line = f"{redact_url(cache.url)} ({kind})" if cache.enabled else "off"
+    prices = f"local answers priced at {price_model}'s rates" if price_model else "config's"
     return [
         f"thrifty gateway on {base}/v1 ({workers} worker{'s' if workers != 1 else ''})",
         f"  models:  {models}",
         f"  cache:   {cache_line}",
+        f"  prices:  {prices} (savings in /metrics and X-Thrifty-* headers)",
         f"  metrics: {base}/metrics   health: {base}/health/readiness",
         f"  try:     curl {base}/v1/models",
     ]
 
 
-def print_banner(config: GatewayConfig, host: str, port: int, workers: int) -> None:
+def print_banner(
+    config: GatewayConfig, host: str, port: int, workers: int, price_model: str | None = None
+) -> None:
     console = Console(stderr=True, highlight=False, soft_wrap=True)
-    for line in banner_lines(config, host, port, workers):
+    for line in banner_lines(config, host, port, workers, price_model):
         console.print(line, markup=False)
+
+
+#: What the default setup (no config) prices the local model's answers at, so its savings read
+#: in dollars a team would have paid (the demo does the same); ``--price-model`` changes it.
+DEFAULT_PRICE_MODEL = "gpt-4o-mini"

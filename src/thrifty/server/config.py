@@ -49,6 +49,8 @@ from thrifty.store import DEFAULT_URL
 
 ENV_PREFIX = "os.environ/"
 CONFIG_ENV = "THRIFTY_CONFIG"
+#: ``thrifty serve --price-model`` for its worker processes (see :func:`priced_locally`).
+PRICE_MODEL_ENV = "THRIFTY_PRICE_MODEL"
 
 #: ``litellm_params.model`` prefix -> the kind of provider that serves it (declared once).
 ProviderKind = Literal["openai", "anthropic", "local"]
@@ -345,6 +347,26 @@ def default_config() -> GatewayConfig:
             ),
         ]
     )
+
+
+def priced_locally(config: GatewayConfig, price_model: str) -> GatewayConfig:
+    """``config`` with every local deployment's answers priced at ``price_model``'s rates.
+
+    Raises:
+        ConfigError: no price is known for ``price_model``.
+    """
+    from dataclasses import asdict
+
+    from thrifty.accounting.prices import PriceTable
+
+    table = PriceTable(config.prices)
+    price = table.get(price_model)
+    if price is None:
+        raise ConfigError(f"--price-model: no price known for {price_model!r}; try gpt-4o-mini")
+    rates = {k: v for k, v in asdict(price).items() if v is not None}
+    local = {e.litellm_params.model for e in config.model_list if e.litellm_params.kind == "local"}
+    prices = {**config.prices, **{name: rates for name in local if name not in config.prices}}
+    return config.model_copy(update={"prices": prices})
 
 
 def _resolve_env(value: Any, path: str, env: Mapping[str, str], source: str) -> Any:
