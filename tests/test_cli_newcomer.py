@@ -140,3 +140,10 @@ def test_batch_without_config_labels_answers_by_the_model_that_gave_them(tmp_pat
     assert line["response"]["body"]["model"] == "local"
     summary = json.loads(result.stdout[result.stdout.index("{") :])
     assert summary["cost_usd"] > 0
+
+
+def test_a_bare_yaml_off_means_off() -> None:
+    import yaml
+
+    config = parse_config(yaml.safe_load("cache: {pii: off}"))
+    assert config.cache.pii == "off"

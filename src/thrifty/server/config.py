@@ -40,6 +40,7 @@ from pydantic import (
     PositiveFloat,
     PositiveInt,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
@@ -197,6 +198,12 @@ class CacheSettings(_Strict):
     ``ID:SECRET``; write it as ``os.environ/NAME``."""
     old_encryption_keys: list[str] = Field(default_factory=list, repr=False)
     """Keys of earlier rotations: entries they sealed stay readable until they expire."""
+
+    @field_validator("pii", mode="before")
+    @classmethod
+    def _yaml_off(cls, value: Any) -> Any:
+        """YAML reads a bare ``pii: off`` as ``false``: it means ``off``."""
+        return "off" if value is False else value
 
 
 class KeySettings(_Strict):
