@@ -147,3 +147,17 @@ def test_a_bare_yaml_off_means_off() -> None:
 
     config = parse_config(yaml.safe_load("cache: {pii: off}"))
     assert config.cache.pii == "off"
+
+
+@pytest.mark.parametrize("url", ["memory://", "sqlite:///{tmp}/c.db"])
+def test_a_fresh_demo_run_starts_its_counters_at_zero(url: str, tmp_path: Path) -> None:
+    from thrifty.cache import Cache
+    from thrifty.cli.demo import reset_counters
+
+    cache = Cache(url.format(tmp=tmp_path), namespace="demo")
+    cache.store.add_counters("demo", {"hits": 5, "misses": 3, "saved_usd": 0.25})
+    cache.store.add_counters("other", {"hits": 7})
+    reset_counters(cache.store, "demo")
+    assert not any(cache.store.read_counters("demo").values())
+    assert cache.store.read_counters("other")["hits"] == 7
+    cache.close()
