@@ -515,16 +515,26 @@ class Cache:
         """True when semantic matching applies to ``namespace``."""
         return self._semantic is not None and self._semantic.enabled(namespace)
 
-    def feedback(self, ident: str, correct: bool, *, similarity: float | None = None) -> bool:
+    def feedback(
+        self,
+        ident: str,
+        correct: bool,
+        *,
+        similarity: float | None = None,
+        tenant: str | None = None,
+    ) -> bool:
         """Tell the threshold policy whether a semantic hit was right.
 
         Args:
             ident: the hit's ``id``, the key of the request it answered, or the served entry's
                 key (then ``similarity`` should be given).
+            tenant: count it only if the hit was served in this tenant (``tenant/…`` too).
         Returns:
             False when the hit is unknown (too old, or not semantic) or semantic is off.
         """
-        return self._semantic is not None and self._semantic.feedback(ident, correct, similarity)
+        return self._semantic is not None and self._semantic.feedback(
+            ident, correct, similarity, tenant
+        )
 
     async def afeedback(self, ident: str, correct: bool, **kwargs: Any) -> bool:
         """Async :meth:`feedback` (it only updates the policy in memory)."""
