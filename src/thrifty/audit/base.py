@@ -17,6 +17,7 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import math
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
@@ -177,6 +178,28 @@ class AuditLog(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""
+
+
+def parse_time(text: str) -> float:
+    """Epoch seconds from ``text``: epoch seconds, or an ISO 8601 time (UTC when it names no
+    zone).
+
+    Raises:
+        ValueError: it is neither, or not finite.
+    """
+    try:
+        value = float(text)
+    except ValueError:
+        try:
+            when = dt.datetime.fromisoformat(text)
+        except ValueError:
+            raise ValueError(f"expected epoch seconds or an ISO 8601 time, got {text!r}") from None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=dt.UTC)
+        return when.timestamp()
+    if not math.isfinite(value):
+        raise ValueError(f"expected a finite time, got {text!r}")
+    return value
 
 
 def action_matches(action: str, wanted: str | None) -> bool:

@@ -2,36 +2,24 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import math
 from collections.abc import Mapping
 
-from thrifty.audit.base import MAX_READ
+from thrifty.audit.base import MAX_READ, parse_time
 from thrifty.server.errors import APIError
 
 DEFAULT_LIMIT = 100
 
 
 def parse_since(text: str) -> float:
-    """Epoch seconds, or an ISO 8601 time (UTC when it names no zone).
+    """``?since=``: epoch seconds or an ISO 8601 time.
 
     Raises:
         APIError: 400 when it is neither.
     """
     try:
-        value = float(text)
-    except ValueError:
-        try:
-            when = dt.datetime.fromisoformat(text)
-        except ValueError:
-            raise APIError(400, f"since must be epoch seconds or an ISO 8601 time, got {text!r}",
-                           param="since", code="invalid_since") from None  # fmt: skip
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=dt.UTC)
-        return when.timestamp()
-    if not math.isfinite(value):
-        raise APIError(400, "since must be a finite time", param="since", code="invalid_since")
-    return value
+        return parse_time(text)
+    except ValueError as exc:
+        raise APIError(400, f"since: {exc}", param="since", code="invalid_since") from None
 
 
 def audit_query(params: Mapping[str, str]) -> tuple[float | None, str | None, int]:
