@@ -65,7 +65,9 @@ def audit(
             typer.echo(json.dumps(record.to_dict(), sort_keys=True))
         return
     Console().print(
-        audit_table(records, f"audit log of {redact_url(url)} ({len(records)} records)")
+        audit_table(
+            records, f"audit log of {redact_url(url)}, newest first (records: {len(records)})"
+        )
     )
 
 
