@@ -14,7 +14,7 @@ import secrets
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from thrifty import codec
 from thrifty.cache.counters import Counters
@@ -31,6 +31,15 @@ log = logging.getLogger("thrifty.cache")
 
 #: Semantic hits remembered for feedback, and near hits awaiting verification.
 REMEMBERED_HITS = 10_000
+
+
+class FeedbackOptions(TypedDict, total=False):
+    """The options of :meth:`Cache.feedback <thrifty.cache.Cache.feedback>`."""
+
+    similarity: float | None
+    """The similarity of the hit, when ``ident`` is the served entry's key."""
+    tenant: str | None
+    """Count it only if the hit was served in this tenant (``tenant`` or ``tenant/…``)."""
 
 
 def within(namespace: str | None, tenant: str) -> bool:

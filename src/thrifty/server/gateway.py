@@ -31,7 +31,7 @@ from thrifty.server.auth import KeyRing
 from thrifty.server.caching import Streams
 from thrifty.server.cascade import build_routes
 from thrifty.server.catalog import ModelCatalog
-from thrifty.server.config import GatewayConfig
+from thrifty.server.config import GatewayConfig, pii_by_namespace
 from thrifty.server.limiter import KeyLimiter
 from thrifty.server.metrics import GatewayMetrics
 from thrifty.server.pricing import Pricer
@@ -100,6 +100,7 @@ class Gateway:
                     settings.pii_custom,
                     settings.encryption_key,
                     tuple(settings.old_encryption_keys),
+                    pii_by_namespace(config),
                 ),
             )
             for namespace in [
