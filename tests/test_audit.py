@@ -205,3 +205,24 @@ def test_cli_cache_commands_are_audited(tmp_path: Path) -> None:
     assert [r.action for r in records] == ["cache.clear", "cache.invalidate", "cache.invalidate"]
     assert records[2].target == {"tag": "doc:1"} and records[2].detail == {"removed": 1}
     assert records[1].target == {"user": subject(EMAIL)}
+
+
+class BrokenAuditLog(AuditLog):
+    """A FAKE audit backend that is down."""
+
+    def _append(self, record: AuditRecord) -> str:
+        raise ConnectionError("audit backend down")
+
+    def _read(self, since: float | None, action: str | None, limit: int) -> list[AuditRecord]:
+        raise ConnectionError("audit backend down")
+
+
+def test_a_down_audit_log_fails_no_admin_action_and_reads_answer_503(fake: FakeOpenAI) -> None:
+    config = fake_config(fake.base_url, admin_key=ADMIN)
+    with gateway(config) as (url, app):
+        broken = app.state.gateway.audit = BrokenAuditLog()
+        done = _admin(url, "POST", "/admin/invalidate", json={"tag": "doc:1"})
+        assert done.status_code == 200 and broken.failures == 1
+        answer = _admin(url, "GET", "/admin/audit")
+        assert answer.status_code == 503
+        assert answer.json()["error"]["code"] == "audit_unavailable"

@@ -1,11 +1,13 @@
 """``postgresql://``: the audit log as the table ``<table>_audit`` beside the cache's tables.
 
-Replicas share it; a bigserial id orders records. Each call opens its own short connection:
-audit records are rare (admin actions, startups), so a pool would only hold a connection idle.
+Replicas share it; a bigserial id orders records; the table is made on first use. Each call
+opens its own short connection: audit records are rare (admin actions, startups), so a pool
+would only hold a connection idle.
 """
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from thrifty.audit.base import AuditLog, AuditRecord, dumps, like_pattern
@@ -24,7 +26,15 @@ class PostgresAuditLog(AuditLog):
         self._psycopg = psycopg
         self.conninfo, base, _ = split_url(url, table)
         self.table = f"{base}_audit"
-        with self._connect() as conn, conn.transaction():
+        self._ready = False
+        self._lock = threading.Lock()
+
+    def _ensure_table(self) -> None:
+        """Create the table on first use (not when built: a gateway that starts while
+        PostgreSQL is down still starts; its records fail, are logged, and later ones land)."""
+        if self._ready:
+            return
+        with self._lock, self._connect() as conn, conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (self.table,))
             conn.execute(
                 f"""CREATE TABLE IF NOT EXISTS {self.table} (
@@ -37,6 +47,7 @@ class PostgresAuditLog(AuditLog):
                     detail jsonb NOT NULL)"""
             )
             conn.execute(f"CREATE INDEX IF NOT EXISTS {self.table}_at ON {self.table} (at)")
+            self._ready = True
 
     def _connect(self) -> Any:
         return self._psycopg.connect(
@@ -52,6 +63,7 @@ class PostgresAuditLog(AuditLog):
             str(record.result),
             dumps(record.detail),
         )
+        self._ensure_table()
         with self._connect() as conn:
             found = conn.execute(
                 f"INSERT INTO {self.table} (at, actor, action, target, result, detail) "
@@ -72,6 +84,7 @@ class PostgresAuditLog(AuditLog):
             params.append(operand)
         sql += " ORDER BY id DESC LIMIT %s"
         params.append(limit)
+        self._ensure_table()
         with self._connect() as conn:
             rows = conn.execute(sql, params).fetchall()
         return [AuditRecord.from_row(*row) for row in rows]

@@ -151,7 +151,13 @@ def _handlers(gw: Gateway) -> dict[str, tuple[str, str, Callable[[RequestContext
         (an action, or a prefix ending in ``.``), ``?limit=`` (1-1000, default 100)."""
         keys.require_admin(ctx.request.headers)
         since, action, limit = audit_query(ctx.request.query_params)
-        records = await asyncio.to_thread(gw.audit.read, since=since, action=action, limit=limit)
+        try:
+            records = await asyncio.to_thread(
+                gw.audit.read, since=since, action=action, limit=limit
+            )
+        except Exception as exc:  # the backend is down: say so, never a 500
+            raise APIError(503, f"the audit log cannot be read now ({type(exc).__name__})",
+                           code="audit_unavailable") from exc  # fmt: skip
         await record(ctx, AuditAction.AUDIT_READ, {"since": since, "action": action})
         return json_response(
             {"object": "list", "data": [r.to_dict() for r in records], "durable": gw.audit.durable}
