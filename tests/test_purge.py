@@ -120,3 +120,25 @@ def test_cli_purge_user_erases_and_is_audited(tmp_path: Path) -> None:
     assert record.target == {"user": subject(EMAIL)}  # the id itself is not kept
     assert record.detail["entries"] == 4 and record.detail["scrubbed"] is True
     assert record.actor.startswith("cli:")
+
+
+def test_cli_purge_with_the_gateway_config_finds_entries_filed_under_hashed_ids(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import base64
+    import os
+
+    from thrifty.cache import ProtectSettings
+
+    key = base64.b64encode(os.urandom(32)).decode()
+    url = f"sqlite:///{tmp_path}/cache.db"
+    with Cache(url, protect=ProtectSettings(encryption_key=key)) as cache:
+        _fill(cache)
+    config = tmp_path / "gw.yaml"
+    config.write_text(f"cache:\n  url: {url}\n  encryption_key: os.environ/TEST_PURGE_KEY\n")
+    monkeypatch.setenv("TEST_PURGE_KEY", key)
+    without = CliRunner().invoke(app, ["cache", "purge-user", EMAIL, "--cache", url])
+    assert "purged 0 entries" in without.output  # the raw id names nothing: ids are hashed
+    result = CliRunner().invoke(app, ["cache", "purge-user", EMAIL, "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    assert "purged 4 entries" in result.output

@@ -135,7 +135,8 @@ def _handlers(gw: Gateway) -> dict[str, tuple[str, str, Callable[[RequestContext
         keys.require_admin(ctx.request.headers)
         purge = validate_body(PurgeUserRequest, await read_json(ctx.request, 65536))
         target = {"user": subject(purge.user)}
-        await cache.adrain()  # the user's answers still being stored go too
+        await gw.tasks.drain()  # the user's answers still being stored (streams, write-behind)
+        await cache.adrain()  # go too
         try:
             report = await asyncio.to_thread(purge_user, cache, purge.user, gw.purge_hooks)
         except Exception as exc:
