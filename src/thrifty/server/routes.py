@@ -145,7 +145,8 @@ def _handlers(gw: Gateway) -> dict[str, tuple[str, str, Callable[[RequestContext
             raise
         result = AuditResult.OK if report.error is None else AuditResult.ERROR
         await record(ctx, AuditAction.PURGE_USER, target, result, **report.to_dict())
-        return json_response({"user": purge.user, "purged": report.entries, **report.to_dict()})
+        details = {k: v for k, v in report.to_dict().items() if k != "entries"}
+        return json_response({"user": purge.user, "purged": report.entries, **details})
 
     async def admin_audit(ctx: RequestContext) -> Response:
         """The audit log, newest first: ``?since=`` (epoch seconds or ISO 8601), ``?action=``
