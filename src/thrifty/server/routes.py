@@ -87,18 +87,14 @@ def _handlers(gw: Gateway) -> dict[str, tuple[str, str, Callable[[RequestContext
         if cache.semantic is None:
             raise APIError(400, "semantic caching is off on this gateway", code="semantic_off")
         hit_id = report.hit_id or ""
-        known = await cache.afeedback(hit_id, report.correct, tenant=principal.tenant)
-        entry = AuditRecord(
-            AuditAction.FEEDBACK,
-            f"key:{principal.key_id}",
-            {"tenant": principal.tenant, "hit_id": hit_id},
-            AuditResult.OK if known else AuditResult.NOT_FOUND,
-            {"correct": report.correct},
-        )
-        await asyncio.to_thread(gw.audit.record, entry)
-        if not known:
+        if not await cache.afeedback(hit_id, report.correct, tenant=principal.tenant):
+            # not recorded: unknown ids cost an attacker nothing, so they must not grow the log
             raise APIError(404, f"no recent semantic hit has the id {hit_id!r}",
                            param="hit_id", code="unknown_hit")  # fmt: skip
+        target = {"tenant": principal.tenant, "hit_id": hit_id}
+        entry = AuditRecord(AuditAction.FEEDBACK, f"key:{principal.key_id}", target,
+                            detail={"correct": report.correct})  # fmt: skip
+        await asyncio.to_thread(gw.audit.record, entry)
         return json_response({"hit_id": report.hit_id, "recorded": True})
 
     async def admin_stats(ctx: RequestContext) -> Response:
