@@ -63,7 +63,8 @@ class Ledger:
 @pytest.mark.parametrize("backend", ["sqlite", "redis", "postgres"], indirect=True)
 def test_purge_leaves_no_trace_of_the_user_at_rest(backend: Backend, tmp_path: Path) -> None:
     store = backend.open()
-    semantic = SemanticSettings(embedder=HashingEmbedder(), threshold=0.5)  # index beside it
+    index = tmp_path / "index"  # the semantic index's folder (vectors and question texts)
+    semantic = SemanticSettings(embedder=HashingEmbedder(), threshold=0.5, index=index)
     cache = Cache(store, semantic=semantic)
     _fill(cache)
     cache.flush()
@@ -71,6 +72,8 @@ def test_purge_leaves_no_trace_of_the_user_at_rest(backend: Backend, tmp_path: P
     cache.semantic.save()
     before = _raw_bytes(backend, store, tmp_path)
     assert _found(before, EMAIL) and _found(before, CARD)  # the scan does see them
+    files = [p.read_bytes() for p in index.rglob("*") if p.is_file()]
+    assert _found(files, EMAIL)  # the index folder holds the questions too
 
     ledger = Ledger()
     report = purge_user(cache, EMAIL, [ledger])
@@ -78,6 +81,7 @@ def test_purge_leaves_no_trace_of_the_user_at_rest(backend: Backend, tmp_path: P
     assert report.entries == 4 and report.scrubbed and report.error is None
     assert report.hooks == {"ledger": 7} and ledger.purged == [EMAIL]
     after = _raw_bytes(backend, store, tmp_path)
+    after += [p.read_bytes() for p in index.rglob("*") if p.is_file()]
     assert _found(after, EMAIL) == 0, "the e-mail is still at rest"
     assert _found(after, CARD) == 0, "the card number is still at rest"
     assert _found(after, OTHER) > 0  # another user's entry stays
