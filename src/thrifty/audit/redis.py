@@ -46,7 +46,8 @@ class RedisAuditLog(AuditLog):
         return ident.decode() if isinstance(ident, bytes) else str(ident)
 
     def _read(self, since: float | None, action: str | None, limit: int) -> list[AuditRecord]:
-        low = "-" if since is None else str(int(since * 1000))
+        # stream ids are milliseconds since the epoch, 0 to 2**64 - 1
+        low = "-" if since is None or since <= 0 else str(min(int(since * 1000), 2**64 - 1))
         found: list[AuditRecord] = []
         high = "+"
         while len(found) < limit:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 from thrifty.audit.base import MAX_READ, parse_time
 from thrifty.server.errors import APIError
 
 DEFAULT_LIMIT = 100
+#: What an action filter may hold (the actions' own alphabet).
+ACTION = re.compile(r"[a-z_.]{1,64}")
 
 
 def parse_since(text: str) -> float:
@@ -30,8 +33,9 @@ def audit_query(params: Mapping[str, str]) -> tuple[float | None, str | None, in
     """
     since = parse_since(params["since"]) if params.get("since") else None
     action = params.get("action") or None
-    if action is not None and len(action) > 64:
-        raise APIError(400, "action is at most 64 characters", param="action",
+    if action is not None and not ACTION.fullmatch(action):
+        raise APIError(400, "action is an action name such as cache.purge_user, or a prefix "
+                       "ending in '.' (at most 64 of a-z, _ and .)", param="action",
                        code="invalid_action")  # fmt: skip
     raw = params.get("limit") or str(DEFAULT_LIMIT)
     try:
