@@ -193,6 +193,8 @@ class CacheSettings(_Strict):
     answered, not cached) or stored with placeholders (``redact``)."""
     pii_custom: dict[str, str] = Field(default_factory=dict)
     """Extra patterns the PII guard treats as personal data: name -> regular expression."""
+    pii_namespaces: dict[str, Literal["off", "skip_store", "redact"]] = Field(default_factory=dict)
+    """``pii`` per namespace: ``tenant`` (and its ``tenant/…``) or ``tenant/namespace`` -> mode."""
     encryption_key: str | None = Field(default=None, repr=False)
     """Seals stored answers and prompts with AES-GCM: 32 bytes as hex or base64, optionally
     ``ID:SECRET``; write it as ``os.environ/NAME``."""
@@ -216,6 +218,8 @@ class KeySettings(_Strict):
     max_budget_usd: NonNegativeFloat | None = None
     semantic: bool = True
     """False keeps this key's tenant exact-only when the cache is semantic."""
+    pii: Literal["off", "skip_store", "redact"] | None = None
+    """Overrides ``cache.pii`` for this key's tenant (keys of one tenant must agree)."""
 
 
 class LimitsSettings(_Strict):
@@ -448,6 +452,22 @@ def _did_you_mean(loc: tuple[int | str, ...]) -> str:
     known = list(getattr(model, "model_fields", {}))
     close = difflib.get_close_matches(str(loc[-1]), known, n=2, cutoff=0.6)
     return f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+
+
+def pii_by_namespace(config: GatewayConfig) -> dict[str, str]:
+    """``cache.pii_namespaces`` with each key's ``pii`` as its tenant's (a namespace's own
+    entry wins over its key's).
+
+    Raises:
+        ConfigError: two keys of one tenant ask for different modes.
+    """
+    by_tenant: dict[str, str] = {}
+    for key in config.keys:
+        if key.pii is None:
+            continue
+        if by_tenant.setdefault(key.tenant, key.pii) != key.pii:
+            raise ConfigError(f"keys of tenant {key.tenant!r} set different pii modes")
+    return {**by_tenant, **config.cache.pii_namespaces}
 
 
 def load_config(
