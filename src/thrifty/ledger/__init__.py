@@ -47,7 +47,10 @@ __all__ = [
 
 
 def default_ledger_url(cache_url: str | None) -> str:
-    """A SQLite file beside the cache's when the cache is a SQLite file, else the default."""
+    """A SQLite file beside the cache's when the cache is a SQLite file, memory beside a
+    memory cache, else the default file."""
+    if cache_url and cache_url.startswith("memory://"):
+        return "memory://"
     if cache_url and cache_url.startswith("sqlite:///"):
         path = cache_url.removeprefix("sqlite:///").split("?", 1)[0]
         folder = path.rsplit("/", 1)[0] if "/" in path else ""

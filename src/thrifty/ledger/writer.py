@@ -73,6 +73,11 @@ class LedgerWriter:
             while self._queue:
                 self._write_some()
 
+    def mark_wrong_hit(self, request_id: str) -> bool:
+        """Flag a served answer as wrong (feedback), once its row is written."""
+        self.flush()
+        return self.ledger.mark_wrong_hit(request_id)
+
     def _write_some(self) -> None:
         queue, rows = self._queue, list[LedgerRow]()
         while queue and len(rows) < self.batch:

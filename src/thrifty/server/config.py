@@ -216,6 +216,18 @@ class LimitsSettings(_Strict):
     """``memory://`` or ``redis://…``; by default the cache's URL when it is Redis, else memory."""
 
 
+class LedgerSettings(_Strict):
+    """The savings ledger: one row per answered request (``thrifty stats --ledger``,
+    ``GET /admin/ledger/summary``)."""
+
+    enabled: bool = True
+    url: str | None = None
+    """``sqlite:///path.db``, ``postgresql://…`` or ``memory://``; by default a SQLite file
+    beside a SQLite cache (``ledger.db``), memory beside a memory cache."""
+    retention_days: PositiveFloat | None = 90.0
+    """Rows older than this are removed; None keeps them all."""
+
+
 class RouterFileSettings(_Strict):
     """A route's learned router: its file and where to put its threshold (at most one target;
     none: the threshold the file was calibrated with)."""
@@ -279,6 +291,7 @@ class GatewayConfig(BaseModel):
     admin_key: str | None = None
     prices: dict[str, dict[str, Any]] = Field(default_factory=dict)
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
+    ledger: LedgerSettings = Field(default_factory=LedgerSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
     routes: list[RouteSettings] = Field(default_factory=list)
     litellm_settings: dict[str, Any] = Field(default_factory=dict)
