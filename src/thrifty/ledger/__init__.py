@@ -22,6 +22,7 @@ from thrifty.ledger.types import (
     SeriesPoint,
     Totals,
     hash_user,
+    parse_time,
     summarize,
 )
 from thrifty.ledger.writer import LedgerWriter
@@ -42,6 +43,7 @@ __all__ = [
     "default_ledger_url",
     "hash_user",
     "open_ledger",
+    "parse_time",
     "summarize",
 ]
 

@@ -54,6 +54,25 @@ def hour_of(ts: float) -> int:
     return int(ts // 3600) * 3600
 
 
+def parse_time(value: str | None) -> float | None:
+    """Epoch seconds from ``1764720000``, ``2026-12-03`` or an ISO time (UTC when naive);
+    None for nothing.
+
+    Raises:
+        ValueError: anything else.
+    """
+    if value is None or value == "":
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.timestamp()
+
+
 @dataclass(slots=True)
 class LedgerRow:
     """One request. Costs in USD; ``baseline_cost_usd`` is what it would have cost without
@@ -150,7 +169,7 @@ class LedgerSummary:
         out: dict[str, object] = {"totals": self.totals.as_dict()}
         for dimension in DIMENSIONS:
             part = self.breakdown(dimension)
-            out[f"by_{dimension}"] = {k: part[k].as_dict() for k in sorted(part)}
+            out[f"by_{dimension}"] = {str(k): part[k].as_dict() for k in sorted(part)}
         return out
 
 
@@ -163,7 +182,7 @@ class SeriesPoint:
     totals: Totals
 
     def as_dict(self) -> dict[str, object]:
-        return {"start": self.start, "mechanism": self.mechanism, **self.totals.as_dict()}
+        return {"start": self.start, "mechanism": str(self.mechanism), **self.totals.as_dict()}
 
 
 def bucket_start(row: LedgerRow, bucket: Bucket) -> str:

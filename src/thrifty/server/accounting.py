@@ -143,7 +143,7 @@ class Accountant:
             LedgerRow(
                 request_id=ctx.headers.get("X-Thrifty-Hit-Id") or f"{_PROCESS}-{next(self._ids)}",
                 tenant=principal.tenant if principal is not None else "",
-                mechanism=ctx.mechanism or Mechanism.MISS,
+                mechanism=str(ctx.mechanism or Mechanism.MISS),
                 model=ctx.answered_by or ctx.model or "",
                 key_id=principal.key_id if principal is not None else "",
                 user=hash_user(user) if isinstance(user, str) else "",

@@ -10,38 +10,23 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 from starlette.responses import Response
 
-from thrifty.ledger import LedgerWriter
+from thrifty.ledger import LedgerWriter, parse_time
 from thrifty.server.auth import KeyRing
 from thrifty.server.bodies import json_response
 from thrifty.server.context import RequestContext
 from thrifty.server.errors import APIError
 
 
-def parse_time(value: str | None, name: str) -> float | None:
-    """Epoch seconds from ``1764720000``, ``2026-12-03`` or an ISO time (UTC when naive).
-
-    Raises:
-        APIError: 400 naming the parameter.
-    """
-    if value is None or value == "":
-        return None
+def _time(value: str | None, name: str) -> float | None:
     try:
-        return float(value)
-    except ValueError:
-        pass
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return parse_time(value)
     except ValueError as exc:
         raise APIError(400, f"{name} must be epoch seconds or an ISO date, got {value!r}",
                        param=name, code="invalid_time") from exc  # fmt: skip
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
 
 
 def ledger_handlers(
@@ -56,8 +41,8 @@ def ledger_handlers(
                            code="ledger_off")  # fmt: skip
         query = ctx.request.query_params
         return {
-            "since": parse_time(query.get("since"), "since"),
-            "until": parse_time(query.get("until"), "until"),
+            "since": _time(query.get("since"), "since"),
+            "until": _time(query.get("until"), "until"),
             "tenant": query.get("tenant") or None,
         }
 
