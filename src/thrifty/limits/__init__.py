@@ -28,7 +28,8 @@ __all__ = [
 
 
 def open_limits(url: str | None = None, **options: object) -> LimitBackend:
-    """The limit backend for a URL: None or ``memory://`` (this process), ``redis://…`` (shared).
+    """The limit backend for a URL: None or ``memory://`` (this process), ``redis://…`` or
+    ``postgresql://…`` (shared by replicas).
 
     Raises:
         ConfigError: any other scheme.
@@ -39,4 +40,10 @@ def open_limits(url: str | None = None, **options: object) -> LimitBackend:
         from thrifty.limits.redis import RedisLimitBackend
 
         return RedisLimitBackend(url, **options)  # type: ignore[arg-type]
-    raise ConfigError(f"limits URL {url!r}: use memory:// or redis://host:port/db")
+    if url.startswith(("postgresql://", "postgres://")):
+        from thrifty.limits.postgres import PostgresLimitBackend
+
+        return PostgresLimitBackend(url, **options)  # type: ignore[arg-type]
+    raise ConfigError(
+        f"limits URL {url!r}: use memory://, redis://host:port/db or postgresql://user@host/db"
+    )
