@@ -5,10 +5,12 @@ from __future__ import annotations
 from thrifty.errors import ConfigError
 from thrifty.limits.base import (
     DEFAULT_MAX_OUTPUT_TOKENS,
+    BudgetPeriod,
     KeyLimits,
     LimitBackend,
     LimitState,
     Reservation,
+    budget_key,
     format_reset,
     max_cost_usd,
 )
@@ -16,11 +18,13 @@ from thrifty.limits.memory import MemoryLimitBackend
 
 __all__ = [
     "DEFAULT_MAX_OUTPUT_TOKENS",
+    "BudgetPeriod",
     "KeyLimits",
     "LimitBackend",
     "LimitState",
     "MemoryLimitBackend",
     "Reservation",
+    "budget_key",
     "format_reset",
     "max_cost_usd",
     "open_limits",

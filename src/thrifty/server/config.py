@@ -205,15 +205,28 @@ class KeySettings(_Strict):
     rpm: PositiveInt | None = None
     tpm: PositiveInt | None = None
     max_budget_usd: NonNegativeFloat | None = None
+    budget_period: Literal["total", "day", "month"] = "total"
+    """``max_budget_usd`` in all, or afresh each UTC day or calendar month."""
     semantic: bool = True
     """False keeps this key's tenant exact-only when the cache is semantic."""
 
 
+class TenantBudget(_Strict):
+    """What all the keys of one tenant may spend together."""
+
+    max_budget_usd: NonNegativeFloat
+    budget_period: Literal["total", "day", "month"] = "total"
+
+
 class LimitsSettings(_Strict):
-    """Where rate-limit and budget counters live (``redis://`` shares them across replicas)."""
+    """Where rate-limit and budget counters live (``redis://`` or ``postgresql://`` share them
+    across replicas), and the tenants' budgets."""
 
     url: str | None = None
-    """``memory://`` or ``redis://…``; by default the cache's URL when it is Redis, else memory."""
+    """``memory://``, ``redis://…`` or ``postgresql://…``; by default the cache's URL when it
+    is Redis, else memory."""
+    tenants: dict[str, TenantBudget] = Field(default_factory=dict)
+    """Tenant -> its budget, reserved together with each of its keys' own."""
 
 
 class LedgerSettings(_Strict):

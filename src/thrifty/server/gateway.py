@@ -23,7 +23,7 @@ from thrifty.cache import (
 from thrifty.cache.coalesce import lone_process_leases
 from thrifty.errors import ConfigError
 from thrifty.ledger import LedgerWriter, default_ledger_url, open_ledger
-from thrifty.limits import LimitBackend, open_limits
+from thrifty.limits import KeyLimits, LimitBackend, open_limits
 from thrifty.redact import redact_text, redact_url
 from thrifty.server.accounting import Accountant
 from thrifty.server.auth import KeyRing
@@ -122,7 +122,11 @@ class Gateway:
             )
         except ConfigError as exc:
             raise ConfigError(f"{source}: {exc}") from exc
-        self.limiter = KeyLimiter(backend, self.pricer, self.metrics)
+        tenants = {
+            name: KeyLimits(max_budget_usd=b.max_budget_usd, budget_period=b.budget_period)
+            for name, b in config.limits.tenants.items()
+        }
+        self.limiter = KeyLimiter(backend, self.pricer, self.metrics, tenants)
         self.accountant = Accountant(self.pricer, self.limiter, self.metrics, self.ledger)
         self.keys = KeyRing(
             config.keys, default_tenant=config.cache.namespace, admin_key=config.master_key
