@@ -91,8 +91,9 @@ async def limits(request: pytest.FixtureRequest) -> AsyncIterator[Limits]:
         under_test = Limits("memory", MemoryLimitBackend(clock=clock), clock)
     elif request.param == "redis":
         under_test = Limits("redis", await _redis_backend(), None)
-    else:
-        under_test = Limits("postgres", _postgres_backend(), None)
+    else:  # its own clock by default; the memory backend's fake one keeps the timing exact
+        clock = Clock()
+        under_test = Limits("postgres", _postgres_backend(clock=clock), clock)
     yield under_test
     await under_test.backend.reset(under_test.key)
     if isinstance(under_test.backend, PostgresLimitBackend):

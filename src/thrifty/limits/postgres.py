@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import anyio
@@ -47,6 +48,7 @@ class PostgresLimitBackend(LimitBackend):
         url: ``postgresql://user@host/db`` (``?table=`` names the tables).
         table: the tables' name (default ``thrifty_limits``).
         reservation_ttl: seconds after which an unsettled reservation stops counting.
+        clock: seconds (tests pass a fake); default: the server's clock.
     """
 
     def __init__(
@@ -55,8 +57,11 @@ class PostgresLimitBackend(LimitBackend):
         *,
         table: str | None = None,
         reservation_ttl: float = RESERVATION_TTL_SECONDS,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         from psycopg_pool import ConnectionPool
+
+        self._clock = clock
 
         url, query = pop_query(url, ("table",))
         self.table = table or query.get("table") or DEFAULT_TABLE
@@ -104,7 +109,7 @@ class PostgresLimitBackend(LimitBackend):
             f"FROM {t} WHERE key = %s FOR UPDATE",
             (key,),
         ).fetchone()
-        now = float(row[5])
+        now = float(row[5]) if self._clock is None else self._clock()
         conn.execute(f"DELETE FROM {t}_reservations WHERE key = %s AND lapses <= %s", (key, now))
         open_ = conn.execute(
             f"SELECT id, cost, lapses FROM {t}_reservations WHERE key = %s", (key,)
