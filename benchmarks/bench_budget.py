@@ -37,22 +37,24 @@ REDIS_URL = os.environ.get("THRIFTY_TEST_REDIS", "redis://127.0.0.1:6379/0")
 POSTGRES_URL = os.environ.get("THRIFTY_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 EPSILON = 1e-9
 
-#: One trial: (dollars spent, requests answered).
-Trial = Callable[[int], Awaitable[tuple[float, int]]]
+#: One trial: (dollars spent, requests answered, requests let through unchecked).
+Trial = Callable[[int], Awaitable[tuple[float, int, int]]]
 
 
 def reserving(backend: LimitBackend, args: argparse.Namespace, run: str) -> Trial:
     limits = KeyLimits(max_budget_usd=args.budget)
 
-    async def trial(number: int) -> tuple[float, int]:
+    async def trial(number: int) -> tuple[float, int, int]:
         key = f"bench-{run}-{number}"
         rng = random.Random(number)
+        unchecked = [0]
 
         async def one() -> float:
             try:
                 reservation = await backend.reserve(key, limits, tokens=1, cost_usd=args.worst)
             except BudgetExceededError:
                 return 0.0
+            unchecked[0] += reservation.degraded  # the backend failed: let through (fail-open)
             await asyncio.sleep(rng.uniform(0, 0.005))
             cost = args.worst * rng.uniform(0.2, 1.0)
             await backend.settle(reservation, tokens=2, cost_usd=cost)
@@ -60,13 +62,13 @@ def reserving(backend: LimitBackend, args: argparse.Namespace, run: str) -> Tria
 
         costs = await asyncio.gather(*(one() for _ in range(args.concurrency)))
         await backend.reset(key)
-        return sum(costs), sum(1 for c in costs if c > 0)
+        return sum(costs), sum(1 for c in costs if c > 0), unchecked[0]
 
     return trial
 
 
 def check_then_spend(args: argparse.Namespace) -> Trial:
-    async def trial(number: int) -> tuple[float, int]:
+    async def trial(number: int) -> tuple[float, int, int]:
         rng = random.Random(number)
         spent = [0.0]
 
@@ -79,26 +81,27 @@ def check_then_spend(args: argparse.Namespace) -> Trial:
             return cost
 
         costs = await asyncio.gather(*(one() for _ in range(args.concurrency)))
-        return sum(costs), sum(1 for c in costs if c > 0)
+        return sum(costs), sum(1 for c in costs if c > 0), 0
 
     return trial
 
 
 async def run_trials(trial: Trial, args: argparse.Namespace) -> dict[str, float]:
-    results: list[tuple[float, int]] = []
+    results: list[tuple[float, int, int]] = []
     started = time.perf_counter()
     for start in range(0, args.trials, args.parallel):
         batch = range(start, min(start + args.parallel, args.trials))
         results += await asyncio.gather(*(trial(n) for n in batch))
     elapsed = time.perf_counter() - started
-    spent = [s for s, _ in results]
+    spent = [s for s, _, _ in results]
     over = [s - args.budget for s in spent if s > args.budget + EPSILON]
     return {
         "trials": len(results),
         "overspent_trials": len(over),
         "max_overspend_usd": max(over, default=0.0),
         "mean_budget_used": statistics.fmean(s / args.budget for s in spent),
-        "mean_answered": statistics.fmean(n for _, n in results),
+        "mean_answered": statistics.fmean(n for _, n, _ in results),
+        "unchecked": sum(u for _, _, u in results),
         "ms_per_trial": elapsed * 1000 / len(results),
     }
 
@@ -111,13 +114,16 @@ async def main() -> None:
     parser.add_argument("--budget", type=float, default=1.0)
     parser.add_argument("--worst", type=float, default=0.15)
     parser.add_argument("--backends", default="memory,redis,postgres")
+    parser.add_argument(
+        "--redis-timeout", type=float, default=0.5, help="seconds before a Redis call fails open"
+    )
     args = parser.parse_args()
     run = uuid.uuid4().hex[:8]
     rows: dict[str, dict[str, float]] = {}
     for kind in args.backends.split(","):
         url = {
             "memory": "memory://",
-            "redis": REDIS_URL,
+            "redis": f"{REDIS_URL}?timeout={args.redis_timeout}",
             "postgres": f"{POSTGRES_URL}?table=bench_limits_{run}",
         }[kind]
         backend = open_limits(url)
@@ -133,13 +139,13 @@ async def main() -> None:
         f"budget ${args.budget}, worst case ${args.worst} per request"
     )
     print("| limiter | trials | overspent trials | max overspend $ | budget used | "
-          "answered per trial | ms per trial |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|")
+          "answered per trial | let through unchecked | ms per trial |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|")
     for name, r in rows.items():
         print(
             f"| {name} | {r['trials']:.0f} | {r['overspent_trials']:.0f} | "
             f"{r['max_overspend_usd']:.4f} | {r['mean_budget_used']:.1%} | "
-            f"{r['mean_answered']:.1f} | {r['ms_per_trial']:.1f} |"
+            f"{r['mean_answered']:.1f} | {r['unchecked']:.0f} | {r['ms_per_trial']:.1f} |"
         )
 
 

@@ -14,8 +14,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from typer.testing import CliRunner
 
 from _gateway import fake_config, gateway, stored, web
+from thrifty.cache import Cache, SemanticSettings
 from thrifty.cli import app as cli
 from thrifty.ledger import Mechanism
+from thrifty.semantic.embedder import HashingEmbedder
+from thrifty.semantic.policy import FixedThreshold
 from thrifty.testing.fake_openai import FakeOpenAI
 
 ADMIN = {"Authorization": "Bearer sk-admin"}
@@ -171,3 +174,30 @@ def test_admin_ledger_routes_need_the_admin_key_and_check_their_parameters(
     off = fake_config(fake.base_url, admin_key="sk-admin", ledger={"enabled": False})
     with gateway(off) as (url, _):
         assert web.get(f"{url}/admin/ledger/summary", headers=ADMIN).status_code == 404
+
+
+def test_feedback_flags_a_wrong_semantic_hit_in_the_ledger(fake: FakeOpenAI) -> None:
+    cache = Cache(
+        "memory://",
+        semantic=SemanticSettings(embedder=HashingEmbedder(), policy=FixedThreshold(0.6)),
+    )
+    system = {"role": "system", "content": "Support bot."}
+
+    def ask(question: str) -> Any:
+        body = {"model": "gpt-4o-mini", "temperature": 0,
+                "messages": [system, {"role": "user", "content": question}]}  # fmt: skip
+        return web.post(f"{url}/v1/chat/completions", json=body)
+
+    with gateway(fake_config(fake.base_url), cache=cache) as (url, app):
+        ask("How do I reset my password?")
+        hit = ask("how do i reset my password please")
+        assert hit.headers["x-thrifty-cache-status"] == "SEMANTIC_HIT"
+        hit_id = hit.headers["x-thrifty-hit-id"]
+        feedback = {"hit_id": hit_id, "correct": False}
+        assert web.post(f"{url}/v1/thrifty/feedback", json=feedback).status_code == 200
+        writer = app.state.gateway.ledger
+        rows = {r.mechanism: r for r in writer.ledger.rows()}
+    assert rows[Mechanism.SEMANTIC_HIT].request_id == hit_id
+    assert rows[Mechanism.SEMANTIC_HIT].wrong_hit is True
+    assert rows[Mechanism.MISS].wrong_hit is False
+    assert writer.ledger.summary().by_mechanism["semantic_hit"].wrong_hits == 1
