@@ -188,3 +188,10 @@ def test_urls() -> None:
         open_ledger("sqlite:///")
     with pytest.raises(ConfigError):
         open_ledger("sqlite:///x.db?table=bad-name;")
+
+
+@pytest.mark.postgres
+def test_an_unreachable_postgres_ledger_is_a_config_error_without_the_password() -> None:
+    with pytest.raises(ConfigError) as raised:
+        open_ledger("postgresql://postgres:s3cret@127.0.0.1:1/test")
+    assert "s3cret" not in str(raised.value)

@@ -7,7 +7,9 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
+from thrifty.errors import ConfigError
 from thrifty.ledger.sql import DEFAULT_TABLE, SqlLedger, schema
+from thrifty.redact import redact_url
 from thrifty.store._url import pop_query
 
 #: Seconds a ledger statement may run (summaries over long periods are the slowest).
@@ -24,12 +26,15 @@ class PostgresLedger(SqlLedger):
         url, query = pop_query(url, ("table",))
         super().__init__(table or query.get("table") or DEFAULT_TABLE)
         self._lock = threading.Lock()
-        self._conn = psycopg.connect(
-            url,
-            autocommit=True,
-            connect_timeout=5,
-            options=f"-c statement_timeout={STATEMENT_TIMEOUT_MS}",
-        )
+        try:
+            self._conn = psycopg.connect(
+                url,
+                autocommit=True,
+                connect_timeout=5,
+                options=f"-c statement_timeout={STATEMENT_TIMEOUT_MS}",
+            )
+        except psycopg.OperationalError as exc:  # at startup: say which URL, never its password
+            raise ConfigError(f"ledger {redact_url(url)!r} is unreachable: {exc}") from exc
         with self._lock:
             for statement in schema(self.table, real="DOUBLE PRECISION"):
                 self._conn.execute(statement)
