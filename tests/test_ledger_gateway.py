@@ -19,6 +19,7 @@ from thrifty.cli import app as cli
 from thrifty.ledger import Mechanism
 from thrifty.semantic.embedder import HashingEmbedder
 from thrifty.semantic.policy import FixedThreshold
+from thrifty.server.config import parse_config
 from thrifty.testing.fake_openai import FakeOpenAI
 
 ADMIN = {"Authorization": "Bearer sk-admin"}
@@ -201,3 +202,37 @@ def test_feedback_flags_a_wrong_semantic_hit_in_the_ledger(fake: FakeOpenAI) -> 
     assert rows[Mechanism.SEMANTIC_HIT].wrong_hit is True
     assert rows[Mechanism.MISS].wrong_hit is False
     assert writer.ledger.summary().by_mechanism["semantic_hit"].wrong_hits == 1
+
+
+def test_a_routed_down_answer_and_a_cascade_in_the_ledger(tmp_path: Path) -> None:
+    def cheap_reply(request: dict[str, Any], number: int) -> str:
+        text = request["messages"][-1]["content"]
+        return "  " if text == "say nothing" else f"cheap: {text}"
+
+    def entry(name: str, model: str, fake: FakeOpenAI) -> dict[str, Any]:
+        return {"model_name": name, "model": model, "api_base": fake.base_url, "api_key": "k"}
+
+    with FakeOpenAI(cheap_reply) as cheap, FakeOpenAI() as strong:
+        config = parse_config(
+            {
+                "model_list": [
+                    entry("cheap", "openai/gpt-4o-mini", cheap),
+                    entry("strong", "openai/gpt-4o", strong),
+                ],
+                "router_settings": {"num_retries": 0, "retry_base_delay": 0.0, "timeout": 10},
+                "cache": {"url": "memory://"},
+                "routes": [{"name": "thrifty/auto", "chain": ["cheap", "strong"]}],
+            },
+            source="test.yaml",
+        )
+        with gateway(config) as (url, app):
+            for text in ("opening hours?", "say nothing"):  # the second cascades to strong
+                body = {"model": "thrifty/auto", "messages": [{"role": "user", "content": text}]}
+                assert web.post(f"{url}/v1/chat/completions", json=body).status_code == 200
+            writer = app.state.gateway.ledger
+            writer.flush()
+            routed, cascaded = writer.ledger.rows()
+    assert (routed.mechanism, routed.model) == (Mechanism.ROUTED_DOWN, "cheap")
+    assert routed.baseline_cost_usd > 10 * routed.cost_usd  # gpt-4o costs ~16x gpt-4o-mini
+    assert (cascaded.mechanism, cascaded.model) == (Mechanism.MISS, "strong")
+    assert cascaded.baseline_cost_usd < cascaded.cost_usd  # paid for two answers: a loss
