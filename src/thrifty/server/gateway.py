@@ -114,7 +114,7 @@ class Gateway:
             ledger = config.ledger
             self.ledger = (
                 LedgerWriter(
-                    open_ledger(ledger.url or default_ledger_url(settings.url)),
+                    open_ledger(ledger.url or default_ledger_url(self.cache.url)),
                     retention_days=ledger.retention_days,
                 )
                 if ledger.enabled
