@@ -60,7 +60,8 @@ class MemoryLedger(Ledger):
     ) -> list[SeriesPoint]:
         points: dict[tuple[str, str], Totals] = {}
         for row in self._select(since, until, tenant):
-            points.setdefault((bucket_start(row, bucket), row.mechanism), Totals()).add(row)
+            point = (bucket_start(row, bucket), str(row.mechanism))
+            points.setdefault(point, Totals()).add(row)
         return [SeriesPoint(s, m, t) for (s, m), t in sorted(points.items())]
 
     def rows(

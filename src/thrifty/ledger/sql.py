@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from abc import abstractmethod
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from thrifty.errors import ConfigError
@@ -169,8 +170,6 @@ class SqlLedger(Ledger):
         until: float | None = None,
         tenant: str | None = None,
     ) -> list[SeriesPoint]:
-        from datetime import UTC, datetime
-
         column = "day" if bucket == "day" else "hour"
         where, params = _where(since, until, tenant)
         sql = (

@@ -196,7 +196,7 @@ def summarize(rows: Iterable[LedgerRow]) -> LedgerSummary:
     summary = LedgerSummary()
     for row in rows:
         summary.totals.add(row)
-        values = {"tenant": row.tenant, "mechanism": row.mechanism, "model": row.model}
+        values = {"tenant": row.tenant, "mechanism": str(row.mechanism), "model": row.model}
         values["day"] = day_of(row.ts)
         for dimension, value in values.items():
             summary.breakdown(dimension).setdefault(value, Totals()).add(row)
