@@ -154,8 +154,11 @@ def test_rows_carry_tenant_key_model_and_a_hashed_user(fake: FakeOpenAI) -> None
         assert row.key_id and row.user and "alice" not in row.user
         assert row.cost_usd > 0 and row.baseline_cost_usd == row.cost_usd
         assert row.tokens_in > 0 and row.tokens_out > 0 and row.latency_ms > 0
-        assert writer.ledger.purge_user("alice@example.com") == 1
+        chat(url, "hello again", B, user="alice@example.com")  # still queued: purged too
+        assert writer.purge_user("alice@example.com") == 2
         assert writer.ledger.rows() == []
+        chat(url, "and again", B)
+        assert writer.delete_tenant("b") == 1
 
 
 def test_admin_ledger_routes_need_the_admin_key_and_check_their_parameters(

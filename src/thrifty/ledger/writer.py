@@ -78,6 +78,16 @@ class LedgerWriter:
         self.flush()
         return self.ledger.mark_wrong_hit(request_id)
 
+    def purge_user(self, user: str) -> int:
+        """Remove an end user's rows, those still queued included (the purge path)."""
+        self.flush()
+        return self.ledger.purge_user(user)
+
+    def delete_tenant(self, tenant: str) -> int:
+        """Remove a tenant's rows, those still queued included."""
+        self.flush()
+        return self.ledger.delete_tenant(tenant)
+
     def _write_some(self) -> None:
         queue, rows = self._queue, list[LedgerRow]()
         while queue and len(rows) < self.batch:
