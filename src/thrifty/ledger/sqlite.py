@@ -1,13 +1,17 @@
 """``sqlite:///path.db`` — the default ledger: one file beside the cache's (WAL mode, so the
-writer thread's batches never block a reader such as ``thrifty stats`` in another process)."""
+writer thread's batches never block a reader such as ``thrifty stats`` in another process).
+
+Through APSW, as the SQLite store: the standard library's ``sqlite3`` links another copy of
+SQLite whose file locks do not see APSW's."""
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+import apsw
 
 from thrifty.errors import ConfigError
 from thrifty.ledger.sql import DEFAULT_TABLE, SqlLedger, schema
@@ -34,30 +38,25 @@ class SqliteLedger(SqlLedger):
         path = sqlite_path(url)
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA busy_timeout=5000")
+        self._conn = apsw.Connection(path)
+        self._conn.setbusytimeout(5000)
         with self._lock:
+            self._conn.execute("PRAGMA journal_mode=WAL").fetchall()
             for statement in schema(self.table):
                 self._conn.execute(statement)
 
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
-            return list(self._conn.execute(sql, tuple(params)).fetchall())
+            return [tuple(row) for row in self._conn.execute(sql, tuple(params))]
 
     def _run(self, sql: str, params: Sequence[Any] = ()) -> int:
         with self._lock:
-            return self._conn.execute(sql, tuple(params)).rowcount
+            self._conn.execute(sql, tuple(params))
+            return int(self._conn.changes())
 
     def _run_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        with self._lock:
-            self._conn.execute("BEGIN")
-            try:
-                self._conn.executemany(sql, rows)
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
+        with self._lock, self._conn:  # one transaction: committed, or rolled back on error
+            self._conn.executemany(sql, rows)
 
     def close(self) -> None:
         with self._lock:
