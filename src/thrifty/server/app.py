@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 
 from thrifty.cache import Cache
 from thrifty.limits import LimitBackend
@@ -65,6 +66,7 @@ def create_app(
         exception_handlers={
             HTTPException: http_error_handler,
             APIError: exception_handler,  # answered here, not re-raised as a server error
+            ClientDisconnect: exception_handler,  # 499, not a server error (nor re-raised)
             Exception: exception_handler,  # anything else the batch API raises: same table
         },
     )

@@ -44,7 +44,9 @@ from pydantic import (
 )
 
 from thrifty.errors import ConfigError
+from thrifty.policy import MAX_TTL
 from thrifty.routing.rules import Rule
+from thrifty.server.bodies import MAX_JSON_DEPTH, MAX_UPLOAD_BYTES
 from thrifty.store import DEFAULT_URL
 
 ENV_PREFIX = "os.environ/"
@@ -168,8 +170,9 @@ class CacheSettings(_Strict):
 
     enabled: bool = True
     url: str = DEFAULT_URL
-    ttl: PositiveFloat | None = None
-    """Seconds an answer lives; None keeps it until evicted or invalidated."""
+    ttl: PositiveFloat | None = Field(default=None, le=MAX_TTL)
+    """Seconds an answer lives (at most ten years); None keeps it until evicted or
+    invalidated."""
     namespace: str = Field(default="default", min_length=1)
     """The namespace of requests without a key (tenants get their own)."""
     cache_temperature: bool = False
@@ -265,6 +268,15 @@ class RouteSettings(_Strict):
 class ServerSettings(_Strict):
     max_body_bytes: PositiveInt = 16 * 1024 * 1024
     """Larger request bodies get 413."""
+    max_json_depth: PositiveInt = MAX_JSON_DEPTH
+    """JSON bodies nested deeper get 400."""
+    max_upload_bytes: PositiveInt = MAX_UPLOAD_BYTES
+    """Larger ``POST /v1/files`` uploads get 413."""
+    max_header_bytes: PositiveInt = 32 * 1024
+    """A request line and headers larger than this get 431 (``thrifty serve``)."""
+    header_timeout: PositiveFloat = 10.0
+    """Seconds a connection may take to send a request's headers before it is closed, so
+    half-open or trickling clients cannot hold connections (``thrifty serve``)."""
 
 
 class GatewayConfig(BaseModel):

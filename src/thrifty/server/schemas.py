@@ -19,7 +19,7 @@ from pydantic import (
     model_validator,
 )
 
-from thrifty.policy import CacheMode
+from thrifty.policy import MAX_TTL, CacheMode
 from thrifty.server.errors import APIError
 
 M = TypeVar("M", bound=BaseModel)
@@ -35,7 +35,8 @@ class ThriftyOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     cache: CacheMode | None = None
-    ttl: float | None = Field(default=None, gt=0)
+    ttl: float | None = Field(default=None, gt=0, le=MAX_TTL, allow_inf_nan=False)
+    """Seconds the answer lives, at most ten years (``X-Thrifty-TTL``)."""
     namespace: str | None = Field(default=None, min_length=1, max_length=200)
     cache_temperature: bool | None = None
 
