@@ -19,6 +19,7 @@ from thrifty.server.batches import BATCH_ROUTES, close_batches, start_batches
 from thrifty.server.config import CONFIG_ENV, GatewayConfig, load_config
 from thrifty.server.errors import APIError, exception_handler, http_error_handler
 from thrifty.server.gateway import Gateway
+from thrifty.server.openapi import docs_routes
 from thrifty.server.routes import http_routes
 from thrifty.server.upstreams import Connect
 
@@ -61,7 +62,7 @@ def create_app(
             await gateway.aclose()
 
     app = Starlette(
-        routes=[*http_routes(gateway), *BATCH_ROUTES],
+        routes=[*http_routes(gateway), *BATCH_ROUTES, *docs_routes()],
         lifespan=lifespan,
         exception_handlers={
             HTTPException: http_error_handler,

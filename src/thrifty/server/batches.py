@@ -34,6 +34,7 @@ from thrifty.server.auth import Principal
 from thrifty.server.batch_upstreams import GatewayProviders, principal_for
 from thrifty.server.bodies import json_response, read_form, read_json
 from thrifty.server.errors import APIError
+from thrifty.server.schemas import CreateBatchRequest, validate_body
 
 log = logging.getLogger("thrifty.server.batches")
 BATCH_DIR_ENV = "THRIFTY_BATCH_DIR"
@@ -355,8 +356,7 @@ async def file_content(request: Request) -> Response:
 async def create_batch(request: Request) -> Response:
     principal = _principal(request)
     body = await read_json(request, CREATE_BODY_MAX_BYTES)
-    if not isinstance(body, dict):
-        raise APIError(400, "the request body must be a JSON object", code="invalid_json")
+    validate_body(CreateBatchRequest, body)  # the schema /openapi.json documents
     return json_response(public(service(request).create(principal, body)))
 
 
