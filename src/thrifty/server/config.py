@@ -277,6 +277,8 @@ class ServerSettings(_Strict):
     header_timeout: PositiveFloat = 10.0
     """Seconds a connection may take to send a request's headers before it is closed, so
     half-open or trickling clients cannot hold connections (``thrifty serve``)."""
+    max_connections: PositiveInt | None = None
+    """Connections and requests a worker takes at once; more get 503 (None: no limit)."""
 
 
 class GatewayConfig(BaseModel):
