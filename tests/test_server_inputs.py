@@ -13,8 +13,8 @@ from starlette.applications import Starlette
 from _gateway import fake_config, gateway, web
 from thrifty.cache import Cache
 from thrifty.errors import ConfigError
+from thrifty.json_limits import json_depth
 from thrifty.policy import MAX_TTL
-from thrifty.server.bodies import json_depth
 from thrifty.server.config import parse_config
 from thrifty.testing.fake_openai import FakeOpenAI
 
@@ -124,6 +124,21 @@ def test_upload_limit_applies_without_a_declared_length(
         headers={"content-type": f"multipart/form-data; boundary={boundary}"},
     )
     assert_error(response, 413, "body_too_large")
+
+
+def test_batch_lines_nested_too_deep_fail_validation_not_the_worker() -> None:
+    """A deep line once crashed the batch's task (RecursionError) and left it validating."""
+    from thrifty.batching.jobfile import parse_lines
+    from thrifty.errors import JobFileError
+
+    line = ('{"custom_id": "a", "method": "POST", "url": "/v1/chat/completions", "body": '
+            '{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}], '
+            '"x": %s}}')  # fmt: skip
+    for depth in (100, 100_000):  # past the limit; past Python's recursion limit
+        with pytest.raises(JobFileError) as refused:
+            parse_lines([line % ("[" * depth + "]" * depth)])
+        assert "deeper than 64" in str(refused.value.problems[0])
+    assert len(parse_lines([line % "[[]]"])) == 1
 
 
 # --------------------------------------------------------------------- client disconnects

@@ -18,11 +18,9 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import Message, Receive
 
+from thrifty.json_limits import MAX_JSON_DEPTH, json_depth
 from thrifty.server.errors import APIError
 
-#: The deepest JSON nesting a request may have (the OpenAI wire format needs under ten levels;
-#: recursive code over the body must stay far below Python's recursion limit).
-MAX_JSON_DEPTH = 64
 #: The largest ``POST /v1/files`` upload by default (the OpenAI batch API takes 200 MB files;
 #: the gateway reads an upload into memory before writing it, so it defaults to half of that).
 MAX_UPLOAD_BYTES = 100 * 1024 * 1024
@@ -49,25 +47,6 @@ def _too_deep(max_depth: int) -> APIError:
 def _declared_too_large(request: Request, max_bytes: int) -> bool:
     declared = request.headers.get("content-length")
     return bool(declared and declared.isdigit() and int(declared) > max_bytes)
-
-
-def json_depth(value: Any, limit: int) -> int:
-    """How deep ``value`` nests (a scalar is 0, ``[]`` is 1), counted without recursion and
-    given up past ``limit`` (the result is then ``limit + 1``)."""
-    deepest = 0
-    stack: list[tuple[Any, int]] = [(value, 0)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict):
-            item = item.values()
-        elif not isinstance(item, list):
-            continue
-        depth += 1
-        if depth > limit:
-            return depth
-        deepest = max(deepest, depth)
-        stack.extend((child, depth) for child in item if isinstance(child, dict | list))
-    return deepest
 
 
 def check_depth(value: Any, raw: bytes, max_depth: int) -> None:
