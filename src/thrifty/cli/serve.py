@@ -86,15 +86,16 @@ def serve(
 
 def connection_limits(server: ServerSettings) -> dict[str, Any]:
     """uvicorn's options for the config's connection limits: the header size cap and
-    header-read timeout (:mod:`thrifty.server.http_limits`, on httptools), and the most
-    connections and requests at once (``limit_concurrency``: 503 past it)."""
+    header-read timeout (:mod:`thrifty.server.http_limits`, on httptools; the protocol reads
+    them from the app's config in each worker), and the most connections and requests at once
+    (``limit_concurrency``: 503 past it)."""
     options: dict[str, Any] = {"limit_concurrency": server.max_connections}
     try:
-        from thrifty.server.http_limits import header_limited
+        from thrifty.server.http_limits import HeaderLimitedProtocol
     except ImportError:  # no httptools: h11 caps the headers' size (it has no read timeout)
         options.update(http="h11", h11_max_incomplete_event_size=server.max_header_bytes)
         return options
-    options["http"] = header_limited(server.max_header_bytes, server.header_timeout)
+    options["http"] = HeaderLimitedProtocol
     return options
 
 

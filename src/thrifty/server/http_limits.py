@@ -26,18 +26,39 @@ from thrifty.server.errors import APIError
 _REASONS = {408: b"Request Timeout", 431: b"Request Header Fields Too Large"}
 
 
-class HeaderLimitedProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol with a header size cap and a header-read deadline.
+def _limits(config: Any) -> tuple[int, float]:
+    """The served gateway's ``server.max_header_bytes`` and ``server.header_timeout``.
 
-    Use :func:`header_limited` to get a subclass with the limits set (uvicorn builds the
-    protocol itself, from the class).
+    uvicorn builds the protocol from its class (pickled by name into each worker process), so
+    the limits cannot ride on the class: they come from the app each worker loaded from the
+    config, found once through uvicorn's middleware wrappers and kept on uvicorn's config.
     """
+    found = getattr(config, "_thrifty_header_limits", None)
+    if found is None:
+        found = (HeaderLimitedProtocol.max_header_bytes, HeaderLimitedProtocol.header_timeout)
+        app = getattr(config, "loaded_app", None)
+        for _ in range(8):  # ProxyHeadersMiddleware, MessageLoggerMiddleware, ...
+            gateway = getattr(getattr(app, "state", None), "gateway", None)
+            if gateway is not None:
+                server = gateway.config.server
+                found = (server.max_header_bytes, server.header_timeout)
+                break
+            app = getattr(app, "app", None)
+        config._thrifty_header_limits = found
+    return found
+
+
+class HeaderLimitedProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with a header size cap and a header-read deadline, both
+    from the served gateway's config (``http=HeaderLimitedProtocol``); these defaults apply to
+    an app that is not the gateway."""
 
     max_header_bytes = 32 * 1024
     header_timeout = 10.0
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, config: Any, *args: Any, **kwargs: Any) -> None:
+        super().__init__(config, *args, **kwargs)
+        self.max_header_bytes, self.header_timeout = _limits(config)
         self._reading_headers = True
         self._header_bytes = 0  # bytes received since the request began (headers unfinished)
         self._parsed_bytes = 0  # the request line and headers parsed so far
@@ -124,13 +145,4 @@ class HeaderLimitedProtocol(HttpToolsProtocol):
             super().on_message_complete()
 
 
-def header_limited(max_header_bytes: int, header_timeout: float) -> type[HeaderLimitedProtocol]:
-    """A :class:`HeaderLimitedProtocol` with these limits, for ``uvicorn.run(http=...)``."""
-    return type(
-        "HeaderLimitedProtocol",
-        (HeaderLimitedProtocol,),
-        {"max_header_bytes": max_header_bytes, "header_timeout": header_timeout},
-    )
-
-
-__all__ = ["HeaderLimitedProtocol", "header_limited"]
+__all__ = ["HeaderLimitedProtocol"]
