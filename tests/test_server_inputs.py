@@ -4,13 +4,15 @@
 from __future__ import annotations
 
 import logging
+import socket
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from starlette.applications import Starlette
 
-from _gateway import fake_config, gateway, web
+from _gateway import fake_config, gateway, served_over_sockets, web
 from thrifty.cache import Cache
 from thrifty.errors import ConfigError
 from thrifty.json_limits import json_depth
@@ -218,6 +220,31 @@ def test_disconnect_mid_upload_is_499_not_an_error(
                               [(b"content-type", b"multipart/form-data; boundary=b"),
                                (b"content-length", b"3000")], head)  # fmt: skip
     assert sent[0]["status"] == 499
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
+
+
+def test_disconnects_over_sockets_are_not_errors(
+    fake: FakeOpenAI, caplog: pytest.LogCaptureFixture, tmp_path: Any, monkeypatch: Any
+) -> None:
+    """What the fault run did: clients that hang up halfway through a request or an upload."""
+    monkeypatch.chdir(tmp_path)
+    caplog.set_level(logging.INFO)
+    with served_over_sockets(fake_config(fake.base_url)) as (url, _):
+        port = int(url.rsplit(":", 1)[1])
+        heads = [
+            b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
+            b'\r\nContent-Length: 5000\r\n\r\n{"model": "gpt-4o-mini", "mess',
+            b"POST /v1/files HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; "
+            b"boundary=b\r\nContent-Length: 50000\r\n\r\n--b\r\nContent-Disposition: "
+            b'form-data; name="file"; filename="a.jsonl"\r\n\r\n' + b"x" * 2000,
+        ]
+        for head in heads * 3:
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+                sock.sendall(head)
+                time.sleep(0.1)  # the app is reading the body when the client goes
+        time.sleep(0.3)
+        assert status_count(url, "500") == 0
+        assert status_count(url, "499") == 3
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
 
 
