@@ -133,3 +133,12 @@ def test_startup_errors_hide_the_password(tmp_path: Path, cache_url: str) -> Non
     assert result.exit_code in (1, 2), result.output
     assert "error" in result.output
     assert_hidden(result.output + repr(result.exception))
+
+
+def test_credentials_in_an_upstream_url_are_refused_at_load() -> None:
+    """They made every call a 500 (aiohttp refuses them beside the bearer header)."""
+    from thrifty.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="api_base") as refused:
+        upstream_config(f"http://admin:{SECRET}@127.0.0.1:1/v1")
+    assert_hidden(str(refused.value))

@@ -30,6 +30,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, get_args
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -40,6 +41,7 @@ from pydantic import (
     PositiveFloat,
     PositiveInt,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
@@ -104,6 +106,15 @@ class DeploymentParams(BaseModel):
     """Seconds a stream may go without a chunk; ``router_settings.stream_timeout`` when omitted."""
     model_path: str | None = None
     """For the local model: a GGUF file instead of the shipped SmolLM2-135M-Instruct."""
+
+    @field_validator("api_base")
+    @classmethod
+    def _no_credentials(cls, url: str | None) -> str | None:
+        # aiohttp refuses a URL with user:password@ beside the bearer header (every call a 500),
+        # and the URL would carry a secret into messages; the key belongs in api_key
+        if url is not None and urlsplit(url).password is not None:
+            raise ValueError("must not hold credentials (user:password@); put the key in api_key")
+        return url
 
     @model_validator(mode="after")
     def _known_provider(self) -> DeploymentParams:
