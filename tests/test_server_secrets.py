@@ -77,6 +77,15 @@ def test_unreachable_upstream_502_shows_no_url_or_password(
     assert_hidden(caplog.text)
 
 
+def test_stream_broken_mid_way_shows_no_url(fake: FakeOpenAI) -> None:
+    config = fake_config(fake.base_url, router_settings={"num_retries": 0})
+    fake.stream_reset_after = 2
+    with gateway(config, connect=None) as (url, _):
+        response = web.post(f"{url}/v1/chat/completions", json={**HI, "stream": True})
+    assert response.status_code == 200 and '"error"' in response.text, response.text
+    assert_hidden(response.text, fake.base_url, "http://")
+
+
 def test_hung_upstream_504_shows_no_url(silent_port: int) -> None:
     config = upstream_config(f"http://localhost:{silent_port}/v1", timeout=0.3)
     with gateway(config, connect=None) as (url, _):
