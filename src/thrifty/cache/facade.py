@@ -49,6 +49,7 @@ from thrifty.cache.write_behind import WriteBehind
 from thrifty.entry import Entry, Selector
 from thrifty.errors import ConfigError
 from thrifty.keys import request_key
+from thrifty.policy import parse_ttl
 from thrifty.redact import redact_url
 from thrifty.store import Store, open_store
 
@@ -104,8 +105,8 @@ class Cache:
         limits: SizeLimits | None = None,
         protect: ProtectSettings | None = None,
     ) -> None:
-        if ttl is not None and ttl <= 0:
-            raise ConfigError("ttl must be positive seconds or None")
+        ttl = parse_ttl(ttl) if ttl is not None else None  # (0, ten years]: ConfigError
+        namespace_ttl = {ns: parse_ttl(t) for ns, t in (namespace_ttl or {}).items()}
         if isinstance(url_or_store, Store):
             if limits is not None:
                 raise ConfigError("limits apply to a store opened from a URL; set them on it")

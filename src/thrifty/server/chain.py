@@ -93,7 +93,8 @@ def model_chain(gw: Gateway) -> Handler:
         (Encode, {}),
         (Authenticate, {"keys": gw.keys}),
         (ReadRequest, {"catalog": gw.catalog, "cache": gw.config.cache,
-                       "max_bytes": gw.config.server.max_body_bytes}),
+                       "max_bytes": gw.config.server.max_body_bytes,
+                       "max_depth": gw.config.server.max_json_depth}),
         (Record, {"accountant": accountant}),  # the ledger row (streams: when they end)
     ]  # fmt: skip
     plain_route = Route(CallUpstream(), pool=gw.pool, routes=gw.routes, metrics=metrics,

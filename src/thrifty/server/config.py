@@ -30,6 +30,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, get_args
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -45,7 +46,9 @@ from pydantic import (
 )
 
 from thrifty.errors import ConfigError
+from thrifty.policy import MAX_TTL
 from thrifty.routing.rules import Rule
+from thrifty.server.bodies import MAX_JSON_DEPTH, MAX_UPLOAD_BYTES
 from thrifty.store import DEFAULT_URL
 
 ENV_PREFIX = "os.environ/"
@@ -105,6 +108,15 @@ class DeploymentParams(BaseModel):
     """Seconds a stream may go without a chunk; ``router_settings.stream_timeout`` when omitted."""
     model_path: str | None = None
     """For the local model: a GGUF file instead of the shipped SmolLM2-135M-Instruct."""
+
+    @field_validator("api_base")
+    @classmethod
+    def _no_credentials(cls, url: str | None) -> str | None:
+        # aiohttp refuses a URL with user:password@ beside the bearer header (every call a 500),
+        # and the URL would carry a secret into messages; the key belongs in api_key
+        if url is not None and urlsplit(url).password is not None:
+            raise ValueError("must not hold credentials (user:password@); put the key in api_key")
+        return url
 
     @model_validator(mode="after")
     def _known_provider(self) -> DeploymentParams:
@@ -171,8 +183,9 @@ class CacheSettings(_Strict):
 
     enabled: bool = True
     url: str = DEFAULT_URL
-    ttl: PositiveFloat | None = None
-    """Seconds an answer lives; None keeps it until evicted or invalidated."""
+    ttl: PositiveFloat | None = Field(default=None, le=MAX_TTL)
+    """Seconds an answer lives (at most ten years); None keeps it until evicted or
+    invalidated."""
     namespace: str = Field(default="default", min_length=1)
     """The namespace of requests without a key (tenants get their own)."""
     cache_temperature: bool = False
@@ -303,6 +316,17 @@ class RouteSettings(_Strict):
 class ServerSettings(_Strict):
     max_body_bytes: PositiveInt = 16 * 1024 * 1024
     """Larger request bodies get 413."""
+    max_json_depth: PositiveInt = MAX_JSON_DEPTH
+    """JSON bodies nested deeper get 400."""
+    max_upload_bytes: PositiveInt = MAX_UPLOAD_BYTES
+    """Larger ``POST /v1/files`` uploads get 413."""
+    max_header_bytes: PositiveInt = 32 * 1024
+    """A request line and headers larger than this get 431 (``thrifty serve``)."""
+    header_timeout: PositiveFloat = 10.0
+    """Seconds a connection may take to send a request's headers before it is closed, so
+    half-open or trickling clients cannot hold connections (``thrifty serve``)."""
+    max_connections: PositiveInt | None = None
+    """Connections and requests a worker takes at once; more get 503 (None: no limit)."""
 
 
 class GatewayConfig(BaseModel):
