@@ -7,6 +7,7 @@ these stages, outermost first; each is a small class given only its collaborator
     Encode         stages.py    the answer as JSON or SSE
     Authenticate   stages.py    the caller's key -> tenant and limits (401)
     ReadRequest    stages.py    body, schema, model name, cache policy (400/404/413)
+    Compress       compressing.py  RAG context of chat requests cut to what the question needs
     ByStream       stages.py    a streamed chat request forks to STREAMED, the rest to PLAIN
       PLAIN                                  STREAMED
       CacheLookup  caching.py  hit/coalesce  StreamLookup  streamed.py  replay/follow a tee
@@ -43,6 +44,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from thrifty.server.caching import CacheLookup
+from thrifty.server.compressing import Compress
 from thrifty.server.context import Handler
 from thrifty.server.gateway import Gateway
 from thrifty.server.stages import (
@@ -92,6 +94,8 @@ def model_chain(gw: Gateway) -> Handler:
         (Authenticate, {"keys": gw.keys}),
         (ReadRequest, {"catalog": gw.catalog, "cache": gw.config.cache,
                        "max_bytes": gw.config.server.max_body_bytes}),
+        # before the cache: the compressed prompt is what is answered, stored and limited
+        (Compress, {"settings": gw.config.compression, "pricer": gw.pricer, "metrics": metrics}),
     ]  # fmt: skip
     plain_route = Route(CallUpstream(), pool=gw.pool, routes=gw.routes, metrics=metrics,
                         check_output=True)  # fmt: skip

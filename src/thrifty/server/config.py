@@ -45,6 +45,7 @@ from pydantic import (
 
 from thrifty.errors import ConfigError
 from thrifty.routing.rules import Rule
+from thrifty.server.mechanisms import CompressionSettings, DistillSettings
 from thrifty.store import DEFAULT_URL
 
 ENV_PREFIX = "os.environ/"
@@ -281,6 +282,8 @@ class GatewayConfig(BaseModel):
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
     routes: list[RouteSettings] = Field(default_factory=list)
+    compression: CompressionSettings = Field(default_factory=CompressionSettings)
+    distill: DistillSettings = Field(default_factory=DistillSettings)
     litellm_settings: dict[str, Any] = Field(default_factory=dict)
     general_settings: dict[str, Any] = Field(default_factory=dict)
     environment_variables: dict[str, Any] = Field(default_factory=dict)

@@ -21,6 +21,7 @@ if TYPE_CHECKING:  # types only: the context is filled by the stages, never impo
     from thrifty.server.auth import Principal
     from thrifty.server.cascade import RouteTrace
     from thrifty.server.policy import CachePolicy, Status
+    from thrifty.server.schemas import ThriftyOptions
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +64,8 @@ class RequestContext:
     model: str | None = None
     body: dict[str, Any] = field(default_factory=dict)
     policy: CachePolicy | None = None
+    options: ThriftyOptions | None = None
+    """The request's ``thrifty`` body field (removed from ``body``), for the stages it concerns."""
     stream: bool = False
     """Relayed from a streaming upstream (a streamed chat request)."""
     sse: bool = False
