@@ -52,7 +52,7 @@ ENV_PREFIX = "os.environ/"
 CONFIG_ENV = "THRIFTY_CONFIG"
 
 #: ``litellm_params.model`` prefix -> the kind of provider that serves it (declared once).
-ProviderKind = Literal["openai", "anthropic", "local"]
+ProviderKind = Literal["openai", "anthropic", "local", "student"]
 PROVIDER_KINDS: Mapping[str, ProviderKind] = {
     "openai": "openai",
     "openai_compatible": "openai",
@@ -62,6 +62,7 @@ PROVIDER_KINDS: Mapping[str, ProviderKind] = {
     "anthropic": "anthropic",
     "local": "local",
     "thrifty": "local",
+    "student": "student",  # student/<model_dir>: a distilled student (providers/student.py)
 }
 DEFAULT_OPENAI_BASE = "https://api.openai.com/v1"
 
