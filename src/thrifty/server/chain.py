@@ -7,6 +7,7 @@ these stages, outermost first; each is a small class given only its collaborator
     Encode         stages.py    the answer as JSON or SSE
     Authenticate   stages.py    the caller's key -> tenant and limits (401)
     ReadRequest    stages.py    body, schema, model name, cache policy (400/404/413)
+    TagRequest     freshness.py  the answer's tags (its documents) and their TTLs
     Compress       compressing.py  RAG context of chat requests cut to what the question needs
     ByStream       stages.py    a streamed chat request forks to STREAMED, the rest to PLAIN
       PLAIN                                  STREAMED
@@ -50,6 +51,7 @@ from thrifty.server.caching import CacheLookup
 from thrifty.server.compressing import Compress
 from thrifty.server.context import Handler
 from thrifty.server.distilling import PairLog, RecordPairs, StudentFirst, student_routes
+from thrifty.server.freshness import TagRequest
 from thrifty.server.gateway import Gateway
 from thrifty.server.stages import (
     Account,
@@ -121,6 +123,7 @@ def model_chain(gw: Gateway) -> Handler:
         (Authenticate, {"keys": gw.keys}),
         (ReadRequest, {"catalog": gw.catalog, "cache": gw.config.cache,
                        "max_bytes": gw.config.server.max_body_bytes}),
+        (TagRequest, {"tag_ttl": gw.config.cache.tag_ttl}),
         # before the cache: the compressed prompt is what is answered, stored and limited
         (Compress, {"settings": gw.config.compression, "pricer": gw.pricer, "metrics": metrics}),
     ]  # fmt: skip

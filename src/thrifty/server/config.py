@@ -195,6 +195,12 @@ class CacheSettings(_Strict):
     encryption_key: str | None = Field(default=None, repr=False)
     """Seals stored answers and prompts with AES-GCM: 32 bytes as hex or base64, optionally
     ``ID:SECRET``; write it as ``os.environ/NAME``."""
+    namespace_ttl: dict[str, PositiveFloat] = Field(default_factory=dict)
+    """Seconds answers live per namespace (``tenant`` or ``tenant/namespace``), over ``ttl``."""
+    tag_ttl: dict[str, PositiveFloat] = Field(default_factory=dict)
+    """Seconds answers carrying a tag live (``{fx-rates: 3600}``); the shortest tag wins,
+    unless the request set its own TTL. Tags come from ``X-Thrifty-Tags``, ``thrifty.tags``
+    and the ids of ``thrifty.context`` documents."""
     old_encryption_keys: list[str] = Field(default_factory=list, repr=False)
     """Keys of earlier rotations: entries they sealed stay readable until they expire."""
 

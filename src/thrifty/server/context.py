@@ -73,6 +73,8 @@ class RequestContext:
     # ------------------------------------------------------------ what happened
     key: str = ""
     """The cache key, once a cache stage computed it."""
+    tags: list[str] | None = None
+    """Tags of the stored answer (the documents it was built on: ``server/freshness.py``)."""
     reservation: Reservation | None = None
     answered_by: str = ""
     """The model name of the deployment that answered (a fallback's, a cascade's)."""
@@ -94,6 +96,8 @@ class RequestContext:
             out["X-Thrifty-Cache-Status"] = self.status
         if self.route is not None:
             out["X-Thrifty-Route"] = self.route
+        if self.key:  # what POST /admin/invalidate {"key": ...} deletes
+            out["X-Thrifty-Cache-Key"] = self.key
         if self.cost_usd is not None:
             out["X-Thrifty-Cost-USD"] = _usd(self.cost_usd)
         if self.status is not None:

@@ -47,7 +47,7 @@ class ContextDocument(BaseModel):
 
 
 #: The ``thrifty`` fields that describe the RAG context, not the cache policy.
-CONTEXT_OPTIONS = ("context", "question")
+CONTEXT_OPTIONS = ("context", "question", "tags")
 
 
 class ThriftyOptions(BaseModel):
@@ -63,6 +63,8 @@ class ThriftyOptions(BaseModel):
     cache_temperature: bool | None = None
     context: list[int | str | ContextDocument] | None = None
     question: str | None = None
+    tags: list[str] | None = Field(default=None, max_length=64)
+    """Tags of the cached answer (the documents it was built on), as ``X-Thrifty-Tags``."""
 
 
 class ChatMessage(_Open):
@@ -110,6 +112,8 @@ class InvalidateRequest(BaseModel):
     model: str | None = None
     model_version: str | None = None
     user: str | None = None
+    key: str | None = Field(default=None, min_length=1)
+    """One entry by its cache key (``X-Thrifty-Cache-Key`` of the response that stored it)."""
 
 
 class PurgeUserRequest(BaseModel):
