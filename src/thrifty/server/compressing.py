@@ -26,6 +26,8 @@ import anyio
 
 from thrifty.compression import Compressor
 from thrifty.compression.chat import ContextError, ContextPlan, Marked, find_context, rewrite
+from thrifty.compression.llmlingua import LLMLingua2Compressor
+from thrifty.errors import ConfigError, ProviderUnavailableError
 from thrifty.server.context import Handler, RequestContext, Stage
 from thrifty.server.errors import APIError
 from thrifty.server.mechanisms import CompressionOptions, CompressionSettings
@@ -97,10 +99,15 @@ class Compress(Stage):
         self.settings = settings
         self.pricer = pricer
         self.metrics = metrics
-        self._compressor: Compressor | None = None
+        self._compressor: Compressor | LLMLingua2Compressor | None = None
         self._lock = threading.Lock()
+        if settings.llmlingua2_model is not None:  # a missing folder or package fails here
+            try:
+                self._compressor = LLMLingua2Compressor(settings.llmlingua2_model)
+            except ProviderUnavailableError as exc:
+                raise ConfigError(f"compression.llmlingua2_model: {exc}") from exc
 
-    def compressor(self) -> Compressor:
+    def compressor(self) -> Compressor | LLMLingua2Compressor:
         """Built on first use (loading the embedder takes a while), once per worker."""
         with self._lock:
             if self._compressor is None:

@@ -50,6 +50,9 @@ class CompressionSettings(CompressionOptions):
 
     embedder: str = "minilm"
     """The sentence embedder (``minilm``, or ``hashing`` for a lexical one without a model)."""
+    llmlingua2_model: str | None = None
+    """A local LLMLingua-2 model folder: compress with it instead (needs ``llmlingua``; the
+    gateway refuses to start when the folder or the package is missing)."""
     models: dict[str, dict[str, Any]] = Field(default_factory=dict)
     """Per model or route name: the fields that differ from the defaults above."""
 
