@@ -16,7 +16,7 @@ import numpy as np
 
 from thrifty.errors import ConfigError
 from thrifty.semantic.base import Embedder
-from thrifty.semantic.embedder import EMBEDDERS, HashingEmbedder, MiniLMEmbedder, make_embedder
+from thrifty.semantic.embedder import HashingEmbedder, make_embedder
 
 
 @dataclass(slots=True)
@@ -55,10 +55,7 @@ class Featurizer:
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """The embedding block alone (kNN students and nearest-pair lookups use it)."""
         if self._embedder is None:
-            # one intra-op thread: a batch of one on two threads spins more than it computes
-            # (p50 16 vs 44 ms a query here under load, benchmarks/RESULTS.md)
-            options = {"threads": 1} if EMBEDDERS.get(self.embedder) is MiniLMEmbedder else {}
-            self._embedder = make_embedder(self.embedder, **options)
+            self._embedder = make_embedder(self.embedder)
         return np.asarray(self._embedder.embed(texts), dtype=np.float32)
 
     def lexical(self, texts: Sequence[str]) -> np.ndarray:
