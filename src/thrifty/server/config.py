@@ -199,6 +199,9 @@ class CacheSettings(_Strict):
     turns and tenant (``X-Thrifty-Cache-Status: SEMANTIC_HIT``)."""
     semantic_threshold: float | None = Field(default=None, ge=-1.0, le=1.0)
     """Cosine similarity a semantic hit needs; None: thrifty's calibrated default."""
+    semantic_index: str | None = None
+    """Where the semantic index lives: a folder (default: beside the cache), or a vector engine
+    shared by every replica, ``milvus-lite:///index.db`` (embedded) or ``milvus://host:19530``."""
     embedder: str = "minilm"
     """``minilm`` (local all-MiniLM-L6-v2 on onnxruntime) or ``hashing`` (lexical, no model)."""
     semantic_off: list[str] = Field(default_factory=list)

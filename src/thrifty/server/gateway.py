@@ -91,7 +91,11 @@ class Gateway:
                 limits=SizeLimits(settings.max_entries, settings.max_bytes),
                 prices=self.prices,
                 write_behind=True,  # a miss answers before its store write (overhead)
-                semantic=SemanticSettings(settings.semantic_threshold, settings.embedder)
+                semantic=SemanticSettings(
+                    settings.semantic_threshold,
+                    settings.embedder,
+                    index=settings.semantic_index or "auto",
+                )
                 if settings.semantic
                 else False,
                 coalesce=CoalesceSettings(
