@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from thrifty.accounting.prices import ModelPrice
 from thrifty.errors import BudgetExceededError, ConfigError, LimitExceededError
 from thrifty.errors import RateLimitExceededError as RateLimitExceededError
+from thrifty.store.health import BackendHealth, ErrorTally
 
 log = logging.getLogger("thrifty.limits")
 
@@ -153,8 +154,25 @@ class LimitBackend(ABC):
     """Where counters live: this process (:class:`MemoryLimitBackend`) or Redis (shared).
 
     Backends implement the private ``_reserve``/``_settle``/``_state``; the public methods do the
-    shared work: skipping keys without limits, checking arguments, failing open.
+    shared work: skipping keys without limits, checking arguments, failing open. Errors are
+    tallied (:attr:`errors`: readiness, ``thrifty_backend_errors_total``), and a backend that
+    keeps failing is skipped for a second at a time, so an outage costs no request a timeout.
     """
+
+    #: Named in readiness and metrics (a URL has its password masked).
+    name = "memory"
+    _tally: ErrorTally | None = None
+
+    @property
+    def errors(self) -> ErrorTally:
+        """This backend's errors and breaker."""
+        if self._tally is None:
+            self._tally = ErrorTally(self.name)
+        return self._tally
+
+    def health(self) -> BackendHealth:
+        """Up or down, and why (for readiness)."""
+        return self.errors.health()
 
     async def reserve(
         self, key: str, limits: KeyLimits, *, tokens: int = 0, cost_usd: float = 0.0
@@ -175,22 +193,35 @@ class LimitBackend(ABC):
             raise ValueError("tokens and cost_usd must be non-negative")
         if limits.unlimited:
             return Reservation(key, "", limits)
+        tally = self.errors
+        if not tally.admit():  # down a moment ago: fail open without waiting for a timeout
+            return Reservation(key, "", limits, tokens, cost_usd, degraded=True)
         try:
-            return await self._reserve(key, limits, tokens, cost_usd)
+            reservation = await self._reserve(key, limits, tokens, cost_usd)
         except LimitExceededError:
+            tally.succeeded()
             raise
         except Exception as exc:  # fail-open: a broken counter store must not stop traffic
+            tally.failed("reserve", exc)
             log.warning("rate-limit backend failed; letting the request through: %s", exc)
             return Reservation(key, "", limits, tokens, cost_usd, degraded=True)
+        tally.succeeded()
+        return reservation
 
     async def settle(self, reservation: Reservation, *, tokens: int, cost_usd: float) -> None:
         """Charge what the call really used: ``tokens`` in all (prompt + output), ``cost_usd``."""
         if reservation.limits.unlimited or reservation.degraded:
             return
+        tally = self.errors
+        if not tally.admit():
+            return
         try:
             await self._settle(reservation, max(tokens, 0), max(cost_usd, 0.0))
         except Exception as exc:
+            tally.failed("settle", exc)
             log.warning("rate-limit backend failed to settle %s: %s", reservation.key, exc)
+        else:
+            tally.succeeded()
 
     async def release(self, reservation: Reservation) -> None:
         """Free the reserved budget of a call that cost nothing; its request still counts."""

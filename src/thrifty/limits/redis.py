@@ -187,6 +187,7 @@ class RedisLimitBackend(LimitBackend):
     ) -> None:
         import redis.asyncio as redis_asyncio
 
+        self.name = url if client is None else "redis (a given client)"
         self._owns_client = client is None
         self._client = client or redis_asyncio.Redis.from_url(
             url, socket_timeout=timeout, socket_connect_timeout=timeout

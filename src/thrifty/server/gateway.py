@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from typing import Any
 
 from thrifty.cache import (
     Cache,
@@ -23,7 +24,6 @@ from thrifty.cache import (
 from thrifty.cache.coalesce import lone_process_leases
 from thrifty.errors import ConfigError
 from thrifty.limits import LimitBackend, open_limits
-from thrifty.redact import redact_text, redact_url
 from thrifty.server.accounting import Accountant
 from thrifty.server.auth import KeyRing
 from thrifty.server.caching import Streams
@@ -33,8 +33,10 @@ from thrifty.server.config import GatewayConfig
 from thrifty.server.limiter import KeyLimiter
 from thrifty.server.metrics import GatewayMetrics
 from thrifty.server.pricing import Pricer
+from thrifty.server.readiness import backends, summary
 from thrifty.server.tasks import BackgroundTasks
 from thrifty.server.upstreams import Connect, build_pool
+from thrifty.store.breaker import observe_errors
 
 log = logging.getLogger("thrifty.server")
 audit = logging.getLogger("thrifty.audit")
@@ -113,6 +115,7 @@ class Gateway:
         except ConfigError as exc:
             raise ConfigError(f"{source}: {exc}") from exc
         self.limiter = KeyLimiter(backend, self.pricer, self.metrics)
+        self._count_backend_errors(backend)
         self.accountant = Accountant(self.pricer, self.limiter, self.metrics)
         self.keys = KeyRing(
             config.keys, default_tenant=config.cache.namespace, admin_key=config.master_key
@@ -123,15 +126,19 @@ class Gateway:
         self.streams: Streams = {}
         """Upstream streams in flight by cache key, shared by identical streamed requests."""
 
-    async def ready(self) -> tuple[bool, str]:
-        """Readiness: the cache backend answers a ping."""
-        try:
-            await asyncio.to_thread(self.cache.store.ping)
-        except Exception as exc:
-            # no auth on readiness: never show a URL's password or an error that quotes it
-            url = redact_url(self.cache.url)
-            return False, f"cache backend {url!r} is unusable: {redact_text(str(exc))}"
-        return True, "ok"
+    def _count_backend_errors(self, limits: LimitBackend) -> None:
+        """Every error of the cache store and the limit counters in
+        ``thrifty_backend_errors_total{backend, op}``."""
+        errors = self.metrics.backend_errors
+        observe_errors(self.cache.store, lambda op: errors.labels("cache", op).inc())
+        limits.errors.listener = lambda op: errors.labels("limits", op).inc()
+
+    async def ready(self) -> tuple[bool, dict[str, Any]]:
+        """Readiness: each backend's health (masked), and whether all are up."""
+        report = await backends(self.cache, self.limiter.backend)
+        ok = all(part["up"] for part in report.values())
+        return ok, {"status": "ok" if ok else "unavailable", "cache": summary(report),
+                    "backends": report}  # fmt: skip
 
     async def aclose(self) -> None:
         """Finish the background work, then close providers, limits and the cache."""
