@@ -60,18 +60,22 @@ def test_readiness_and_metrics_name_the_backend_that_is_down(fake: FakeOpenAI) -
             assert ready.status_code == 200, ready.text
             assert set(ready.json()["backends"]) == {"cache", "limits"}
             proxy.stop()
+            idle = web.get(f"{gw}/health/readiness")  # no request yet: the pings tell
             answers = [chat(gw, f"question {i}") for i in range(6)]
             assert {a.status_code for a in answers} == {200}  # fail open: all answered
             down = web.get(f"{gw}/health/readiness")
             text = web.get(f"{gw}/metrics").text
             proxy.start()
             deadline = time.monotonic() + 10
-            while time.monotonic() < deadline:
-                chat(gw, "are you back?")  # the limits breaker's probe rides on a request
+            while time.monotonic() < deadline:  # no request needed: readiness pings both
                 back = web.get(f"{gw}/health/readiness")
                 if back.status_code == 200:
                     break
                 time.sleep(0.2)
+    assert idle.status_code == 503
+    idle_backends = idle.json()["backends"]
+    assert not idle_backends["cache"]["up"] and not idle_backends["limits"]["up"]
+    assert idle_backends["limits"]["errors"] == {"ping": 1}
     assert down.status_code == 503
     backends: dict[str, Any] = down.json()["backends"]
     assert not backends["cache"]["up"] and not backends["limits"]["up"]

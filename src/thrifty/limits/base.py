@@ -17,10 +17,11 @@ request: ``reserve`` then passes it (fail-open) and logs a warning.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from thrifty.accounting.prices import ModelPrice
 from thrifty.errors import BudgetExceededError, ConfigError, LimitExceededError
@@ -173,6 +174,20 @@ class LimitBackend(ABC):
     def health(self) -> BackendHealth:
         """Up or down, and why (for readiness)."""
         return self.errors.health()
+
+    async def check(self, timeout: float = 1.0) -> BackendHealth:
+        """Ping the backend (tallied like any call: a success closes the breaker) and report
+        its health: readiness sees a backend that died or came back while no request came."""
+        try:
+            await asyncio.wait_for(self._ping(), timeout)
+        except Exception as exc:
+            self.errors.failed("ping", exc)
+            return replace(self.health(), up=False)  # down now, whatever before
+        self.errors.succeeded()
+        return self.health()
+
+    async def _ping(self) -> None:  # noqa: B027 - optional hook
+        """Raise if the backend is unusable (a local backend always answers)."""
 
     async def reserve(
         self, key: str, limits: KeyLimits, *, tokens: int = 0, cost_usd: float = 0.0

@@ -242,6 +242,9 @@ class RedisLimitBackend(LimitBackend):
         rq, tk, spent, reserved = (float(v) for v in raw)
         return _state(limits, rq, tk, spent, reserved)
 
+    async def _ping(self) -> None:
+        await self._client.ping()
+
     async def reset(self, key: str) -> None:
         await self._client.delete(*self._keys(key))
 

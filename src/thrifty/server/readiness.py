@@ -2,9 +2,10 @@
 
 ``GET /health/readiness`` needs no key (a load balancer asks it), so every URL and error it
 shows is masked. Each backend reports its own view (``health()``: its circuit breaker, its
-error tally); the cache store is also pinged, bounded, so a backend that died while idle is
-seen before traffic finds it. The gateway keeps answering while a backend is down (the cache
-misses, the limits let requests through): readiness is what tells an operator so.
+error tally); the cache store and the limit counters are also pinged, bounded, so a backend
+that died (or came back) while idle is seen before traffic finds it. The gateway keeps
+answering while a backend is down (the cache misses, the limits let requests through):
+readiness is what tells an operator so.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ async def backends(
     error = await _ping(cache, timeout)
     store = cache.store.health()
     store = dataclasses.replace(store, backend=redact_url(cache.url) or store.backend)
-    report = {"cache": _shown(store, error), "limits": _shown(limits.health())}
+    report = {"cache": _shown(store, error), "limits": _shown(await limits.check(timeout))}
     if cache.semantic is not None:
         # The index is in this process, but a candidate is served only after its entry is read
         # from the cache store: the index is as up as that store.
