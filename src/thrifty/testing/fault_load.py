@@ -18,7 +18,6 @@ import functools
 import http.client
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -90,8 +89,8 @@ class GatewayProcess:
     def start(self, timeout: float = 60.0) -> GatewayProcess:
         path = self.workdir / "gateway.yaml"
         path.write_text(json.dumps(self.config))  # JSON is YAML
-        exe = shutil.which("thrifty")
-        argv = [exe] if exe else [sys.executable, "-c", "from thrifty.cli import main; main()"]
+        # this interpreter (and so this thrifty, PYTHONPATH included), not whatever is on PATH
+        argv = [sys.executable, "-c", "from thrifty.cli import main; main()"]
         argv += ["serve", "--config", str(path), "--port", str(self.port)]
         log = (self.workdir / "gateway.log").open("ab")
         self.popen = subprocess.Popen(
