@@ -462,7 +462,7 @@ def kill9_scenario(
 ) -> KillReport:
     """Load with writes on a SQLite cache; SIGKILL the gateway; ``down`` seconds later start
     it again on the same file and port; then ask every question once more."""
-    import sqlite3
+    import apsw
 
     db = workdir / "kill9.db"
     with upstreams() as (bad, good):
@@ -476,14 +476,20 @@ def kill9_scenario(
                 recovered=lambda o: o.status == 200,
             )  # fmt: skip
             gw.stop()
-            with sqlite3.connect(db) as conn:
-                integrity = conn.execute("PRAGMA integrity_check").fetchone()[0]
+            conn = apsw.Connection(str(db))  # APSW, as the store: one SQLite in the process
+            try:
+                integrity = str(conn.execute("PRAGMA integrity_check").fetchall()[0][0])
                 tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master "
                                                      "WHERE type='table'")]  # fmt: skip
                 entries = max(
-                    (conn.execute(f'SELECT count(*) FROM "{t}"').fetchone()[0] for t in tables),
+                    (
+                        int(conn.execute(f'SELECT count(*) FROM "{t}"').fetchall()[0][0] or 0)
+                        for t in tables
+                    ),
                     default=0,
                 )
+            finally:
+                conn.close()
             gw.start()
             check = Load(gw.port, lambda n: f"question {(n - 1) % (questions * 4)}", rate=200)
             with check:
