@@ -450,11 +450,28 @@ class KillReport:
 
     report: Report
     integrity: str
-    """``PRAGMA integrity_check`` of the cache file after the kill."""
+    """``PRAGMA integrity_check`` of the cache file right after the kill (before a restart)."""
     entries_after: int
     answers_after: int
     right_after: int
     """Every question asked again after the restart: how many answered, how many right."""
+
+
+def sqlite_facts(db: Path) -> tuple[str, int]:
+    """(``PRAGMA integrity_check``, rows of the largest table) of a SQLite file, read through
+    APSW as the store does (two SQLite libraries in one process do not see each other's locks).
+    """
+    import apsw
+
+    conn = apsw.Connection(str(db))
+    try:
+        integrity = str(conn.execute("PRAGMA integrity_check").fetchall()[0][0])
+        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        counts = [int(conn.execute(f'SELECT count(*) FROM "{t}"').fetchall()[0][0] or 0)
+                  for t in tables]  # fmt: skip
+    finally:
+        conn.close()
+    return integrity, max(counts, default=0)
 
 
 def kill9_scenario(
@@ -462,35 +479,23 @@ def kill9_scenario(
 ) -> KillReport:
     """Load with writes on a SQLite cache; SIGKILL the gateway; ``down`` seconds later start
     it again on the same file and port; then ask every question once more."""
-    import apsw
-
     db = workdir / "kill9.db"
     with upstreams() as (bad, good):
         gw = GatewayProcess(gateway_config(bad.base_url, good.base_url, f"sqlite:///{db}"), workdir)
+        facts: list[tuple[str, int]] = []
+
+        def kill_and_look() -> None:  # the file as the killed process left it
+            gw.kill9()
+            facts.append(sqlite_facts(db))
+
         gw.start()
         try:
             load = Load(gw.port, lambda n: f"question {n % (questions * 4)}", rate=rate)
             report = run_scenario(
-                "kill-9-sqlite", load, gw.kill9, gw.restart,
+                "kill-9-sqlite", load, kill_and_look, gw.restart,
                 before=before, during=down, after=after,
                 recovered=lambda o: o.status == 200,
             )  # fmt: skip
-            gw.stop()
-            conn = apsw.Connection(str(db))  # APSW, as the store: one SQLite in the process
-            try:
-                integrity = str(conn.execute("PRAGMA integrity_check").fetchall()[0][0])
-                tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master "
-                                                     "WHERE type='table'")]  # fmt: skip
-                entries = max(
-                    (
-                        int(conn.execute(f'SELECT count(*) FROM "{t}"').fetchall()[0][0] or 0)
-                        for t in tables
-                    ),
-                    default=0,
-                )
-            finally:
-                conn.close()
-            gw.start()
             check = Load(gw.port, lambda n: f"question {(n - 1) % (questions * 4)}", rate=200)
             with check:
                 while len(check.outcomes) < questions * 4:
@@ -500,4 +505,5 @@ def kill9_scenario(
             gw.stop()
     answered = sum(o.status == 200 for o in outcomes)
     right = sum(o.right for o in outcomes)
+    integrity, entries = facts[0]
     return KillReport(report, integrity, entries, answered, right)
