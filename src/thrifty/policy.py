@@ -26,6 +26,10 @@ from thrifty.errors import ConfigError
 
 #: The longest namespace a caller may ask for.
 MAX_NAMESPACE = 200
+#: The longest TTL anything may set (ten years, in seconds). Backends store lifetimes as
+#: integers or timestamps: Redis refuses an expiry past 2**63 ms and a larger one made the
+#: write fail silently (answered 200, never cached), so the bound is checked where TTLs enter.
+MAX_TTL = 10 * 365 * 24 * 3600.0
 
 
 class CacheMode(StrEnum):
@@ -67,14 +71,16 @@ def parse_ttl(value: Any) -> float:
     """A TTL in seconds from a number or its text.
 
     Raises:
-        ConfigError: not a positive, finite number.
+        ConfigError: not a number in (0, :data:`MAX_TTL`] (ten years).
     """
     try:
         ttl = float(value) if isinstance(value, int | float | str) else math.nan
-    except ValueError:
+    except (ValueError, OverflowError):
         ttl = math.nan
-    if isinstance(value, bool) or not (ttl > 0 and math.isfinite(ttl)):
-        raise ConfigError("the cache ttl must be a positive number of seconds")
+    if isinstance(value, bool) or not (0 < ttl <= MAX_TTL):  # NaN fails every comparison
+        raise ConfigError(
+            f"the cache ttl must be a positive number of seconds, at most {MAX_TTL:.0f} (ten years)"
+        )
     return ttl
 
 
@@ -170,6 +176,7 @@ OPTION_NAMES = frozenset({"cache", "ttl", "namespace", "cache_temperature"})
 __all__ = [
     "ACCESS",
     "MAX_NAMESPACE",
+    "MAX_TTL",
     "OPTION_NAMES",
     "CacheMode",
     "CachePolicy",

@@ -24,12 +24,33 @@ _KEYWORD_PASSWORD = re.compile(
 )
 
 
+# Any URL (``http://10.0.0.7:8000/v1/chat``), and aiohttp's ``host name:port`` wording of a
+# failed connection: where the gateway's upstreams live is not the client's business.
+_URL = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>]*[^\s'\"<>:.,;)]")
+_HOST_PORT = re.compile(r"\bhost \S+:\d+")
+ENDPOINT_MASK = "<upstream>"
+
+
 def redact_text(text: str) -> str:
     """``text`` with every password of a URL or ``password=`` setting replaced by ``***``."""
     if "@" in text:  # no password in a URL without one; the regex starts at "://", a literal
         text = _URL_PASSWORD.sub(lambda m: m.group("head") + MASK + "@", text)
     if "password" in text.lower():
         text = _KEYWORD_PASSWORD.sub(lambda m: m.group("head") + MASK, text)
+    return text
+
+
+def hide_endpoints(text: str) -> str:
+    """``text`` with every URL and ``host name:port`` replaced by ``<upstream>``: for
+    messages that leave the gateway (a 502 names the model that failed, not where it runs).
+
+    >>> hide_endpoints("cannot reach http://10.0.0.7:8000/v1: Cannot connect to host db:80")
+    'cannot reach <upstream>: Cannot connect to host <upstream>'
+    """
+    if "://" in text:
+        text = _URL.sub(ENDPOINT_MASK, text)
+    if "host " in text:
+        text = _HOST_PORT.sub("host " + ENDPOINT_MASK, text)
     return text
 
 
@@ -48,4 +69,4 @@ def redact_url(url: str) -> str:
     return redact_text(url)
 
 
-__all__ = ["MASK", "redact_text", "redact_url"]
+__all__ = ["ENDPOINT_MASK", "MASK", "hide_endpoints", "redact_text", "redact_url"]

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from thrifty.errors import JobFileError, LineProblem
+from thrifty.json_limits import MAX_JSON_DEPTH, json_depth
 
 #: Endpoint URL -> the Provider method that answers it (declared once, as data).
 ENDPOINTS: Mapping[str, str] = {
@@ -85,6 +86,9 @@ def _check_line(obj: Any) -> str | None:
     return None
 
 
+TOO_DEEP = object()
+
+
 def parse_lines(lines: Iterable[str], source: str = "<input>") -> list[BatchRequest]:
     """Validate and parse batch input lines (blank lines are skipped).
 
@@ -101,6 +105,11 @@ def parse_lines(lines: Iterable[str], source: str = "<input>") -> list[BatchRequ
             obj = json.loads(raw)
         except ValueError as exc:
             problems.append(LineProblem(number, f"not valid JSON: {exc}"))
+            continue
+        except RecursionError:
+            obj = TOO_DEEP  # nested past Python's own limit: refused just below
+        if obj is TOO_DEEP or json_depth(obj, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
+            problems.append(LineProblem(number, f"nests deeper than {MAX_JSON_DEPTH} levels"))
             continue
         problem = _check_line(obj)
         if problem is None and obj["custom_id"] in seen:

@@ -18,6 +18,7 @@ from thrifty.accounting.prices import PriceTable
 from thrifty.cache.counters import Counters
 from thrifty.cache.types import ENTRY_FIELDS, Hit
 from thrifty.entry import Entry
+from thrifty.policy import parse_ttl
 from thrifty.store import Store
 
 log = logging.getLogger("thrifty.cache")
@@ -113,7 +114,7 @@ class ExactLayer:
     def ttl_for(self, namespace: str, ttl: float | None = None) -> float | None:
         """Per-entry TTL, else the namespace's, else the cache's default."""
         if ttl is not None:
-            return ttl
+            return parse_ttl(ttl)  # a per-call TTL gets the bounds of the cache's own
         return self.namespace_ttl.get(namespace, self.ttl)
 
     def make_entry(

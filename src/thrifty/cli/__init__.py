@@ -23,6 +23,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "demo",
     "stats",
     "cache_cmd",
+    "audit",
     "serve",
     "batch",
     "route",

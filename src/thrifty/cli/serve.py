@@ -6,12 +6,15 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from thrifty.cli._common import EXIT_USAGE, exit_codes, fail
 from thrifty.cli._serve_start import DEFAULT_PRICE_MODEL, port_problem, print_banner
+
+if TYPE_CHECKING:
+    from thrifty.server.config import ServerSettings
 
 EXAMPLE = (
     "Example: thrifty serve --config thrifty.yaml --port 8080 --workers 2   "
@@ -67,16 +70,16 @@ def serve(
     if problem is not None:
         fail(problem, EXIT_USAGE)
     print_banner(settings, host, port, workers, price_model)
-    options = {
+    options: dict[str, Any] = {
         "host": host,
         "port": port,
         "log_level": log_level,
         "access_log": access_log,
         "loop": "auto",
-        "http": "auto",
+        **connection_limits(settings.server),
     }
     if workers == 1:
-        uvicorn.run(app, **options)  # type: ignore[arg-type]
+        uvicorn.run(app, **options)
         return
     # Several workers: each builds its own app from the same file; metrics go through files.
     import asyncio
@@ -93,10 +96,25 @@ def serve(
     else:
         os.environ.pop("THRIFTY_CONFIG", None)
     try:
-        uvicorn.run("thrifty.server.app:app_from_env", factory=True, workers=workers, **options)  # type: ignore[arg-type]
+        uvicorn.run("thrifty.server.app:app_from_env", factory=True, workers=workers, **options)
     finally:
         if made_dir is not None:
             shutil.rmtree(made_dir, ignore_errors=True)
+
+
+def connection_limits(server: ServerSettings) -> dict[str, Any]:
+    """uvicorn's options for the config's connection limits: the header size cap and
+    header-read timeout (:mod:`thrifty.server.http_limits`, on httptools; the protocol reads
+    them from the app's config in each worker), and the most connections and requests at once
+    (``limit_concurrency``: 503 past it)."""
+    options: dict[str, Any] = {"limit_concurrency": server.max_connections}
+    try:
+        from thrifty.server.http_limits import HeaderLimitedProtocol
+    except ImportError:  # no httptools: h11 caps the headers' size (it has no read timeout)
+        options.update(http="h11", h11_max_incomplete_event_size=server.max_header_bytes)
+        return options
+    options["http"] = HeaderLimitedProtocol
+    return options
 
 
 def register(app: typer.Typer) -> None:

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 
 from thrifty.cache import Cache
 from thrifty.limits import LimitBackend
@@ -24,6 +25,7 @@ from thrifty.server.config import (
 )
 from thrifty.server.errors import APIError, exception_handler, http_error_handler
 from thrifty.server.gateway import Gateway
+from thrifty.server.openapi import docs_routes
 from thrifty.server.routes import http_routes
 from thrifty.server.upstreams import Connect
 
@@ -66,11 +68,12 @@ def create_app(
             await gateway.aclose()
 
     app = Starlette(
-        routes=[*http_routes(gateway), *BATCH_ROUTES],
+        routes=[*http_routes(gateway), *BATCH_ROUTES, *docs_routes()],
         lifespan=lifespan,
         exception_handlers={
             HTTPException: http_error_handler,
             APIError: exception_handler,  # answered here, not re-raised as a server error
+            ClientDisconnect: exception_handler,  # 499, not a server error (nor re-raised)
             Exception: exception_handler,  # anything else the batch API raises: same table
         },
     )

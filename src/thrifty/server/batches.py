@@ -32,8 +32,9 @@ from thrifty.errors import JobFileError
 from thrifty.policy import CacheMode, CachePolicy
 from thrifty.server.auth import Principal
 from thrifty.server.batch_upstreams import GatewayProviders, principal_for
-from thrifty.server.bodies import json_response, read_json
+from thrifty.server.bodies import json_response, read_form, read_json
 from thrifty.server.errors import APIError
+from thrifty.server.schemas import CreateBatchRequest, validate_body
 
 log = logging.getLogger("thrifty.server.batches")
 BATCH_DIR_ENV = "THRIFTY_BATCH_DIR"
@@ -315,11 +316,8 @@ def _handled(handler):
 # -------------------------------------------------------------------- routes
 async def create_file(request: Request) -> Response:
     tenant = _tenant(request)
-    try:
-        form = await request.form()
-    except Exception as exc:  # malformed multipart
-        raise APIError(400, f"expected a multipart form with 'file' and 'purpose': {exc}",
-                       code="invalid_form") from None  # fmt: skip
+    limit = request.app.state.gateway.config.server.max_upload_bytes
+    form = await read_form(request, limit)  # 413 past the limit, 400 for a malformed form
     purpose, upload = form.get("purpose"), form.get("file")
     if purpose != "batch":
         raise APIError(400, "purpose must be 'batch' (the only purpose this gateway stores)",
@@ -358,8 +356,7 @@ async def file_content(request: Request) -> Response:
 async def create_batch(request: Request) -> Response:
     principal = _principal(request)
     body = await read_json(request, CREATE_BODY_MAX_BYTES)
-    if not isinstance(body, dict):
-        raise APIError(400, "the request body must be a JSON object", code="invalid_json")
+    validate_body(CreateBatchRequest, body)  # the schema /openapi.json documents
     return json_response(public(service(request).create(principal, body)))
 
 

@@ -30,6 +30,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, get_args
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -45,7 +46,9 @@ from pydantic import (
 )
 
 from thrifty.errors import ConfigError
+from thrifty.policy import MAX_TTL
 from thrifty.routing.rules import Rule
+from thrifty.server.bodies import MAX_JSON_DEPTH, MAX_UPLOAD_BYTES
 from thrifty.store import DEFAULT_URL
 
 ENV_PREFIX = "os.environ/"
@@ -105,6 +108,15 @@ class DeploymentParams(BaseModel):
     """Seconds a stream may go without a chunk; ``router_settings.stream_timeout`` when omitted."""
     model_path: str | None = None
     """For the local model: a GGUF file instead of the shipped SmolLM2-135M-Instruct."""
+
+    @field_validator("api_base")
+    @classmethod
+    def _no_credentials(cls, url: str | None) -> str | None:
+        # aiohttp refuses a URL with user:password@ beside the bearer header (every call a 500),
+        # and the URL would carry a secret into messages; the key belongs in api_key
+        if url is not None and urlsplit(url).password is not None:
+            raise ValueError("must not hold credentials (user:password@); put the key in api_key")
+        return url
 
     @model_validator(mode="after")
     def _known_provider(self) -> DeploymentParams:
@@ -171,8 +183,9 @@ class CacheSettings(_Strict):
 
     enabled: bool = True
     url: str = DEFAULT_URL
-    ttl: PositiveFloat | None = None
-    """Seconds an answer lives; None keeps it until evicted or invalidated."""
+    ttl: PositiveFloat | None = Field(default=None, le=MAX_TTL)
+    """Seconds an answer lives (at most ten years); None keeps it until evicted or
+    invalidated."""
     namespace: str = Field(default="default", min_length=1)
     """The namespace of requests without a key (tenants get their own)."""
     cache_temperature: bool = False
@@ -193,6 +206,8 @@ class CacheSettings(_Strict):
     answered, not cached) or stored with placeholders (``redact``)."""
     pii_custom: dict[str, str] = Field(default_factory=dict)
     """Extra patterns the PII guard treats as personal data: name -> regular expression."""
+    pii_namespaces: dict[str, Literal["off", "skip_store", "redact"]] = Field(default_factory=dict)
+    """``pii`` per namespace: ``tenant`` (and its ``tenant/…``) or ``tenant/namespace`` -> mode."""
     encryption_key: str | None = Field(default=None, repr=False)
     """Seals stored answers and prompts with AES-GCM: 32 bytes as hex or base64, optionally
     ``ID:SECRET``; write it as ``os.environ/NAME``."""
@@ -214,15 +229,42 @@ class KeySettings(_Strict):
     rpm: PositiveInt | None = None
     tpm: PositiveInt | None = None
     max_budget_usd: NonNegativeFloat | None = None
+    budget_period: Literal["total", "day", "month"] = "total"
+    """``max_budget_usd`` in all, or afresh each UTC day or calendar month."""
     semantic: bool = True
     """False keeps this key's tenant exact-only when the cache is semantic."""
+    pii: Literal["off", "skip_store", "redact"] | None = None
+    """Overrides ``cache.pii`` for this key's tenant (keys of one tenant must agree)."""
+
+
+class TenantBudget(_Strict):
+    """What all the keys of one tenant may spend together."""
+
+    max_budget_usd: NonNegativeFloat
+    budget_period: Literal["total", "day", "month"] = "total"
 
 
 class LimitsSettings(_Strict):
-    """Where rate-limit and budget counters live (``redis://`` shares them across replicas)."""
+    """Where rate-limit and budget counters live (``redis://`` or ``postgresql://`` share them
+    across replicas), and the tenants' budgets."""
 
     url: str | None = None
-    """``memory://`` or ``redis://…``; by default the cache's URL when it is Redis, else memory."""
+    """``memory://``, ``redis://…`` or ``postgresql://…``; by default the cache's URL when it
+    is Redis, else memory."""
+    tenants: dict[str, TenantBudget] = Field(default_factory=dict)
+    """Tenant -> its budget, reserved together with each of its keys' own."""
+
+
+class LedgerSettings(_Strict):
+    """The savings ledger: one row per answered request (``thrifty stats --ledger``,
+    ``GET /admin/ledger/summary``)."""
+
+    enabled: bool = True
+    url: str | None = None
+    """``sqlite:///path.db``, ``postgresql://…`` or ``memory://``; by default a SQLite file
+    beside a SQLite cache (``ledger.db``), memory beside a memory cache."""
+    retention_days: PositiveFloat | None = 90.0
+    """Rows older than this are removed; None keeps them all."""
 
 
 class RouterFileSettings(_Strict):
@@ -274,6 +316,17 @@ class RouteSettings(_Strict):
 class ServerSettings(_Strict):
     max_body_bytes: PositiveInt = 16 * 1024 * 1024
     """Larger request bodies get 413."""
+    max_json_depth: PositiveInt = MAX_JSON_DEPTH
+    """JSON bodies nested deeper get 400."""
+    max_upload_bytes: PositiveInt = MAX_UPLOAD_BYTES
+    """Larger ``POST /v1/files`` uploads get 413."""
+    max_header_bytes: PositiveInt = 32 * 1024
+    """A request line and headers larger than this get 431 (``thrifty serve``)."""
+    header_timeout: PositiveFloat = 10.0
+    """Seconds a connection may take to send a request's headers before it is closed, so
+    half-open or trickling clients cannot hold connections (``thrifty serve``)."""
+    max_connections: PositiveInt | None = None
+    """Connections and requests a worker takes at once; more get 503 (None: no limit)."""
 
 
 class GatewayConfig(BaseModel):
@@ -288,6 +341,7 @@ class GatewayConfig(BaseModel):
     admin_key: str | None = None
     prices: dict[str, dict[str, Any]] = Field(default_factory=dict)
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
+    ledger: LedgerSettings = Field(default_factory=LedgerSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
     routes: list[RouteSettings] = Field(default_factory=list)
     litellm_settings: dict[str, Any] = Field(default_factory=dict)
@@ -448,6 +502,22 @@ def _did_you_mean(loc: tuple[int | str, ...]) -> str:
     known = list(getattr(model, "model_fields", {}))
     close = difflib.get_close_matches(str(loc[-1]), known, n=2, cutoff=0.6)
     return f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+
+
+def pii_by_namespace(config: GatewayConfig) -> dict[str, str]:
+    """``cache.pii_namespaces`` with each key's ``pii`` as its tenant's (a namespace's own
+    entry wins over its key's).
+
+    Raises:
+        ConfigError: two keys of one tenant ask for different modes.
+    """
+    by_tenant: dict[str, str] = {}
+    for key in config.keys:
+        if key.pii is None:
+            continue
+        if by_tenant.setdefault(key.tenant, key.pii) != key.pii:
+            raise ConfigError(f"keys of tenant {key.tenant!r} set different pii modes")
+    return {**by_tenant, **config.cache.pii_namespaces}
 
 
 def load_config(

@@ -19,7 +19,7 @@ from typing import Any, cast
 
 import orjson
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from thrifty.errors import (
@@ -33,6 +33,7 @@ from thrifty.errors import (
     UpstreamError,
     UpstreamTimeoutError,
 )
+from thrifty.redact import hide_endpoints, redact_text
 from thrifty.retry import status_of
 
 log = logging.getLogger("thrifty.server")
@@ -48,6 +49,8 @@ ERROR_TYPES: Mapping[int, str] = {
     415: "invalid_request_error",
     422: "invalid_request_error",
     429: "rate_limit_error",
+    431: "invalid_request_error",
+    499: "client_closed_request",
     500: "server_error",
     502: "upstream_error",
     503: "service_unavailable",
@@ -184,6 +187,12 @@ def _coalesce_timeout(exc: CoalesceTimeoutError, model: str) -> APIError:
     )
 
 
+def _client_closed(exc: ClientDisconnect, model: str) -> APIError:
+    """The client went away before the answer (mid-upload, mid-request): nginx's 499. Nobody
+    reads the body; the status keeps it out of the 5xx counts and the error log."""
+    return APIError(499, "the client closed the request", code="client_closed")
+
+
 def _bad_parameters(exc: ConfigError, model: str) -> APIError:
     return APIError(400, str(exc))  # a provider rejecting the request's parameters
 
@@ -197,6 +206,7 @@ def _provider(exc: ProviderError, model: str) -> APIError:
 #: Exception type -> its client-facing error; the first matching row wins (declared once).
 ERROR_TABLE: tuple[tuple[type[BaseException], Callable[[Any, str], APIError]], ...] = (
     (APIError, _as_is),
+    (ClientDisconnect, _client_closed),
     (LimitExceededError, _limited),
     (AllDeploymentsFailedError, _all_failed),
     (UpstreamTimeoutError, _timed_out),
@@ -218,7 +228,10 @@ def api_error(exc: BaseException, model: str | None = None) -> APIError:
     """
     for error_type, build in ERROR_TABLE:
         if isinstance(exc, error_type):
-            return build(exc, model or "?")
+            error = build(exc, model or "?")
+            if build is not _as_is:  # built from a driver's or upstream's text: no secrets
+                error.message = hide_endpoints(redact_text(error.message))
+            return error
     return APIError(500, "internal error in the gateway", code="internal_error")
 
 

@@ -14,6 +14,7 @@ import logging
 import time
 from typing import Any
 
+from thrifty.audit import AuditAction, AuditLog, AuditRecord, open_audit
 from thrifty.cache import (
     Cache,
     CoalesceSettings,
@@ -23,13 +24,16 @@ from thrifty.cache import (
 )
 from thrifty.cache.coalesce import lone_process_leases
 from thrifty.errors import ConfigError
-from thrifty.limits import LimitBackend, open_limits
+from thrifty.ledger import LedgerWriter, default_ledger_url, open_ledger
+from thrifty.limits import KeyLimits, LimitBackend, open_limits
+from thrifty.redact import redact_url
+from thrifty.safety.purge import PurgeHook
 from thrifty.server.accounting import Accountant
 from thrifty.server.auth import KeyRing
 from thrifty.server.caching import Streams
 from thrifty.server.cascade import build_routes
 from thrifty.server.catalog import ModelCatalog
-from thrifty.server.config import GatewayConfig
+from thrifty.server.config import GatewayConfig, pii_by_namespace
 from thrifty.server.limiter import KeyLimiter
 from thrifty.server.metrics import GatewayMetrics
 from thrifty.server.pricing import Pricer
@@ -39,7 +43,6 @@ from thrifty.server.upstreams import Connect, build_pool
 from thrifty.store.breaker import observe_errors
 
 log = logging.getLogger("thrifty.server")
-audit = logging.getLogger("thrifty.audit")
 
 
 class Gateway:
@@ -101,6 +104,7 @@ class Gateway:
                     settings.pii_custom,
                     settings.encryption_key,
                     tuple(settings.old_encryption_keys),
+                    pii_by_namespace(config),
                 ),
             )
             for namespace in [
@@ -112,11 +116,24 @@ class Gateway:
             if limits_url is None and settings.url.startswith(("redis://", "rediss://")):
                 limits_url = settings.url
             backend = limits or open_limits(limits_url)
+            ledger = config.ledger
+            self.ledger = (
+                LedgerWriter(
+                    open_ledger(ledger.url or default_ledger_url(self.cache.url)),
+                    retention_days=ledger.retention_days,
+                )
+                if ledger.enabled
+                else None
+            )
         except ConfigError as exc:
             raise ConfigError(f"{source}: {exc}") from exc
-        self.limiter = KeyLimiter(backend, self.pricer, self.metrics)
+        tenants = {
+            name: KeyLimits(max_budget_usd=b.max_budget_usd, budget_period=b.budget_period)
+            for name, b in config.limits.tenants.items()
+        }
+        self.limiter = KeyLimiter(backend, self.pricer, self.metrics, tenants)
         self._count_backend_errors(backend)
-        self.accountant = Accountant(self.pricer, self.limiter, self.metrics)
+        self.accountant = Accountant(self.pricer, self.limiter, self.metrics, self.ledger)
         self.keys = KeyRing(
             config.keys, default_tenant=config.cache.namespace, admin_key=config.master_key
         )
@@ -125,6 +142,24 @@ class Gateway:
         self.tasks = BackgroundTasks()
         self.streams: Streams = {}
         """Upstream streams in flight by cache key, shared by identical streamed requests."""
+        self.audit: AuditLog = open_audit(self.cache.url or config.cache.url)
+        """Admin actions, purges, key rotations and config loads (``thrifty.audit``)."""
+        self.purge_hooks: list[PurgeHook] = [self.ledger] if self.ledger is not None else []
+        """Other holders of per-user rows a user purge must also clear (the cost ledger)."""
+        self.audit.record(
+            AuditRecord(
+                AuditAction.CONFIG_LOAD,
+                "gateway",
+                {"source": source},
+                detail={
+                    "cache": redact_url(self.cache.url or config.cache.url),
+                    "keys": len(config.keys),
+                    "pii": str(config.cache.pii),
+                    "encrypted": bool(config.cache.encryption_key),
+                    "admin_api": bool(config.master_key),
+                },
+            )
+        )
 
     def _count_backend_errors(self, limits: LimitBackend) -> None:
         """Every error of the cache store and the limit counters in
@@ -148,7 +183,12 @@ class Gateway:
                 await provider.aclose()
         with contextlib.suppress(Exception):
             await self.limiter.aclose()
+        if self.ledger is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(self.ledger.close)
         with contextlib.suppress(Exception):
             await self.cache.adrain()
         with contextlib.suppress(Exception):
             await asyncio.to_thread(self.cache.close)
+        with contextlib.suppress(Exception):
+            await asyncio.to_thread(self.audit.close)

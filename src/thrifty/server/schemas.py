@@ -19,7 +19,8 @@ from pydantic import (
     model_validator,
 )
 
-from thrifty.policy import CacheMode
+from thrifty.batching.jobfile import ENDPOINTS
+from thrifty.policy import MAX_TTL, CacheMode
 from thrifty.server.errors import APIError
 
 M = TypeVar("M", bound=BaseModel)
@@ -35,7 +36,8 @@ class ThriftyOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     cache: CacheMode | None = None
-    ttl: float | None = Field(default=None, gt=0)
+    ttl: float | None = Field(default=None, gt=0, le=MAX_TTL, allow_inf_nan=False)
+    """Seconds the answer lives, at most ten years (``X-Thrifty-TTL``)."""
     namespace: str | None = Field(default=None, min_length=1, max_length=200)
     cache_temperature: bool | None = None
 
@@ -115,6 +117,32 @@ class FeedbackRequest(BaseModel):
         return self
 
 
+class CreateBatchRequest(_Open):
+    """``POST /v1/batches``: run the requests of an uploaded file (OpenAI's Batch API)."""
+
+    input_file_id: str = Field(min_length=1, max_length=200)
+    """The id ``POST /v1/files`` answered."""
+    endpoint: str = Field(json_schema_extra={"enum": list(ENDPOINTS)})
+    """Which endpoint every line of the file calls."""
+    completion_window: Literal["24h"] = "24h"
+    metadata: dict[str, str] | None = None
+
+
+class ErrorDetail(BaseModel):
+    """What went wrong, in OpenAI's shape."""
+
+    message: str
+    type: str
+    param: str | None
+    code: str | None
+
+
+class ErrorBody(BaseModel):
+    """Every error answer: ``{"error": {"message", "type", "param", "code"}}``."""
+
+    error: ErrorDetail
+
+
 def _param(loc: tuple[int | str, ...]) -> str:
     out = ""
     for part in loc:
@@ -154,7 +182,9 @@ __all__ = [
     "CacheMode",
     "ChatRequest",
     "CompletionRequest",
+    "CreateBatchRequest",
     "EmbeddingRequest",
+    "ErrorBody",
     "InvalidateRequest",
     "PurgeUserRequest",
     "ThriftyOptions",

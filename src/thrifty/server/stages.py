@@ -20,7 +20,7 @@ from thrifty.errors import AllDeploymentsFailedError
 from thrifty.routing import Deployment, DeploymentPool, Routed
 from thrifty.server.accounting import Accountant
 from thrifty.server.auth import KeyRing
-from thrifty.server.bodies import json_response, read_json
+from thrifty.server.bodies import MAX_JSON_DEPTH, json_response, read_json
 from thrifty.server.cascade import RouteRunner
 from thrifty.server.catalog import ModelCatalog
 from thrifty.server.config import CacheSettings
@@ -68,18 +68,25 @@ class ReadRequest(Stage):
     """
 
     def __init__(
-        self, next: Handler, *, catalog: ModelCatalog, cache: CacheSettings, max_bytes: int
+        self,
+        next: Handler,
+        *,
+        catalog: ModelCatalog,
+        cache: CacheSettings,
+        max_bytes: int,
+        max_depth: int = MAX_JSON_DEPTH,
     ) -> None:
         super().__init__(next)
         self.catalog = catalog
         self.enabled = cache.enabled
         self.cache_temperature = cache.cache_temperature
         self.max_bytes = max_bytes
+        self.max_depth = max_depth
 
     async def __call__(self, ctx: RequestContext) -> Any:
         op = ctx.operation
         assert op is not None and ctx.principal is not None
-        body = await read_json(ctx.request, self.max_bytes)
+        body = await read_json(ctx.request, self.max_bytes, self.max_depth)
         parsed = validate_body(op.schema, body)
         ctx.model = self.catalog.resolve(parsed.model, op.requires)
         self.catalog.require(ctx.model, op.requires)
@@ -146,13 +153,9 @@ class Account(Stage):
     async def __call__(self, ctx: RequestContext) -> Any:
         result = await self.next(ctx)
         assert ctx.model is not None
-        fields = await self.accountant.account(
-            ctx.model, ctx.answered_by, ctx.body, result, ctx.reservation, ctx.routing
+        await self.accountant.account(
+            ctx.model, ctx.answered_by, ctx.body, result, ctx.reservation, ctx.routing, ctx=ctx
         )
-        ctx.fields = fields
-        ctx.cost_usd = fields["cost_usd"]
-        if ctx.routing is not None:
-            ctx.saved_usd = ctx.routing.saved_usd
         return result
 
 

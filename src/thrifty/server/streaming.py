@@ -15,6 +15,8 @@ import anyio
 import orjson
 from starlette.types import Receive, Scope, Send
 
+from thrifty.redact import hide_endpoints, redact_text
+
 DONE = b"data: [DONE]\n\n"
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
@@ -25,7 +27,9 @@ def sse_event(payload: Any) -> bytes:
 
 
 def sse_error(message: str, *, type: str = "upstream_error", code: str | None = None) -> bytes:
-    """An error event, as OpenAI sends when a stream fails after it started."""
+    """An error event, as OpenAI sends when a stream fails after it started (the message
+    built from an upstream's error: no URL or password in it, as in ``errors.api_error``)."""
+    message = hide_endpoints(redact_text(message))
     return sse_event({"error": {"message": message, "type": type, "param": None, "code": code}})
 
 

@@ -94,6 +94,9 @@ class FakeOpenAI:
         self.chunk_delay = 0.0
         self.streams_abandoned = 0
         self.failure_headers: dict[str, str] = {}
+        self.cached_tokens = 0
+        """Prompt tokens reported as read from the provider's prompt cache (at most all of
+        them), in ``usage.prompt_tokens_details.cached_tokens`` as OpenAI reports them."""
         self._server = _QuietServer(("127.0.0.1", 0), _handler_for(self))
         self._thread: threading.Thread | None = None
 
@@ -136,6 +139,16 @@ class FakeOpenAI:
         self.stop()
 
     # ------------------------------------------------------------ answers
+    @staticmethod
+    def refusal(body: dict[str, Any]) -> str | None:
+        """Why OpenAI would answer 400 to sizes the fake would build (``n`` answers,
+        ``dimensions`` floats) for ages: a fuzzer sends ``n: 430991302088``."""
+        for name, most in (("n", MAX_N), ("dimensions", MAX_DIMENSIONS)):
+            value = body.get(name)
+            if value is not None and not (isinstance(value, int) and 1 <= value <= most):
+                return f"{name} must be an integer from 1 to {most}"
+        return None
+
     def _record(self, endpoint: str, body: dict[str, Any]) -> tuple[int, int | None]:
         with self._lock:
             self.calls[endpoint] += 1
@@ -167,6 +180,11 @@ class FakeOpenAI:
                 "prompt_tokens": prompt,
                 "completion_tokens": completion,
                 "total_tokens": prompt + completion,
+                **(
+                    {"prompt_tokens_details": {"cached_tokens": min(self.cached_tokens, prompt)}}
+                    if self.cached_tokens
+                    else {}
+                ),
             },
         }
 
@@ -225,6 +243,11 @@ class FakeOpenAI:
             "model": body.get("model", "fake-embedding"),
             "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
         }
+
+
+#: The largest ``n`` and ``dimensions`` the fake answers (OpenAI's ``n`` limit; its largest
+#: embedding size).
+MAX_N, MAX_DIMENSIONS = 128, 3072
 
 
 class _QuietServer(ThreadingHTTPServer):
@@ -338,6 +361,10 @@ def _handler_for(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
             }.get(path)
             if endpoint is None:
                 self._send_error(404, f"no route {self.path}")
+                return
+            refused = fake.refusal(body) if isinstance(body, dict) else "not a JSON object"
+            if refused is not None:
+                self._send_error(400, refused)
                 return
             number, failure = fake._record(endpoint, body)
             if fake.delay:

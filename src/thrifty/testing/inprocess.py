@@ -83,6 +83,12 @@ class InProcessOpenAI(Provider):
 
     async def _answer(self, endpoint: str, body: dict[str, Any]) -> int:
         """Record the call like the HTTP fake; raise its scheduled failure; return the number."""
+        refused = self.fake.refusal(body)
+        if refused is not None:
+            raise UpstreamError(f"{self.name}: upstream status 400: {refused}", status=400,
+                                body={"error": {"message": refused, "type": "invalid_request_error",
+                                                "param": None, "code": None}},
+                                provider=self.name)  # fmt: skip
         number, failure = self.fake._record(endpoint, body)
         if self.fake.delay:
             if self.fake.delay >= self.timeout:
