@@ -68,3 +68,20 @@ async def test_the_upstream_is_closed_when_the_last_reader_leaves() -> None:
     assert ends == [False] and upstream.closed
     # a reader arriving now gets what was said and the end at once (it does not wait)
     assert [c["i"] async for c in tee.read()] == [c["i"] for c in tee.chunks]
+
+
+async def test_a_pending_tee_releases_its_waiters_when_started_or_abandoned() -> None:
+    started, abandoned = StreamTee.pending(owner="a"), StreamTee.pending(owner="b")
+    waiting = [asyncio.create_task(t.opened()) for t in (started, abandoned)]
+    plain = asyncio.create_task(abandoned.wait())  # a plain request waiting on the stream
+    await asyncio.sleep(0.01)
+    assert not any(w.done() for w in waiting)  # nothing to relay yet: they wait
+    ends: list[bool] = []
+    started.start(aiter(Upstream(3)), None, lambda chunks, ok: ends.append(ok))
+    assert abandoned.abandon() and not abandoned.abandon()
+    assert [await w for w in waiting] == [True, False]
+    await plain
+    assert abandoned.closing and not abandoned.complete
+    assert [c["i"] async for c in started.read()] == [0, 1, 2]
+    await started.wait()
+    assert ends == [True] and not started.abandon()

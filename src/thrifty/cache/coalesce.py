@@ -44,6 +44,14 @@ class SingleFlight:
             self._calls[key] = future
             return future, True
 
+    def settled(self, key: str) -> Any:
+        """The value of ``key``'s flight when its leader already has it (the answer was sent
+        and is still being stored, write-behind), else None. Never waits."""
+        future = self._calls.get(key)
+        if future is None or not future.done() or future.cancelled():
+            return None
+        return None if future.exception() is not None else future.result()
+
     def finish(self, key: str, future: Future[Any]) -> None:
         """Close ``key``'s flight (if ``future`` is still its flight): the next caller leads."""
         with self._lock:

@@ -500,6 +500,12 @@ class Cache:
             return await asyncio.sleep(arg)
         return await self._call(self._lease_step, op, arg)
 
+    def settled(self, key: str) -> Any:
+        """The answer an identical call in this process computed and is still storing
+        (write-behind), or None: what a lookup finds a moment later (a streamed request
+        takes it rather than calling the upstream again)."""
+        return self._flights.settled(key)
+
     async def adrain(self) -> None:
         """Wait for the answers still being stored in the background (``write_behind``)."""
         await self._background.drain()

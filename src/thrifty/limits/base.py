@@ -17,17 +17,19 @@ request: ``reserve`` then passes it (fail-open) and logs a warning.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import time
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Literal, get_args
 
 from thrifty.accounting.prices import ModelPrice
 from thrifty.errors import BudgetExceededError, ConfigError, LimitExceededError
 from thrifty.errors import RateLimitExceededError as RateLimitExceededError
+from thrifty.store.health import BackendHealth, ErrorTally
 
 log = logging.getLogger("thrifty.limits")
 
@@ -177,8 +179,39 @@ class LimitBackend(ABC):
     """Where counters live: this process (:class:`MemoryLimitBackend`) or Redis (shared).
 
     Backends implement the private ``_reserve``/``_settle``/``_state``; the public methods do the
-    shared work: skipping keys without limits, checking arguments, failing open.
+    shared work: skipping keys without limits, checking arguments, failing open. Errors are
+    tallied (:attr:`errors`: readiness, ``thrifty_backend_errors_total``), and a backend that
+    keeps failing is skipped for a second at a time, so an outage costs no request a timeout.
     """
+
+    #: Named in readiness and metrics (a URL has its password masked).
+    name = "memory"
+    _tally: ErrorTally | None = None
+
+    @property
+    def errors(self) -> ErrorTally:
+        """This backend's errors and breaker."""
+        if self._tally is None:
+            self._tally = ErrorTally(self.name)
+        return self._tally
+
+    def health(self) -> BackendHealth:
+        """Up or down, and why (for readiness)."""
+        return self.errors.health()
+
+    async def check(self, timeout: float = 1.0) -> BackendHealth:
+        """Ping the backend (tallied like any call: a success closes the breaker) and report
+        its health: readiness sees a backend that died or came back while no request came."""
+        try:
+            await asyncio.wait_for(self._ping(), timeout)
+        except Exception as exc:
+            self.errors.failed("ping", exc)
+            return replace(self.health(), up=False)  # down now, whatever before
+        self.errors.succeeded()
+        return self.health()
+
+    async def _ping(self) -> None:  # noqa: B027 - optional hook
+        """Raise if the backend is unusable (a local backend always answers)."""
 
     async def reserve(
         self, key: str, limits: KeyLimits, *, tokens: int = 0, cost_usd: float = 0.0
@@ -200,22 +233,35 @@ class LimitBackend(ABC):
         if limits.unlimited:
             return Reservation(key, "", limits)
         key = budget_key(key, limits)
+        tally = self.errors
+        if not tally.admit():  # down a moment ago: fail open without waiting for a timeout
+            return Reservation(key, "", limits, tokens, cost_usd, degraded=True)
         try:
-            return await self._reserve(key, limits, tokens, cost_usd)
+            reservation = await self._reserve(key, limits, tokens, cost_usd)
         except LimitExceededError:
+            tally.succeeded()
             raise
         except Exception as exc:  # fail-open: a broken counter store must not stop traffic
+            tally.failed("reserve", exc)
             log.warning("rate-limit backend failed; letting the request through: %s", exc)
             return Reservation(key, "", limits, tokens, cost_usd, degraded=True)
+        tally.succeeded()
+        return reservation
 
     async def settle(self, reservation: Reservation, *, tokens: int, cost_usd: float) -> None:
         """Charge what the call really used: ``tokens`` in all (prompt + output), ``cost_usd``."""
         if reservation.limits.unlimited or reservation.degraded:
             return
+        tally = self.errors
+        if not tally.admit():
+            return
         try:
             await self._settle(reservation, max(tokens, 0), max(cost_usd, 0.0))
         except Exception as exc:
+            tally.failed("settle", exc)
             log.warning("rate-limit backend failed to settle %s: %s", reservation.key, exc)
+        else:
+            tally.succeeded()
 
     async def release(self, reservation: Reservation) -> None:
         """Free the reserved budget of a call that cost nothing; its request still counts."""

@@ -197,6 +197,7 @@ class RedisLimitBackend(LimitBackend):
 
         url, query = pop_query(url, ("timeout",))
         timeout = seconds("timeout", timeout, query, DEFAULT_TIMEOUT_S)
+        self.name = url if client is None else "redis (a given client)"
 
         self._owns_client = client is None
         if client is None:
@@ -261,6 +262,9 @@ class RedisLimitBackend(LimitBackend):
         raw = await self._state_script(keys=self._keys(key), args=_limit_args(limits))
         rq, tk, spent, reserved = (float(v) for v in raw)
         return _state(limits, rq, tk, spent, reserved)
+
+    async def _ping(self) -> None:
+        await self._client.ping()
 
     async def reset(self, key: str) -> None:
         await self._client.delete(*self._keys(key))

@@ -133,8 +133,8 @@ def model_chain(gw: Gateway) -> Handler:
     ]  # fmt: skip
     plain_route = Route(CallUpstream(), pool=gw.pool, routes=gw.routes, metrics=metrics,
                         check_output=True)  # fmt: skip
-    stream_route = Route(OpenStream(pool=gw.pool), pool=gw.pool, routes=gw.routes, metrics=metrics,
-                         check_output=False)  # fmt: skip
+    stream_route = Route(OpenStream(pool=gw.pool, metrics=metrics), pool=gw.pool,
+                         routes=gw.routes, metrics=metrics, check_output=False)  # fmt: skip
     return compose(
         head,
         ByStream(plain=compose(plain, plain_route), stream=compose(streamed, stream_route)),

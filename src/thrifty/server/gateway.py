@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from typing import Any
 
 from thrifty.audit import AuditAction, AuditLog, AuditRecord, open_audit
 from thrifty.cache import (
@@ -25,7 +26,7 @@ from thrifty.cache.coalesce import lone_process_leases
 from thrifty.errors import ConfigError
 from thrifty.ledger import LedgerWriter, default_ledger_url, open_ledger
 from thrifty.limits import KeyLimits, LimitBackend, open_limits
-from thrifty.redact import redact_text, redact_url
+from thrifty.redact import redact_url
 from thrifty.safety.purge import PurgeHook
 from thrifty.server.accounting import Accountant
 from thrifty.server.auth import KeyRing
@@ -36,8 +37,10 @@ from thrifty.server.config import GatewayConfig, pii_by_namespace
 from thrifty.server.limiter import KeyLimiter
 from thrifty.server.metrics import GatewayMetrics
 from thrifty.server.pricing import Pricer
+from thrifty.server.readiness import backends, summary
 from thrifty.server.tasks import BackgroundTasks
 from thrifty.server.upstreams import Connect, build_pool
+from thrifty.store.breaker import observe_errors
 
 log = logging.getLogger("thrifty.server")
 
@@ -134,6 +137,7 @@ class Gateway:
             for name, b in config.limits.tenants.items()
         }
         self.limiter = KeyLimiter(backend, self.pricer, self.metrics, tenants)
+        self._count_backend_errors(backend)
         self.accountant = Accountant(self.pricer, self.limiter, self.metrics, self.ledger)
         self.keys = KeyRing(
             config.keys, default_tenant=config.cache.namespace, admin_key=config.master_key
@@ -162,15 +166,19 @@ class Gateway:
             )
         )
 
-    async def ready(self) -> tuple[bool, str]:
-        """Readiness: the cache backend answers a ping."""
-        try:
-            await asyncio.to_thread(self.cache.store.ping)
-        except Exception as exc:
-            # no auth on readiness: never show a URL's password or an error that quotes it
-            url = redact_url(self.cache.url)
-            return False, f"cache backend {url!r} is unusable: {redact_text(str(exc))}"
-        return True, "ok"
+    def _count_backend_errors(self, limits: LimitBackend) -> None:
+        """Every error of the cache store and the limit counters in
+        ``thrifty_backend_errors_total{backend, op}``."""
+        errors = self.metrics.backend_errors
+        observe_errors(self.cache.store, lambda op: errors.labels("cache", op).inc())
+        limits.errors.listener = lambda op: errors.labels("limits", op).inc()
+
+    async def ready(self) -> tuple[bool, dict[str, Any]]:
+        """Readiness: each backend's health (masked), and whether all are up."""
+        report = await backends(self.cache, self.limiter.backend)
+        ok = all(part["up"] for part in report.values())
+        return ok, {"status": "ok" if ok else "unavailable", "cache": summary(report),
+                    "backends": report}  # fmt: skip
 
     async def aclose(self) -> None:
         """Finish the background work, then close providers, limits and the cache."""

@@ -181,6 +181,25 @@ class GatewayMetrics:
             )
         )
 
+        self.stream_failures = Labelled(
+            Counter(
+                "thrifty_stream_failures",
+                "Upstream streams that failed or stalled, by phase: first_chunk (retried or "
+                "answered by a fallback) or mid_stream (the client's stream ended in error).",
+                ["model", "phase"],
+                registry=r,
+            )
+        )
+        self.backend_errors = Labelled(
+            Counter(
+                "thrifty_backend_errors",
+                "Errors of the gateway's backends (cache store, limits), by backend and "
+                "operation; calls an open circuit breaker refused are not counted.",
+                ["backend", "op"],
+                registry=r,
+            )
+        )
+
     def count_attempts(self, attempts: Iterable[Any]) -> None:
         """Upstream attempts of one request (a routed answer's, or a failure's), by outcome."""
         for attempt in attempts:

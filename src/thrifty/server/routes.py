@@ -189,10 +189,8 @@ def _probes(gw: Gateway) -> list[Route]:
         return json_response({"status": "ok"})
 
     async def readiness(request: Request) -> Response:
-        ok, reason = await gw.ready()
-        return json_response(
-            {"status": "ok" if ok else "unavailable", "cache": reason}, status=200 if ok else 503
-        )
+        ok, report = await gw.ready()
+        return json_response(report, status=200 if ok else 503)
 
     async def metrics(request: Request) -> Response:
         body, content_type = gw.metrics.render()

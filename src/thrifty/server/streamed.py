@@ -28,6 +28,7 @@ from thrifty.server.caching import (
     note_hit,
 )
 from thrifty.server.context import RequestContext
+from thrifty.server.metrics import GatewayMetrics
 from thrifty.server.stream_tee import StreamTee
 from thrifty.server.streaming import DONE, replay, sse_error, sse_event
 from thrifty.tracing import attempt_span, span
@@ -67,15 +68,45 @@ class StreamLookup(CacheStage):
                 metrics.ttft.labels(label, "hit").observe(time.perf_counter() - ctx.started)
                 usage = _include_usage(body)
                 return replay(chunks_from_completion(served, include_usage=usage))
-            tee = self.streams.get(key)
-            if tee is not None and not tee.closing:  # the same stream is coming in: share it
-                ctx.status, ctx.route, ctx.cost_usd = "HIT", "cache", 0.0
-                metrics.cache_lookups.labels(label, "coalesced").inc()
-                metrics.ttft.labels(label, "hit").observe(time.perf_counter() - ctx.started)
-                return self._follow(ctx, tee)
+            # A plain identical answer already sent and still being stored (write-behind).
+            value = self.cache.settled(key)
+            settled = None if value is None else read_answer("chat", value)
+            if settled is not None:
+                return self._coalesced(ctx, settled, label)
+            # The same stream is coming in (perhaps still waiting for its first chunk): share
+            # it. If its leader fails before the first chunk, look again: one of the requests
+            # waiting leads the next try.
+            while (tee := self.streams.get(key)) is not None and not tee.closing:
+                if await tee.opened() and not tee.closing:
+                    ctx.status, ctx.route, ctx.cost_usd = "HIT", "cache", 0.0
+                    metrics.cache_lookups.labels(label, "coalesced").inc()
+                    metrics.ttft.labels(label, "hit").observe(time.perf_counter() - ctx.started)
+                    return self._follow(ctx, tee)
         ctx.status = "REFRESH" if policy.refresh else ("MISS" if policy.read else "BYPASS")
         metrics.cache_lookups.labels(label, "miss" if policy.read else "bypass").inc()
-        return await self.next(ctx)
+        if not policy.read:
+            return await self.next(ctx)
+        return await self._lead(ctx, key)
+
+    async def _lead(self, ctx: RequestContext, key: str) -> AsyncIterator[bytes]:
+        """The next stages, with a pending tee that identical requests join from now on;
+        ``ShareStream`` starts it once the first chunk came."""
+        tee = self.streams[key] = StreamTee.pending(owner=ctx)
+        try:
+            return await self.next(ctx)
+        finally:  # failed (or answered without a stream) before the first chunk
+            if tee.abandon() and self.streams.get(key) is tee:
+                del self.streams[key]
+
+    def _coalesced(
+        self, ctx: RequestContext, served: dict[str, Any], label: str
+    ) -> AsyncIterator[bytes]:
+        """An identical plain answer, replayed as a stream and credited as coalesced."""
+        ctx.status, ctx.route, ctx.cost_usd = "HIT", "cache", 0.0
+        self.metrics.cache_lookups.labels(label, "coalesced").inc()
+        self.accountant.credit_hit(ctx, served, "coalesced")
+        self.metrics.ttft.labels(label, "hit").observe(time.perf_counter() - ctx.started)
+        return replay(chunks_from_completion(served, include_usage=_include_usage(ctx.body)))
 
     async def _follow(self, ctx: RequestContext, tee: StreamTee) -> AsyncIterator[bytes]:
         """A request riding on an identical stream in flight; credited as coalesced when
@@ -109,9 +140,12 @@ class ShareStream(CacheStage):
 
             self.tasks.spawn(finish())
 
-        tee = StreamTee(iterator, first, ended)
-        if policy.read:
-            self.streams[key] = tee
+        pending = self.streams.get(key)
+        if pending is not None and pending.owner is ctx:  # identical requests wait on it
+            tee = pending
+            tee.start(iterator, first, ended)
+        else:  # no-cache, refresh: nobody shares this stream
+            tee = StreamTee(iterator, first, ended)
         return relay(tee, ctx.deployment_id, include_usage=_include_usage(ctx.body))
 
     async def _finish(
@@ -146,12 +180,23 @@ class OpenStream:
     pool (which cools a deployment that keeps failing) and the error goes on to the relay,
     which ends the client's stream with an SSE error event.
 
+    Each failure is counted in ``thrifty_stream_failures_total{model, phase}``: phase
+    ``first_chunk`` (the pool answers it with a retry or a fallback) or ``mid_stream`` (the
+    client's stream ends with an error event).
+
     Args:
         pool: told of failures after the first chunk (``DeploymentPool.record_failure``).
+        metrics: where failures are counted (None: not counted).
     """
 
-    def __init__(self, *, pool: DeploymentPool) -> None:
+    def __init__(self, *, pool: DeploymentPool, metrics: GatewayMetrics | None = None) -> None:
         self.pool = pool
+        self.metrics = metrics
+
+    def _count(self, deployment: Deployment, phase: str) -> None:
+        if self.metrics is not None:
+            label = self.metrics.model_label(deployment.model_name)
+            self.metrics.stream_failures.labels(label, phase).inc()
 
     async def __call__(
         self, ctx: RequestContext, deployment: Deployment
@@ -169,7 +214,9 @@ class OpenStream:
                 first = await _next_chunk(iterator, deployment)
             except StopAsyncIteration:
                 first = None
-            except BaseException:
+            except BaseException as exc:
+                if isinstance(exc, Exception):  # not the client going away
+                    self._count(deployment, "first_chunk")
                 with anyio.CancelScope(shield=True):
                     await iterator.aclose()
                 raise
@@ -188,6 +235,7 @@ class OpenStream:
                     return
                 except Exception as exc:
                     self.pool.record_failure(deployment, exc)
+                    self._count(deployment, "mid_stream")
                     raise
                 yield chunk
         finally:

@@ -30,7 +30,7 @@ from thrifty.errors import BackendUnavailableError, ConfigError
 from thrifty.redact import redact_text, redact_url
 from thrifty.store._url import pop_query
 from thrifty.store.base import Store
-from thrifty.store.health import BackendHealth, BreakerState
+from thrifty.store.health import BackendHealth, BreakerState, ErrorListener
 from thrifty.store.wrapper import StoreWrapper
 
 log = logging.getLogger("thrifty.store.breaker")
@@ -111,6 +111,8 @@ class BreakerStore(StoreWrapper):
         self._last_error_at: float | None = None
         self._errors: dict[str, int] = {}
         self._rejected = 0
+        self.listener: ErrorListener | None = None
+        """Told of every error (``listener(operation)``): the gateway's metrics."""
 
     def __getattr__(self, name: str) -> Any:
         # Reached only for names this class lacks: a backend's extras (``table``,
@@ -173,6 +175,8 @@ class BreakerStore(StoreWrapper):
                 self._refusal = (
                     f"circuit open after {self._failures} consecutive failures (last: {message})"
                 )
+        if self.listener is not None:
+            self.listener(op)
         if opened:
             log.warning(
                 "cache backend %s is down (%s during %s); failing fast for %.1fs",
@@ -188,6 +192,8 @@ class BreakerStore(StoreWrapper):
                 self._errors[op] = self._errors.get(op, 0) + 1
             if probe:
                 self._probing = False
+        if self.listener is not None and isinstance(exc, Exception):
+            self.listener(op)
 
     def _succeeded(self, probe: bool) -> None:
         with self._lock:
@@ -285,4 +291,23 @@ class BreakerStore(StoreWrapper):
         return f"BreakerStore({self.inner!r}, {self.policy})"
 
 
-__all__ = ["URL_OPTIONS", "BreakerPolicy", "BreakerStore", "split_breaker_url"]
+def observe_errors(store: Store, listener: ErrorListener) -> int:
+    """Tell ``listener`` of every error of the breakers in ``store``'s wrappers (a sealed
+    store's inner breaker too); returns how many breakers were found (0: a local store)."""
+    found = 0
+    seen: Store | None = store
+    while isinstance(seen, Store):
+        if isinstance(seen, BreakerStore):
+            seen.listener = listener
+            found += 1
+        seen = seen.__dict__.get("inner")  # not __getattr__: a backend has no inner
+    return found
+
+
+__all__ = [
+    "URL_OPTIONS",
+    "BreakerPolicy",
+    "BreakerStore",
+    "observe_errors",
+    "split_breaker_url",
+]
