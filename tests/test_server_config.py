@@ -77,7 +77,7 @@ def test_config_from_environment_variable(tmp_path: Path) -> None:
 
 def test_default_config_serves_the_local_model() -> None:
     config = default_config()
-    assert config.model_names() == ["local", "smollm2"]
+    assert config.model_names() == ["local", "smollm2", "*", "local-embed"]
     assert config.cache.url == "sqlite:///.thrifty/cache.db"
     assert load_config(env={}) == config
     assert {e.litellm_params.kind for e in config.model_list} == {"local"}

@@ -45,7 +45,20 @@ class UnknownSchemeError(ConfigError):
         super().__init__(
             f"unknown cache URL scheme in {self.url!r}; use one of: "
             + ", ".join(f"{s}://" for s in known)
+            + _scheme_hint(self.url, known)
         )
+
+
+def _scheme_hint(url: str, known: tuple[str, ...]) -> str:
+    """``sqlite:/x.db`` has a known scheme but no ``//``: say what was probably meant."""
+    scheme, sep, rest = url.partition(":")
+    if not sep or scheme.lower() not in known or rest.startswith("//"):
+        return ""
+    if scheme.lower() == "sqlite":
+        meant = f"sqlite:///{rest}"  # sqlite:///rel.db is relative, sqlite:////abs.db absolute
+        kind = "absolute" if rest.startswith("/") else "relative"
+        return f"; did you mean {meant!r} (the {kind} path {rest!r})?"
+    return f"; did you mean {f'{scheme}://{rest}'!r}?"
 
 
 @dataclass(frozen=True, slots=True)

@@ -99,15 +99,17 @@ class ProviderSet:
         self._built.clear()
 
 
-def local_providers() -> ProviderSet:
-    """Every model answered by the embedded local model (no config given)."""
+def local_providers(price_model: str | None = None) -> ProviderSet:
+    """Every model answered by the embedded local model (no config given), its answers priced
+    at ``price_model``'s rates (None: free)."""
     from thrifty.providers.local import local_provider
 
-    return ProviderSet({"local": local_provider}, default="local", priced_as={"local": None})
+    return ProviderSet({"local": local_provider}, default="local", priced_as={"local": price_model})
 
 
-def config_providers(config: Any) -> ProviderSet:
-    """Each ``model_list`` name served by its first deployment in a gateway config."""
+def config_providers(config: Any, price_model: str | None = None) -> ProviderSet:
+    """Each ``model_list`` name served by its first deployment in a gateway config; local
+    deployments' answers priced at ``price_model``'s rates (None: free)."""
     from thrifty.server.config import provider_of
 
     factories: dict[str, Callable[[], Provider]] = {}
@@ -118,7 +120,7 @@ def config_providers(config: Any) -> ProviderSet:
         params = entry.litellm_params
         factories[entry.model_name] = _factory(params, entry.model_name, provider_of)
         priced_as[entry.model_name] = (
-            None if params.kind == "local" else provider_of(params.model)[1]
+            price_model if params.kind == "local" else provider_of(params.model)[1]
         )
     return ProviderSet(factories, priced_as=priced_as)
 

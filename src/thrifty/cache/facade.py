@@ -54,7 +54,7 @@ from thrifty.redact import redact_url
 from thrifty.store import Store, open_store
 
 if TYPE_CHECKING:
-    from thrifty.cache.semantic import SemanticLayer
+    from thrifty.cache.semantic import FeedbackOptions, SemanticLayer
     from thrifty.semantic.matcher import SemanticMatcher
 
 T = TypeVar("T")
@@ -159,7 +159,7 @@ class Cache:
 
             self._semantic = SemanticLayer(self.store, self._counters, semantic_settings)
             self.semantic = self._semantic.matcher
-        if protect is not None and protect.pii != "off":
+        if protect is not None and protect.guards_pii:
             from thrifty.cache.protect import PIILayer
 
             layers.append(PIILayer(protect, self._exact))  # first: it decides what the next see
@@ -516,16 +516,17 @@ class Cache:
         """True when semantic matching applies to ``namespace``."""
         return self._semantic is not None and self._semantic.enabled(namespace)
 
-    def feedback(self, ident: str, correct: bool, *, similarity: float | None = None) -> bool:
+    def feedback(self, ident: str, correct: bool, **options: Unpack[FeedbackOptions]) -> bool:
         """Tell the threshold policy whether a semantic hit was right.
 
         Args:
             ident: the hit's ``id``, the key of the request it answered, or the served entry's
                 key (then ``similarity`` should be given).
+            options: ``similarity``; ``tenant``: only a hit served in the tenant counts.
         Returns:
             False when the hit is unknown (too old, or not semantic) or semantic is off.
         """
-        return self._semantic is not None and self._semantic.feedback(ident, correct, similarity)
+        return self._semantic is not None and self._semantic.feedback(ident, correct, **options)
 
     async def afeedback(self, ident: str, correct: bool, **kwargs: Any) -> bool:
         """Async :meth:`feedback` (it only updates the policy in memory)."""

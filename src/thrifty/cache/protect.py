@@ -101,12 +101,26 @@ class PIILayer(Layer):
 
     def __init__(self, settings: ProtectSettings, exact: ExactLayer) -> None:
         self.mode = PIIMode(str(settings.pii))
+        self.modes = {ns: PIIMode(str(m)) for ns, m in (settings.pii_namespaces or {}).items()}
         self.detector = PIIDetector(custom=dict(settings.pii_custom or {}))
         self._exact = exact
 
+    def mode_for(self, namespace: str) -> PIIMode:
+        """The namespace's own mode, else its tenant's (the part before ``/``), else the
+        default."""
+        modes = self.modes
+        if not modes:
+            return self.mode
+        found = modes.get(namespace)
+        if found is None:
+            found = modes.get(namespace.split("/", 1)[0], self.mode)
+        return found
+
     # ------------------------------------------------------------ layer hooks
     def lookup(self, key: str, request: Mapping[str, Any], kind: str, namespace: str) -> Hit | None:
-        if self.mode is not PIIMode.REDACT or not request_has_pii(self.detector, request):
+        if self.mode_for(namespace) is not PIIMode.REDACT:
+            return None
+        if not request_has_pii(self.detector, request):
             return None
         redacted = redact_request(self.detector, request)
         return self._exact.lookup(request_key(redacted, namespace, kind), namespace, None)
@@ -115,10 +129,13 @@ class PIILayer(Layer):
         """The write itself when it holds no PII; else nothing (``skip_store``) or the
         redacted copy filed under the redacted request's key (``redact``)."""
         entry, request, kind, value = write
+        mode = self.mode_for(entry.namespace)
+        if mode is PIIMode.OFF:
+            return write
         asked = request is not None and request_has_pii(self.detector, request)
         if not asked and not _has_pii(self.detector, value):
             return write
-        if self.mode is PIIMode.SKIP_STORE:
+        if mode is PIIMode.SKIP_STORE:
             return None
         clean = _scrub(self.detector, value)
         entry.value = codec.encode(clean)

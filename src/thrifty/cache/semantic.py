@@ -10,11 +10,11 @@ semantic on, so ``import thrifty`` stays light.
 from __future__ import annotations
 
 import logging
+import secrets
 import threading
-import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from thrifty import codec
 from thrifty.cache.counters import Counters
@@ -31,6 +31,20 @@ log = logging.getLogger("thrifty.cache")
 
 #: Semantic hits remembered for feedback, and near hits awaiting verification.
 REMEMBERED_HITS = 10_000
+
+
+class FeedbackOptions(TypedDict, total=False):
+    """The options of :meth:`Cache.feedback <thrifty.cache.Cache.feedback>`."""
+
+    similarity: float | None
+    """The similarity of the hit, when ``ident`` is the served entry's key."""
+    tenant: str | None
+    """Count it only if the hit was served in this tenant (``tenant`` or ``tenant/…``)."""
+
+
+def within(namespace: str | None, tenant: str) -> bool:
+    """Whether ``namespace`` is the tenant's own (``tenant``) or one inside it (``tenant/…``)."""
+    return namespace is not None and (namespace == tenant or namespace.startswith(tenant + "/"))
 
 
 class SemanticLayer(Layer):
@@ -59,7 +73,7 @@ class SemanticLayer(Layer):
         )
         self._verifier = settings.verifier
         self._lock = threading.Lock()  # guards the two tables below, per cache
-        self._served: OrderedDict[str, tuple[str, float]] = OrderedDict()
+        self._served: OrderedDict[str, tuple[str, float, str | None]] = OrderedDict()
         self._verifying: OrderedDict[str, tuple[str, float, Any]] = OrderedDict()
         #: Namespaces (or tenants: the part before ``/``) where semantic matching is off.
         self.off: frozenset[str] = frozenset()
@@ -101,9 +115,11 @@ class SemanticLayer(Layer):
         if match.verify:  # the policy wants the model asked: a miss, compared when stored
             self._remember(self._verifying, key, (entry.key, match.similarity, value))
             return None
-        hit_id = uuid.uuid4().hex
-        self._remember(self._served, hit_id, (entry.key, match.similarity))
-        self._remember(self._served, key, (entry.key, match.similarity))
+        # Unguessable (128 random bits), and remembered with the namespace it was served in:
+        # feedback from another tenant, with this id or with the request's key, is refused.
+        hit_id = secrets.token_urlsafe(16)
+        self._remember(self._served, hit_id, (entry.key, match.similarity, namespace))
+        self._remember(self._served, key, (entry.key, match.similarity, namespace))
         self._counters.count(
             namespace,
             semantic_hits=1,
@@ -153,13 +169,26 @@ class SemanticLayer(Layer):
         self.matcher.close()
 
     # ------------------------------------------------------------ feedback
-    def feedback(self, ident: str, correct: bool, similarity: float | None = None) -> bool:
-        """Tell the threshold policy whether a hit was right; False when it is unknown."""
+    def feedback(
+        self,
+        ident: str,
+        correct: bool,
+        similarity: float | None = None,
+        tenant: str | None = None,
+    ) -> bool:
+        """Tell the threshold policy whether a hit was right; False when it is unknown, or
+        when ``tenant`` is given and the hit was served outside it (``tenant``, ``tenant/…``)."""
         served = self._served.get(ident)
         if served is None:
             if similarity is None:
                 return False
-            served = (ident, similarity)
+            if tenant is not None:  # an entry's key: it must be one of the tenant's entries
+                entry = self._store.get(ident)
+                if entry is None or not within(entry.namespace, tenant):
+                    return False
+            served = (ident, similarity, None)
+        elif tenant is not None and not within(served[2], tenant):
+            return False
         self.matcher.policy.record(served[0], served[1], correct)
         return True
 

@@ -168,15 +168,28 @@ class ProtectSettings:
     pii_custom: Mapping[str, str] | None = None
     encryption_key: str | None = None
     old_keys: tuple[str, ...] = ()
+    pii_namespaces: Mapping[str, str] | None = None
+    """``pii`` per namespace, overriding the default: ``tenant`` (covers ``tenant/…``) or
+    ``tenant/namespace`` -> mode; the most specific name wins. A call picks it by the
+    ``namespace`` it passes."""
 
     def __post_init__(self) -> None:
         modes = ("off", "skip_store", "redact")
-        if str(self.pii) not in modes:
-            raise ConfigError(f"pii must be one of {', '.join(modes)}, got {self.pii!r}")
+        for where, mode in [("pii", self.pii), *(self.pii_namespaces or {}).items()]:
+            if str(mode) not in modes:
+                raise ConfigError(
+                    f"pii of {where!r} must be one of {', '.join(modes)}, got {mode!r}"
+                )
         if self.old_keys and not self.encryption_key:
             raise ConfigError("old_keys need an encryption_key (the key that seals new entries)")
 
     @property
+    def guards_pii(self) -> bool:
+        """True when some namespace's writes are checked for personal data."""
+        modes = [self.pii, *(self.pii_namespaces or {}).values()]
+        return any(str(mode) != "off" for mode in modes)
+
+    @property
     def active(self) -> bool:
         """True when anything is on (else the cache is built exactly as without protection)."""
-        return str(self.pii) != "off" or bool(self.encryption_key)
+        return self.guards_pii or bool(self.encryption_key)

@@ -89,8 +89,16 @@ def summary_table(summary: Any, paths: Any, n_errors: int) -> Table:
     return table
 
 
+def local_renames(requests: Any, model_map: dict[str, str]) -> list[str]:
+    """Model names of the job that, without a config, the local model answers under another
+    name: relabelled ``local`` so results never claim a model that did not answer them."""
+    local_names = {"local", "smollm2"}
+    asked = {model_map.get(r.body["model"], r.body["model"]) for r in requests}
+    return sorted(asked - local_names)
+
+
 def _open(
-    config_path: Path | None, cache_url: str | None, holder: str
+    config_path: Path | None, cache_url: str | None, holder: str, price_model: str | None = None
 ) -> tuple[Any, Any, CachePolicy]:
     """(provider resolver, cache, cache policy) from the gateway config, or the embedded
     defaults (the policy: the gateway's own ``cache_temperature``, so both treat lines alike).
@@ -103,7 +111,7 @@ def _open(
     if config_path is None:
         leases = lone_process_leases(cache_url)  # one batch process dedupes its own lines
         coalesce = CoalesceSettings(holder=holder, shared_leases=leases)
-        return local_providers(), Cache(cache_url, coalesce=coalesce), CachePolicy()
+        return local_providers(price_model), Cache(cache_url, coalesce=coalesce), CachePolicy()
     from thrifty.server.config import load_config
 
     config = load_config(config_path)
@@ -117,17 +125,31 @@ def _open(
             holder=holder, shared_leases=lone_process_leases(cache_url or config.cache.url)
         ),
     )
-    providers = config_providers(config) if config.model_list else local_providers()
+    providers = (
+        config_providers(config, price_model) if config.model_list else local_providers(price_model)
+    )
     return providers, cache, CachePolicy(cache_temperature=config.cache.cache_temperature)
 
 
 async def _run(args: dict[str, Any], console: Console) -> tuple[Any, int]:
+    from thrifty.accounting.prices import PriceTable
     from thrifty.batching import BatchSettings, JobPaths, read_jobfile, run_job
     from thrifty.batching.engine import DEFAULT_RETRY
+    from thrifty.errors import ConfigError
     from thrifty.retry import RetryPolicy
 
+    if args["price_model"] is not None and args["price_model"] not in PriceTable():
+        raise ConfigError(f"--price-model: no price known for {args['price_model']!r}")
     requests = read_jobfile(args["input"])
     paths = JobPaths.beside(args["output"], args["errors"], args["journal"])
+    if args["config"] is None:  # config errors first; then what the local model will answer
+        renames = local_renames(requests, parse_model_map(args["model_map"]))
+        if renames:
+            console.print(
+                f"no --config: lines for {', '.join(sorted(renames))} are answered by the "
+                "embedded local model and labelled 'local' (give --config to reach them)"
+            )
+        args["model_map"] = [*(args["model_map"] or []), *(f"{m}=local" for m in renames)]
     settings = BatchSettings(
         max_concurrency=args["max_concurrency"],
         rpm=args["rpm"],
@@ -143,7 +165,9 @@ async def _run(args: dict[str, Any], console: Console) -> tuple[Any, int]:
     )
     if args["resume"] and not paths.journal.exists():
         console.print(f"[yellow]no journal at {paths.journal}: starting from the beginning[/]")
-    providers, cache, policy = _open(args["config"], args["cache"], paths.lease_holder)
+    providers, cache, policy = _open(
+        args["config"], args["cache"], paths.lease_holder, args["price_model"]
+    )
     settings = dataclasses.replace(settings, policy=policy)
     progress = Progress(
         TextColumn("[bold]batch"),
@@ -209,6 +233,10 @@ def run(
     ] = None,
     cache: Annotated[
         str | None, typer.Option(help="Cache URL (default: the config's, else SQLite).")
+    ] = None,
+    price_model: Annotated[
+        str | None,
+        typer.Option(help="Price the local model's answers at this model's rates (gpt-4o-mini)."),
     ] = None,
     journal: Annotated[
         Path | None, typer.Option(help="Progress file (default: <output>.journal.db).")

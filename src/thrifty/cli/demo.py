@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -85,6 +85,13 @@ def render(console: Console, report: DemoReport, cache_url: str, max_tokens: int
         )
 
 
+def reset_counters(store: Any, namespace: str) -> None:
+    """Zero a namespace's counters on any backend: add the negation of what they hold (the
+    Store protocol's one way to change counters, atomic on shared backends)."""
+    held = store.read_counters(namespace)
+    store.add_counters(namespace, {name: -value for name, value in held.items() if value})
+
+
 def demo(
     workload: Annotated[
         str,
@@ -143,8 +150,9 @@ def demo(
                 f"({stream.count('repeat')} exact repeats, "
                 f"{stream.count('paraphrase')} paraphrases)"
             )
-            if not keep:
+            if not keep:  # a fresh start: the entries and the counters of earlier runs go
                 store.invalidate(namespace=DEMO_NAMESPACE)
+                reset_counters(store.store, DEMO_NAMESPACE)
             report = _run(console, stream, store, max_tokens, price_model, cache)
         finally:
             store.close()

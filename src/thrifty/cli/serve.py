@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from thrifty.cli._common import EXIT_USAGE, exit_codes, fail
+from thrifty.cli._serve_start import DEFAULT_PRICE_MODEL, port_problem, print_banner
 
 if TYPE_CHECKING:
     from thrifty.server.config import ServerSettings
@@ -36,6 +37,13 @@ def serve(
     workers: Annotated[int, typer.Option(help="Worker processes.", min=1)] = 1,
     access_log: Annotated[bool, typer.Option(help="Log every request.")] = False,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    price_model: Annotated[
+        str | None,
+        typer.Option(
+            help="Price the local model's answers at this model's rates "
+            f"(default without --config: {DEFAULT_PRICE_MODEL})."
+        ),
+    ] = None,
 ) -> None:
     """Serve the OpenAI-compatible gateway: cached, retried, rate-limited and accounted.
 
@@ -46,14 +54,22 @@ def serve(
         import uvicorn
 
         from thrifty.server.app import create_app
-        from thrifty.server.config import load_config
+        from thrifty.server.config import PRICE_MODEL_ENV, load_config, priced_locally
     except ImportError as exc:
         fail(f"the gateway needs its extra: pip install 'thrifty[server]' ({exc})", EXIT_USAGE)
     source = str(config) if config is not None else "<defaults>"
     with exit_codes():
         settings = load_config(config, env={**os.environ, "THRIFTY_CONFIG": ""})
+        if price_model is None and config is None:
+            price_model = DEFAULT_PRICE_MODEL
+        if price_model is not None:
+            settings = priced_locally(settings, price_model)
         # validates everything before listening; one worker has its cache to itself
         app = create_app(settings, source=source, lone_process=workers == 1)
+    problem = port_problem(host, port)
+    if problem is not None:
+        fail(problem, EXIT_USAGE)
+    print_banner(settings, host, port, workers, price_model)
     options: dict[str, Any] = {
         "host": host,
         "port": port,
@@ -73,6 +89,8 @@ def serve(
     if not os.environ.get(MULTIPROC_ENV):
         made_dir = tempfile.mkdtemp(prefix="thrifty-metrics-")
         os.environ[MULTIPROC_ENV] = made_dir
+    if price_model is not None:
+        os.environ[PRICE_MODEL_ENV] = price_model
     if config is not None:
         os.environ["THRIFTY_CONFIG"] = str(config.resolve())
     else:

@@ -102,6 +102,10 @@ class MiniLMEmbedder(Embedder):
         self._tokenizer.no_padding()
         self.model_path = path
 
+    def count_tokens(self, texts: list[str]) -> int:
+        """Tokens the model reads for ``texts`` (truncated as it truncates): an answer's usage."""
+        return sum(len(e.ids) for e in self._tokenizer.encode_batch(texts))
+
     def _encode(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         encodings = self._tokenizer.encode_batch(texts)
         width = max(len(e.ids) for e in encodings)

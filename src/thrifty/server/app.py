@@ -16,7 +16,13 @@ from starlette.requests import ClientDisconnect
 from thrifty.cache import Cache
 from thrifty.limits import LimitBackend
 from thrifty.server.batches import BATCH_ROUTES, close_batches, start_batches
-from thrifty.server.config import CONFIG_ENV, GatewayConfig, load_config
+from thrifty.server.config import (
+    CONFIG_ENV,
+    PRICE_MODEL_ENV,
+    GatewayConfig,
+    load_config,
+    priced_locally,
+)
 from thrifty.server.errors import APIError, exception_handler, http_error_handler
 from thrifty.server.gateway import Gateway
 from thrifty.server.openapi import docs_routes
@@ -80,4 +86,7 @@ def app_from_env() -> Starlette:
     import os
 
     path = os.environ.get(CONFIG_ENV) or None
-    return create_app(load_config(path), source=path or "<defaults>")
+    config = load_config(path)
+    if price_model := os.environ.get(PRICE_MODEL_ENV):
+        config = priced_locally(config, price_model)
+    return create_app(config, source=path or "<defaults>")

@@ -53,6 +53,8 @@ from thrifty.store import DEFAULT_URL
 
 ENV_PREFIX = "os.environ/"
 CONFIG_ENV = "THRIFTY_CONFIG"
+#: ``thrifty serve --price-model`` for its worker processes (see :func:`priced_locally`).
+PRICE_MODEL_ENV = "THRIFTY_PRICE_MODEL"
 
 #: ``litellm_params.model`` prefix -> the kind of provider that serves it (declared once).
 ProviderKind = Literal["openai", "anthropic", "local"]
@@ -204,11 +206,19 @@ class CacheSettings(_Strict):
     answered, not cached) or stored with placeholders (``redact``)."""
     pii_custom: dict[str, str] = Field(default_factory=dict)
     """Extra patterns the PII guard treats as personal data: name -> regular expression."""
+    pii_namespaces: dict[str, Literal["off", "skip_store", "redact"]] = Field(default_factory=dict)
+    """``pii`` per namespace: ``tenant`` (and its ``tenant/…``) or ``tenant/namespace`` -> mode."""
     encryption_key: str | None = Field(default=None, repr=False)
     """Seals stored answers and prompts with AES-GCM: 32 bytes as hex or base64, optionally
     ``ID:SECRET``; write it as ``os.environ/NAME``."""
     old_encryption_keys: list[str] = Field(default_factory=list, repr=False)
     """Keys of earlier rotations: entries they sealed stay readable until they expire."""
+
+    @field_validator("pii", mode="before")
+    @classmethod
+    def _yaml_off(cls, value: Any) -> Any:
+        """YAML reads a bare ``pii: off`` as ``false``: it means ``off``."""
+        return "off" if value is False else value
 
 
 class KeySettings(_Strict):
@@ -221,6 +231,8 @@ class KeySettings(_Strict):
     max_budget_usd: NonNegativeFloat | None = None
     semantic: bool = True
     """False keeps this key's tenant exact-only when the cache is semantic."""
+    pii: Literal["off", "skip_store", "redact"] | None = None
+    """Overrides ``cache.pii`` for this key's tenant (keys of one tenant must agree)."""
 
 
 class LimitsSettings(_Strict):
@@ -354,14 +366,42 @@ class GatewayConfig(BaseModel):
 
 
 def default_config() -> GatewayConfig:
-    """No file: the embedded local model as ``local`` and ``smollm2``, the SQLite cache."""
+    """No file: the embedded local model as ``local`` and ``smollm2`` and, for any other model
+    name (``gpt-4o-mini`` in a copied OpenAI snippet), as the catch-all entry ``*``; the local
+    embedder as ``local-embed``; the SQLite cache."""
     local: dict[str, Any] = {"model": "thrifty/local"}
     return GatewayConfig(
         model_list=[
-            ModelEntry(model_name="local", litellm_params=DeploymentParams(**local)),
-            ModelEntry(model_name="smollm2", litellm_params=DeploymentParams(**local)),
+            *(
+                ModelEntry(model_name=name, litellm_params=DeploymentParams(**local))
+                for name in ("local", "smollm2", "*")
+            ),
+            ModelEntry(
+                model_name="local-embed",
+                litellm_params=DeploymentParams(model="thrifty/local-embed"),
+            ),
         ]
     )
+
+
+def priced_locally(config: GatewayConfig, price_model: str) -> GatewayConfig:
+    """``config`` with every local deployment's answers priced at ``price_model``'s rates.
+
+    Raises:
+        ConfigError: no price is known for ``price_model``.
+    """
+    from dataclasses import asdict
+
+    from thrifty.accounting.prices import PriceTable
+
+    table = PriceTable(config.prices)
+    price = table.get(price_model)
+    if price is None:
+        raise ConfigError(f"--price-model: no price known for {price_model!r}; try gpt-4o-mini")
+    rates = {k: v for k, v in asdict(price).items() if v is not None}
+    local = {e.litellm_params.model for e in config.model_list if e.litellm_params.kind == "local"}
+    prices = {**config.prices, **{name: rates for name in local if name not in config.prices}}
+    return config.model_copy(update={"prices": prices})
 
 
 def _resolve_env(value: Any, path: str, env: Mapping[str, str], source: str) -> Any:
@@ -409,8 +449,49 @@ def parse_config(
     except ValidationError as exc:
         first = exc.errors()[0]
         message = first["msg"].removeprefix("Value error, ")
+        if first["type"] == "extra_forbidden":
+            message = f"unknown key{_did_you_mean(first['loc'])}"
         where = f"{_field_path(first['loc'])}: " if first["loc"] else ""
         raise ConfigError(f"{source}: {where}{message}") from exc
+
+
+def _did_you_mean(loc: tuple[int | str, ...]) -> str:
+    """``; did you mean 'ttl'?`` for a misspelled key at ``loc``, naming the close known keys."""
+    import difflib
+    import typing
+
+    model: Any = GatewayConfig
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        field = getattr(model, "model_fields", {}).get(part)
+        if field is None:
+            return ""
+        candidates = [field.annotation, *typing.get_args(field.annotation)]
+        model = next(
+            (c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None
+        )
+        if model is None:
+            return ""
+    known = list(getattr(model, "model_fields", {}))
+    close = difflib.get_close_matches(str(loc[-1]), known, n=2, cutoff=0.6)
+    return f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+
+
+def pii_by_namespace(config: GatewayConfig) -> dict[str, str]:
+    """``cache.pii_namespaces`` with each key's ``pii`` as its tenant's (a namespace's own
+    entry wins over its key's).
+
+    Raises:
+        ConfigError: two keys of one tenant ask for different modes.
+    """
+    by_tenant: dict[str, str] = {}
+    for key in config.keys:
+        if key.pii is None:
+            continue
+        if by_tenant.setdefault(key.tenant, key.pii) != key.pii:
+            raise ConfigError(f"keys of tenant {key.tenant!r} set different pii modes")
+    return {**by_tenant, **config.cache.pii_namespaces}
 
 
 def load_config(
@@ -435,5 +516,8 @@ def load_config(
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{file}: not valid YAML: {exc}") from exc
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or exc
+        raise ConfigError(f"{file}: not valid YAML{where}: {problem}") from exc
     return parse_config(data, source=str(file), env=env)

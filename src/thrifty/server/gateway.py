@@ -13,6 +13,7 @@ import contextlib
 import logging
 import time
 
+from thrifty.audit import AuditAction, AuditLog, AuditRecord, open_audit
 from thrifty.cache import (
     Cache,
     CoalesceSettings,
@@ -24,12 +25,13 @@ from thrifty.cache.coalesce import lone_process_leases
 from thrifty.errors import ConfigError
 from thrifty.limits import LimitBackend, open_limits
 from thrifty.redact import redact_text, redact_url
+from thrifty.safety.purge import PurgeHook
 from thrifty.server.accounting import Accountant
 from thrifty.server.auth import KeyRing
 from thrifty.server.caching import Streams
 from thrifty.server.cascade import build_routes
 from thrifty.server.catalog import ModelCatalog
-from thrifty.server.config import GatewayConfig
+from thrifty.server.config import GatewayConfig, pii_by_namespace
 from thrifty.server.limiter import KeyLimiter
 from thrifty.server.metrics import GatewayMetrics
 from thrifty.server.pricing import Pricer
@@ -37,7 +39,6 @@ from thrifty.server.tasks import BackgroundTasks
 from thrifty.server.upstreams import Connect, build_pool
 
 log = logging.getLogger("thrifty.server")
-audit = logging.getLogger("thrifty.audit")
 
 
 class Gateway:
@@ -99,6 +100,7 @@ class Gateway:
                     settings.pii_custom,
                     settings.encryption_key,
                     tuple(settings.old_encryption_keys),
+                    pii_by_namespace(config),
                 ),
             )
             for namespace in [
@@ -122,6 +124,24 @@ class Gateway:
         self.tasks = BackgroundTasks()
         self.streams: Streams = {}
         """Upstream streams in flight by cache key, shared by identical streamed requests."""
+        self.audit: AuditLog = open_audit(self.cache.url or config.cache.url)
+        """Admin actions, purges, key rotations and config loads (``thrifty.audit``)."""
+        self.purge_hooks: list[PurgeHook] = []
+        """Other holders of per-user rows a user purge must also clear (a cost ledger)."""
+        self.audit.record(
+            AuditRecord(
+                AuditAction.CONFIG_LOAD,
+                "gateway",
+                {"source": source},
+                detail={
+                    "cache": redact_url(self.cache.url or config.cache.url),
+                    "keys": len(config.keys),
+                    "pii": str(config.cache.pii),
+                    "encrypted": bool(config.cache.encryption_key),
+                    "admin_api": bool(config.master_key),
+                },
+            )
+        )
 
     async def ready(self) -> tuple[bool, str]:
         """Readiness: the cache backend answers a ping."""
@@ -145,3 +165,5 @@ class Gateway:
             await self.cache.adrain()
         with contextlib.suppress(Exception):
             await asyncio.to_thread(self.cache.close)
+        with contextlib.suppress(Exception):
+            await asyncio.to_thread(self.audit.close)

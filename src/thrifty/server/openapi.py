@@ -49,6 +49,7 @@ class Operation:
         answers: the success statuses and what each carries (``"json"``, ``"text"``,
             ``"jsonl"``, ``"sse+json"``).
         errors: the error statuses the route answers with an :class:`ErrorBody`.
+        query: its query parameters (OpenAPI parameter objects).
     """
 
     method: str
@@ -59,6 +60,7 @@ class Operation:
     auth: str | None = "key"
     answers: Mapping[int, str] | None = None
     errors: Sequence[int] = (400, 401, 404, 413, 429)
+    query: Sequence[Mapping[str, Any]] = ()
 
 
 _MODEL_ERRORS = (400, 401, 404, 413, 429, 499, 502, 503, 504)
@@ -74,6 +76,14 @@ _UPLOAD = {
         }
     }
 }
+_AUDIT_QUERY = (
+    {"name": "since", "in": "query", "required": False, "schema": {"type": "string"},
+     "description": "epoch seconds or ISO 8601"},
+    {"name": "action", "in": "query", "required": False, "schema": {"type": "string"},
+     "description": "an action, or a prefix ending in '.'"},
+    {"name": "limit", "in": "query", "required": False,
+     "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
+)  # fmt: skip
 _FILE_ID = {"name": "file_id", "in": "path", "required": True, "schema": {"type": "string"}}
 _BATCH_ID = {"name": "batch_id", "in": "path", "required": True, "schema": {"type": "string"}}
 
@@ -105,6 +115,8 @@ OPERATIONS: tuple[Operation, ...] = (
               InvalidateRequest, auth="admin", errors=(400, 401, 403, 413)),
     Operation("POST", "/admin/purge-user", "Remove every entry of one end user", "admin",
               PurgeUserRequest, auth="admin", errors=(400, 401, 403, 413)),
+    Operation("GET", "/admin/audit", "The audit log, newest first", "admin", auth="admin",
+              query=_AUDIT_QUERY, errors=(400, 401, 403)),
     Operation("GET", "/health/liveness", "The process answers", "health", auth=None, errors=()),
     Operation("GET", "/health/readiness", "The cache backend answers (503 when not)", "health",
               auth=None, answers={200: "json", 503: "json"}, errors=()),
@@ -131,7 +143,7 @@ def _operation(op: Operation, schemas: Mapping[type[BaseModel], Any]) -> dict[st
         "tags": [op.tag],
     }
     params = [p for name, p in (("{file_id}", _FILE_ID), ("{batch_id}", _BATCH_ID))
-              if name in op.path]  # fmt: skip
+              if name in op.path] + list(op.query)  # fmt: skip
     if params:
         doc["parameters"] = params
     if isinstance(op.body, type):

@@ -88,8 +88,8 @@ class ReadRequest(Stage):
         assert op is not None and ctx.principal is not None
         body = await read_json(ctx.request, self.max_bytes, self.max_depth)
         parsed = validate_body(op.schema, body)
-        ctx.model = parsed.model
-        self.catalog.require(parsed.model, op.requires)
+        ctx.model = self.catalog.resolve(parsed.model, op.requires)
+        self.catalog.require(ctx.model, op.requires)
         ctx.policy = cache_policy(
             ctx.request.headers,
             parsed.thrifty,

@@ -43,6 +43,11 @@ def _http(params: DeploymentParams, timeout: float) -> Provider:
 
 
 def _local(params: DeploymentParams, timeout: float) -> Provider:
+    """The local chat model, or the local embedder for ``thrifty/local-embed``."""
+    from thrifty.providers.local_embed import EMBED_MODEL_NAMES, LocalEmbeddingProvider
+
+    if provider_of(params.model)[1].lower() in EMBED_MODEL_NAMES:
+        return LocalEmbeddingProvider()
     from thrifty.providers.local import local_provider
 
     return local_provider(params.model_path)
@@ -59,7 +64,7 @@ BUILDERS: Mapping[str, Callable[[DeploymentParams, float], Provider]] = {
 def _identity(params: DeploymentParams) -> tuple[Any, ...]:
     """Deployments with the same identity share one provider (one pool, one loaded model)."""
     if params.kind == "local":
-        return ("local", params.model_path)
+        return ("local", provider_of(params.model)[1].lower(), params.model_path)
     return (params.kind, params.model, params.api_base, params.api_key, params.timeout)
 
 

@@ -101,6 +101,20 @@ class Store(ABC):
         """
         raise NotImplementedError(f"{type(self).__name__} cannot list entries")
 
+    def iter_keys(self, namespace: str | None = None) -> Iterator[str]:
+        """The keys of every live entry (with or without a semantic record), optionally in
+        one namespace; ``thrifty cache rotate-key`` walks them.
+
+        Raises:
+            NotImplementedError: the backend cannot list its keys.
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot list keys")
+
+    def scrub(self) -> None:  # noqa: B027 - optional hook
+        """Erase for good what deletes left behind on disk (a user purge calls it): SQLite's
+        free pages and WAL, PostgreSQL's dead row versions. Nothing to do where a delete
+        already frees the data (memory, Redis)."""
+
     def ping(self) -> None:  # noqa: B027 - optional hook
         """Raise :class:`~thrifty.errors.BackendError` if the backend is unusable."""
 

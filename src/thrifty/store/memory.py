@@ -116,6 +116,14 @@ class MemoryStore(Store):
             ):
                 yield entry
 
+    def iter_keys(self, namespace: str | None = None) -> Iterator[str]:
+        now = time.time()
+        with self._lock:
+            snapshot = list(self._data.values())
+        for entry in snapshot:
+            if not entry.expired(now) and (namespace is None or entry.namespace == namespace):
+                yield entry.key
+
     def acquire_lease(self, name: str, holder: str, ttl: float) -> bool:
         now = time.monotonic()
         with self._lock:

@@ -394,6 +394,41 @@ class PostgresStore(Store):
                 return
             after = (page[-1][7], page[-1][0])
 
+    def iter_keys(self, namespace: str | None = None) -> Iterator[str]:
+        sql = (
+            f"SELECT key FROM {self.table} WHERE (expires_at IS NULL OR expires_at > %s) "
+            "AND key > %s"
+        )
+        params: list[Any] = []
+        if namespace is not None:
+            sql += " AND namespace = %s"
+            params.append(namespace)
+        sql += " ORDER BY key LIMIT 500"  # keyset pages: no transaction stays open
+        after = ""
+        while True:
+            with self._bulk() as conn:
+                page = conn.execute(sql, [time.time(), after, *params]).fetchall()
+            yield from (row[0] for row in page)
+            if len(page) < 500:
+                return
+            after = page[-1][0]
+
+    def scrub(self) -> None:
+        """``VACUUM`` the entries table (and its TOAST table): a DELETE leaves the dead row
+        versions on disk until a vacuum prunes them; a purge cannot wait for autovacuum.
+        (PostgreSQL's WAL segments are recycled by the server on its own schedule.)"""
+        bulk_ms = max(1, round(self.timeouts["bulk_timeout"] * 1000))
+        with self._pool.connection() as conn:
+            bounded: Any = conn  # a BoundedConnection (see _pg_connection)
+            bounded.wait_timeout = self._bulk_wait
+            # VACUUM cannot run in a transaction (so no SET LOCAL): the session's timeout is
+            # raised for it, then put back before the connection returns to the pool.
+            conn.execute(f"SET statement_timeout = {bulk_ms}")
+            try:
+                conn.execute(f"VACUUM {self.table}")
+            finally:
+                conn.execute(self._set_statement_timeout)
+
     # ----------------------------------------------------------------- leases
     def acquire_lease(self, name: str, holder: str, ttl: float) -> bool:
         now = time.time()

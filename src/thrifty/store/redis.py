@@ -379,6 +379,21 @@ class RedisStore(Store):
                     entry.semantic = record
                     yield entry
 
+    def iter_keys(self, namespace: str | None = None) -> Iterator[str]:
+        if namespace is None:
+            names = cast(list[bytes], self._client.zrange(self.prefix + "z", 0, -1))
+        else:
+            names = list(cast(set[bytes], self._client.smembers(f"{self.prefix}i:ns:{namespace}")))
+        for start in range(0, len(names), 500):  # only the live ones (Redis expires entries)
+            batch = names[start : start + 500]
+            found = self._client.exists(*[self._entry_prefix + k.decode() for k in batch])
+            if found == len(batch):
+                yield from (k.decode() for k in batch)
+                continue
+            for name in batch:
+                if self._client.exists(self._entry_prefix + name.decode()):
+                    yield name.decode()
+
     # ----------------------------------------------------------------- leases
     def acquire_lease(self, name: str, holder: str, ttl: float) -> bool:
         ttl_ms = max(1, int(ttl * 1000))

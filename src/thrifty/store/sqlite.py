@@ -40,6 +40,8 @@ log = logging.getLogger("thrifty.store.sqlite")
 BUSY_TIMEOUT_MS = 10_000
 #: Expired rows are swept on the first write and then every this many writes.
 PURGE_EVERY = 256
+#: Tries at truncating the WAL after a scrub's VACUUM (a reader may hold it for a moment).
+SCRUB_ATTEMPTS = 20
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (
@@ -386,6 +388,50 @@ class SQLiteStore(Store):
             if len(page) < 500:
                 return
             after = (page[-1][7], page[-1][0])
+
+    def iter_keys(self, namespace: str | None = None) -> Iterator[str]:
+        sql = f"SELECT key FROM entries WHERE {_LIVE} AND key > ?"
+        params: list[object] = []
+        if namespace is not None:
+            sql += " AND namespace = ?"
+            params.append(namespace)
+        sql += " ORDER BY key LIMIT 500"  # keyset pages: no read transaction left open
+        after = ""
+        while True:
+            page: list[Any] = self._conn().execute(sql, [time.time(), after, *params]).fetchall()
+            yield from (row[0] for row in page)
+            if len(page) < 500:
+                return
+            after = page[-1][0]
+
+    # ------------------------------------------------------------------ purge
+    def scrub(self) -> None:
+        """Leave no trace of deleted rows in the file or its WAL.
+
+        A DELETE only unlinks rows: their bytes stay in free pages of the file and in the WAL's
+        frames until they happen to be overwritten (a purged user's e-mail was still there after
+        a clean shutdown). On a connection of its own, with ``secure_delete`` on and temporary
+        data in memory (no temp file holding a copy): ``VACUUM`` rebuilds the file without free
+        pages, then ``wal_checkpoint(TRUNCATE)`` copies the result into the file and cuts the WAL
+        to zero bytes. Slow on a big file (it rewrites all of it), which a purge can afford.
+
+        Raises:
+            BackendUnavailableError: the WAL could not be truncated (a reader held it open).
+        """
+        conn = apsw.Connection(self.path)
+        try:
+            conn.set_busy_timeout(int(self.busy_timeout_ms))
+            conn.execute("PRAGMA secure_delete = ON")
+            conn.execute("PRAGMA temp_store = MEMORY")
+            conn.execute("VACUUM")
+            for attempt in range(SCRUB_ATTEMPTS):
+                row: Any = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+                if row[0] == 0:  # not blocked: every frame copied, the WAL truncated
+                    return
+                time.sleep(0.05 * (attempt + 1))
+            raise BackendUnavailableError(self.url, "the WAL stayed in use; it was not truncated")
+        finally:
+            conn.close()
 
     # ----------------------------------------------------------------- leases
     def acquire_lease(self, name: str, holder: str, ttl: float) -> bool:

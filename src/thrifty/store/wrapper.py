@@ -65,6 +65,12 @@ class StoreWrapper(Store):
     ) -> Iterator[Entry]:
         return self.inner.iter_entries(namespace, since=since)
 
+    def iter_keys(self, namespace: str | None = None) -> Iterator[str]:
+        return self.inner.iter_keys(namespace)
+
+    def scrub(self) -> None:
+        self.inner.scrub()
+
     def ping(self) -> None:
         self.inner.ping()
 
