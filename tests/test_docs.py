@@ -59,7 +59,7 @@ def test_config_examples_validate(where: str, code: str) -> None:
         "model_list",
         [{"model_name": m, "litellm_params": {"model": f"openai/{m}"}} for m in DOC_MODELS],
     )
-    env = {name: "set-by-the-test" for name in re.findall(r"os\.environ/(\w+)", code)}
+    env = {name: f"test-value-of-{name}" for name in re.findall(r"os\.environ/(\w+)", code)}
     parse_config(data, source=where, env=env)
 
 

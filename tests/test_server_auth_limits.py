@@ -137,7 +137,7 @@ def test_admin_api(served: str, fake: FakeOpenAI) -> None:
     )
     assert removed.json() == {"invalidated": 1}
     purged = web.post(f"{served}/admin/purge-user", json={"user": "u-42"}, headers=admin)
-    assert purged.json() == {"user": "u-42", "purged": 1, "scrubbed": True, "hooks": {}}
+    assert purged.json() == {"user": "u-42", "purged": 1, "scrubbed": True, "hooks": {"ledger": 1}}
     assert web.get(f"{served}/admin/stats", headers=admin).json()["cache"]["entries"] == 0
     # Entries are filed under the public model name, and the upstream's model as version.
     chat(served, "sk-team-a", "another")

@@ -23,7 +23,8 @@ from thrifty.cache import (
 )
 from thrifty.cache.coalesce import lone_process_leases
 from thrifty.errors import ConfigError
-from thrifty.limits import LimitBackend, open_limits
+from thrifty.ledger import LedgerWriter, default_ledger_url, open_ledger
+from thrifty.limits import KeyLimits, LimitBackend, open_limits
 from thrifty.redact import redact_text, redact_url
 from thrifty.safety.purge import PurgeHook
 from thrifty.server.accounting import Accountant
@@ -112,10 +113,23 @@ class Gateway:
             if limits_url is None and settings.url.startswith(("redis://", "rediss://")):
                 limits_url = settings.url
             backend = limits or open_limits(limits_url)
+            ledger = config.ledger
+            self.ledger = (
+                LedgerWriter(
+                    open_ledger(ledger.url or default_ledger_url(self.cache.url)),
+                    retention_days=ledger.retention_days,
+                )
+                if ledger.enabled
+                else None
+            )
         except ConfigError as exc:
             raise ConfigError(f"{source}: {exc}") from exc
-        self.limiter = KeyLimiter(backend, self.pricer, self.metrics)
-        self.accountant = Accountant(self.pricer, self.limiter, self.metrics)
+        tenants = {
+            name: KeyLimits(max_budget_usd=b.max_budget_usd, budget_period=b.budget_period)
+            for name, b in config.limits.tenants.items()
+        }
+        self.limiter = KeyLimiter(backend, self.pricer, self.metrics, tenants)
+        self.accountant = Accountant(self.pricer, self.limiter, self.metrics, self.ledger)
         self.keys = KeyRing(
             config.keys, default_tenant=config.cache.namespace, admin_key=config.master_key
         )
@@ -126,8 +140,8 @@ class Gateway:
         """Upstream streams in flight by cache key, shared by identical streamed requests."""
         self.audit: AuditLog = open_audit(self.cache.url or config.cache.url)
         """Admin actions, purges, key rotations and config loads (``thrifty.audit``)."""
-        self.purge_hooks: list[PurgeHook] = []
-        """Other holders of per-user rows a user purge must also clear (a cost ledger)."""
+        self.purge_hooks: list[PurgeHook] = [self.ledger] if self.ledger is not None else []
+        """Other holders of per-user rows a user purge must also clear (the cost ledger)."""
         self.audit.record(
             AuditRecord(
                 AuditAction.CONFIG_LOAD,
@@ -161,6 +175,9 @@ class Gateway:
                 await provider.aclose()
         with contextlib.suppress(Exception):
             await self.limiter.aclose()
+        if self.ledger is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(self.ledger.close)
         with contextlib.suppress(Exception):
             await self.cache.adrain()
         with contextlib.suppress(Exception):

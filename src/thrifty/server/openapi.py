@@ -84,6 +84,23 @@ _AUDIT_QUERY = (
     {"name": "limit", "in": "query", "required": False,
      "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
 )  # fmt: skip
+_PERIOD = (
+    {
+        "name": "since",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "string"},
+        "description": "epoch seconds or ISO date/time (UTC)",
+    },
+    {"name": "until", "in": "query", "required": False, "schema": {"type": "string"}},
+    {"name": "tenant", "in": "query", "required": False, "schema": {"type": "string"}},
+)
+_BUCKET = {
+    "name": "bucket",
+    "in": "query",
+    "required": False,
+    "schema": {"type": "string", "enum": ["hour", "day"]},
+}
 _FILE_ID = {"name": "file_id", "in": "path", "required": True, "schema": {"type": "string"}}
 _BATCH_ID = {"name": "batch_id", "in": "path", "required": True, "schema": {"type": "string"}}
 
@@ -117,6 +134,10 @@ OPERATIONS: tuple[Operation, ...] = (
               PurgeUserRequest, auth="admin", errors=(400, 401, 403, 413)),
     Operation("GET", "/admin/audit", "The audit log, newest first", "admin", auth="admin",
               query=_AUDIT_QUERY, errors=(400, 401, 403)),
+    Operation("GET", "/admin/ledger/summary", "Spend, baseline and savings of a period",
+              "admin", auth="admin", query=_PERIOD, errors=(400, 401, 403)),
+    Operation("GET", "/admin/ledger/series", "The same per hour or day", "admin",
+              auth="admin", query=(*_PERIOD, _BUCKET), errors=(400, 401, 403)),
     Operation("GET", "/health/liveness", "The process answers", "health", auth=None, errors=()),
     Operation("GET", "/health/readiness", "The cache backend answers (503 when not)", "health",
               auth=None, answers={200: "json", 503: "json"}, errors=()),

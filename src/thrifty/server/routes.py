@@ -27,6 +27,7 @@ from thrifty.server.chain import model_chain
 from thrifty.server.context import Operation, RequestContext
 from thrifty.server.errors import APIError
 from thrifty.server.gateway import Gateway
+from thrifty.server.ledger_api import ledger_handlers
 from thrifty.server.respond import Respond
 from thrifty.server.schemas import (
     ChatRequest,
@@ -95,6 +96,8 @@ def _handlers(gw: Gateway) -> dict[str, tuple[str, str, Callable[[RequestContext
         entry = AuditRecord(AuditAction.FEEDBACK, f"key:{principal.key_id}", target,
                             detail={"correct": report.correct})  # fmt: skip
         await asyncio.to_thread(gw.audit.record, entry)
+        if not report.correct and gw.ledger is not None:  # the ledger row's wrong-hit flag
+            await asyncio.to_thread(gw.ledger.mark_wrong_hit, report.hit_id or "")
         return json_response({"hit_id": report.hit_id, "recorded": True})
 
     async def admin_stats(ctx: RequestContext) -> Response:
@@ -168,6 +171,7 @@ def _handlers(gw: Gateway) -> dict[str, tuple[str, str, Callable[[RequestContext
         "/admin/invalidate": ("POST", "admin", admin_invalidate),
         "/admin/purge-user": ("POST", "admin", admin_purge_user),
         "/admin/audit": ("GET", "admin", admin_audit),
+        **ledger_handlers(keys, gw.ledger),
     }
 
 
