@@ -49,7 +49,9 @@ class SemanticSettings:
         verifier: ``(cached_value, fresh_value) -> bool``; when the policy asks to verify a
             near hit, the fresh answer is computed, compared and fed back to the policy
             (default: the answers' texts match, or their embeddings are close).
-        index: folder of the vector index (``"auto"``: beside the store; None: memory only).
+        index: folder of the vector index (``"auto"``: beside the store; None: memory only), or
+            the URL of a vector engine every replica shares (``milvus-lite:///index.db``,
+            ``milvus://host:19530``; see :mod:`thrifty.semantic.engine_index`).
 
     Raises:
         ConfigError: both ``threshold`` and ``policy``, or a threshold outside [-1, 1].

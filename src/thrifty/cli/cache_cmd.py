@@ -18,8 +18,8 @@ from thrifty.cli._admin import CacheURL, ConfigFile, audit, cache_settings, open
 from thrifty.cli._common import EXIT_FAILED, EXIT_USAGE, exit_codes, fail
 
 cache_app = typer.Typer(
-    help="Manage cached entries: invalidate by field, purge a user, clear everything, "
-    "re-encrypt under a new key.",
+    help="Manage cached entries: invalidate by field, delete by key, purge a user, clear "
+    "everything, re-encrypt under a new key.",
     no_args_is_help=True,
 )
 
@@ -51,6 +51,19 @@ def invalidate(
         removed = store.invalidate(**fields, user_id=user)
         audit(store.url, AuditAction.INVALIDATE, target, removed=removed)
     typer.echo(f"removed {removed} entries")
+
+
+@cache_app.command(epilog="Example: thrifty cache delete 3f9a… (the X-Thrifty-Cache-Key header)")
+def delete(
+    key: Annotated[str, typer.Argument(help="The entry's cache key.")],
+    cache: CacheURL = None,
+    config: ConfigFile = None,
+) -> None:
+    """Delete one entry by its key (what a gateway response reports in X-Thrifty-Cache-Key)."""
+    with exit_codes(), open_cache(cache, config) as store:
+        removed = store.delete(key)
+        audit(store.url, AuditAction.DELETE, {"key": key}, AuditResult.OK, removed=int(removed))
+    typer.echo(f"removed {int(removed)} entries")
 
 
 @cache_app.command("purge-user", epilog="Example: thrifty cache purge-user u-1234 --config gw.yaml")

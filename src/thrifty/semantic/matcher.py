@@ -28,6 +28,7 @@ import numpy as np
 from thrifty.entry import Entry, Selector
 from thrifty.errors import CorruptEntryError
 from thrifty.semantic.base import Candidate, Embedder, Guard, ThresholdPolicy
+from thrifty.semantic.engine_index import is_engine_url, open_engine_index
 from thrifty.semantic.index import ScopedIndex
 from thrifty.semantic.record import SemanticRecord, decode_record, encode_record
 from thrifty.semantic.scope import SemanticQuery, semantic_query
@@ -107,8 +108,13 @@ class SemanticMatcher:
         self.save_interval = save_interval
         self.background = background
         self._worker: threading.Thread | None = None
-        path = default_index_path(store) if index_path == "auto" else index_path
-        self.index = ScopedIndex(embedder.dim, model=embedder.name, path=path)
+        if is_engine_url(index_path):  # a shared engine: no local copy, no catch-up
+            assert isinstance(index_path, str)
+            self.index: Any = open_engine_index(index_path, embedder.dim, model=embedder.name)
+            path = None
+        else:
+            path = default_index_path(store) if index_path == "auto" else index_path
+            self.index = ScopedIndex(embedder.dim, model=embedder.name, path=path)
         # what a learning policy (VerifiedThreshold) learned lives in a file beside the index
         self._policy_path = None if path is None else Path(str(path) + ".thresholds.json")
         restore = getattr(policy, "restore", None)
@@ -236,6 +242,8 @@ class SemanticMatcher:
             if rebuild:
                 self._run(self.rebuild)
                 return
+        if getattr(self.index, "shared", False):
+            return  # every replica writes to the engine itself: there is nothing to catch up
         if self.store.shared and time.monotonic() - self._last_sync >= self.sync_interval:
             self._last_sync = time.monotonic()
             self._run(self.sync)
@@ -347,6 +355,9 @@ class SemanticMatcher:
             self.save()
         else:
             self._save_policy()
+        close_index = getattr(self.index, "close", None)
+        if callable(close_index):  # an engine's client connection
+            close_index()
 
     def embed(self, text: str) -> np.ndarray:
         return self.embedder.embed_one(text)

@@ -87,10 +87,15 @@ class Gateway:
                 settings.url,
                 namespace=settings.namespace,
                 ttl=settings.ttl,
+                namespace_ttl=settings.namespace_ttl,
                 limits=SizeLimits(settings.max_entries, settings.max_bytes),
                 prices=self.prices,
                 write_behind=True,  # a miss answers before its store write (overhead)
-                semantic=SemanticSettings(settings.semantic_threshold, settings.embedder)
+                semantic=SemanticSettings(
+                    settings.semantic_threshold,
+                    settings.embedder,
+                    index=settings.semantic_index or "auto",
+                )
                 if settings.semantic
                 else False,
                 coalesce=CoalesceSettings(

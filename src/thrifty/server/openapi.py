@@ -133,7 +133,7 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("POST", "/admin/purge-user", "Remove every entry of one end user", "admin",
               PurgeUserRequest, auth="admin", errors=(400, 401, 403, 413)),
     Operation("GET", "/admin/audit", "The audit log, newest first", "admin", auth="admin",
-              query=_AUDIT_QUERY, errors=(400, 401, 403)),
+              query=_AUDIT_QUERY, errors=(400, 401, 403, 503)),
     Operation("GET", "/admin/ledger/summary", "Spend, baseline and savings of a period",
               "admin", auth="admin", query=_PERIOD, errors=(400, 401, 403)),
     Operation("GET", "/admin/ledger/series", "The same per hour or day", "admin",

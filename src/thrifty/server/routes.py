@@ -115,9 +115,16 @@ def _handlers(gw: Gateway) -> dict[str, tuple[str, str, Callable[[RequestContext
         keys.require_admin(ctx.request.headers)
         selector = validate_body(InvalidateRequest, await read_json(ctx.request, 65536))
         fields = selector.model_dump(exclude_none=True)
+        key = fields.pop("key", None)
+        if key is not None:  # one entry, by the key its response reported
+            if fields:
+                raise APIError(400, "key cannot be combined with other fields", param="key")
+            removed = int(await cache.adelete(key))
+            await record(ctx, AuditAction.DELETE, {"key": key}, removed=removed)
+            return json_response({"invalidated": removed})
         if not fields:
-            raise APIError(400, "give at least one of namespace, tag, model, model_version, user",
-                           code="empty_selector")  # fmt: skip
+            raise APIError(400, "give at least one of namespace, tag, model, model_version, "
+                           "user, key", code="empty_selector")  # fmt: skip
         target = {k: subject(v) if k == "user" else v for k, v in fields.items()}
         fields["user_id"] = fields.pop("user", None)
         try:
