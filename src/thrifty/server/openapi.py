@@ -49,6 +49,7 @@ class Operation:
         answers: the success statuses and what each carries (``"json"``, ``"text"``,
             ``"jsonl"``, ``"sse+json"``).
         errors: the error statuses the route answers with an :class:`ErrorBody`.
+        query: its query parameters (OpenAPI parameter objects).
     """
 
     method: str
@@ -59,6 +60,7 @@ class Operation:
     auth: str | None = "key"
     answers: Mapping[int, str] | None = None
     errors: Sequence[int] = (400, 401, 404, 413, 429)
+    query: Sequence[Mapping[str, Any]] = ()
 
 
 _MODEL_ERRORS = (400, 401, 404, 413, 429, 499, 502, 503, 504)
@@ -73,6 +75,31 @@ _UPLOAD = {
             },
         }
     }
+}
+_AUDIT_QUERY = (
+    {"name": "since", "in": "query", "required": False, "schema": {"type": "string"},
+     "description": "epoch seconds or ISO 8601"},
+    {"name": "action", "in": "query", "required": False, "schema": {"type": "string"},
+     "description": "an action, or a prefix ending in '.'"},
+    {"name": "limit", "in": "query", "required": False,
+     "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
+)  # fmt: skip
+_PERIOD = (
+    {
+        "name": "since",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "string"},
+        "description": "epoch seconds or ISO date/time (UTC)",
+    },
+    {"name": "until", "in": "query", "required": False, "schema": {"type": "string"}},
+    {"name": "tenant", "in": "query", "required": False, "schema": {"type": "string"}},
+)
+_BUCKET = {
+    "name": "bucket",
+    "in": "query",
+    "required": False,
+    "schema": {"type": "string", "enum": ["hour", "day"]},
 }
 _FILE_ID = {"name": "file_id", "in": "path", "required": True, "schema": {"type": "string"}}
 _BATCH_ID = {"name": "batch_id", "in": "path", "required": True, "schema": {"type": "string"}}
@@ -105,13 +132,12 @@ OPERATIONS: tuple[Operation, ...] = (
               InvalidateRequest, auth="admin", errors=(400, 401, 403, 413)),
     Operation("POST", "/admin/purge-user", "Remove every entry of one end user", "admin",
               PurgeUserRequest, auth="admin", errors=(400, 401, 403, 413)),
-    Operation("GET", "/admin/audit", "The audit log, newest first (?since=&action=&limit=)",
-              "admin", auth="admin", errors=(400, 401, 403, 503)),
-    Operation("GET", "/admin/ledger/summary",
-              "Spend, baseline and savings by tenant, mechanism, model, day (?since=&until=)",
-              "admin", auth="admin", errors=(400, 401, 403)),
-    Operation("GET", "/admin/ledger/series", "The ledger per time bucket (?bucket=hour|day)",
-              "admin", auth="admin", errors=(400, 401, 403)),
+    Operation("GET", "/admin/audit", "The audit log, newest first", "admin", auth="admin",
+              query=_AUDIT_QUERY, errors=(400, 401, 403, 503)),
+    Operation("GET", "/admin/ledger/summary", "Spend, baseline and savings of a period",
+              "admin", auth="admin", query=_PERIOD, errors=(400, 401, 403)),
+    Operation("GET", "/admin/ledger/series", "The same per hour or day", "admin",
+              auth="admin", query=(*_PERIOD, _BUCKET), errors=(400, 401, 403)),
     Operation("GET", "/health/liveness", "The process answers", "health", auth=None, errors=()),
     Operation("GET", "/health/readiness", "The cache backend answers (503 when not)", "health",
               auth=None, answers={200: "json", 503: "json"}, errors=()),
@@ -138,7 +164,7 @@ def _operation(op: Operation, schemas: Mapping[type[BaseModel], Any]) -> dict[st
         "tags": [op.tag],
     }
     params = [p for name, p in (("{file_id}", _FILE_ID), ("{batch_id}", _BATCH_ID))
-              if name in op.path]  # fmt: skip
+              if name in op.path] + list(op.query)  # fmt: skip
     if params:
         doc["parameters"] = params
     if isinstance(op.body, type):
