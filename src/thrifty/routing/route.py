@@ -33,6 +33,9 @@ class RouteDecision:
         by: ``rule``, ``router`` or ``default`` (a metric label).
         reason: a short account for ``X-Thrifty-Route`` (``router p=0.82>=0.61``).
         p: the router's probability that the cheapest model answers well, when it was asked.
+        threshold: the router's bar: cheapest when ``p >= threshold`` (None without a router).
+            ``p`` and ``threshold`` ride on the request context (``ctx.routing.decision``) for
+            the ledger; ``reason`` shows both in ``X-Thrifty-Route``.
     """
 
     index: int
@@ -40,6 +43,7 @@ class RouteDecision:
     by: str
     reason: str
     p: float | None = None
+    threshold: float | None = None
 
 
 def router_embedder(router: LearnedRouter) -> Any:
@@ -102,8 +106,15 @@ class RouteModel:
         self.default = default or self.chain[0]
         self.cascade_on = tuple(cascade_on)
 
-    def _at(self, model: str, by: str, reason: str, p: float | None = None) -> RouteDecision:
-        return RouteDecision(self.chain.index(model), model, by, reason, p)
+    def _at(
+        self,
+        model: str,
+        by: str,
+        reason: str,
+        p: float | None = None,
+        threshold: float | None = None,
+    ) -> RouteDecision:
+        return RouteDecision(self.chain.index(model), model, by, reason, p, threshold)
 
     def decide(
         self, body: Mapping[str, Any], features: RequestFeatures | None = None
@@ -117,7 +128,7 @@ class RouteModel:
         if self.router is not None:
             try:
                 vector = self.embedder.embed([features.text])
-                p = float(self.router.probability(vector)[0])
+                p = float(self.router.probability(vector, [features.text])[0])
             except Exception as exc:  # fail-open: a broken router must not fail requests
                 log.warning(
                     "route %s: the router failed (%s); using %s", self.name, exc, self.chain[1]
@@ -125,8 +136,10 @@ class RouteModel:
                 return self._at(self.chain[1], "default", "router error")
             threshold = self.router.threshold
             if p >= threshold:
-                return self._at(self.chain[0], "router", f"router p={p:.2f}>={threshold:.2f}", p)
-            return self._at(self.chain[1], "router", f"router p={p:.2f}<{threshold:.2f}", p)
+                reason = f"router p={p:.2f}>={threshold:.2f}"
+                return self._at(self.chain[0], "router", reason, p, threshold)
+            reason = f"router p={p:.2f}<{threshold:.2f}"
+            return self._at(self.chain[1], "router", reason, p, threshold)
         return self._at(self.default, "default", "default")
 
     async def adecide(self, body: Mapping[str, Any]) -> RouteDecision:
