@@ -18,7 +18,12 @@ from thrifty.errors import ConfigError
 from thrifty.routing.features import RequestFeatures, features_of
 from thrifty.routing.router import LearnedRouter
 from thrifty.routing.rules import Rule, first_match
-from thrifty.routing.validation import CHECKS
+from thrifty.routing.validation import (
+    DEFAULT_CHECKS,
+    NO_OPTIONS,
+    CheckOptions,
+    check_options_for,
+)
 
 log = logging.getLogger("thrifty.routing")
 
@@ -66,6 +71,7 @@ class RouteModel:
         embedder: embeds prompts for the router (default: the one it was trained with).
         default: where requests go that no rule and no router decides (default: cheapest).
         cascade_on: the output checks (``validation.CHECKS``) that send a request onwards.
+        check_options: the parameters of the checks that take one (``regex``, ``low_logprob``).
 
     Raises:
         ConfigError: a short chain, a rule or default outside the chain, an unknown check.
@@ -80,7 +86,8 @@ class RouteModel:
         router: LearnedRouter | None = None,
         embedder: Any = None,
         default: str | None = None,
-        cascade_on: Sequence[str] = tuple(CHECKS),
+        cascade_on: Sequence[str] = DEFAULT_CHECKS,
+        check_options: CheckOptions = NO_OPTIONS,
     ) -> None:
         if len(chain) < 2 or len(set(chain)) != len(chain):
             raise ConfigError(f"route {name!r}: chain needs two or more distinct models")
@@ -91,11 +98,10 @@ class RouteModel:
                 )
         if default is not None and default not in chain:
             raise ConfigError(f"route {name!r}: default {default!r} is not in its chain")
-        unknown = [c for c in cascade_on if c not in CHECKS]
-        if unknown:
-            raise ConfigError(
-                f"route {name!r}: unknown cascade check(s) {unknown}; use: " + ", ".join(CHECKS)
-            )
+        try:
+            self.check_options = check_options_for(cascade_on, check_options)
+        except ConfigError as exc:
+            raise ConfigError(f"route {name!r}: {exc}") from exc
         self.name = name
         self.chain = list(chain)
         self.rules = list(rules)

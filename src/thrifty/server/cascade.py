@@ -32,7 +32,7 @@ from thrifty.routing.features import prompt_text
 from thrifty.routing.outcomes import append_outcome
 from thrifty.routing.route import RouteDecision, RouteModel
 from thrifty.routing.router import LearnedRouter
-from thrifty.routing.validation import failed_check
+from thrifty.routing.validation import CheckOptions, failed_check
 from thrifty.server.config import GatewayConfig, RouteSettings
 from thrifty.server.errors import APIError
 from thrifty.server.metrics import GatewayMetrics
@@ -152,7 +152,12 @@ class RouteRunner:
                 continue
             reason = None
             if check_output and not last:
-                reason = failed_check(body, routed.result, self.route.cascade_on)  # type: ignore[arg-type]
+                reason = failed_check(
+                    body,
+                    routed.result,  # type: ignore[arg-type]
+                    self.route.cascade_on,
+                    self.route.check_options,
+                )
             if reason is None:
                 trace.answered_by = name
                 self._remember(trace, body)
@@ -273,6 +278,7 @@ def build_routes(
                 router=_router(settings, source, where),
                 default=settings.default,
                 cascade_on=settings.cascade_on,
+                check_options=CheckOptions(settings.cascade_regex, settings.cascade_min_logprob),
             )
         except ConfigError:
             raise
