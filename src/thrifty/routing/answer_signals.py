@@ -29,6 +29,7 @@ _STATED = re.compile(r"\b(?:answer|result|total)\s+(?:is|=|:)\s*\**\s*(" + _NUM 
 _ANY = re.compile(_NUM)
 #: ``<<expr=result>>`` calculator annotations (GSM8K style).
 _ANNOTATED = re.compile(r"<<([^=<>]+)=([^<>]+)>>")
+_ANNOTATED_STEP = re.compile(r"<<[^<>]*>>[\d.,]*")
 #: ``a op b [op c …] = d`` written out in a step.
 _WRITTEN = re.compile(
     r"((?:\$?\d[\d,]*(?:\.\d+)?\s*[-+*/x×]\s*)+\$?\d[\d,]*(?:\.\d+)?)\s*=\s*\$?(-?\d[\d,]*(?:\.\d+)?)"
@@ -104,8 +105,9 @@ def _wrong(expression: str, claimed: str) -> bool | None:
 def arithmetic_errors(answer: str) -> tuple[int, int]:
     """(worked steps checked, steps that are wrong) in the answer."""
     checked = wrong = 0
-    for pattern in (_ANNOTATED, _WRITTEN):
-        for expression, claimed in pattern.findall(answer):
+    written = _ANNOTATED_STEP.sub(" ", answer)  # ``a * b = <<a*b=c>>c``: one step, not two
+    for pattern, text in ((_ANNOTATED, answer), (_WRITTEN, written)):
+        for expression, claimed in pattern.findall(text):
             verdict = _wrong(expression, claimed)
             if verdict is not None:
                 checked += 1
