@@ -133,7 +133,7 @@ def test_outcome_files_with_model_columns_gzip_and_a_fixed_split(tmp_path: Path)
     assert all(split_of(o.text) == "dev" for o in dev)
     assert {o.text for o in dev}.isdisjoint({o.text for o in test})
     assert every[0].cheap_ok is True and every[1].cheap_ok is False and every[1].strong_ok
-    with pytest.raises(ConfigError, match="outcomes.jsonl.gz:1"):
+    with pytest.raises(ConfigError, match=r"outcomes\.jsonl\.gz:1"):
         load_outcomes(file)  # no cheap_ok column: names the file and line
     with pytest.raises(ConfigError, match="unknown split"):
         load_outcomes(file, split="train", **kw)
