@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from pathlib import Path
+from typing import Any
 
+from _gateway import gateway, web
 from thrifty.errors import UpstreamError
 from thrifty.retry import RetryPolicy
 from thrifty.routing import Deployment, DeploymentPool
 from thrifty.routing.affinity import prefix_key, rendezvous
+from thrifty.server.config import parse_config
+from thrifty.testing.fake_openai import FakeOpenAI
 
 DOCS = "Our refund policy, in full. " * 300  # ~8k characters: long enough to be cached
 
@@ -70,3 +75,46 @@ def test_pool_sends_a_prefix_to_its_deployment_and_fails_over() -> None:
 
     routed = asyncio.run(pool.run("m", owner_fails, affinity=key))
     assert routed.result != owner and routed.attempts[0].deployment == owner
+
+
+def test_gateway_keeps_a_prefix_on_one_deployment_and_sends_prompt_cache_key(
+    tmp_path: Path,
+) -> None:
+    def reply(request: dict[str, Any], number: int) -> str:
+        return "ok"
+
+    with FakeOpenAI(reply) as a, FakeOpenAI(reply) as b, FakeOpenAI(reply) as c:
+        fakes = {"gpt-4o#0": a, "gpt-4o#1": b, "gpt-4o#2": c}
+        config = parse_config(
+            {
+                "model_list": [
+                    {
+                        "model_name": "gpt-4o",
+                        "model": "openai/gpt-4o",
+                        "api_base": fake.base_url,
+                        "api_key": "sk-fake",
+                        "model_info": {"id": name},
+                    }
+                    for name, fake in fakes.items()
+                ],
+                "router_settings": {"prompt_cache_affinity": True, "prompt_cache_key": True},
+                "cache": {"url": "memory://"},
+            },
+            source=str(tmp_path / "gateway.yaml"),
+        )
+        with gateway(config) as (url, _):
+            served = set()
+            for i in range(8):
+                body = {"model": "gpt-4o", **chat(DOCS, f"question {i}")}
+                response = web.post(f"{url}/v1/chat/completions", json=body, timeout=10)
+                assert response.status_code == 200, response.text
+                served.add(response.headers["x-thrifty-route"])
+            assert len(served) == 1
+            sent = fakes[served.pop()].requests
+            assert len(sent) == 8 and len({r["prompt_cache_key"] for r in sent}) == 1
+            short = {"model": "gpt-4o", **chat("Be brief.", "hi")}
+            response = web.post(f"{url}/v1/chat/completions", json=short, timeout=10)
+            assert response.status_code == 200, response.text
+            last = fakes[response.headers["x-thrifty-route"]].requests[-1]
+            assert last["messages"][0]["content"] == "Be brief."
+            assert "prompt_cache_key" not in last  # too short for a provider cache: no key

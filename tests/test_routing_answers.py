@@ -3,10 +3,12 @@ cascade checks built on them (asked for by name; the defaults stay the format ch
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from _gateway import gateway
 from thrifty.errors import ConfigError
 from thrifty.routing.answer_signals import (
     ANSWER_FEATURES,
@@ -19,6 +21,7 @@ from thrifty.routing.answer_signals import (
 )
 from thrifty.routing.route import RouteModel
 from thrifty.routing.validation import DEFAULT_CHECKS, CheckOptions, failed_check
+from thrifty.server.config import parse_config
 
 GOOD = "She has 16 - 3 = 13 eggs, then 13 - 4 = 9.\nShe sells 9 * $2 = $<<9*2=18>>18.\n#### 18"
 WRONG = "She has 16 - 3 = 12 eggs.\nShe sells 12 * 2 = <<12*2=26>>26.\n#### 26"
@@ -88,3 +91,24 @@ def test_route_model_validates_check_options() -> None:
         "auto", ["a", "b"], cascade_on=["no_number", "regex"], check_options=CheckOptions("x")
     )
     assert route.cascade_on == ("no_number", "regex")
+
+
+def test_gateway_config_names_the_new_checks(tmp_path: Path) -> None:
+    def config(**route: Any) -> Any:
+        return parse_config(
+            {
+                "model_list": [
+                    {"model_name": m, "model": f"openai/{m}", "api_key": "sk-fake"}
+                    for m in ("gpt-4o-mini", "gpt-4o")
+                ],
+                "cache": {"url": "memory://"},
+                "routes": [{"name": "auto", "chain": ["gpt-4o-mini", "gpt-4o"], **route}],
+            },
+            source=str(tmp_path / "gateway.yaml"),
+        )
+
+    assert tuple(config().routes[0].cascade_on) == DEFAULT_CHECKS
+    settings = config(cascade_on=["no_number", "low_logprob"], cascade_min_logprob=-0.7)
+    assert settings.routes[0].cascade_min_logprob == -0.7
+    with pytest.raises(ConfigError, match="needs a pattern"), gateway(config(cascade_on=["regex"])):
+        pass

@@ -82,3 +82,23 @@ def rendezvous(candidates: Sequence[D], key: str) -> D:
     """The deployment ``key`` belongs to: weighted rendezvous hashing (score ``-share / ln u``),
     so a deployment with twice the weight gets twice the keys."""
     return max(candidates, key=lambda d: -d.share / math.log(_weight(key, d.id)))
+
+
+class PrefixAffinity:
+    """The gateway's use of prefix affinity (``router_settings.prompt_cache_affinity``).
+
+    Args:
+        send_key: also set OpenAI's ``prompt_cache_key`` to the key on requests that carry none
+            (``router_settings.prompt_cache_key``; for OpenAI-compatible upstreams).
+    """
+
+    def __init__(self, *, send_key: bool = False) -> None:
+        self.send_key = send_key
+
+    def key_for(self, body: dict[str, Any], tenant: str | None) -> str | None:
+        """The request's prefix key (None: too short to be cached); sets ``prompt_cache_key``
+        in ``body`` when asked to and the client did not."""
+        key = prefix_key(body, tenant=tenant)
+        if key is not None and self.send_key and "prompt_cache_key" not in body:
+            body["prompt_cache_key"] = key
+        return key

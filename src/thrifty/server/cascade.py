@@ -100,8 +100,10 @@ class RouteRunner:
         attempt: Callable[[Deployment], Awaitable[T]],
         *,
         check_output: bool,
+        affinity: str | None = None,
     ) -> tuple[Routed[T], RouteTrace]:
-        """Answer ``body`` from the chain, starting where the route decides.
+        """Answer ``body`` from the chain, starting where the route decides (``affinity``: the
+        prompt-prefix key each model's pool pick follows).
 
         Raises:
             AllDeploymentsFailedError: the last model of the chain failed too.
@@ -120,7 +122,9 @@ class RouteRunner:
                 }
             )
             try:
-                routed = await self._down_chain(body, attempt, trace, check_output=check_output)
+                routed = await self._down_chain(
+                    body, attempt, trace, check_output=check_output, affinity=affinity
+                )
             finally:  # cascades included, as in X-Thrifty-Route
                 current.set_attribute("thrifty.route.header", trace.header())
                 if trace.cascades:
@@ -137,13 +141,14 @@ class RouteRunner:
         trace: RouteTrace,
         *,
         check_output: bool,
+        affinity: str | None = None,
     ) -> Routed[T]:
         """Call the chain from the decided model on, cascading on failures and bad answers."""
         decision, chain = trace.decision, self.route.chain
         for index in range(decision.index, len(chain)):
             name, last = chain[index], index == len(chain) - 1
             try:
-                routed = await self.pool.run(name, attempt)
+                routed = await self.pool.run(name, attempt, affinity=affinity)
             except AllDeploymentsFailedError as exc:
                 if last:
                     raise

@@ -42,6 +42,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from thrifty.routing.affinity import PrefixAffinity
 from thrifty.server.caching import CacheLookup
 from thrifty.server.context import Handler
 from thrifty.server.gateway import Gateway
@@ -93,10 +94,13 @@ def model_chain(gw: Gateway) -> Handler:
         (ReadRequest, {"catalog": gw.catalog, "cache": gw.config.cache,
                        "max_bytes": gw.config.server.max_body_bytes}),
     ]  # fmt: skip
+    router = gw.config.router_settings
+    affinity = (PrefixAffinity(send_key=router.prompt_cache_key)
+                if router.prompt_cache_affinity else None)  # fmt: skip
     plain_route = Route(CallUpstream(), pool=gw.pool, routes=gw.routes, metrics=metrics,
-                        check_output=True)  # fmt: skip
+                        check_output=True, affinity=affinity)  # fmt: skip
     stream_route = Route(OpenStream(pool=gw.pool), pool=gw.pool, routes=gw.routes, metrics=metrics,
-                         check_output=False)  # fmt: skip
+                         check_output=False, affinity=affinity)  # fmt: skip
     return compose(
         head,
         ByStream(plain=compose(plain, plain_route), stream=compose(streamed, stream_route)),

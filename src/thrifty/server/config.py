@@ -174,6 +174,12 @@ class RouterSettings(BaseModel):
     """Seconds a cooled-down deployment gets no traffic."""
     retry_base_delay: NonNegativeFloat = 0.5
     """Seconds of the first backoff ceiling (doubling, with full jitter)."""
+    prompt_cache_affinity: bool = False
+    """Send requests that share a long prompt prefix (tenant, system prompt, documents) to the
+    same deployment, so the provider's prompt cache stays warm (``routing/affinity.py``)."""
+    prompt_cache_key: bool = False
+    """With ``prompt_cache_affinity``: also set OpenAI's ``prompt_cache_key`` to the prefix key
+    on requests that carry none (for OpenAI-compatible upstreams)."""
 
 
 class CacheSettings(_Strict):
