@@ -19,7 +19,12 @@ import numpy as np
 from _routing_data import embeddings, load_rows
 from thrifty.accounting.tokens import count_text
 from thrifty.routing.answer_signals import answer_features, arithmetic_errors, hedges, marked
-from thrifty.routing.calibration import evaluate, threshold_for_share
+from thrifty.routing.calibration import (
+    evaluate,
+    routing_curve,
+    threshold_for_quality,
+    threshold_for_share,
+)
 from thrifty.routing.route import RouteModel
 from thrifty.routing.router import LearnedRouter, train_router
 from thrifty.routing.scorers import LogisticScorer
@@ -32,12 +37,10 @@ ROUTELLM = {"mmlu": 0.45, "gsm8k": 0.35}
 #: Router configurations compared on dev (kind, inputs, label); the current default is first.
 CONFIGS = [
     ("knn", "embedding", "cheap_ok"),
-    ("logistic", "embedding", "cheap_ok"),
+    ("logistic", "embedding+prompt", "cheap_ok"),
     ("logistic", "embedding+prompt", "no_gain"),
     ("knn", "embedding", "no_gain"),
-    ("mlp", "embedding+prompt", "cheap_ok"),
     ("mlp", "embedding+prompt", "no_gain"),
-    ("mf", "embedding", "no_gain"),
     ("mf", "embedding+prompt", "no_gain"),
 ]
 
@@ -106,6 +109,23 @@ def held_share(router: LearnedRouter, target: float = 0.95) -> float:
     return min(ok) if ok else 1.0
 
 
+def held_area(router: LearnedRouter) -> float:
+    """Mean relative quality over the held-out dev curve (strong shares 0-100 %): the choice
+    among routers, steadier on a few hundred rows than the single share at 95 %."""
+    return float(np.mean([c.relative_quality for c in router.curve]))
+
+
+def scoring_ms(router: LearnedRouter, vectors: np.ndarray, texts: list[str]) -> float:
+    """p50 milliseconds of the router alone (prompt features + head), one prompt at a time,
+    given the embedding (which a semantic cache in front computes anyway)."""
+    times = []
+    for i, text in enumerate(texts):
+        started = time.perf_counter()
+        router.probability(vectors[i : i + 1], [text])
+        times.append((time.perf_counter() - started) * 1000)
+    return round(float(np.median(times)), 3)
+
+
 def cascade_rows(rows: list[dict], idx: list[int]) -> np.ndarray:
     return np.array([answer_features(rows[i]["mixtral_response"]) for i in idx], dtype=np.float32)
 
@@ -131,6 +151,16 @@ def cascade_results(
     cut = int(len(dev) * 0.75)
     scorer, _ = LogisticScorer.fit(x_dev[:cut], y_dev[:cut], x_dev[cut:], y_dev[cut:])
     out["score"] = scorer.score(cascade_rows(rows, test))
+    # Its threshold calibrated on all of dev for 95 % of GPT-4 (8 weights barely overfit; the
+    # held-out quarter alone is 200 rows), applied to test.
+    s_dev = np.array([float(rows[i]["gpt4_correct"]) for i in dev])
+    curve = routing_curve(scorer.score(x_dev), y_dev, s_dev)
+    threshold = threshold_for_quality(curve, 0.95).threshold
+    point = evaluate(out["score"], cheap, strong, threshold)
+    out["calibrated_on_dev"] = {
+        "strong_share": round(point.strong_share, 4),
+        "relative_quality": round(point.quality / float(strong.mean()), 4),
+    }
     return out
 
 
@@ -172,6 +202,7 @@ def run(task: str, latency_prompts: int = 200) -> dict[str, Any]:
         curves[name] = quality_curve(p, cheap, strong)
         calibrated = evaluate(p, cheap, strong, router.threshold)
         routers[name] = {
+            "dev_heldout_area": round(held_area(router), 4),
             "dev_heldout_share_at_95": round(held_share(router), 4),
             "fit_s": round(fit_s, 1),
             "calibrated_on_dev": {
@@ -181,10 +212,11 @@ def run(task: str, latency_prompts: int = 200) -> dict[str, Any]:
             **{k: router.info[k] for k in ("hidden", "rank", "k", "l2") if k in router.info},
         }
         fitted[name] = router
-    chosen = min(routers, key=lambda n: routers[n]["dev_heldout_share_at_95"])
+    chosen = max(routers, key=lambda n: routers[n]["dev_heldout_area"])
     if task == "gsm8k":
         cascade = cascade_results(rows, dev, test, cheap, strong)
         curves["cascade (answer check)"] = quality_curve(cascade.pop("score"), cheap, strong)
+        routers["cascade (answer check)"] = {"calibrated_on_dev": cascade["calibrated_on_dev"]}
     summary = {}
     for name, curve in curves.items():
         share = share_for(curve, target)
@@ -205,7 +237,12 @@ def run(task: str, latency_prompts: int = 200) -> dict[str, Any]:
         },
         "routers": routers,
         "chosen_on_dev": chosen,
-        "decision_ms": decision_ms(fitted[chosen], [texts[i] for i in test[:latency_prompts]]),
+        "decision_ms": {
+            **decision_ms(fitted[chosen], [texts[i] for i in test[:latency_prompts]]),
+            "scoring_p50": scoring_ms(
+                fitted[chosen], vectors[test], [texts[i] for i in test[:latency_prompts]]
+            ),
+        },
         "summary": summary,
         "routellm_published_saving": ROUTELLM[task],
         "cascade_rules": cascade["rules"] if task == "gsm8k" else None,
