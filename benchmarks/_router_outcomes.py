@@ -61,7 +61,7 @@ def share_for(curve: np.ndarray, target: float) -> float:
 def oracle_curve(cheap: np.ndarray, strong: np.ndarray) -> np.ndarray:
     gain = (strong == 1) & (cheap == 0)
     loss = (strong == 0) & (cheap == 1)
-    return quality_curve(np.where(gain, 0.0, np.where(loss, 2.0, 1.0)), cheap, strong)
+    return quality_curve(np.where(gain, 0.0, np.where(loss, 1.0, 0.5)), cheap, strong)
 
 
 def per_subject_score(rows: list[dict], dev: list[int], test: list[int]) -> np.ndarray:
@@ -74,7 +74,8 @@ def per_subject_score(rows: list[dict], dev: list[int], test: list[int]) -> np.n
         )
     mean = {k: float(np.mean(v)) for k, v in gap.items()}
     jitter = np.random.default_rng(0).random(len(test)) * 1e-6
-    return -np.array([mean.get(rows[i]["subject"], 0.0) for i in test]) + jitter
+    gaps = np.array([mean.get(rows[i]["subject"], 0.0) for i in test])
+    return np.clip((1.0 - gaps) / 2 + jitter, 0.0, 1.0)  # in [0, 1], as a router's p
 
 
 def dollars(rows: list[dict], idx: list[int], task: str) -> tuple[np.ndarray, np.ndarray]:
