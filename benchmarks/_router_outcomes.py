@@ -61,7 +61,8 @@ def share_for(curve: np.ndarray, target: float) -> float:
 def oracle_curve(cheap: np.ndarray, strong: np.ndarray) -> np.ndarray:
     gain = (strong == 1) & (cheap == 0)
     loss = (strong == 0) & (cheap == 1)
-    return quality_curve(np.where(gain, 0.0, np.where(loss, 1.0, 0.5)), cheap, strong)
+    jitter = np.random.default_rng(1).random(len(cheap)) * 1e-3  # no ties: one row at a time
+    return quality_curve(np.where(gain, 0.0, np.where(loss, 0.99, 0.5)) + jitter, cheap, strong)
 
 
 def per_subject_score(rows: list[dict], dev: list[int], test: list[int]) -> np.ndarray:
@@ -297,6 +298,7 @@ def plot(results: list[dict[str, Any]], path: Any) -> None:
             "per-subject",
             "knn embedding cheap_ok",
             result["chosen_on_dev"],
+            "mf embedding+prompt no_gain",
         ]
         shown += [k for k in result["curves"] if k.startswith("cascade")]
         for name in dict.fromkeys(shown):
