@@ -1,6 +1,8 @@
-"""Router: cost against quality on banking77 (or TREC), learned router vs random vs rules alone.
+"""Router: cost against quality on real model outcomes (MMLU, GSM8K: Mixtral vs GPT-4), and on
+banking77 (or TREC) with classifiers standing in for models.
 
-    python benchmarks/bench_router.py                    # banking77, figures for RESULTS.md
+    python benchmarks/bench_router.py --task mmlu gsm8k  # RouteLLM's data (_router_outcomes.py)
+    python benchmarks/bench_router.py                    # banking77
     python benchmarks/bench_router.py --task trec
     python benchmarks/bench_router.py --per-class 5 20   # other cheap models
     python benchmarks/bench_router.py --per-class 30 --write-outcomes benchmarks/out/outcomes
@@ -42,6 +44,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _router_outcomes import plot as outcomes_plot
+from _router_outcomes import report as outcomes_report
+from _router_outcomes import run as outcomes_run
 from _semantic_data import OUT, data_file, embed_cached, load_banking77
 from thrifty.accounting.prices import PriceTable
 from thrifty.routing.calibration import evaluate, threshold_for_share
@@ -60,6 +65,8 @@ def load_trec(split: str) -> list[tuple[str, str]]:
 
 
 LOADERS = {"banking77": load_banking77, "trec": load_trec}
+#: Tasks with recorded outcomes of two real models (``_router_outcomes.py``).
+OUTCOME_TASKS = ("mmlu", "gsm8k")
 
 
 def slice_per_class(labels: list[str], per_class: int, seed: int) -> np.ndarray:
@@ -224,7 +231,9 @@ def run_cheap(args: argparse.Namespace, per_class: int, data: dict) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--task", choices=list(LOADERS), default="banking77")
+    parser.add_argument(
+        "--task", choices=[*LOADERS, *OUTCOME_TASKS], nargs="+", default=["banking77"]
+    )
     parser.add_argument("--per-class", type=int, nargs="+", default=[10, 30])
     parser.add_argument("--target-share", type=float, default=0.4)
     parser.add_argument("--target-quality", type=float, default=0.95)
@@ -236,6 +245,17 @@ def main() -> None:
         help="Also write the outcomes as JSONL files here (for the CLI).",
     )
     args = parser.parse_args()
+    outcome_tasks = [t for t in args.task if t in OUTCOME_TASKS]
+    if outcome_tasks:
+        results = [outcomes_run(t) for t in outcome_tasks]
+        OUT.mkdir(parents=True, exist_ok=True)
+        name = "_".join(outcome_tasks)
+        (OUT / f"router_{name}.json").write_text(json.dumps(results, indent=2))
+        for result in results:
+            outcomes_report(result)
+        outcomes_plot(results, OUT / f"router_{name}.png")
+        return
+    args.task = args.task[0]
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import cross_val_predict
 

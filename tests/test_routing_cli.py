@@ -128,3 +128,47 @@ def test_quality_target_and_usage_errors(tmp_path: Path) -> None:
         "route", "eval", "--router", str(tmp_path / "nope.json"), "--data", str(train)
     )
     assert code == 2 and "nope.json" in out
+
+
+def test_routellm_style_file_with_columns_split_and_new_heads(tmp_path: Path) -> None:
+    """Per-model correctness columns, gzipped, one side of the fixed hash split for each step."""
+    import gzip
+
+    rng = random.Random(4)
+    lines = []
+    for i in range(900):
+        hard = i % 2 == 1
+        text = f"{rng.choice(HARD if hard else EASY)} (case {i})"
+        lines.append(
+            json.dumps(
+                {
+                    "prompt": text,
+                    "subject": "x",
+                    "mixtral_correct": rng.random() < (0.1 if hard else 0.9),
+                    "gpt4_correct": rng.random() < 0.9,
+                }
+            )
+        )
+    data = tmp_path / "outcomes.jsonl.gz"
+    data.write_bytes(gzip.compress("\n".join(lines).encode()))
+    columns = ["--cheap-column", "mixtral_correct", "--strong-column", "gpt4_correct"]
+    router_file = tmp_path / "router.npz"
+    code, out = invoke(
+        "route", "train", "--data", str(data), "-o", str(router_file), "--split", "dev",
+        *columns, "--kind", "mlp", "--inputs", "embedding+prompt", "--label", "no_gain",
+        "--target-cost", "0.5", "--cost-ratio", "0.06", "--embedder", "hashing",
+    )  # fmt: skip
+    assert code == 0, out
+    router = LearnedRouter.load(router_file)
+    assert router.kind == "mlp" and router.inputs == "embedding+prompt"
+    assert 0.4 < router.info["outcomes"] / 900 < 0.8  # the dev side only
+    code, out = invoke(
+        "route", "eval", "--router", str(router_file), "--data", str(data), "--split", "test",
+        *columns, "--cost-ratio", "0.06", "--json",
+    )  # fmt: skip
+    assert code == 0, out
+    report = json.loads(out)
+    assert report["outcomes"] + router.info["outcomes"] == 900
+    assert report["router"]["relative_quality"] > 0.85
+    code, out = invoke("route", "train", "--help")
+    assert code == 0 and "--cheap-column" in out and "sha256" in out

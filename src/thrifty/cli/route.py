@@ -1,8 +1,10 @@
 """``thrifty route train`` / ``thrifty route eval``: learn when the cheap model is good enough.
 
-The outcomes file is JSONL (``thrifty.routing.outcomes``): ``{"prompt", "cheap_ok"}`` lines, or
-``{"prompt", "cheap_answer", "strong_answer"}`` (labelled by agreement), or what the gateway's
-feedback recorded. Prompts are embedded with thrifty's local MiniLM by default.
+The outcomes file is JSONL, optionally gzipped (``thrifty.routing.outcomes``): ``{"prompt",
+"cheap_ok", "strong_ok"}`` lines, ``{"prompt", "cheap_answer", "strong_answer"}`` (labelled by
+agreement), what the gateway's feedback recorded, or per-model correctness columns named by
+``--cheap-column``/``--strong-column``. ``--split dev|test`` keeps one side of the fixed split by
+a hash of the prompt. Prompts are embedded with thrifty's local MiniLM by default.
 """
 
 from __future__ import annotations
@@ -19,9 +21,28 @@ from rich.table import Table
 from thrifty.cli._common import EXIT_USAGE, exit_codes, fail
 
 EXAMPLE = (
-    "Example: thrifty route train --data outcomes.jsonl -o router.json "
-    "--target-strong-share 0.4; thrifty route eval --router router.json --data held.jsonl"
+    "Outcomes: JSONL or JSONL.gz, one object a line with the prompt as 'prompt' (text) or "
+    "'messages' (a chat) and the models' correctness: 'cheap_ok' and optionally 'strong_ok' "
+    "(true/false or 1/0), or columns named by --cheap-column/--strong-column (RouteLLM's data: "
+    "--cheap-column mixtral_correct --strong-column gpt4_correct), or 'cheap_answer' and "
+    "'strong_answer' (labelled by agreement). --split dev|test keeps one side of a fixed split: "
+    "sha256 of the prompt, first byte < 154 -> dev (60 %), else test. "
+    "Example: thrifty route train --data mmlu.jsonl.gz --split dev --cheap-column "
+    "mixtral_correct --strong-column gpt4_correct --kind mf --inputs embedding+prompt "
+    "--label no_gain -o router.npz --target-quality 0.95; thrifty route eval --router "
+    "router.npz --data mmlu.jsonl.gz --split test --cheap-column mixtral_correct "
+    "--strong-column gpt4_correct"
 )
+CheapColumn = Annotated[
+    str, typer.Option("--cheap-column", help="Field with the cheap model's correctness.")
+]
+StrongColumn = Annotated[
+    str, typer.Option("--strong-column", help="Field with the strong model's correctness.")
+]
+Split = Annotated[
+    str | None,
+    typer.Option(help="Keep only 'dev' or 'test' of the fixed hash split (default: all rows)."),
+]
 
 route_app = typer.Typer(
     help="Train and evaluate the learned router of route models (thrifty/auto).",
@@ -55,7 +76,35 @@ def train(
             help="Calibrate to the least strong share reaching this share of strong-only quality."
         ),
     ] = None,
-    kind: Annotated[str, typer.Option(help="logistic (tiny JSON) or knn (.npz).")] = "logistic",
+    target_cost: Annotated[
+        float | None,
+        typer.Option(
+            help="Calibrate to a dollar budget: this share of strong-only cost (needs "
+            "--cost-ratio)."
+        ),
+    ] = None,
+    cost_ratio: Annotated[
+        float | None,
+        typer.Option(help="A cheap call's cost over a strong call's (stored for retargeting)."),
+    ] = None,
+    kind: Annotated[
+        str,
+        typer.Option(
+            help="logistic or mlp or mf (JSON or .npz), knn (.npz): see benchmarks/RESULTS.md."
+        ),
+    ] = "logistic",
+    inputs: Annotated[
+        str, typer.Option(help="embedding, or embedding+prompt (adds cheap prompt features).")
+    ] = "embedding",
+    label: Annotated[
+        str,
+        typer.Option(
+            help="What p predicts: cheap_ok, or no_gain (the strong model would not do better)."
+        ),
+    ] = "cheap_ok",
+    cheap_column: CheapColumn = "cheap_ok",
+    strong_column: StrongColumn = "strong_ok",
+    split: Split = None,
     embedder: Annotated[str, typer.Option(help="minilm or hashing.")] = "minilm",
     heldout: Annotated[float, typer.Option(help="Share kept out for calibration.")] = 0.25,
     seed: Annotated[int, typer.Option(help="Seed of the held-out split.")] = 0,
@@ -65,23 +114,37 @@ def train(
     from thrifty.routing.router import train_router
     from thrifty.semantic.embedder import make_embedder
 
-    if target_strong_share is not None and target_quality is not None:
-        fail("give --target-strong-share or --target-quality, not both", EXIT_USAGE)
+    targets = [t for t in (target_strong_share, target_quality, target_cost) if t is not None]
+    if len(targets) > 1:
+        fail("give one target, not both", EXIT_USAGE)
+    if target_cost is not None and cost_ratio is None:
+        fail(
+            "--target-cost needs --cost-ratio (a cheap call's cost over a strong call's)",
+            EXIT_USAGE,
+        )
     if not 0.0 < heldout < 1.0:
         fail("--heldout must be between 0 and 1", EXIT_USAGE)
     with exit_codes():
-        outcomes = load_outcomes(data)
-        vectors = _embed(make_embedder(embedder), [o.text for o in outcomes])
+        outcomes = load_outcomes(
+            data, cheap_column=cheap_column, strong_column=strong_column, split=split
+        )
+        texts = [o.text for o in outcomes]
+        vectors = _embed(make_embedder(embedder), texts)
         cheap, strong = _labels(outcomes)
         router = train_router(
             vectors,
             cheap,
             strong,
+            texts=texts,
             embedder=embedder,
             kind=kind,
+            inputs=inputs,
+            label=label,
             heldout=heldout,
             target_strong_share=target_strong_share,
             target_quality=target_quality,
+            target_cost=target_cost,
+            cost_ratio=cost_ratio,
             seed=seed,
         )
         router.save(output)
@@ -125,6 +188,15 @@ def evaluate_router(
     strong_model: Annotated[
         str, typer.Option("--strong", help="Priced as the strong model.")
     ] = "gpt-4o",
+    cost_ratio: Annotated[
+        float | None,
+        typer.Option(
+            help="A cheap call's cost over a strong call's (instead of --cheap/--strong)."
+        ),
+    ] = None,
+    cheap_column: CheapColumn = "cheap_ok",
+    strong_column: StrongColumn = "strong_ok",
+    split: Split = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Quality, strong share and cost of a router on held-out outcomes, with the cost curve."""
@@ -135,12 +207,18 @@ def evaluate_router(
 
     with exit_codes():
         router = LearnedRouter.load(router_path)
-        outcomes = load_outcomes(data)
-        p = router.probability(_embed(router_embedder(router), [o.text for o in outcomes]))
+        outcomes = load_outcomes(
+            data, cheap_column=cheap_column, strong_column=strong_column, split=split
+        )
+        texts = [o.text for o in outcomes]
+        p = router.probability(_embed(router_embedder(router), texts), texts)
     cheap, strong = _labels(outcomes)
-    prices = PriceTable()
-    strong_cost = prices.cost(strong_model, 1000, 200)
-    ratio = prices.cost(cheap_model, 1000, 200) / strong_cost if strong_cost else 0.0
+    if cost_ratio is not None:
+        ratio = cost_ratio
+    else:
+        prices = PriceTable()
+        strong_cost = prices.cost(strong_model, 1000, 200)
+        ratio = prices.cost(cheap_model, 1000, 200) / strong_cost if strong_cost else 0.0
     rows = _curve_rows(p, cheap, strong, router.threshold, ratio)
     mine = next(r for r in rows if r["at"] == "router")
     if as_json:

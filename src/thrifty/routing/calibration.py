@@ -117,3 +117,20 @@ def point_for_share(curve: Sequence[CurvePoint], share: float) -> CurvePoint:
     under = [c for c in curve if c.strong_share <= share + 1e-9]
     pool = under or list(curve)
     return min(pool, key=lambda c: (abs(c.strong_share - share), c.strong_share))
+
+
+def share_for_cost(relative_cost: float, cost_ratio: float) -> float:
+    """The strong share whose cost is ``relative_cost`` of strong-only cost, when a cheap call
+    costs ``cost_ratio`` of a strong one (every request pays one call): ``s + (1 - s) r = c``.
+
+    Raises:
+        ConfigError: a ratio outside [0, 1), or a budget below cheap-only or above strong-only.
+    """
+    if not 0.0 <= cost_ratio < 1.0:
+        raise ConfigError(f"the cheap/strong cost ratio must be within [0, 1), not {cost_ratio}")
+    if not cost_ratio <= relative_cost <= 1.0:
+        raise ConfigError(
+            f"target cost must be within [{cost_ratio:.4f}, 1] of strong-only cost "
+            f"(cheap-only costs {cost_ratio:.4f}), not {relative_cost}"
+        )
+    return (relative_cost - cost_ratio) / (1.0 - cost_ratio)

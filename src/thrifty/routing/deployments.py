@@ -38,6 +38,7 @@ from thrifty.errors import (
 )
 from thrifty.limits.memory import TokenBucket
 from thrifty.retry import RetryPolicy, is_retryable_error, retry_after_of, status_of
+from thrifty.routing.affinity import rendezvous
 
 T = TypeVar("T")
 
@@ -338,6 +339,7 @@ class DeploymentPool:
         call: Callable[[Deployment], Awaitable[T]],
         *,
         deadline: float | None = None,
+        affinity: str | None = None,
     ) -> Routed[T]:
         """Answer a request for ``model_name`` through its deployments and fallbacks.
 
@@ -345,6 +347,9 @@ class DeploymentPool:
             model_name: the requested model name.
             call: makes one attempt on the deployment it is given.
             deadline: a ``clock()`` instant after which no retry wait starts.
+            affinity: a prompt-prefix key (``affinity.prefix_key``): the first attempt goes to
+                the healthy deployment the key belongs to (``affinity.rendezvous``), whatever the
+                strategy, so the provider's prompt cache stays warm; retries pick as usual.
 
         Returns:
             The result, the deployment that produced it, and every attempt made.
@@ -362,7 +367,13 @@ class DeploymentPool:
         for index, name in enumerate(chain):
             try:
                 result, deployment = await self._run_model(
-                    name, call, attempts, chain=chain, later=index + 1, deadline=deadline
+                    name,
+                    call,
+                    attempts,
+                    chain=chain,
+                    later=index + 1,
+                    deadline=deadline,
+                    affinity=affinity,
                 )
             except _GroupExhausted as exhausted:
                 last_error = exhausted.last_error or last_error
@@ -387,6 +398,7 @@ class DeploymentPool:
         chain: Sequence[str],
         later: int,
         deadline: float | None,
+        affinity: str | None = None,
     ) -> tuple[T, Deployment]:
         """Retries on one model's deployments; raises _GroupExhausted to move down the chain.
 
@@ -401,7 +413,7 @@ class DeploymentPool:
         retry = 0
         throttled_for = 0.0  # waits for a free rate slot: queueing, not retries
         while True:
-            deployment = self._pick(name, avoid=failed)
+            deployment = self._pick(name, avoid=failed, affinity=affinity)
             if deployment is None:
                 wait, throttled = self._next_free(name)
                 allowed = (
@@ -459,8 +471,11 @@ class DeploymentPool:
             retry += 1
 
     # ------------------------------------------------------------ bookkeeping
-    def _pick(self, name: str, *, avoid: set[str], peek: bool = False) -> Deployment | None:
-        """A healthy deployment of ``name`` (those not yet failed in this request first)."""
+    def _pick(
+        self, name: str, *, avoid: set[str], peek: bool = False, affinity: str | None = None
+    ) -> Deployment | None:
+        """A healthy deployment of ``name`` (those not yet failed in this request first); the
+        one ``affinity`` belongs to while none has failed yet."""
         now = self._clock()
         healthy = [d for d in self._groups[name] if d.wait(now) <= 0.0]
         fresh = [d for d in healthy if d.id not in avoid] or healthy
@@ -470,7 +485,10 @@ class DeploymentPool:
             return fresh[0] if any(d.id not in avoid for d in fresh) else None
         turn = self._turns[name]
         self._turns[name] = turn + 1
-        chosen = self._pick_strategy(fresh, turn, self._rng)
+        if affinity is not None and not avoid:
+            chosen = rendezvous(fresh, affinity)
+        else:
+            chosen = self._pick_strategy(fresh, turn, self._rng)
         if chosen.rpm is not None:
             chosen.requests.take(1, chosen.rpm, now)
         return chosen

@@ -7,15 +7,24 @@ One JSON object per line, the prompt as ``prompt`` (text) or ``messages`` (a cha
 - ``cheap_answer`` and ``strong_answer``: the label is their agreement (:func:`agree`), the strong
   model's answer taken as the reference.
 
+- per-model correctness columns named on the command line (``--cheap-column mixtral_correct
+  --strong-column gpt4_correct``), as in RouteLLM's evaluation data.
+
 Example lines::
 
     {"prompt": "What is 2+2?", "cheap_ok": true}
     {"messages": [{"role": "user", "content": "Prove Fermat's little theorem"}], "cheap_ok": false}
     {"prompt": "Capital of France?", "cheap_answer": "Paris.", "strong_answer": "Paris"}
+    {"prompt": "...", "mixtral_correct": true, "gpt4_correct": false}
+
+Files may be gzipped (``.gz``). :func:`split_of` gives every prompt a fixed ``dev``/``test`` side
+(sha256 of the prompt), so training and evaluation never share a prompt, whoever runs them.
 """
 
 from __future__ import annotations
 
+import gzip
+import hashlib
 import json
 import re
 from collections.abc import Mapping
@@ -60,35 +69,60 @@ def _flag(value: Any, name: str) -> bool:
     raise ValueError(f"{name} must be true/false or 1/0, not {value!r}")
 
 
-def outcome_of(record: Mapping[str, Any]) -> Outcome:
-    """The outcome in one decoded line.
+#: Share of prompts on the ``dev`` side of :func:`split_of` (sha256 first byte below 154).
+DEV_BYTE = 154
+SPLITS = ("dev", "test")
+
+
+def split_of(text: str) -> str:
+    """``dev`` when the first byte of sha256(text) is below :data:`DEV_BYTE` (60 %), else
+    ``test``: a fixed split that needs no stored field."""
+    return "dev" if hashlib.sha256(text.encode("utf-8")).digest()[0] < DEV_BYTE else "test"
+
+
+def outcome_of(
+    record: Mapping[str, Any], cheap_column: str = "cheap_ok", strong_column: str = "strong_ok"
+) -> Outcome:
+    """The outcome in one decoded line (correctness in ``cheap_column``/``strong_column``).
 
     Raises:
-        ValueError: no prompt, or neither ``cheap_ok`` nor both answers.
+        ValueError: no prompt, or neither the cheap column nor both answers.
     """
     if not isinstance(record.get("prompt"), str) and not isinstance(record.get("messages"), list):
         raise ValueError("needs a 'prompt' (text) or 'messages' (a chat)")
     text = prompt_text(record)
-    strong = record.get("strong_ok")
-    strong_ok = None if strong is None else _flag(strong, "strong_ok")
-    if "cheap_ok" in record:
-        return Outcome(text, _flag(record["cheap_ok"], "cheap_ok"), strong_ok)
+    strong = record.get(strong_column)
+    strong_ok = None if strong is None else _flag(strong, strong_column)
+    if cheap_column in record:
+        return Outcome(text, _flag(record[cheap_column], cheap_column), strong_ok)
     if "cheap_answer" in record and "strong_answer" in record:
         return Outcome(text, agree(record["cheap_answer"], record["strong_answer"]), strong_ok)
-    raise ValueError("needs 'cheap_ok', or both 'cheap_answer' and 'strong_answer'")
+    raise ValueError(f"needs {cheap_column!r}, or both 'cheap_answer' and 'strong_answer'")
 
 
-def load_outcomes(path: str | Path) -> list[Outcome]:
-    """Every outcome in a JSONL file (blank lines skipped).
+def load_outcomes(
+    path: str | Path,
+    *,
+    cheap_column: str = "cheap_ok",
+    strong_column: str = "strong_ok",
+    split: str | None = None,
+) -> list[Outcome]:
+    """Every outcome in a JSONL(.gz) file (blank lines skipped), or those of one ``split``.
 
     Raises:
         ConfigError: naming the file and line, when it is missing or a line is invalid.
     """
     file = Path(path)
+    if split is not None and split not in SPLITS:
+        raise ConfigError(f"unknown split {split!r}; use one of: {', '.join(SPLITS)}")
     try:
-        lines = file.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise ConfigError(f"{file}: cannot read the outcomes file: {exc.strerror or exc}") from exc
+        raw = file.read_bytes()
+        if raw[:2] == b"\x1f\x8b":  # gzip
+            raw = gzip.decompress(raw)
+        lines = raw.decode("utf-8").splitlines()
+    except (OSError, EOFError, UnicodeDecodeError) as exc:
+        why = getattr(exc, "strerror", None) or exc
+        raise ConfigError(f"{file}: cannot read the outcomes file: {why}") from exc
     outcomes = []
     for number, line in enumerate(lines, 1):
         if not line.strip():
@@ -97,11 +131,13 @@ def load_outcomes(path: str | Path) -> list[Outcome]:
             record = json.loads(line)
             if not isinstance(record, dict):
                 raise ValueError("each line must be a JSON object")
-            outcomes.append(outcome_of(record))
+            outcome = outcome_of(record, cheap_column, strong_column)
         except ValueError as exc:
             raise ConfigError(f"{file}:{number}: {exc}") from exc
+        if split is None or split_of(outcome.text) == split:
+            outcomes.append(outcome)
     if not outcomes:
-        raise ConfigError(f"{file}: no outcomes in the file")
+        raise ConfigError(f"{file}: no outcomes in the file" + (f" ({split})" if split else ""))
     return outcomes
 
 

@@ -18,7 +18,12 @@ from thrifty.errors import ConfigError
 from thrifty.routing.features import RequestFeatures, features_of
 from thrifty.routing.router import LearnedRouter
 from thrifty.routing.rules import Rule, first_match
-from thrifty.routing.validation import CHECKS
+from thrifty.routing.validation import (
+    DEFAULT_CHECKS,
+    NO_OPTIONS,
+    CheckOptions,
+    check_options_for,
+)
 
 log = logging.getLogger("thrifty.routing")
 
@@ -33,6 +38,9 @@ class RouteDecision:
         by: ``rule``, ``router`` or ``default`` (a metric label).
         reason: a short account for ``X-Thrifty-Route`` (``router p=0.82>=0.61``).
         p: the router's probability that the cheapest model answers well, when it was asked.
+        threshold: the router's bar: cheapest when ``p >= threshold`` (None without a router).
+            ``p`` and ``threshold`` ride on the request context (``ctx.routing.decision``) for
+            the ledger; ``reason`` shows both in ``X-Thrifty-Route``.
     """
 
     index: int
@@ -40,6 +48,7 @@ class RouteDecision:
     by: str
     reason: str
     p: float | None = None
+    threshold: float | None = None
 
 
 def router_embedder(router: LearnedRouter) -> Any:
@@ -62,6 +71,7 @@ class RouteModel:
         embedder: embeds prompts for the router (default: the one it was trained with).
         default: where requests go that no rule and no router decides (default: cheapest).
         cascade_on: the output checks (``validation.CHECKS``) that send a request onwards.
+        check_options: the parameters of the checks that take one (``regex``, ``low_logprob``).
 
     Raises:
         ConfigError: a short chain, a rule or default outside the chain, an unknown check.
@@ -76,7 +86,8 @@ class RouteModel:
         router: LearnedRouter | None = None,
         embedder: Any = None,
         default: str | None = None,
-        cascade_on: Sequence[str] = tuple(CHECKS),
+        cascade_on: Sequence[str] = DEFAULT_CHECKS,
+        check_options: CheckOptions = NO_OPTIONS,
     ) -> None:
         if len(chain) < 2 or len(set(chain)) != len(chain):
             raise ConfigError(f"route {name!r}: chain needs two or more distinct models")
@@ -87,11 +98,10 @@ class RouteModel:
                 )
         if default is not None and default not in chain:
             raise ConfigError(f"route {name!r}: default {default!r} is not in its chain")
-        unknown = [c for c in cascade_on if c not in CHECKS]
-        if unknown:
-            raise ConfigError(
-                f"route {name!r}: unknown cascade check(s) {unknown}; use: " + ", ".join(CHECKS)
-            )
+        try:
+            self.check_options = check_options_for(cascade_on, check_options)
+        except ConfigError as exc:
+            raise ConfigError(f"route {name!r}: {exc}") from exc
         self.name = name
         self.chain = list(chain)
         self.rules = list(rules)
@@ -102,8 +112,15 @@ class RouteModel:
         self.default = default or self.chain[0]
         self.cascade_on = tuple(cascade_on)
 
-    def _at(self, model: str, by: str, reason: str, p: float | None = None) -> RouteDecision:
-        return RouteDecision(self.chain.index(model), model, by, reason, p)
+    def _at(
+        self,
+        model: str,
+        by: str,
+        reason: str,
+        p: float | None = None,
+        threshold: float | None = None,
+    ) -> RouteDecision:
+        return RouteDecision(self.chain.index(model), model, by, reason, p, threshold)
 
     def decide(
         self, body: Mapping[str, Any], features: RequestFeatures | None = None
@@ -117,7 +134,7 @@ class RouteModel:
         if self.router is not None:
             try:
                 vector = self.embedder.embed([features.text])
-                p = float(self.router.probability(vector)[0])
+                p = float(self.router.probability(vector, [features.text])[0])
             except Exception as exc:  # fail-open: a broken router must not fail requests
                 log.warning(
                     "route %s: the router failed (%s); using %s", self.name, exc, self.chain[1]
@@ -125,8 +142,10 @@ class RouteModel:
                 return self._at(self.chain[1], "default", "router error")
             threshold = self.router.threshold
             if p >= threshold:
-                return self._at(self.chain[0], "router", f"router p={p:.2f}>={threshold:.2f}", p)
-            return self._at(self.chain[1], "router", f"router p={p:.2f}<{threshold:.2f}", p)
+                reason = f"router p={p:.2f}>={threshold:.2f}"
+                return self._at(self.chain[0], "router", reason, p, threshold)
+            reason = f"router p={p:.2f}<{threshold:.2f}"
+            return self._at(self.chain[1], "router", reason, p, threshold)
         return self._at(self.default, "default", "default")
 
     async def adecide(self, body: Mapping[str, Any]) -> RouteDecision:

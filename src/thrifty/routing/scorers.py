@@ -1,5 +1,5 @@
 """What a learned router computes: ``p``, the chance the cheap model answers well, from an
-embedding. Two kinds, declared in :data:`SCORERS`:
+embedding. Two kinds here (``heads.py`` has two more; ``kinds.SCORERS`` lists them all):
 
 - ``logistic``: L2-penalised logistic regression (384 weights and a bias; a tiny file);
 - ``knn``: the similarity-weighted share of good cheap answers among the ``k`` nearest recorded
@@ -14,8 +14,6 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
-
-from thrifty.errors import ConfigError
 
 #: L2 penalties tried for ``logistic``; the best held-out log loss wins.
 L2_GRID = (0.01, 0.1, 1.0, 10.0)
@@ -147,16 +145,3 @@ class NeighbourScorer:
             np.asarray(data["labels"], dtype=np.float32),
             int(data["k"]),
         )
-
-
-#: Router kinds (strategies as data).
-SCORERS: dict[str, type[LogisticScorer] | type[NeighbourScorer]] = {
-    "logistic": LogisticScorer,
-    "knn": NeighbourScorer,
-}
-
-
-def scorer_class(kind: str) -> type[LogisticScorer] | type[NeighbourScorer]:
-    if kind not in SCORERS:
-        raise ConfigError(f"unknown router kind {kind!r}; use one of: {', '.join(SCORERS)}")
-    return SCORERS[kind]

@@ -32,7 +32,7 @@ from thrifty.routing.features import prompt_text
 from thrifty.routing.outcomes import append_outcome
 from thrifty.routing.route import RouteDecision, RouteModel
 from thrifty.routing.router import LearnedRouter
-from thrifty.routing.validation import failed_check
+from thrifty.routing.validation import CheckOptions, failed_check
 from thrifty.server.config import GatewayConfig, RouteSettings
 from thrifty.server.errors import APIError
 from thrifty.server.metrics import GatewayMetrics
@@ -100,8 +100,10 @@ class RouteRunner:
         attempt: Callable[[Deployment], Awaitable[T]],
         *,
         check_output: bool,
+        affinity: str | None = None,
     ) -> tuple[Routed[T], RouteTrace]:
-        """Answer ``body`` from the chain, starting where the route decides.
+        """Answer ``body`` from the chain, starting where the route decides (``affinity``: the
+        prompt-prefix key each model's pool pick follows).
 
         Raises:
             AllDeploymentsFailedError: the last model of the chain failed too.
@@ -120,7 +122,9 @@ class RouteRunner:
                 }
             )
             try:
-                routed = await self._down_chain(body, attempt, trace, check_output=check_output)
+                routed = await self._down_chain(
+                    body, attempt, trace, check_output=check_output, affinity=affinity
+                )
             finally:  # cascades included, as in X-Thrifty-Route
                 current.set_attribute("thrifty.route.header", trace.header())
                 if trace.cascades:
@@ -137,13 +141,14 @@ class RouteRunner:
         trace: RouteTrace,
         *,
         check_output: bool,
+        affinity: str | None = None,
     ) -> Routed[T]:
         """Call the chain from the decided model on, cascading on failures and bad answers."""
         decision, chain = trace.decision, self.route.chain
         for index in range(decision.index, len(chain)):
             name, last = chain[index], index == len(chain) - 1
             try:
-                routed = await self.pool.run(name, attempt)
+                routed = await self.pool.run(name, attempt, affinity=affinity)
             except AllDeploymentsFailedError as exc:
                 if last:
                     raise
@@ -152,7 +157,12 @@ class RouteRunner:
                 continue
             reason = None
             if check_output and not last:
-                reason = failed_check(body, routed.result, self.route.cascade_on)  # type: ignore[arg-type]
+                reason = failed_check(
+                    body,
+                    routed.result,  # type: ignore[arg-type]
+                    self.route.cascade_on,
+                    self.route.check_options,
+                )
             if reason is None:
                 trace.answered_by = name
                 self._remember(trace, body)
@@ -273,6 +283,7 @@ def build_routes(
                 router=_router(settings, source, where),
                 default=settings.default,
                 cascade_on=settings.cascade_on,
+                check_options=CheckOptions(settings.cascade_regex, settings.cascade_min_logprob),
             )
         except ConfigError:
             raise

@@ -47,6 +47,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from thrifty.routing.affinity import PrefixAffinity
 from thrifty.safety.pii import PIIDetector
 from thrifty.server.accounting import Record
 from thrifty.server.caching import CacheLookup
@@ -131,10 +132,14 @@ def model_chain(gw: Gateway) -> Handler:
         # before the cache: the compressed prompt is what is answered, stored and limited
         (Compress, {"settings": gw.config.compression, "pricer": gw.pricer, "metrics": metrics}),
     ]  # fmt: skip
+    router = gw.config.router_settings
+    affinity = (PrefixAffinity(send_key=router.prompt_cache_key)
+                if router.prompt_cache_affinity else None)  # fmt: skip
     plain_route = Route(CallUpstream(), pool=gw.pool, routes=gw.routes, metrics=metrics,
-                        check_output=True)  # fmt: skip
+                        check_output=True, affinity=affinity)  # fmt: skip
     stream_route = Route(OpenStream(pool=gw.pool, metrics=metrics), pool=gw.pool,
-                         routes=gw.routes, metrics=metrics, check_output=False)  # fmt: skip
+                         routes=gw.routes, metrics=metrics, check_output=False,
+                         affinity=affinity)  # fmt: skip
     return compose(
         head,
         ByStream(plain=compose(plain, plain_route), stream=compose(streamed, stream_route)),

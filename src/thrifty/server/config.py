@@ -29,7 +29,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -81,8 +81,21 @@ def provider_of(model: str) -> tuple[str, str]:
     return prefix.lower(), rest
 
 
-#: Checks of an answer that send it to the next model of a cascade.
-CascadeCheck = Literal["empty", "refusal", "invalid_json", "schema_mismatch"]
+#: Checks of an answer that send it to the next model of a cascade (``routing/validation.py``).
+CascadeCheck = Literal[
+    "empty",
+    "refusal",
+    "invalid_json",
+    "schema_mismatch",
+    "no_number",
+    "unmarked",
+    "arithmetic",
+    "hedging",
+    "regex",
+    "low_logprob",
+]
+#: The checks a route runs unless ``cascade_on`` says otherwise: the answer's format.
+DEFAULT_CASCADE: tuple[CascadeCheck, ...] = ("empty", "refusal", "invalid_json", "schema_mismatch")
 
 
 class _Strict(BaseModel):
@@ -178,6 +191,12 @@ class RouterSettings(BaseModel):
     """Seconds a cooled-down deployment gets no traffic."""
     retry_base_delay: NonNegativeFloat = 0.5
     """Seconds of the first backoff ceiling (doubling, with full jitter)."""
+    prompt_cache_affinity: bool = False
+    """Send requests that share a long prompt prefix (tenant, system prompt, documents) to the
+    same deployment, so the provider's prompt cache stays warm (``routing/affinity.py``)."""
+    prompt_cache_key: bool = False
+    """With ``prompt_cache_affinity``: also set OpenAI's ``prompt_cache_key`` to the prefix key
+    on requests that carry none (for OpenAI-compatible upstreams)."""
 
 
 class CacheSettings(_Strict):
@@ -306,8 +325,12 @@ class RouteSettings(_Strict):
     router: RouterFileSettings | None = None
     default: str | None = None
     """Where requests go that no rule and no router decides (default: the cheapest)."""
-    cascade_on: list[CascadeCheck] = Field(default_factory=lambda: list(get_args(CascadeCheck)))
+    cascade_on: list[CascadeCheck] = Field(default_factory=lambda: list(DEFAULT_CASCADE))
     """Answers failing these checks go to the next model of the chain."""
+    cascade_regex: str | None = None
+    """``regex`` check: an answer must match this pattern to be kept."""
+    cascade_min_logprob: float | None = Field(default=None, le=0.0)
+    """``low_logprob`` check: the least mean token log-probability kept (when returned)."""
     feedback_path: str | None = None
     """JSONL file where ``POST /v1/thrifty/feedback`` appends outcomes for ``thrifty route
     train`` (relative paths: from the config file's folder)."""

@@ -18,6 +18,7 @@ from starlette.responses import Response
 
 from thrifty.errors import AllDeploymentsFailedError
 from thrifty.routing import Deployment, DeploymentPool, Routed
+from thrifty.routing.affinity import PrefixAffinity
 from thrifty.server.accounting import Accountant
 from thrifty.server.auth import KeyRing
 from thrifty.server.bodies import MAX_JSON_DEPTH, json_response, read_json
@@ -166,6 +167,7 @@ class Route:
 
     Args:
         upstream: one attempt on one deployment (the innermost stage).
+        affinity: prompt-prefix affinity (None: the pool's strategy alone picks).
         check_output: cascade on bad answers (plain answers; a stream is already sent).
     """
 
@@ -177,25 +179,31 @@ class Route:
         routes: Mapping[str, RouteRunner],
         metrics: GatewayMetrics,
         check_output: bool,
+        affinity: PrefixAffinity | None = None,
     ) -> None:
         self.upstream = upstream
         self.pool = pool
         self.routes = routes
         self.metrics = metrics
         self.check_output = check_output
+        self.affinity = affinity
 
     async def __call__(self, ctx: RequestContext) -> Any:
         model = ctx.model
         assert model is not None
         attempt = functools.partial(self.upstream, ctx)
         runner = self.routes.get(model)
+        key = None
+        if self.affinity is not None:
+            tenant = ctx.principal.tenant if ctx.principal is not None else None
+            key = self.affinity.key_for(ctx.body, tenant)
         started = time.perf_counter()
         try:
             if runner is None:
-                routed: Routed[Any] = await self.pool.run(model, attempt)
+                routed: Routed[Any] = await self.pool.run(model, attempt, affinity=key)
             else:
                 routed, ctx.routing = await runner.run(
-                    ctx.body, attempt, check_output=self.check_output
+                    ctx.body, attempt, check_output=self.check_output, affinity=key
                 )
         except AllDeploymentsFailedError as exc:
             ctx.upstream_seconds += time.perf_counter() - started
