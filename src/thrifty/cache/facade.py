@@ -342,6 +342,7 @@ class Cache:
         return CacheStats(
             hits=int(counters.get("hits", 0)),
             semantic_hits=int(counters.get("semantic_hits", 0)),
+            semantic_wrong_hits=int(counters.get("semantic_wrong_hits", 0)),
             misses=int(counters.get("misses", 0)),
             errors=self._counters.errors,
             entries=entries,
@@ -511,20 +512,40 @@ class Cache:
         if self._semantic is not None:
             self._semantic.set_enabled(namespace, enabled)
 
+    def set_semantic_policy(self, namespace: str, policy: Any) -> None:
+        """Decide the semantic hits of a namespace (or a whole tenant) with its own
+        :class:`~thrifty.semantic.ThresholdPolicy`. Nothing to do when the cache is not semantic."""
+        if self._semantic is not None:
+            self._semantic.set_policy(namespace, policy)
+
+    def semantic_decision(self, key: str) -> tuple[str, float | None] | None:
+        """What the last semantic lookup of ``key`` decided (``served``, ``verified``,
+        ``near-miss``, ``miss``, ``guard:<name>``) and at which similarity; read once."""
+        return None if self._semantic is None else self._semantic.decision(key)
+
     def semantic_enabled(self, namespace: str) -> bool:
         """True when semantic matching applies to ``namespace``."""
         return self._semantic is not None and self._semantic.enabled(namespace)
 
-    def feedback(self, ident: str, correct: bool, *, similarity: float | None = None) -> bool:
+    def feedback(
+        self,
+        ident: str,
+        correct: bool,
+        *,
+        similarity: float | None = None,
+        namespace: str | None = None,
+    ) -> bool:
         """Tell the threshold policy whether a semantic hit was right.
 
         Args:
             ident: the hit's ``id``, the key of the request it answered, or the served entry's
-                key (then ``similarity`` should be given).
+                key (then ``similarity`` should be given, and ``namespace`` to count a wrong
+                hit).
         Returns:
             False when the hit is unknown (too old, or not semantic) or semantic is off.
         """
-        return self._semantic is not None and self._semantic.feedback(ident, correct, similarity)
+        semantic = self._semantic
+        return semantic is not None and semantic.feedback(ident, correct, similarity, namespace)
 
     async def afeedback(self, ident: str, correct: bool, **kwargs: Any) -> bool:
         """Async :meth:`feedback` (it only updates the policy in memory)."""

@@ -163,6 +163,20 @@ class RouterSettings(BaseModel):
     """Seconds of the first backoff ceiling (doubling, with full jitter)."""
 
 
+SemanticPolicyName = Literal["fixed", "verified"]
+"""``fixed``: one cosine bar (feedback moves an entry's own bar); ``verified``: per-entry bars
+learned by checking near misses against the model, so that at most ``semantic_delta`` of hits
+are wrong."""
+
+
+class SemanticPolicySettings(_Strict):
+    """The semantic policy of one namespace (``tenant`` or ``tenant/namespace``); unset fields
+    take the cache's."""
+
+    semantic_policy: SemanticPolicyName | None = None
+    semantic_delta: float | None = Field(default=None, gt=0.0, lt=1.0)
+
+
 class CacheSettings(_Strict):
     """Where and how long answers are kept."""
 
@@ -181,6 +195,12 @@ class CacheSettings(_Strict):
     turns and tenant (``X-Thrifty-Cache-Status: SEMANTIC_HIT``)."""
     semantic_threshold: float | None = Field(default=None, ge=-1.0, le=1.0)
     """Cosine similarity a semantic hit needs; None: thrifty's calibrated default."""
+    semantic_policy: SemanticPolicyName = "fixed"
+    """How hits are decided: ``fixed`` (``semantic_threshold``) or ``verified``."""
+    semantic_delta: float = Field(default=0.02, gt=0.0, lt=1.0)
+    """Under ``verified``: the largest acceptable share of wrong hits."""
+    semantic_namespaces: dict[str, SemanticPolicySettings] = Field(default_factory=dict)
+    """Per namespace (``tenant`` or ``tenant/namespace``): its own policy and delta."""
     embedder: str = "minilm"
     """``minilm`` (local all-MiniLM-L6-v2 on onnxruntime) or ``hashing`` (lexical, no model)."""
     semantic_off: list[str] = Field(default_factory=list)
@@ -207,6 +227,9 @@ class KeySettings(_Strict):
     max_budget_usd: NonNegativeFloat | None = None
     semantic: bool = True
     """False keeps this key's tenant exact-only when the cache is semantic."""
+    semantic_policy: SemanticPolicyName | None = None
+    """This key's tenant's semantic policy (None: the cache's, or its namespace's)."""
+    semantic_delta: float | None = Field(default=None, gt=0.0, lt=1.0)
 
 
 class LimitsSettings(_Strict):

@@ -69,6 +69,8 @@ def _handlers(gw: Gateway) -> dict[str, tuple[str, str, Callable[[RequestContext
         if not await cache.afeedback(report.hit_id or "", report.correct):
             raise APIError(404, f"no recent semantic hit has the id {report.hit_id!r}",
                            param="hit_id", code="unknown_hit")  # fmt: skip
+        if not report.correct:
+            gw.metrics.semantic_wrong_hits.inc()
         return json_response({"hit_id": report.hit_id, "recorded": True})
 
     async def admin_stats(ctx: RequestContext) -> Response:
