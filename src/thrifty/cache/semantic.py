@@ -101,8 +101,10 @@ class SemanticLayer(Layer):
     def policy_for(self, namespace: str) -> ThresholdPolicy:
         """The namespace's policy, else its tenant's, else the matcher's own."""
         policies = self.policies
-        if policies:
-            found = policies.get(namespace) or policies.get(namespace.split("/", 1)[0])
+        if policies:  # (a policy may be falsy: VerifiedThreshold has a length)
+            found = policies.get(namespace)
+            if found is None:
+                found = policies.get(namespace.split("/", 1)[0])
             if found is not None:
                 return found
         return self.matcher.policy

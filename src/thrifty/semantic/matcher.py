@@ -149,7 +149,7 @@ class SemanticMatcher:
         ``policy`` replaces the matcher's own for this lookup (one per namespace); the reasons
         of guards that blocked a nearer candidate are appended to ``blocked``."""
         self._prepare()
-        policy = policy or self.policy
+        policy = self.policy if policy is None else policy  # (a policy may have a length)
         vector = self.embedder.embed_one(query.text)
         for candidate in self.index.search(query.scope, vector, self.k):
             entry = self._live(candidate, query, blocked)
