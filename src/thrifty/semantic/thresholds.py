@@ -272,7 +272,6 @@ class _Evidence:
     right: list[bool] = field(default_factory=list)
     loglik: np.ndarray | None = None  # of the observations, per cell (float32, lazily)
     weights: np.ndarray | None = None  # posterior, recomputed lazily after a change
-    linked: bool = False  # started from another entry's evidence: not counted when adapting
 
 
 class VerifiedThreshold(ThresholdPolicy):
@@ -398,7 +397,8 @@ class VerifiedThreshold(ThresholdPolicy):
     def _adapt(self) -> None:
         """Re-estimate the population prior from every entry's observations (lock held)."""
         self._since_adapt = 0
-        own = [self._loglik_of(ev) for ev in self._entries.values() if not ev.linked]
+        groups = {id(ev): ev for ev in self._entries.values()}  # linked entries share one
+        own = [self._loglik_of(ev) for ev in groups.values()]
         if not own:
             return
         adapted = self.prior.adapt(np.stack(own), self.base_prior, strength=self.prior_strength)
@@ -419,18 +419,15 @@ class VerifiedThreshold(ThresholdPolicy):
             self._entries.pop(entry_key, None)
 
     def link(self, entry_key: str, source_key: str) -> None:
-        """``entry_key`` starts from a copy of ``source_key``'s observations (a check found
-        that they get the same answer), so paraphrases of the new question are judged by what
-        was learned about the old one instead of by the prior."""
+        """``entry_key`` shares ``source_key``'s evidence from now on (a check found that they
+        get the same answer): paraphrases of either are judged by what was learned about the
+        whole group of questions with that answer, and every later outcome, a wrong one
+        included, moves the bar of all of them."""
         with self._lock:
             source = self._entries.get(source_key)
             if source is None or entry_key == source_key:
                 return
-            self._entries[entry_key] = _Evidence(
-                list(source.sims[-self.max_observations :]),
-                list(source.right[-self.max_observations :]),
-                linked=True,
-            )
+            self._entries[entry_key] = source
 
     def observations(self, entry_key: str) -> list[tuple[float, bool]]:
         with self._lock:
