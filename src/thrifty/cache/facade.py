@@ -513,39 +513,28 @@ class Cache:
             self._semantic.set_enabled(namespace, enabled)
 
     def set_semantic_policy(self, namespace: str, policy: Any) -> None:
-        """Decide the semantic hits of a namespace (or a whole tenant) with its own
-        :class:`~thrifty.semantic.ThresholdPolicy`. Nothing to do when the cache is not semantic."""
+        """A namespace's (or tenant's) own :class:`~thrifty.semantic.ThresholdPolicy`."""
         if self._semantic is not None:
             self._semantic.set_policy(namespace, policy)
 
     def semantic_decision(self, key: str) -> tuple[str, float | None] | None:
-        """What the last semantic lookup of ``key`` decided (``served``, ``verified``,
-        ``near-miss``, ``miss``, ``guard:<name>``) and at which similarity; read once."""
+        """What the last semantic lookup of ``key`` decided, at which similarity (read once)."""
         return None if self._semantic is None else self._semantic.decision(key)
 
     def semantic_enabled(self, namespace: str) -> bool:
         """True when semantic matching applies to ``namespace``."""
         return self._semantic is not None and self._semantic.enabled(namespace)
 
-    def feedback(
-        self,
-        ident: str,
-        correct: bool,
-        *,
-        similarity: float | None = None,
-        namespace: str | None = None,
-    ) -> bool:
+    def feedback(self, ident: str, correct: bool, *, similarity: float | None = None) -> bool:
         """Tell the threshold policy whether a semantic hit was right.
 
         Args:
             ident: the hit's ``id``, the key of the request it answered, or the served entry's
-                key (then ``similarity`` should be given, and ``namespace`` to count a wrong
-                hit).
+                key (then ``similarity`` should be given).
         Returns:
             False when the hit is unknown (too old, or not semantic) or semantic is off.
         """
-        semantic = self._semantic
-        return semantic is not None and semantic.feedback(ident, correct, similarity, namespace)
+        return self._semantic is not None and self._semantic.feedback(ident, correct, similarity)
 
     async def afeedback(self, ident: str, correct: bool, **kwargs: Any) -> bool:
         """Async :meth:`feedback` (it only updates the policy in memory)."""
