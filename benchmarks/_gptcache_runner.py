@@ -1,6 +1,7 @@
 """GPTCache 0.1.44 side of the semantic benchmarks; runs in GPTCache's own virtual environment.
 
-Not run by hand: ``bench_semantic_quality.py`` and ``bench_semantic_speed.py`` call it as
+Not run by hand: ``bench_semantic_quality.py``, ``bench_semantic_speed.py`` and
+``bench_semantic_streams.py`` (job kind ``stream``: ask, store on a miss) call it as
 ``/work/venvs/gptcache/bin/python benchmarks/_gptcache_runner.py JOB.npz OUT.json``.
 
 GPTCache is set up as its docs show for a semantic cache (``sqlite,faiss`` data manager,

@@ -77,6 +77,8 @@ def test_verified_link_copies_the_evidence() -> None:
     policy.link("new", "old")
     assert policy.observations("new") == policy.observations("old")
     assert policy.threshold("new") == policy.threshold("old") < policy.new_entry_threshold
+    policy.record("new", 0.95, False)  # one pool: a wrong outcome of either raises both bars
+    assert policy.observations("old")[-1] == (0.95, False)
     policy.link("other", "unknown")  # nothing learned about the source: nothing to copy
     assert policy.observations("other") == []
 

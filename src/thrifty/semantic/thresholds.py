@@ -8,7 +8,8 @@ answer to be right, from outcomes of questions matched against it (the idea of v
 
 - Each entry ``e`` has an unknown curve ``P(right | s) = sigmoid(k_e · (s − t_e))`` over the
   cosine ``s``. Its parameters live on a grid of ``(t, k)`` cells; the prior weight of each
-  cell is fitted on labelled pairs (the QQP ``dev`` split by default), so a new entry starts from
+  cell is fitted on labelled pairs (query streams by default: banking77 ``train`` and a support
+  set's fit half; QQP before issue 13), so a new entry starts from
   the population's calibrated curve — that is the global fallback, conservative because the
   prior keeps weight on cells where an answer is wrong even at high similarity.
 - Every observation ``(s, right?)`` of the entry (an explored near miss checked against the
