@@ -1,6 +1,7 @@
 """GPTCache 0.1.44 side of the semantic benchmarks; runs in GPTCache's own virtual environment.
 
-Not run by hand: ``bench_semantic_quality.py`` and ``bench_semantic_speed.py`` call it as
+Not run by hand: ``bench_semantic_quality.py``, ``bench_semantic_speed.py`` and
+``bench_semantic_streams.py`` (job kind ``stream``: ask, store on a miss) call it as
 ``/work/venvs/gptcache/bin/python benchmarks/_gptcache_runner.py JOB.npz OUT.json``.
 
 GPTCache is set up as its docs show for a semantic cache (``sqlite,faiss`` data manager,
@@ -36,9 +37,9 @@ def build(vectors_by_text, texts, answers, threshold, folder):
     manager = manager_factory(
         "sqlite,faiss",
         data_dir=folder,
-        max_size=len(texts) + 10,
+        max_size=max(len(texts), len(vectors_by_text)) + 10,
         # 0.1.44's factory reads the memory eviction's size from here, not from max_size
-        eviction_params={"max_size": len(texts) + 10},
+        eviction_params={"max_size": max(len(texts), len(vectors_by_text)) + 10},
         vector_params={"dimension": 384},
     )
     cache.init(
@@ -48,7 +49,8 @@ def build(vectors_by_text, texts, answers, threshold, folder):
         similarity_evaluation=SearchDistanceEvaluation(),
         config=Config(similarity_threshold=threshold),
     )
-    cache.import_data(texts, answers)
+    if texts:
+        cache.import_data(texts, answers)
     return cache
 
 
@@ -71,6 +73,28 @@ def quality(job, out):
             answers.append(-1 if a is None else int(a))
         results[str(threshold)] = answers
     out["quality"] = results
+
+
+def stream(job, out):
+    """Replay a query stream: ask each query; on a miss store it with its own label as the
+    answer. Returns the answer of each query (a cached label) or None on a miss."""
+    from gptcache.adapter.api import get, put
+
+    texts = [str(t) for t in job["query_texts"]]
+    labels = [str(t) for t in job["labels"]]
+    vectors = dict(zip(texts, job["query_vectors"], strict=True))
+    results = {}
+    for threshold in [float(x) for x in job["thresholds"]]:
+        folder = tempfile.mkdtemp(prefix="gptcache-st-", dir=".")
+        cache = build(vectors, [], [], threshold, folder)
+        answers = []
+        for text, label in zip(texts, labels, strict=True):
+            answer = get(text, cache_obj=cache)
+            answers.append(answer)
+            if answer is None:
+                put(text, label, cache_obj=cache)
+        results[str(threshold)] = answers
+    out["stream"] = results
 
 
 def minilm(src):
@@ -152,6 +176,7 @@ if __name__ == "__main__":
     job_path, out_path = sys.argv[1], sys.argv[2]
     job = np.load(job_path, allow_pickle=False)
     result = {"gptcache_version": __import__("gptcache").__version__}
-    (quality if str(job["kind"]) == "quality" else speed)(job, result)
+    kind = str(job["kind"])
+    {"quality": quality, "stream": stream}.get(kind, speed)(job, result)
     with open(out_path, "w") as fh:
         json.dump(result, fh)

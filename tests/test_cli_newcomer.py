@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 from thrifty.cli import app
 from thrifty.cli._serve_start import banner_lines, port_problem
 from thrifty.errors import ConfigError, UnknownSchemeError
-from thrifty.server.config import default_config, parse_config, priced_locally
+from thrifty.server.config import default_config, parse_config
+from thrifty.server.pricing import priced_locally
 from thrifty.store import open_store
 
 runner = CliRunner()

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, Unpack
 from thrifty.accounting.prices import PriceTable
 from thrifty.cache.background import BackgroundJobs
 from thrifty.cache.coalesce import Leases, SingleFlight
+from thrifty.cache.controls import SemanticControls
 from thrifty.cache.counters import Counters
 from thrifty.cache.exact import ExactLayer
 from thrifty.cache.flow import Op, arun, compute_flow, run
@@ -54,7 +55,7 @@ from thrifty.redact import redact_url
 from thrifty.store import Store, open_store
 
 if TYPE_CHECKING:
-    from thrifty.cache.semantic import FeedbackOptions, SemanticLayer
+    from thrifty.cache.semantic import SemanticLayer
     from thrifty.semantic.matcher import SemanticMatcher
 
 T = TypeVar("T")
@@ -63,7 +64,7 @@ T = TypeVar("T")
 STORE_THREADS = 4
 
 
-class Cache:
+class Cache(SemanticControls):
     """A cache over one backend chosen by URL.
 
     Args:
@@ -343,6 +344,7 @@ class Cache:
         return CacheStats(
             hits=int(counters.get("hits", 0)),
             semantic_hits=int(counters.get("semantic_hits", 0)),
+            semantic_wrong_hits=int(counters.get("semantic_wrong_hits", 0)),
             misses=int(counters.get("misses", 0)),
             errors=self._counters.errors,
             entries=entries,
@@ -509,34 +511,6 @@ class Cache:
     async def adrain(self) -> None:
         """Wait for the answers still being stored in the background (``write_behind``)."""
         await self._background.drain()
-
-    # ------------------------------------------------------------ semantic
-    def set_semantic(self, namespace: str, enabled: bool) -> None:
-        """Turn semantic matching on or off for a namespace, or a whole tenant (``tenant``
-        covers ``tenant/…``). Off: lookups are exact only and new entries are not indexed.
-        Nothing to do when the cache is not semantic."""
-        if self._semantic is not None:
-            self._semantic.set_enabled(namespace, enabled)
-
-    def semantic_enabled(self, namespace: str) -> bool:
-        """True when semantic matching applies to ``namespace``."""
-        return self._semantic is not None and self._semantic.enabled(namespace)
-
-    def feedback(self, ident: str, correct: bool, **options: Unpack[FeedbackOptions]) -> bool:
-        """Tell the threshold policy whether a semantic hit was right.
-
-        Args:
-            ident: the hit's ``id``, the key of the request it answered, or the served entry's
-                key (then ``similarity`` should be given).
-            options: ``similarity``; ``tenant``: only a hit served in the tenant counts.
-        Returns:
-            False when the hit is unknown (too old, or not semantic) or semantic is off.
-        """
-        return self._semantic is not None and self._semantic.feedback(ident, correct, **options)
-
-    async def afeedback(self, ident: str, correct: bool, **kwargs: Any) -> bool:
-        """Async :meth:`feedback` (it only updates the policy in memory)."""
-        return self.feedback(ident, correct, **kwargs)
 
     def lookup_request(
         self, request: Mapping[str, Any], *, kind: str = "chat", namespace: str | None = None

@@ -25,6 +25,7 @@ from thrifty.errors import CorruptEntryError
 from thrifty.store import Store
 
 if TYPE_CHECKING:
+    from thrifty.semantic.base import ThresholdPolicy
     from thrifty.semantic.matcher import SemanticMatcher
 
 log = logging.getLogger("thrifty.cache")
@@ -45,6 +46,22 @@ class FeedbackOptions(TypedDict, total=False):
 def within(namespace: str | None, tenant: str) -> bool:
     """Whether ``namespace`` is the tenant's own (``tenant``) or one inside it (``tenant/…``)."""
     return namespace is not None and (namespace == tenant or namespace.startswith(tenant + "/"))
+
+
+class Decision:
+    """What the semantic layer decided for a lookup (``X-Thrifty-Semantic-Decision``)."""
+
+    SERVED = "served"
+    """A cached answer served at once."""
+    VERIFIED = "verified"
+    """A hit re-checked: the model answers and its answer is compared with the cached one."""
+    NEAR_MISS = "near-miss"
+    """Below the entry's bar but near: the model answers (as a miss), compared; if the answers
+    agree the new question is linked to the entry."""
+    MISS = "miss"
+    """Nothing near enough."""
+    GUARD = "guard:"
+    """Prefix: a guard blocked the nearest candidate (``guard:number``, ``guard:negation``…)."""
 
 
 class SemanticLayer(Layer):
@@ -74,9 +91,12 @@ class SemanticLayer(Layer):
         self._verifier = settings.verifier
         self._lock = threading.Lock()  # guards the two tables below, per cache
         self._served: OrderedDict[str, tuple[str, float, str | None]] = OrderedDict()
-        self._verifying: OrderedDict[str, tuple[str, float, Any]] = OrderedDict()
+        self._verifying: OrderedDict[str, tuple[str, float, Any, str]] = OrderedDict()
+        self._decisions: OrderedDict[str, tuple[str, float | None]] = OrderedDict()
         #: Namespaces (or tenants: the part before ``/``) where semantic matching is off.
         self.off: frozenset[str] = frozenset()
+        #: Threshold policies of namespaces (or tenants) that do not use the matcher's own.
+        self.policies: dict[str, ThresholdPolicy] = {}
 
     # ------------------------------------------------------------ switches
     def set_enabled(self, namespace: str, enabled: bool) -> None:
@@ -88,6 +108,27 @@ class SemanticLayer(Layer):
             off.add(namespace)
         self.off = frozenset(off)
 
+    def set_policy(self, namespace: str, policy: ThresholdPolicy) -> None:
+        """Decide hits of a namespace, or a whole tenant, with ``policy``."""
+        self.policies = {**self.policies, namespace: policy}
+
+    def policy_for(self, namespace: str) -> ThresholdPolicy:
+        """The namespace's policy, else its tenant's, else the matcher's own."""
+        policies = self.policies
+        if policies:  # (a policy may be falsy: VerifiedThreshold has a length)
+            found = policies.get(namespace)
+            if found is None:
+                found = policies.get(namespace.split("/", 1)[0])
+            if found is not None:
+                return found
+        return self.matcher.policy
+
+    def decision(self, key: str) -> tuple[str, float | None] | None:
+        """What the last semantic lookup of request ``key`` decided, with the similarity of the
+        candidate that decided (read once: the gateway's headers for a miss)."""
+        with self._lock:
+            return self._decisions.pop(key, None)
+
     def enabled(self, namespace: str) -> bool:
         """True when semantic matching applies to ``namespace``."""
         off = self.off
@@ -97,13 +138,18 @@ class SemanticLayer(Layer):
     def lookup(self, key: str, request: Mapping[str, Any], kind: str, namespace: str) -> Hit | None:
         if not self.enabled(namespace):
             return None
+        blocked: list[str] = []
+        policy = self.policy_for(namespace)
         try:
             query = self.matcher.query(request, namespace, kind)
-            match = None if query is None else self.matcher.find(query)
+            match = None if query is None else self.matcher.find(query, policy, blocked)
         except Exception as exc:  # fail-open: a broken embedder or index is a miss
             self._counters.fault("semantic lookup", exc)
             return None
         if match is None:
+            if query is not None:
+                why = Decision.GUARD + blocked[0] if blocked else Decision.MISS
+                self._remember(self._decisions, key, (why, None))
             return None
         entry = match.entry
         try:
@@ -113,7 +159,10 @@ class SemanticLayer(Layer):
             self._drop(entry.key)
             return None
         if match.verify:  # the policy wants the model asked: a miss, compared when stored
-            self._remember(self._verifying, key, (entry.key, match.similarity, value))
+            self._remember(self._verifying, key, (entry.key, match.similarity, value, namespace))
+            near = policy.should_hit(entry.key, match.similarity)
+            why = Decision.VERIFIED if near else Decision.NEAR_MISS
+            self._remember(self._decisions, key, (why, match.similarity))
             return None
         # Unguessable (128 random bits), and remembered with the namespace it was served in:
         # feedback from another tenant, with this id or with the request's key, is refused.
@@ -142,13 +191,16 @@ class SemanticLayer(Layer):
         with self._lock:
             pending = self._verifying.pop(entry.key, None)
         if pending is not None:
-            cached_key, similarity, cached_value = pending
+            cached_key, similarity, cached_value, namespace = pending
             try:
                 correct = bool(self.verifier()(cached_value, value))
             except Exception as exc:
                 self._counters.fault("semantic verifier", exc)
             else:
-                self.matcher.policy.record(cached_key, similarity, correct)
+                policy = self.policy_for(namespace)
+                policy.record(cached_key, similarity, correct)
+                if correct and entry.key != cached_key:  # its paraphrases may hit it now
+                    policy.link(entry.key, cached_key)
 
     def commit(self, entries: list[Entry]) -> None:
         for entry in entries:
@@ -157,6 +209,8 @@ class SemanticLayer(Layer):
 
     def delete(self, key: str) -> None:
         self.matcher.forget(key)
+        for policy in self.policies.values():
+            policy.forget(key)
 
     def invalidated(self, selector: Selector) -> None:
         # the index forgets them (and a purged user's text) now
@@ -175,9 +229,11 @@ class SemanticLayer(Layer):
         correct: bool,
         similarity: float | None = None,
         tenant: str | None = None,
+        namespace: str | None = None,
     ) -> bool:
-        """Tell the threshold policy whether a hit was right; False when it is unknown, or
-        when ``tenant`` is given and the hit was served outside it (``tenant``, ``tenant/…``)."""
+        """Tell the threshold policy whether a hit was right (it moves that entry's bar, in
+        either policy; a wrong one is counted). False when the hit is unknown, or when
+        ``tenant`` is given and the hit was served outside it (``tenant``, ``tenant/…``)."""
         served = self._served.get(ident)
         if served is None:
             if similarity is None:
@@ -186,10 +242,13 @@ class SemanticLayer(Layer):
                 entry = self._store.get(ident)
                 if entry is None or not within(entry.namespace, tenant):
                     return False
-            served = (ident, similarity, None)
+            served = (ident, similarity, namespace)
         elif tenant is not None and not within(served[2], tenant):
             return False
-        self.matcher.policy.record(served[0], served[1], correct)
+        key, sim, ns = served
+        self.policy_for(ns or "").record(key, sim, correct)
+        if not correct and ns:
+            self._counters.count(ns, semantic_wrong_hits=1)
         return True
 
     def verifier(self) -> Callable[[Any, Any], bool]:

@@ -43,6 +43,8 @@ class CacheStats:
 
     hits: int = 0
     semantic_hits: int = 0
+    semantic_wrong_hits: int = 0
+    """Semantic hits that feedback reported wrong."""
     misses: int = 0
     errors: int = 0
     entries: int = 0

@@ -54,7 +54,8 @@ def serve(
         import uvicorn
 
         from thrifty.server.app import create_app
-        from thrifty.server.config import PRICE_MODEL_ENV, load_config, priced_locally
+        from thrifty.server.config import load_config
+        from thrifty.server.pricing import PRICE_MODEL_ENV, priced_locally
     except ImportError as exc:
         fail(f"the gateway needs its extra: pip install 'thrifty[server]' ({exc})", EXIT_USAGE)
     source = str(config) if config is not None else "<defaults>"

@@ -32,6 +32,7 @@ def stats_table(stats: CacheStats, title: str) -> Table:
         ("lookups", f"{stats.lookups:,}"),
         ("exact hits", f"{stats.hits:,}"),
         ("semantic hits", f"{stats.semantic_hits:,}"),
+        ("semantic hits reported wrong", f"{stats.semantic_wrong_hits:,}"),
         ("misses", f"{stats.misses:,}"),
         ("hit rate", f"{stats.hit_rate:.1%}"),
         ("entries", f"{stats.entries:,}"),

@@ -129,6 +129,11 @@ class ThresholdPolicy(ABC):
     def forget(self, entry_key: str) -> None:  # noqa: B027 - optional hook
         """Drop what was learned about an entry that no longer exists."""
 
+    def link(self, entry_key: str, source_key: str) -> None:  # noqa: B027 - optional hook
+        """A check found that ``entry_key`` (a new question, just cached) gets the same answer
+        as ``source_key``: let it start from what was learned about ``source_key``, so the new
+        question's own paraphrases can hit it at once."""
+
 
 class Guard(ABC):
     """Blocks a semantic hit whose texts differ in something an embedding glosses over

@@ -138,29 +138,40 @@ class SemanticMatcher:
         except (TypeError, ValueError):
             return None
 
-    def find(self, query: SemanticQuery) -> SemanticMatch | None:
+    def find(
+        self,
+        query: SemanticQuery,
+        policy: ThresholdPolicy | None = None,
+        blocked: list[str] | None = None,
+    ) -> SemanticMatch | None:
         """The nearest live candidate that no guard blocks decides: served if the policy accepts
         its similarity; else offered for a check against the model (``verify=True``: how a
         verified policy learns an entry's threshold) if the policy wants one; else a miss.
 
         A farther candidate is not served in place of a nearer one the policy refuses: with
         per-entry thresholds that would pick the answer of a less similar question exactly
-        when the nearest one is in doubt (benchmarks/RESULTS.md, banking77 stream)."""
+        when the nearest one is in doubt (benchmarks/RESULTS.md, banking77 stream).
+
+        ``policy`` replaces the matcher's own for this lookup (one per namespace); the reasons
+        of guards that blocked a nearer candidate are appended to ``blocked``."""
         self._prepare()
+        policy = self.policy if policy is None else policy  # (a policy may have a length)
         vector = self.embedder.embed_one(query.text)
         for candidate in self.index.search(query.scope, vector, self.k):
-            entry = self._live(candidate, query)
+            entry = self._live(candidate, query, blocked)
             if entry is None:
                 continue
-            if self.policy.should_hit(candidate.key, candidate.similarity):
-                verify = self.policy.wants_verification(candidate.key, candidate.similarity)
+            if policy.should_hit(candidate.key, candidate.similarity):
+                verify = policy.wants_verification(candidate.key, candidate.similarity)
                 return SemanticMatch(entry, candidate, query, verify)
-            if self.policy.wants_verification(candidate.key, candidate.similarity):
+            if policy.wants_verification(candidate.key, candidate.similarity):
                 return SemanticMatch(entry, candidate, query, True)
             return None
         return None
 
-    def _live(self, candidate: Candidate, query: SemanticQuery) -> Entry | None:
+    def _live(
+        self, candidate: Candidate, query: SemanticQuery, blocked: list[str] | None = None
+    ) -> Entry | None:
         """The candidate's entry if it still lives in the store and no guard blocks it."""
         entry = self.store.get(candidate.key)
         if entry is None:  # deleted, expired, evicted or invalidated: never served
@@ -171,6 +182,8 @@ class SemanticMatcher:
             reason = self.guard.blocks(query.text, candidate.text)
             if reason is not None:
                 log.debug("guard blocked a semantic hit (%s)", reason)
+                if blocked is not None:
+                    blocked.append(reason)
                 return None
         return entry
 

@@ -8,7 +8,8 @@ answer to be right, from outcomes of questions matched against it (the idea of v
 
 - Each entry ``e`` has an unknown curve ``P(right | s) = sigmoid(k_e · (s − t_e))`` over the
   cosine ``s``. Its parameters live on a grid of ``(t, k)`` cells; the prior weight of each
-  cell is fitted on labelled pairs (the QQP ``dev`` split by default), so a new entry starts from
+  cell is fitted on labelled pairs (query streams by default: banking77 ``train`` and a support
+  set's fit half; QQP before issue 13), so a new entry starts from
   the population's calibrated curve — that is the global fallback, conservative because the
   prior keeps weight on cells where an answer is wrong even at high similarity.
 - Every observation ``(s, right?)`` of the entry (an explored near miss checked against the
@@ -44,8 +45,11 @@ import numpy as np
 from thrifty.errors import ConfigError
 from thrifty.semantic.base import ThresholdPolicy
 
-#: The prior fitted on QQP ``dev`` pairs with all-MiniLM-L6-v2 (``benchmarks/fit_thresholds.py``).
-DEFAULT_PRIOR_ASSET = "assets/verified_prior_minilm_qqp_dev.json"
+#: The prior fitted on query streams (banking77 ``train``, the support set's ``fit`` half) with
+#: all-MiniLM-L6-v2 (``benchmarks/fit_semantic_thresholds.py``). The earlier QQP fit
+#: (``assets/verified_prior_minilm_qqp_dev.json``) never served a new entry at δ ≤ 2 %.
+DEFAULT_PRIOR_ASSET = "assets/verified_prior_minilm_streams.json"
+QQP_PRIOR_ASSET = "assets/verified_prior_minilm_qqp_dev.json"
 _T_GRID = np.round(np.arange(0.50, 1.0501, 0.005), 3)
 _K_GRID = np.array([8.0, 16.0, 32.0, 64.0, 128.0, 256.0])
 
@@ -255,9 +259,10 @@ class SigmoidPrior:
         return cls(t, k, w / w.sum(), data.get("source", ""))
 
     @classmethod
-    def default(cls) -> SigmoidPrior:
-        """The prior shipped with thrifty (fitted on QQP ``dev`` with all-MiniLM-L6-v2)."""
-        raw = resources.files("thrifty.semantic").joinpath(DEFAULT_PRIOR_ASSET).read_text()
+    def default(cls, asset: str = DEFAULT_PRIOR_ASSET) -> SigmoidPrior:
+        """A prior shipped with thrifty: by default the one fitted on query streams with
+        all-MiniLM-L6-v2; ``QQP_PRIOR_ASSET`` for the earlier QQP ``dev`` fit."""
+        raw = resources.files("thrifty.semantic").joinpath(asset).read_text()
         return cls.from_dict(json.loads(raw))
 
 
@@ -275,18 +280,23 @@ class VerifiedThreshold(ThresholdPolicy):
 
     Args:
         delta: the largest acceptable probability that a served hit is wrong (e.g. 0.01).
-        prior: the population prior (default: fitted on QQP ``dev`` for all-MiniLM-L6-v2; fit
-            your own with :meth:`SigmoidPrior.fit` on labelled pairs of your traffic).
+        prior: the population prior (default: fitted on query streams for all-MiniLM-L6-v2;
+            fit your own with :meth:`SigmoidPrior.fit` on labelled pairs of your traffic).
         explore_floor: below this similarity a candidate is a plain miss, not worth a check.
         verify_rate: share of served hits that are still re-checked against the model, so
             entries keep learning (and a drift in answers is noticed).
         max_observations: per entry, the most recent observations kept.
         adapt_every: re-estimate the population prior from all entries' feedback after this many
             new observations (default None: keep the given prior), so new entries of easy
-            traffic get a lower bar and those of hard traffic a higher one. Off by default: on
-            streams whose mix of questions drifts (benchmarks/RESULTS.md) it overshot δ.
+            traffic get a lower bar and those of hard traffic a higher one. Off by default.
         prior_strength: how many entries' worth of evidence the given prior counts for when it
             is re-estimated.
+        adapt_share: the weight of the re-estimated prior in the one new entries start from,
+            the rest being the given prior. A new entry's probability of a wrong hit is then
+            never below ``(1 - adapt_share)`` times the given prior's, so the new-entry bar
+            cannot fall below the given prior's bar at ``δ / (1 - adapt_share)``, however
+            one-sided the checks: on an intent-sorted stream every check agrees until the
+            intent changes, and an unbounded re-estimate collapsed there (issue 13).
         seed: seeds the sampling of re-checks (reproducible benchmarks).
 
     Use: ``should_hit`` → serve; else if ``wants_verification`` → ask the model, compare its
@@ -304,6 +314,7 @@ class VerifiedThreshold(ThresholdPolicy):
         max_observations: int = 64,
         adapt_every: int | None = None,
         prior_strength: float = 200.0,
+        adapt_share: float = 0.5,
         seed: int | None = None,
     ) -> None:
         if not 0.0 < delta < 1.0:
@@ -314,6 +325,9 @@ class VerifiedThreshold(ThresholdPolicy):
             raise ConfigError("max_observations must be at least 1")
         if adapt_every is not None and adapt_every < 1:
             raise ConfigError("adapt_every must be at least 1 (or None)")
+        if not 0.0 <= adapt_share < 1.0:
+            raise ConfigError(f"adapt_share must be in [0, 1), not {adapt_share}")
+        self.adapt_share = adapt_share
         self.delta = delta
         self.base_prior = prior if prior is not None else SigmoidPrior.default()
         self.prior = self.base_prior
@@ -384,8 +398,14 @@ class VerifiedThreshold(ThresholdPolicy):
     def _adapt(self) -> None:
         """Re-estimate the population prior from every entry's observations (lock held)."""
         self._since_adapt = 0
-        logliks = np.stack([self._loglik_of(ev) for ev in self._entries.values()])
-        self.prior = self.prior.adapt(logliks, self.base_prior, strength=self.prior_strength)
+        groups = {id(ev): ev for ev in self._entries.values()}  # linked entries share one
+        own = [self._loglik_of(ev) for ev in groups.values()]
+        if not own:
+            return
+        adapted = self.prior.adapt(np.stack(own), self.base_prior, strength=self.prior_strength)
+        share = self.adapt_share
+        mixed = (1.0 - share) * self.base_prior.weights + share * adapted.weights
+        self.prior = SigmoidPrior(adapted.t, adapted.k, mixed / mixed.sum(), adapted.source)
         for evidence in self._entries.values():
             evidence.weights = None
         self.new_entry_threshold = self._bar_for(self.prior.weights)
@@ -398,6 +418,17 @@ class VerifiedThreshold(ThresholdPolicy):
     def forget(self, entry_key: str) -> None:
         with self._lock:
             self._entries.pop(entry_key, None)
+
+    def link(self, entry_key: str, source_key: str) -> None:
+        """``entry_key`` shares ``source_key``'s evidence from now on (a check found that they
+        get the same answer): paraphrases of either are judged by what was learned about the
+        whole group of questions with that answer, and every later outcome, a wrong one
+        included, moves the bar of all of them."""
+        with self._lock:
+            source = self._entries.get(source_key)
+            if source is None or entry_key == source_key:
+                return
+            self._entries[entry_key] = source
 
     def observations(self, entry_key: str) -> list[tuple[float, bool]]:
         with self._lock:

@@ -18,14 +18,13 @@ from thrifty.limits import LimitBackend
 from thrifty.server.batches import BATCH_ROUTES, close_batches, start_batches
 from thrifty.server.config import (
     CONFIG_ENV,
-    PRICE_MODEL_ENV,
     GatewayConfig,
     load_config,
-    priced_locally,
 )
 from thrifty.server.errors import APIError, exception_handler, http_error_handler
 from thrifty.server.gateway import Gateway
 from thrifty.server.openapi import docs_routes
+from thrifty.server.pricing import PRICE_MODEL_ENV, priced_locally
 from thrifty.server.routes import http_routes
 from thrifty.server.upstreams import Connect
 

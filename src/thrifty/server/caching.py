@@ -41,6 +41,17 @@ def note_hit(ctx: RequestContext, hit: Hit) -> None:
     if hit.kind == "semantic_hit" and hit.similarity is not None:
         ctx.headers["X-Thrifty-Similarity"] = f"{hit.similarity:.4f}"
         ctx.headers["X-Thrifty-Hit-Id"] = hit.id
+        ctx.headers["X-Thrifty-Semantic-Decision"] = "served"
+
+
+def note_decision(ctx: RequestContext, cache: Cache, key: str) -> None:
+    """Why a semantic cache missed (``near-miss``, ``verified``, ``guard:<name>``, ``miss``),
+    with the similarity of the candidate that decided when there was one."""
+    decided = cache.semantic_decision(key)
+    if decided is not None:
+        ctx.headers["X-Thrifty-Semantic-Decision"] = decided[0]
+        if decided[1] is not None:
+            ctx.headers["X-Thrifty-Similarity"] = f"{decided[1]:.4f}"
 
 
 class CacheStage(Stage):
@@ -136,6 +147,8 @@ class CacheLookup(CacheStage):
                 return await self(ctx)
             value = value if served is None else served
         ctx.status = STATUS_OF_RESULT.get(result, "MISS")
+        if result == "miss":
+            note_decision(ctx, cache, key)
         self.metrics.cache_lookups.labels(label, result).inc()
         if result == "coalesced":  # waiting for the leader's upstream call is not our overhead
             ctx.upstream_seconds = time.perf_counter() - waited

@@ -54,8 +54,6 @@ from thrifty.store import DEFAULT_URL
 
 ENV_PREFIX = "os.environ/"
 CONFIG_ENV = "THRIFTY_CONFIG"
-#: ``thrifty serve --price-model`` for its worker processes (see :func:`priced_locally`).
-PRICE_MODEL_ENV = "THRIFTY_PRICE_MODEL"
 
 #: ``litellm_params.model`` prefix -> the kind of provider that serves it (declared once).
 ProviderKind = Literal["openai", "anthropic", "local", "student"]
@@ -199,6 +197,20 @@ class RouterSettings(BaseModel):
     on requests that carry none (for OpenAI-compatible upstreams)."""
 
 
+SemanticPolicyName = Literal["fixed", "verified"]
+"""``fixed``: one cosine bar (feedback moves an entry's own bar); ``verified``: per-entry bars
+learned by checking near misses against the model, so that at most ``semantic_delta`` of hits
+are wrong."""
+
+
+class SemanticPolicySettings(_Strict):
+    """The semantic policy of one namespace (``tenant`` or ``tenant/namespace``); unset fields
+    take the cache's."""
+
+    semantic_policy: SemanticPolicyName | None = None
+    semantic_delta: float | None = Field(default=None, gt=0.0, lt=1.0)
+
+
 class CacheSettings(_Strict):
     """Where and how long answers are kept."""
 
@@ -221,6 +233,12 @@ class CacheSettings(_Strict):
     semantic_index: str | None = None
     """Where the semantic index lives: a folder (default: beside the cache), or a vector engine
     shared by every replica, ``milvus-lite:///index.db`` (embedded) or ``milvus://host:19530``."""
+    semantic_policy: SemanticPolicyName = "fixed"
+    """How hits are decided: ``fixed`` (``semantic_threshold``) or ``verified``."""
+    semantic_delta: float = Field(default=0.02, gt=0.0, lt=1.0)
+    """Under ``verified``: the largest acceptable share of wrong hits."""
+    semantic_namespaces: dict[str, SemanticPolicySettings] = Field(default_factory=dict)
+    """Per namespace (``tenant`` or ``tenant/namespace``): its own policy and delta."""
     embedder: str = "minilm"
     """``minilm`` (local all-MiniLM-L6-v2 on onnxruntime) or ``hashing`` (lexical, no model)."""
     semantic_off: list[str] = Field(default_factory=list)
@@ -265,6 +283,9 @@ class KeySettings(_Strict):
     """False keeps this key's tenant exact-only when the cache is semantic."""
     pii: Literal["off", "skip_store", "redact"] | None = None
     """Overrides ``cache.pii`` for this key's tenant (keys of one tenant must agree)."""
+    semantic_policy: SemanticPolicyName | None = None
+    """This key's tenant's semantic policy (None: the cache's, or its namespace's)."""
+    semantic_delta: float | None = Field(default=None, gt=0.0, lt=1.0)
 
 
 class TenantBudget(_Strict):
@@ -444,26 +465,6 @@ def default_config() -> GatewayConfig:
             ),
         ]
     )
-
-
-def priced_locally(config: GatewayConfig, price_model: str) -> GatewayConfig:
-    """``config`` with every local deployment's answers priced at ``price_model``'s rates.
-
-    Raises:
-        ConfigError: no price is known for ``price_model``.
-    """
-    from dataclasses import asdict
-
-    from thrifty.accounting.prices import PriceTable
-
-    table = PriceTable(config.prices)
-    price = table.get(price_model)
-    if price is None:
-        raise ConfigError(f"--price-model: no price known for {price_model!r}; try gpt-4o-mini")
-    rates = {k: v for k, v in asdict(price).items() if v is not None}
-    local = {e.litellm_params.model for e in config.model_list if e.litellm_params.kind == "local"}
-    prices = {**config.prices, **{name: rates for name in local if name not in config.prices}}
-    return config.model_copy(update={"prices": prices})
 
 
 def _resolve_env(value: Any, path: str, env: Mapping[str, str], source: str) -> Any:

@@ -19,7 +19,6 @@ from thrifty.cache import (
     Cache,
     CoalesceSettings,
     ProtectSettings,
-    SemanticSettings,
     SizeLimits,
 )
 from thrifty.cache.coalesce import lone_process_leases
@@ -38,6 +37,7 @@ from thrifty.server.limiter import KeyLimiter
 from thrifty.server.metrics import GatewayMetrics
 from thrifty.server.pricing import Pricer
 from thrifty.server.readiness import backends, summary
+from thrifty.server.semantic_policies import apply_policies, semantic_settings
 from thrifty.server.tasks import BackgroundTasks
 from thrifty.server.upstreams import Connect, build_pool
 from thrifty.store.breaker import observe_errors
@@ -94,13 +94,7 @@ class Gateway:
                 limits=SizeLimits(settings.max_entries, settings.max_bytes),
                 prices=self.prices,
                 write_behind=True,  # a miss answers before its store write (overhead)
-                semantic=SemanticSettings(
-                    settings.semantic_threshold,
-                    settings.embedder,
-                    index=settings.semantic_index or "auto",
-                )
-                if settings.semantic
-                else False,
+                semantic=semantic_settings(settings),
                 coalesce=CoalesceSettings(
                     shared_leases=lone_process_leases(settings.url) if lone_process else None
                 ),
@@ -117,6 +111,7 @@ class Gateway:
                 *(k.tenant for k in config.keys if not k.semantic),
             ]:
                 self.cache.set_semantic(namespace, False)
+            apply_policies(self.cache, config)
             limits_url = config.limits.url
             if limits_url is None and settings.url.startswith(("redis://", "rediss://")):
                 limits_url = settings.url

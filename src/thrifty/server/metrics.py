@@ -172,6 +172,11 @@ class GatewayMetrics:
                 registry=r,
             )
         )
+        self.semantic_wrong_hits = Counter(
+            "thrifty_semantic_wrong_hits",
+            "Semantic hits that POST /v1/thrifty/feedback reported wrong.",
+            registry=r,
+        )
         self.rate_limited = Labelled(
             Counter(
                 "thrifty_rate_limited",

@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 
 from thrifty.accounting.prices import PriceTable
 from thrifty.accounting.tokens import Usage, count_messages, count_text, usage_details
+from thrifty.errors import ConfigError
 from thrifty.limits import max_cost_usd
 from thrifty.server.config import GatewayConfig
 
@@ -114,3 +115,27 @@ class Pricer:
         (what a budget must hold back before the answer's real cost is known)."""
         cap = body.get("max_completion_tokens") or body.get("max_tokens")
         return max_cost_usd(self.prices.get(self._primary_model.get(model_name)), tokens, cap)
+
+
+#: ``thrifty serve --price-model`` for its worker processes (see :func:`priced_locally`).
+PRICE_MODEL_ENV = "THRIFTY_PRICE_MODEL"
+
+
+def priced_locally(config: GatewayConfig, price_model: str) -> GatewayConfig:
+    """``config`` with every local deployment's answers priced at ``price_model``'s rates.
+
+    Raises:
+        ConfigError: no price is known for ``price_model``.
+    """
+    from dataclasses import asdict
+
+    from thrifty.accounting.prices import PriceTable
+
+    table = PriceTable(config.prices)
+    price = table.get(price_model)
+    if price is None:
+        raise ConfigError(f"--price-model: no price known for {price_model!r}; try gpt-4o-mini")
+    rates = {k: v for k, v in asdict(price).items() if v is not None}
+    local = {e.litellm_params.model for e in config.model_list if e.litellm_params.kind == "local"}
+    prices = {**config.prices, **{name: rates for name in local if name not in config.prices}}
+    return config.model_copy(update={"prices": prices})

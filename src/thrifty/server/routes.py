@@ -98,6 +98,8 @@ def _handlers(gw: Gateway) -> dict[str, tuple[str, str, Callable[[RequestContext
         await asyncio.to_thread(gw.audit.record, entry)
         if not report.correct and gw.ledger is not None:  # the ledger row's wrong-hit flag
             await asyncio.to_thread(gw.ledger.mark_wrong_hit, report.hit_id or "")
+        if not report.correct:
+            gw.metrics.semantic_wrong_hits.inc()
         return json_response({"hit_id": report.hit_id, "recorded": True})
 
     async def admin_stats(ctx: RequestContext) -> Response:

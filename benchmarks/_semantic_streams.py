@@ -1,0 +1,174 @@
+"""Query streams for the semantic-cache policy benchmarks and fits (not a benchmark itself).
+
+A stream is a list of user queries, each with its "answer" (an intent label): banking77, the
+Bitext support set, and banking77 ``test`` with an LLM's labels as the answer
+(``distill/banking77_test_llm_labels.csv``, column ``gpt-label``, joined on the text).
+
+Splits (tune on the first, report on the second):
+- banking77: its own ``train`` / ``test`` files.
+- support set (no split of its own): halves by a hash of the request text, sha256 first byte
+  < 128 → ``fit`` (the "first half"), else ``test``; by hash, not by row order, because the
+  file is sorted by intent and a row-order split would hold out whole intents.
+
+``replay`` runs a stream through a threshold policy the way ``SemanticMatcher.find`` and
+``SemanticLayer`` do: the nearest cached query that the guards pass decides (served, checked
+against the model, or a miss); every query not served is cached with its own label.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import math
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from _semantic_data import data_file, embed_cached, load_banking77, load_support
+from thrifty.semantic.base import ThresholdPolicy
+from thrifty.semantic.guards import Guards
+
+Stream = tuple[list[str], list[str], np.ndarray]
+"""``(texts, labels, vectors)`` in file order."""
+
+
+def support_half(text: str) -> str:
+    """``fit`` or ``test``: the support set's fixed split by a hash of the text."""
+    return "fit" if hashlib.sha256(text.encode("utf-8")).digest()[0] < 128 else "test"
+
+
+def _stream(name: str, rows: list[tuple[str, str]]) -> Stream:
+    texts = [t for t, _ in rows]
+    return texts, [label for _, label in rows], embed_cached(name, texts)
+
+
+def banking77(split: str) -> Stream:
+    return _stream(f"banking77-{split}", load_banking77(split))
+
+
+def support(half: str) -> Stream:
+    rows = load_support()
+    vecs = embed_cached("support", [t for t, _ in rows])  # one cache file for both halves
+    keep = [i for i, (t, _) in enumerate(rows) if support_half(t) == half]
+    return [rows[i][0] for i in keep], [rows[i][1] for i in keep], vecs[keep]
+
+
+def banking77_llm() -> Stream:
+    """banking77 ``test`` with the LLM's label (``gpt-label``) as each query's answer."""
+    with data_file("distill/banking77_test_llm_labels.csv").open(encoding="utf-8") as fh:
+        llm = {r["text"]: r["gpt-label"] for r in csv.DictReader(fh)}
+    texts, _, vecs = banking77("test")
+    keep = [i for i, t in enumerate(texts) if t in llm]
+    return [texts[i] for i in keep], [llm[texts[i]] for i in keep], vecs[keep]
+
+
+def shuffled(stream: Stream, seed: int | None) -> Stream:
+    """The stream in a seeded random order (None: file order, intent-sorted)."""
+    texts, labels, vecs = stream
+    if seed is None:
+        return stream
+    order = list(range(len(texts)))
+    random.Random(seed).shuffle(order)
+    return [texts[i] for i in order], [labels[i] for i in order], vecs[order]
+
+
+# ------------------------------------------------------------------------------ the replay
+@dataclass
+class Replay:
+    hits: int = 0
+    wrong: int = 0
+    checks: int = 0
+    agreed: int = 0
+    entries: int = 0
+    queries: int = 0
+    curve: list[tuple[int, float, float]] = field(default_factory=list)
+
+    @property
+    def hit_rate(self) -> float:
+        return self.hits / max(self.queries, 1)
+
+    @property
+    def wrong_rate(self) -> float:
+        return self.wrong / self.hits if self.hits else math.nan
+
+
+def replay(
+    stream: Stream,
+    policy: ThresholdPolicy,
+    *,
+    guards: bool,
+    k: int = 4,
+    every: int = 100,
+    link: bool = True,
+) -> Replay:
+    """Run ``stream`` through ``policy``; a check's outcome is whether the labels agree, and
+    an agreeing check links the new entry to the checked one (``policy.link``) when ``link``."""
+    texts, labels, vecs = stream
+    guard = Guards() if guards else None
+    matrix = np.empty((len(texts), vecs.shape[1]), dtype=np.float32)
+    cached: list[int] = []  # stream positions of the cached queries
+    out = Replay(queries=len(texts))
+    linker: Callable[[str, str], None] | None = getattr(policy, "link", None) if link else None
+    for qi in range(len(texts)):
+        n = len(cached)
+        served = False
+        checked: tuple[str, bool] | None = None
+        if n:
+            s = matrix[:n] @ vecs[qi]
+            top = np.argpartition(-s, k - 1)[:k] if n > k else np.arange(n)
+            for ci in top[np.argsort(-s[top])]:
+                if guard is not None and guard.blocks(texts[qi], texts[cached[ci]]) is not None:
+                    continue
+                key, sim = str(ci), float(s[ci])
+                right = labels[cached[ci]] == labels[qi]
+                if policy.should_hit(key, sim):
+                    if policy.wants_verification(key, sim):  # a sampled re-check
+                        out.checks += 1
+                        policy.record(key, sim, right)
+                    else:
+                        served = True
+                        out.hits += 1
+                        out.wrong += not right
+                elif policy.wants_verification(key, sim):
+                    out.checks += 1
+                    out.agreed += right
+                    policy.record(key, sim, right)
+                    checked = (key, right)
+                break
+        if not served:
+            matrix[n] = vecs[qi]
+            cached.append(qi)
+            if checked is not None and checked[1] and linker is not None:
+                linker(str(n), checked[0])
+        if (qi + 1) % every == 0 or qi + 1 == len(texts):
+            rate = out.wrong / out.hits if out.hits else 0.0
+            out.curve.append((qi + 1, out.hits / (qi + 1), rate))
+    out.entries = len(cached)
+    return out
+
+
+def nearest_pairs(
+    streams: Sequence[Stream], seeds: Sequence[int], *, guards: bool = True
+) -> list[tuple[str, float, bool]]:
+    """Labelled pairs as a cache meets them: each query of each stream (in each seeded order)
+    against its nearest earlier query that the guards pass, every query cached. Returns
+    ``(cached entry id, cosine, same label?)`` for fitting the bar and the prior."""
+    guard = Guards() if guards else None
+    pairs = []
+    for si, (texts, labels, vecs) in enumerate(streams):
+        for seed in seeds:
+            order = list(range(len(texts)))
+            random.Random(seed).shuffle(order)
+            v = vecs[order]
+            for pos in range(1, len(order)):
+                s = v[:pos] @ v[pos]
+                top = np.argsort(-s)[:4]
+                q = order[pos]
+                for j in top:
+                    c = order[int(j)]
+                    if guard is None or guard.blocks(texts[q], texts[c]) is None:
+                        pairs.append((f"{si}:{seed}:{c}", float(s[j]), labels[c] == labels[q]))
+                        break
+    return pairs
