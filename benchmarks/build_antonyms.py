@@ -70,7 +70,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
     pairs = build(args.wordnet)
-    payload = json.dumps({"source": "WordNet 3.0 (Princeton)", "pairs": pairs}, separators=(",", ":"))
+    payload = json.dumps(
+        {"source": "WordNet 3.0 (Princeton)", "pairs": pairs}, separators=(",", ":")
+    )
     args.out.write_bytes(gzip.compress(payload.encode(), mtime=0))
     print(f"{len(pairs)} antonym pairs -> {args.out} ({args.out.stat().st_size:,} bytes)")
 

@@ -292,7 +292,7 @@ def _number_guard(query: str, candidate: str) -> Block | None:
 
 def _date_guard(query: str, candidate: str) -> Block | None:
     q, c = dates(query), dates(candidate)
-    if set(q) != set(c):
+    if q and c and set(q) != set(c):  # a date on one side only is detail ("… today")
         return Block("date", f"{_show(q)} vs {_show(c)}")
     return None
 
@@ -323,7 +323,7 @@ def _pronoun_guard(query: str, candidate: str) -> Block | None:
 
 
 def _entity_guard(query: str, candidate: str) -> Block | None:
-    swap = entity_swap(query, candidate)
+    swap = entity_swap(query, candidate) or traps.place_swap(query, candidate)
     return Block("entity", f"{swap[0]} vs {swap[1]}") if swap else None
 
 

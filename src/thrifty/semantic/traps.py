@@ -75,12 +75,13 @@ _INABILITY = {
 }  # fmt: skip
 #: Words that make a text a request for help with its predicate ("how do I", "help me").
 _REQUEST = {"how", "help", "want", "need", "like", "please", "possible", "way", "trying", "try"}
+_REQUEST |= {"must", "trouble", "troubles", "problem", "problems", "issue", "issues"}
 #: Words skipped between a negation cue and the predicate it negates.
 _SKIP = {
     "i", "you", "we", "they", "he", "she", "it", "me", "my", "your", "our", "the", "a", "an",
     "to", "be", "been", "being", "is", "am", "are", "was", "were", "do", "does", "did", "have",
     "has", "had", "able", "even", "yet", "still", "really", "seem", "seems", "get", "got",
-    "been", "ever", "any", "this", "that", "there", "so", "just", "also", "longer",
+    "ever", "any", "this", "that", "there", "so", "just", "also", "longer",
 }  # fmt: skip
 
 
@@ -103,23 +104,37 @@ def negated_predicates(text: str) -> tuple[set[str], set[str]]:
     return plain, unable
 
 
+def _cues(words: list[str]) -> int:
+    return sum(w in _NEGATIONS or w in _INABILITY or w.endswith("n't") for w in words)
+
+
+def _negative(words: list[str]) -> bool:
+    return _cues(words) > 0
+
+
 def _awaits(words: list[str]) -> bool:
     """A question of when something happens ("when will my card arrive") asks what "my card
     has not arrived" reports: the event has not happened yet."""
     return "when" in words or ("how" in words and "long" in words)
 
 
+def _has_to(text: str) -> bool:
+    return re.search(r"\b(?:have|has|had|got) to\b", text.lower()) is not None
+
+
 def polarity_flip(query: str, candidate: str) -> str | None:
     """A predicate negated in one text and affirmed in the other, or None."""
+    if _cues(tokens(query)) == _cues(tokens(candidate)):
+        return None  # as many negations on each side: a rephrasing, whichever words they bear on
     for one, other in ((query, candidate), (candidate, query)):
+        other_words = tokens(other)
         plain, unable = negated_predicates(one)
         other_plain, other_unable = negated_predicates(other)
-        other_words = tokens(other)
         affirmed = _lemma_set(other_words) - other_plain - other_unable
         flipped = plain & affirmed
         if flipped and not _awaits(other_words):
             return min(flipped)
-        if unable & affirmed and not _REQUEST.intersection(other_words):
+        if unable & affirmed and not _REQUEST.intersection(other_words) and not _has_to(other):
             return min(unable & affirmed)
     return None
 
@@ -133,12 +148,21 @@ _FUNCTION_WORDS = {
 }  # fmt: skip
 
 
+#: Opposite outcomes and actions of transactional traffic that WordNet does not pair.
+_DECISIONS = [
+    ("approve", "reject"), ("approve", "decline"), ("accept", "decline"), ("credit", "debit"),
+    ("enable", "disable"), ("activate", "deactivate"), ("upgrade", "downgrade"),
+    ("deposit", "withdraw"), ("upload", "download"), ("login", "logout"), ("allow", "block"),
+]  # fmt: skip
+
+
 @cache
 def antonym_table() -> dict[str, frozenset[str]]:
-    """Word → its antonyms, from the shipped WordNet table, both directions."""
+    """Word → its antonyms, from the shipped WordNet table (and a few decision words), both
+    directions."""
     raw = resources.files("thrifty.semantic").joinpath("assets/antonyms.json.gz").read_bytes()
     table: dict[str, set[str]] = {}
-    for a, b in json.loads(gzip.decompress(raw))["pairs"]:
+    for a, b in json.loads(gzip.decompress(raw))["pairs"] + _DECISIONS:
         if a in _FUNCTION_WORDS or b in _FUNCTION_WORDS:
             continue  # particles and light verbs: their senses are too many to contrast
         table.setdefault(a, set()).add(b)
@@ -161,6 +185,8 @@ def _opposites(word: str) -> set[str]:
 def antonym_pair(query: str, candidate: str) -> tuple[str, str] | None:
     """A word of one text whose antonym stands in the other text only, or None."""
     q_words, c_words = tokens(query), tokens(candidate)
+    if _negative(q_words) != _negative(c_words):
+        return None  # "not right" / "wrong", "don't remember" / "forget": the same claim
     q_lemmas, c_lemmas = _lemma_set(q_words), _lemma_set(c_words)
     for word in q_words:
         if len(word) < 3 or lemmas(word) & c_lemmas:
@@ -217,7 +243,7 @@ def scopes(text: str) -> set[str]:
 
 
 def scope_flip(query: str, candidate: str) -> str | None:
-    """"within" in one text where the other says "after" (each side one the other lacks)."""
+    """ "within" in one text where the other says "after" (each side one the other lacks)."""
     q, c = scopes(query), scopes(candidate)
     if q - c and c - q:
         return f"{min(q - c)} vs {min(c - q)}"
@@ -225,7 +251,7 @@ def scope_flip(query: str, candidate: str) -> str | None:
 
 
 # ----------------------------------------------------------------------------- direction
-_SOURCE = {"from", "out"}
+_SOURCE = {"from"}
 _TARGET = {"to", "into", "onto", "→", "towards", "toward"}
 
 
@@ -251,9 +277,10 @@ def direction_swap(query: str, candidate: str) -> tuple[str, str] | None:
     """A word that is the source in one text and the target in the other, or None. With a
     "from" on neither side, "X to Y" against "Y to X" counts as well (Word→PDF / PDF→Word)."""
     q, c = roles(query), roles(candidate)
-    for word, role in q.items():
+    full = len(set(q.values())) == 2 and len(set(c.values())) == 2
+    for word, role in q.items() if full else ():
         if c.get(word) not in (None, role):
-            return word, role
+            return word, role  # "from A to B" both sides: "ship to X" / "order from X" is not
     q_words, c_words = tokens(query), tokens(candidate)
     q_pivot, c_pivot = _pivot(q_words), _pivot(c_words)
     if q_pivot and c_pivot and q_pivot[0] == c_pivot[1] and q_pivot[1] == c_pivot[0]:
@@ -283,8 +310,52 @@ def possessors(text: str) -> set[str]:
 
 
 def pronoun_swap(query: str, candidate: str) -> str | None:
-    """"my" in one text where the other has "your" instead, or None."""
+    """ "my" in one text where the other has "your" instead, in otherwise the same words, or None.
+    Support traffic says "your app" of the company and "my account" of the customer: only a
+    swap in the same question ("what's my name" / "what's your name") counts."""
     q, c = possessors(query), possessors(candidate)
-    if q - c and c - q:
+    q_words = {w for w in tokens(query) if w not in _PERSONS and w not in _SKIP}
+    c_words = {w for w in tokens(candidate) if w not in _PERSONS and w not in _SKIP}
+    overlap = len(q_words & c_words) / max(1, len(q_words | c_words))
+    if q - c and c - q and overlap >= 0.75:
         return f"{min(q - c)} vs {min(c - q)}"
+    return None
+
+
+# -------------------------------------------------------------------------------- places
+@cache
+def gazetteer() -> dict[str, str]:
+    """Lower-case name → canonical name: countries, cities of a million people or more, US
+    states and currencies (``assets/gazetteer.json.gz``, built by
+    ``benchmarks/build_gazetteer.py`` from GeoNames)."""
+    raw = resources.files("thrifty.semantic").joinpath("assets/gazetteer.json.gz").read_bytes()
+    names: dict[str, str] = json.loads(gzip.decompress(raw))["names"]
+    return names
+
+
+def places(text: str) -> set[str]:
+    """Canonical names of the places and currencies a text mentions, in any case
+    ("send money to new york in usd" → {"new york", "currency dollar"})."""
+    names = gazetteer()
+    words = [w.replace("'", "") for w in tokens(text.replace("-", " "))]
+    found: set[str] = set()
+    i = 0
+    while i < len(words):
+        for size in (3, 2, 1):
+            name = " ".join(words[i : i + size])
+            if name in names:
+                found.add(names[name])
+                i += size
+                break
+        else:
+            i += 1
+    return found
+
+
+def place_swap(query: str, candidate: str) -> tuple[str, str] | None:
+    """A place or currency of each text that the other does not mention ("spain" / "france"),
+    or None; one added on one side only is detail."""
+    q, c = places(query), places(candidate)
+    if q - c and c - q:
+        return min(q - c), min(c - q)
     return None
