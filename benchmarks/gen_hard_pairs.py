@@ -95,8 +95,11 @@ def near_repeat(a: str, rng: random.Random) -> tuple[str, str] | None:
 
 
 def negation(a: str, rng: random.Random) -> tuple[str, str] | None:
+    if re.search(r"\bnot\b|n't\b|\bnever\b", a, re.IGNORECASE):
+        return None  # negating a negated text makes a double negation, not a trap
     for aux, neg in AUX_NEGATIVE.items():
-        if _has(a, aux):
+        main_verb = r"\b" + aux + r"\b(?=\s+(?:it|that|this|so|the|a|an|my|to)\b|\W*$)"
+        if _has(a, aux) and not re.search(main_verb, a, re.IGNORECASE):
             return a, _word_sub(a, aux, neg)
     for verb in ("want", "need", "have", "see", "know", "like", "understand", "receive"):
         if re.search(r"\bi " + verb + r"\b", a, re.IGNORECASE):

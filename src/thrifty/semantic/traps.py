@@ -95,10 +95,10 @@ def negated_predicates(text: str) -> tuple[set[str], set[str]]:
         kind = plain if word in _NEGATIONS else unable if word in _INABILITY else None
         if kind is None:
             continue
-        for following in words[i + 1 : i + 5]:
+        for following in words[i + 1 : i + 7]:
             if following in _NEGATIONS or following in _INABILITY:
                 break
-            if following not in _SKIP:
+            if following not in _SKIP and not following.endswith("ly"):
                 kind |= lemmas(following)
                 break
     return plain, unable
@@ -112,10 +112,14 @@ def _negative(words: list[str]) -> bool:
     return _cues(words) > 0
 
 
-def _awaits(words: list[str]) -> bool:
+def _awaits(words: list[str], negated: list[str]) -> bool:
     """A question of when something happens ("when will my card arrive") asks what "my card
-    has not arrived" reports: the event has not happened yet."""
-    return "when" in words or ("how" in words and "long" in words)
+    has not arrived yet" reports: the event has not happened yet."""
+    pending = bool(_PENDING.intersection(negated))
+    return pending and ("when" in words or ("how" in words and "long" in words))
+
+
+_PENDING = {"yet", "still", "hasn't", "haven't", "hasnt", "havent", "has", "have"}
 
 
 def _has_to(text: str) -> bool:
@@ -132,7 +136,7 @@ def polarity_flip(query: str, candidate: str) -> str | None:
         other_plain, other_unable = negated_predicates(other)
         affirmed = _lemma_set(other_words) - other_plain - other_unable
         flipped = plain & affirmed
-        if flipped and not _awaits(other_words):
+        if flipped and not _awaits(other_words, tokens(one)):
             return min(flipped)
         if unable & affirmed and not _REQUEST.intersection(other_words) and not _has_to(other):
             return min(unable & affirmed)
