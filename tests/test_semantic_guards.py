@@ -185,3 +185,32 @@ def test_blocks_lower_case_traps(query: str, candidate: str, guard: str) -> None
 )
 def test_lower_case_paraphrases_pass(query: str, candidate: str) -> None:
     assert Guards().check(query, candidate) is None, Guards().check(query, candidate)
+
+
+def test_lower_case_places_currencies_and_brands() -> None:
+    from thrifty.semantic import traps
+
+    assert traps.places("send money to new york in usd") == {"new york", "currency dollar"}
+    assert traps.places("is it nice to read") == set()  # ordinary words are no places
+    assert Guards().blocks("send money to spain", "send money to france") == "entity"
+    assert Guards().blocks("top up with visa", "top up with mastercard") == "entity"
+    assert Guards().check("transfer to the uk", "transfer to the united kingdom") is None
+
+
+def test_negation_needs_a_flip_of_one_predicate() -> None:
+    from thrifty.semantic import traps
+
+    plain, unable = traps.negated_predicates("why didn't I receive my card, I can't log in")
+    assert "receive" in plain and "log" in unable
+    # both sides negate once: a rephrasing, whatever words the negations bear on
+    assert traps.polarity_flip("the recipient doesn't see it", "why isn't it seen") is None
+    assert traps.polarity_flip("my card doesn't work", "my card works") == "work"
+
+
+def test_comparisons_need_an_amount() -> None:
+    from thrifty.semantic import traps
+
+    assert traps.comparisons("fees under £50") == {"<"}
+    assert traps.comparisons("more than 3 cards") == {">"}
+    assert traps.comparisons("the account under my name") == set()
+    assert traps.comparisons("at least 2 days") == {">"}
