@@ -18,6 +18,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 
 from thrifty.errors import ConfigError
 from thrifty.semantic import traps
@@ -178,6 +179,9 @@ def entities(text: str) -> set[str]:
     return set(merged)
 
 
+_entities = lru_cache(maxsize=8192)(entities)
+
+
 def _inner_capital(word: str) -> bool:
     return any(c.isupper() for c in word[1:])  # iPhone, McDonald, PayPal
 
@@ -199,8 +203,8 @@ def entity_swap(query: str, candidate: str) -> tuple[str, str] | None:
     only adds detail, while "flights to Paris" against "flights to London" swaps one name for
     another. All-lower-case text shows no names, so this guard cannot see them there.
     """
-    only_query = [e for e in entities(query) if not _mentions(candidate, e)]
-    only_candidate = [e for e in entities(candidate) if not _mentions(query, e)]
+    only_query = [e for e in _entities(query) if not _mentions(candidate, e)]
+    only_candidate = [e for e in _entities(candidate) if not _mentions(query, e)]
     if only_query and only_candidate:
         return only_query[0], only_candidate[0]
     return None
@@ -270,6 +274,14 @@ def _between(tokens: list[str], x: str, y: str) -> set[str]:
 
 
 # ------------------------------------------------------------------------------- the guards
+#: Per-text features, cached: a lookup checks one query against several candidates through
+#: every guard and the pair scorer, and candidates recur across lookups. Read-only results.
+cached_numbers = lru_cache(maxsize=8192)(numbers)
+cached_codes = lru_cache(maxsize=8192)(codes)
+cached_dates = lru_cache(maxsize=8192)(dates)
+cached_entities = lru_cache(maxsize=8192)(entities)
+
+
 @dataclass(frozen=True, slots=True)
 class Block:
     """Why a hit was refused."""
@@ -281,17 +293,17 @@ class Block:
 
 
 def _number_guard(query: str, candidate: str) -> Block | None:
-    q, c = numbers(query), numbers(candidate)
+    q, c = cached_numbers(query), cached_numbers(candidate)
     if q != c:
         return Block("number", f"{_show(q)} vs {_show(c)}")
-    q_codes, c_codes = codes(query), codes(candidate)
+    q_codes, c_codes = cached_codes(query), cached_codes(candidate)
     if q_codes != c_codes:
         return Block("number", f"{_show(q_codes)} vs {_show(c_codes)}")
     return None
 
 
 def _date_guard(query: str, candidate: str) -> Block | None:
-    q, c = dates(query), dates(candidate)
+    q, c = cached_dates(query), cached_dates(candidate)
     if q and c and set(q) != set(c):  # a date on one side only is detail ("… today")
         return Block("date", f"{_show(q)} vs {_show(c)}")
     return None

@@ -19,13 +19,13 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 from typing import Any
 
 from thrifty.errors import ConfigError
 from thrifty.semantic import traps
-from thrifty.semantic.guards import dates, entities, negated, numbers
+from thrifty.semantic.guards import cached_dates, cached_entities, cached_numbers, negated
 
 FEATURES = (
     "cosine",
@@ -51,21 +51,38 @@ _STOP = {
 }  # fmt: skip
 
 
-def _content(text: str) -> set[str]:
+@lru_cache(maxsize=8192)
+def _content(text: str) -> frozenset[str]:
     out: set[str] = set()
     for word in traps.tokens(text):
         if word not in _STOP and word.isalnum():
             out.add(min(traps.lemmas(word), key=len))
-    return out
+    return frozenset(out)
 
 
-def _grams(text: str) -> set[str]:
+@lru_cache(maxsize=8192)
+def _grams(text: str) -> frozenset[str]:
     squeezed = " ".join(traps.tokens(text))
-    return {squeezed[i : i + 3] for i in range(max(1, len(squeezed) - 2))}
+    return frozenset(squeezed[i : i + 3] for i in range(max(1, len(squeezed) - 2)))
 
 
-def _jaccard(a: set[str], b: set[str]) -> float:
+def _jaccard(a: frozenset[str], b: frozenset[str]) -> float:
     return len(a & b) / len(a | b) if a or b else 1.0
+
+
+@lru_cache(maxsize=8192)
+def _signals(text: str) -> tuple[object, ...]:
+    """What the guards look at in one text, computed once per text (a lookup compares the same
+    query with several candidates, and candidates recur across lookups)."""
+    return (
+        frozenset(cached_numbers(text).items()),
+        negated(text),
+        frozenset(cached_dates(text)),
+        frozenset(traps.possessors(text)),
+        frozenset(traps.comparisons(text)),
+        frozenset(traps.scopes(text)),
+        frozenset(cached_entities(text)),
+    )
 
 
 def features(query: str, candidate: str, cosine: float) -> list[float]:
@@ -73,6 +90,7 @@ def features(query: str, candidate: str, cosine: float) -> list[float]:
     q, c = _content(query), _content(candidate)
     q_len, c_len = len(traps.tokens(query)), len(traps.tokens(candidate))
     only = sorted((len(q - c), len(c - q)))
+    differs = [float(a != b) for a, b in zip(_signals(query), _signals(candidate), strict=True)]
     return [
         cosine,
         _jaccard(q, c),
@@ -80,13 +98,7 @@ def features(query: str, candidate: str, cosine: float) -> list[float]:
         min(q_len, c_len) / max(1, q_len, c_len),
         min(only[0], 5) / 5,
         min(only[1], 5) / 5,
-        float(numbers(query) != numbers(candidate)),
-        float(negated(query) != negated(candidate)),
-        float(set(dates(query)) != set(dates(candidate))),
-        float(traps.possessors(query) != traps.possessors(candidate)),
-        float(traps.comparisons(query) != traps.comparisons(candidate)),
-        float(traps.scopes(query) != traps.scopes(candidate)),
-        float(entities(query) != entities(candidate)),
+        *differs,  # number, negation, date, possessor, comparison, scope, entity
     ]
 
 

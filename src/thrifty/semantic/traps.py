@@ -23,7 +23,8 @@ from __future__ import annotations
 import gzip
 import json
 import re
-from functools import cache
+from collections.abc import Sequence
+from functools import cache, lru_cache
 from importlib import resources
 
 _APOSTROPHES = str.maketrans({"’": "'", "‘": "'", "`": "'"})
@@ -31,13 +32,16 @@ _TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?|[£$€%<>→]")
 _NON_PREFIX = re.compile(r"\bnon[\s-]+(?=[a-z])")
 
 
-def tokens(text: str) -> list[str]:
-    """Lower-case word tokens; "non-refundable" and "non refundable" become "nonrefundable"."""
+@lru_cache(maxsize=8192)
+def tokens(text: str) -> tuple[str, ...]:
+    """Lower-case word tokens; "non-refundable" and "non refundable" become "nonrefundable".
+    Cached: a lookup compares one query with several candidates, each through every guard."""
     lowered = _NON_PREFIX.sub("non", text.lower().translate(_APOSTROPHES))
-    return _TOKEN.findall(lowered.replace("->", " → "))
+    return tuple(_TOKEN.findall(lowered.replace("->", " → ")))
 
 
-def lemmas(word: str) -> set[str]:
+@lru_cache(maxsize=32768)
+def lemmas(word: str) -> frozenset[str]:
     """Crude inflection stripping, enough to match "included" with "include", "fees" with "fee";
     every candidate is kept, so a lookup never misses the right one."""
     found = {word}
@@ -50,10 +54,10 @@ def lemmas(word: str) -> set[str]:
             found.add(word[:-1])
         if word.endswith("ing"):
             found.update((word[:-3], word[:-3] + "e"))
-    return found
+    return frozenset(found)
 
 
-def _lemma_set(words: list[str]) -> set[str]:
+def _lemma_set(words: Sequence[str]) -> set[str]:
     out: set[str] = set()
     for word in words:
         out |= lemmas(word)
@@ -85,7 +89,8 @@ _SKIP = {
 }  # fmt: skip
 
 
-def negated_predicates(text: str) -> tuple[set[str], set[str]]:
+@lru_cache(maxsize=8192)
+def negated_predicates(text: str) -> tuple[frozenset[str], frozenset[str]]:
     """The predicates a text negates, split into (plain negations, inabilities): the first
     content word after each cue ("didn't receive my card" → ``receive``)."""
     words = tokens(text)
@@ -101,18 +106,19 @@ def negated_predicates(text: str) -> tuple[set[str], set[str]]:
             if following not in _SKIP and not following.endswith("ly"):
                 kind |= lemmas(following)
                 break
-    return plain, unable
+    return frozenset(plain), frozenset(unable)
 
 
-def _cues(words: list[str]) -> int:
+@lru_cache(maxsize=8192)
+def _cues(words: Sequence[str]) -> int:
     return sum(w in _NEGATIONS or w in _INABILITY or w.endswith("n't") for w in words)
 
 
-def _negative(words: list[str]) -> bool:
+def _negative(words: Sequence[str]) -> bool:
     return _cues(words) > 0
 
 
-def _awaits(words: list[str], negated: list[str]) -> bool:
+def _awaits(words: Sequence[str], negated: Sequence[str]) -> bool:
     """A question of when something happens ("when will my card arrive") asks what "my card
     has not arrived yet" reports: the event has not happened yet."""
     pending = bool(_PENDING.intersection(negated))
@@ -292,7 +298,7 @@ def direction_swap(query: str, candidate: str) -> tuple[str, str] | None:
     return None
 
 
-def _pivot(words: list[str]) -> tuple[str, str] | None:
+def _pivot(words: Sequence[str]) -> tuple[str, str] | None:
     """(X, Y) of an "X to Y" in a text: the content words around its one target preposition."""
     spots = [i for i, w in enumerate(words) if w in _TARGET]
     if len(spots) != 1 or not 0 < spots[0] < len(words) - 1:
@@ -337,7 +343,8 @@ def gazetteer() -> dict[str, str]:
     return names
 
 
-def places(text: str) -> set[str]:
+@lru_cache(maxsize=8192)
+def places(text: str) -> frozenset[str]:
     """Canonical names of the places and currencies a text mentions, in any case
     ("send money to new york in usd" → {"new york", "currency dollar"})."""
     names = gazetteer()
@@ -353,7 +360,7 @@ def places(text: str) -> set[str]:
                 break
         else:
             i += 1
-    return found
+    return frozenset(found)
 
 
 def place_swap(query: str, candidate: str) -> tuple[str, str] | None:
