@@ -141,5 +141,7 @@ async def test_bad_requests_raise_config_errors(provider: LocalModelProvider) ->
 
 @pytest.mark.parametrize("runtime", list(RUNTIMES))
 async def test_missing_explicit_model_path(runtime: str, tmp_path: Path) -> None:
+    if importlib.util.find_spec(RUNTIMES[runtime]) is None:
+        pytest.skip(f"{runtime} is not installed: pip install 'thrifty[llamacpp]'")
     with pytest.raises(ProviderUnavailableError, match="not found"):
         await local_provider(tmp_path / "nope.gguf", runtime=runtime).chat(chat_body())

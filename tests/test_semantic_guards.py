@@ -142,3 +142,75 @@ def test_choose_guards_and_unknown_guard() -> None:
     assert Guards([]).allows("order 1", "order 2")
     with pytest.raises(ConfigError, match="unknown guards"):
         Guards(["numbers"])
+
+
+@pytest.mark.parametrize(
+    ("query", "candidate", "guard"),
+    [
+        ("is the ticket refundable", "is the ticket non-refundable", "antonym"),
+        ("is this neighbourhood safe", "is this neighbourhood unsafe", "antonym"),
+        ("is delivery included in the price", "is delivery excluded from the price", "antonym"),
+        ("can i buy crypto in the app", "can i sell crypto in the app", "antonym"),
+        ("phones under £50", "phones over £50", "comparison"),
+        ("loans of more than 5 years", "loans of less than 5 years", "comparison"),
+        ("refund within the cooling-off period", "refund after the cooling-off period", "scope"),
+        ("move money from savings to current", "move money from current to savings", "order"),
+        ("transfer savings to current account", "transfer current to savings account", "order"),
+        ("convert word to pdf", "convert pdf to word", "order"),
+        ("what's my name", "what's your name", "pronoun"),
+        ("do you deliver on weekdays", "do you deliver on weekends", "date"),
+        ("is the branch open on business days", "is the branch open on saturdays", "date"),
+        ("how do i cancel my order", "how do i not cancel my order", "negation"),
+        ("why didn't my transfer go through", "why did my transfer go through", "negation"),
+    ],
+)
+def test_blocks_lower_case_traps(query: str, candidate: str, guard: str) -> None:
+    block = Guards().check(query, candidate)
+    assert block is not None and block.guard == guard, (query, candidate, block)
+    assert Guards().check(candidate, query) is not None
+
+
+@pytest.mark.parametrize(
+    ("query", "candidate"),
+    [
+        ("i cannot locate my phone", "could you help me locate my phone"),
+        ("tell my location to david", "tell david my location"),
+        ("i can't log in", "how do i log in"),
+        ("i am unable to verify my identity", "help me verify my identity"),
+        ("my card has not arrived yet", "when will my card arrive"),
+        ("what is the fee for transfers", "how much does a transfer cost"),
+        ("i lost my card", "my card was lost"),
+        ("can i top up by bank transfer", "top up using a bank transfer"),
+    ],
+)
+def test_lower_case_paraphrases_pass(query: str, candidate: str) -> None:
+    assert Guards().check(query, candidate) is None, Guards().check(query, candidate)
+
+
+def test_lower_case_places_currencies_and_brands() -> None:
+    from thrifty.semantic import traps
+
+    assert traps.places("send money to new york in usd") == {"new york", "currency dollar"}
+    assert traps.places("is it nice to read") == set()  # ordinary words are no places
+    assert Guards().blocks("send money to spain", "send money to france") == "entity"
+    assert Guards().blocks("top up with visa", "top up with mastercard") == "entity"
+    assert Guards().check("transfer to the uk", "transfer to the united kingdom") is None
+
+
+def test_negation_needs_a_flip_of_one_predicate() -> None:
+    from thrifty.semantic import traps
+
+    plain, unable = traps.negated_predicates("why didn't I receive my card, I can't log in")
+    assert "receive" in plain and "log" in unable
+    # both sides negate once: a rephrasing, whatever words the negations bear on
+    assert traps.polarity_flip("the recipient doesn't see it", "why isn't it seen") is None
+    assert traps.polarity_flip("my card doesn't work", "my card works") == "work"
+
+
+def test_comparisons_need_an_amount() -> None:
+    from thrifty.semantic import traps
+
+    assert traps.comparisons("fees under £50") == {"<"}
+    assert traps.comparisons("more than 3 cards") == {">"}
+    assert traps.comparisons("the account under my name") == set()
+    assert traps.comparisons("at least 2 days") == {">"}

@@ -5,9 +5,11 @@ Paris" next to "flights to London", "Why do Russians dislike Poles?" next to "Wh
 dislike Russians?" and a question next to its negation: the words that change the answer are a
 small part of the sentence, or only their order. Each guard compares one such feature of the query
 with the cached question and names the difference that blocks the hit. Plain rules, no model:
-regular expressions for numbers, model codes, money, versions and dates, word sets for negation
-(with contractions), capitalization for names, and word order for swapped roles. They err
-towards blocking: a blocked hit costs one model call; a wrong hit costs a wrong answer.
+regular expressions for numbers, model codes, money, versions and dates, capitalization for
+names, word order for swapped roles, and the contrasts of ``traps.py`` (a predicate negated on
+one side only, antonyms, opposite comparisons, scope, direction and pronoun swaps), which work on
+lower-case text and let paraphrases through ("i cannot locate my phone" / "help me locate my
+phone"). A blocked hit costs one model call; a wrong hit costs a wrong answer.
 """
 
 from __future__ import annotations
@@ -16,8 +18,10 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 
 from thrifty.errors import ConfigError
+from thrifty.semantic import traps
 from thrifty.semantic.base import Guard
 
 # ------------------------------------------------------------------ numbers, money, versions
@@ -97,6 +101,8 @@ _RELATIVE_PERIOD = re.compile(
     re.IGNORECASE,
 )
 _WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)?")
+_DAY_WORDS = set(_WEEKDAYS) | _RELATIVE_DAYS
+_WORKING_DAYS = re.compile(r"\b(?:business|working|work|bank)[\s-]+days?\b")
 
 
 def dates(text: str) -> Counter[str]:
@@ -105,7 +111,10 @@ def dates(text: str) -> Counter[str]:
     lowered = text.lower()
     for match in _RELATIVE_PERIOD.finditer(lowered):
         found[f"{match.group(1)} {match.group(2)}"] += 1
+    lowered = _WORKING_DAYS.sub("weekday", lowered)
     for word in _WORD.findall(lowered):
+        if len(word) > 4 and word.endswith("s") and word[:-1] in _DAY_WORDS:
+            word = word[:-1]  # "weekends", "mondays": the plural names the same days
         if word in _MONTHS or word in _WEEKDAYS or word in _RELATIVE_DAYS:
             found[word] += 1
         elif word in _MONTH_ABBREVIATIONS and word != "may":  # "may" is mostly the verb
@@ -170,6 +179,9 @@ def entities(text: str) -> set[str]:
     return set(merged)
 
 
+_entities = lru_cache(maxsize=8192)(entities)
+
+
 def _inner_capital(word: str) -> bool:
     return any(c.isupper() for c in word[1:])  # iPhone, McDonald, PayPal
 
@@ -191,8 +203,8 @@ def entity_swap(query: str, candidate: str) -> tuple[str, str] | None:
     only adds detail, while "flights to Paris" against "flights to London" swaps one name for
     another. All-lower-case text shows no names, so this guard cannot see them there.
     """
-    only_query = [e for e in entities(query) if not _mentions(candidate, e)]
-    only_candidate = [e for e in entities(candidate) if not _mentions(query, e)]
+    only_query = [e for e in _entities(query) if not _mentions(candidate, e)]
+    only_candidate = [e for e in _entities(candidate) if not _mentions(query, e)]
     if only_query and only_candidate:
         return only_query[0], only_candidate[0]
     return None
@@ -248,61 +260,91 @@ def role_swap(query: str, candidate: str) -> tuple[str, str] | None:
     if x != x2 or y != y2:
         return None
     q_tokens, c_tokens = [_stem(w) for w in q_words], [_stem(w) for w in c_words]
-    if _asymmetric(q_tokens, x, y) and _asymmetric(c_tokens, x, y):
-        return x, y
+    q_between, c_between = _between(q_tokens, x, y), _between(c_tokens, x, y)
+    if q_between & c_between and not _SYMMETRIC & (q_between | c_between):
+        return x, y  # the same verb or preposition links them, the other way round
     return None
 
 
-def _asymmetric(tokens: list[str], x: str, y: str) -> bool:
-    """True when words other than symmetric connectives stand between ``x`` and ``y``."""
+def _between(tokens: list[str], x: str, y: str) -> set[str]:
+    """The words between ``x`` and ``y``. Both texts must share one (the pivot: "dislike",
+    "to"), or the swap is a rephrasing: "tell my location to david" / "tell david my location"."""
     i, j = sorted((tokens.index(x), tokens.index(y)))
-    between = tokens[i + 1 : j]
-    return bool(between) and not _SYMMETRIC.intersection(between)
+    return set(tokens[i + 1 : j])
 
 
 # ------------------------------------------------------------------------------- the guards
+#: Per-text features, cached: a lookup checks one query against several candidates through
+#: every guard and the pair scorer, and candidates recur across lookups. Read-only results.
+cached_numbers = lru_cache(maxsize=8192)(numbers)
+cached_codes = lru_cache(maxsize=8192)(codes)
+cached_dates = lru_cache(maxsize=8192)(dates)
+cached_entities = lru_cache(maxsize=8192)(entities)
+
+
 @dataclass(frozen=True, slots=True)
 class Block:
     """Why a hit was refused."""
 
     guard: str
-    """Which guard blocked: ``number``, ``date``, ``negation``, ``entity`` or ``order``."""
+    """Which guard blocked: a name of :data:`GUARDS` (``number``, ``negation``, ``order``…)."""
     detail: str
     """What differed, for logs and the ``X-Thrifty-Guard`` header."""
 
 
 def _number_guard(query: str, candidate: str) -> Block | None:
-    q, c = numbers(query), numbers(candidate)
+    q, c = cached_numbers(query), cached_numbers(candidate)
     if q != c:
         return Block("number", f"{_show(q)} vs {_show(c)}")
-    q_codes, c_codes = codes(query), codes(candidate)
+    q_codes, c_codes = cached_codes(query), cached_codes(candidate)
     if q_codes != c_codes:
         return Block("number", f"{_show(q_codes)} vs {_show(c_codes)}")
     return None
 
 
 def _date_guard(query: str, candidate: str) -> Block | None:
-    q, c = dates(query), dates(candidate)
-    if set(q) != set(c):
+    q, c = cached_dates(query), cached_dates(candidate)
+    if q and c and set(q) != set(c):  # a date on one side only is detail ("… today")
         return Block("date", f"{_show(q)} vs {_show(c)}")
     return None
 
 
 def _negation_guard(query: str, candidate: str) -> Block | None:
-    q, c = negated(query), negated(candidate)
-    if q != c:
-        return Block("negation", "query negated" if q else "cached question negated")
-    return None
+    flipped = traps.polarity_flip(query, candidate)
+    return Block("negation", f"{flipped!r} negated on one side") if flipped else None
+
+
+def _antonym_guard(query: str, candidate: str) -> Block | None:
+    pair = traps.antonym_pair(query, candidate)
+    return Block("antonym", f"{pair[0]} vs {pair[1]}") if pair else None
+
+
+def _comparison_guard(query: str, candidate: str) -> Block | None:
+    flip = traps.comparison_flip(query, candidate)
+    return Block("comparison", flip) if flip else None
+
+
+def _scope_guard(query: str, candidate: str) -> Block | None:
+    flip = traps.scope_flip(query, candidate)
+    return Block("scope", flip) if flip else None
+
+
+def _pronoun_guard(query: str, candidate: str) -> Block | None:
+    swap = traps.pronoun_swap(query, candidate)
+    return Block("pronoun", f"person {swap}") if swap else None
 
 
 def _entity_guard(query: str, candidate: str) -> Block | None:
-    swap = entity_swap(query, candidate)
+    swap = entity_swap(query, candidate) or traps.place_swap(query, candidate)
     return Block("entity", f"{swap[0]} vs {swap[1]}") if swap else None
 
 
 def _order_guard(query: str, candidate: str) -> Block | None:
     swap = role_swap(query, candidate)
-    return Block("order", f"{swap[0]} … {swap[1]} swapped") if swap else None
+    if swap:
+        return Block("order", f"{swap[0]} … {swap[1]} swapped")
+    moved = traps.direction_swap(query, candidate)
+    return Block("order", f"{moved[0]} changes direction") if moved else None
 
 
 def _show(values: Iterable[str]) -> str:
@@ -316,6 +358,10 @@ GUARDS: dict[str, Callable[[str, str], Block | None]] = {
     "negation": _negation_guard,
     "entity": _entity_guard,
     "order": _order_guard,
+    "antonym": _antonym_guard,
+    "comparison": _comparison_guard,
+    "scope": _scope_guard,
+    "pronoun": _pronoun_guard,
 }
 
 
@@ -323,7 +369,7 @@ class Guards(Guard):
     """Runs the chosen guards; the first that finds a difference blocks the hit.
 
     Args:
-        enabled: guard names from :data:`GUARDS` (default: all five).
+        enabled: guard names from :data:`GUARDS` (default: all of them).
 
     Example:
         >>> Guards().check("refund for order 123", "refund for order 124")

@@ -3,8 +3,10 @@
 A lookup embeds the last user message, searches the request's scope in the index, and serves the
 nearest candidate that (1) the threshold policy accepts at its similarity, (2) still lives in the
 store — so deletes, TTL expiry, eviction and invalidation are honoured even when the index still
-holds the vector — and (3) no guard blocks. A write stores the scope, text and vector in the entry
-(``Entry.semantic``) and adds them to the index, so the index can always be rebuilt from the store.
+holds the vector — (3) no guard blocks, and (4) the learned pair scorer does not doubt (cosine
+finds candidates; the guards and the scorer decide on more evidence than one cosine). A write
+stores the scope, text and vector in the entry (``Entry.semantic``) and adds them to the index, so
+the index can always be rebuilt from the store.
 
 The index lives beside the store: a folder next to a SQLite file, a per-URL folder in the user's
 cache directory for Redis and PostgreSQL (each process keeps its own copy and catches up with
@@ -30,6 +32,7 @@ from thrifty.errors import CorruptEntryError
 from thrifty.semantic.base import Candidate, Embedder, Guard, ThresholdPolicy
 from thrifty.semantic.engine_index import is_engine_url, open_engine_index
 from thrifty.semantic.index import ScopedIndex
+from thrifty.semantic.pair_scorer import PairScorer
 from thrifty.semantic.record import SemanticRecord, decode_record, encode_record
 from thrifty.semantic.scope import SemanticQuery, semantic_query
 from thrifty.store.base import Store
@@ -79,6 +82,8 @@ class SemanticMatcher:
         embedder: turns questions into vectors.
         policy: decides whether a similarity is enough for an entry.
         guard: blocks hits whose texts differ in numbers, dates, negation, names (optional).
+        scorer: a learned judge of the pair (``pair_scorer.py``) consulted after the guards: a
+            candidate it doubts is not served (optional; fitted for one embedder).
         index_path: folder for the index ("auto": :func:`default_index_path`; None: memory).
         k: candidates examined per lookup.
         sync_interval: seconds between catch-ups with a shared store (0: every lookup).
@@ -93,6 +98,7 @@ class SemanticMatcher:
         policy: ThresholdPolicy,
         *,
         guard: Guard | None = None,
+        scorer: PairScorer | None = None,
         index_path: str | os.PathLike[str] | None = "auto",
         k: int = 4,
         sync_interval: float = 2.0,
@@ -103,6 +109,7 @@ class SemanticMatcher:
         self.embedder = embedder
         self.policy = policy
         self.guard = guard
+        self.scorer = scorer
         self.k = k
         self.sync_interval = sync_interval
         self.save_interval = save_interval
@@ -150,7 +157,9 @@ class SemanticMatcher:
 
         A farther candidate is not served in place of a nearer one the policy refuses: with
         per-entry thresholds that would pick the answer of a less similar question exactly
-        when the nearest one is in doubt (benchmarks/RESULTS.md, banking77 stream).
+        when the nearest one is in doubt (benchmarks/RESULTS.md, banking77 stream). A candidate
+        the pair scorer doubts is passed over like a guarded one, though still offered for a
+        check when the policy wants one (so a verified policy keeps learning).
 
         ``policy`` replaces the matcher's own for this lookup (one per namespace); the reasons
         of guards that blocked a nearer candidate are appended to ``blocked``."""
@@ -161,13 +170,26 @@ class SemanticMatcher:
             entry = self._live(candidate, query, blocked)
             if entry is None:
                 continue
-            if policy.should_hit(candidate.key, candidate.similarity):
+            hit = policy.should_hit(candidate.key, candidate.similarity)
+            trusted = not hit or self._trusted(query, candidate)
+            if hit and trusted:
                 verify = policy.wants_verification(candidate.key, candidate.similarity)
                 return SemanticMatch(entry, candidate, query, verify)
             if policy.wants_verification(candidate.key, candidate.similarity):
                 return SemanticMatch(entry, candidate, query, True)
+            if not trusted:
+                continue
             return None
         return None
+
+    def _trusted(self, query: SemanticQuery, candidate: Candidate) -> bool:
+        """True unless the pair scorer judges the candidate's question a different one."""
+        if self.scorer is None:
+            return True
+        if self.scorer.accepts(query.text, candidate.text, candidate.similarity):
+            return True
+        log.debug("pair scorer passed over a semantic hit at %.3f", candidate.similarity)
+        return False
 
     def _live(
         self, candidate: Candidate, query: SemanticQuery, blocked: list[str] | None = None
@@ -383,10 +405,13 @@ def build_matcher(
     policy: ThresholdPolicy | None = None,
     guard: Guard | bool | None = None,
     index_path: str | os.PathLike[str] | None = "auto",
+    scorer: PairScorer | bool | None = None,
 ) -> SemanticMatcher:
     """The matcher ``thrifty.Cache(semantic=True, ...)`` uses, from its arguments.
 
     ``guard``: None (or True) for every guard of ``guards.py``, False for none.
+    ``scorer``: None for the shipped pair scorer when the embedder is the one it was fitted
+    for (and guards are on), True to insist on it, False for none, or a :class:`PairScorer`.
 
     Raises:
         ConfigError: an unknown embedder name, or both ``threshold`` and ``policy``.
@@ -404,6 +429,16 @@ def build_matcher(
         from thrifty.semantic.guards import Guards
 
         guard = Guards()
+    model = make_embedder(embedder)
+    if scorer is None or scorer is True:
+        shipped = PairScorer.default()
+        fits = shipped.model == model.name and bool(guard)
+        scorer = shipped if scorer is True or fits else None
     return SemanticMatcher(
-        store, make_embedder(embedder), policy, guard=guard or None, index_path=index_path
+        store,
+        model,
+        policy,
+        guard=guard or None,
+        scorer=scorer or None,
+        index_path=index_path,
     )
