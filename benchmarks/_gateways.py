@@ -157,11 +157,13 @@ def start_thrifty(
     cache_url: str | None = None,
     src: Path | None = None,
     name: str = "thrifty",
+    extra: dict[str, object] | None = None,
 ) -> Proc:
     """``thrifty serve`` with one deployment on the fake upstream and a SQLite cache.
 
     ``src``: run the thrifty package found in this ``src`` folder instead of the installed one
     (e.g. an older commit's tree, to measure it side by side with the current code).
+    ``extra``: more top-level config blocks (e.g. ``{"ledger": {"enabled": False}}``).
     """
     port = free_port()
     config = workdir / f"{name}.yaml"
@@ -179,6 +181,7 @@ def start_thrifty(
                     }
                 ],
                 "cache": {"url": cache_url or f"sqlite:///{workdir}/{name}-cache.db"},
+                **(extra or {}),
             },
             indent=1,
         )

@@ -18,7 +18,11 @@ Rows: ``thrifty miss`` (the default path: cache lookup, upstream call, answer st
 cache), ``thrifty no-store`` (``X-Thrifty-Cache: no-store``: no cache write), ``litellm`` (its
 proxy 1.100.5, cache off). ``--baseline COMMIT`` adds ``thrifty miss @COMMIT``: the same gateway
 built from an older commit (extracted with ``git archive`` into a temporary folder), measured in
-the same run, to show that a change did not slow the miss path.
+the same run, to show that a change did not slow the miss path. ``--ledger`` adds ``thrifty miss
+ledger-off``: a second gateway with ``ledger: {enabled: false}`` (the default path writes each
+request's ledger row), to show what the ledger adds to the median overhead.
+
+    python benchmarks/bench_gateway_overhead.py --ledger --no-litellm --pairs 1500
 """
 
 from __future__ import annotations
@@ -142,6 +146,9 @@ def main() -> None:
     )
     parser.add_argument("--no-litellm", action="store_true")
     parser.add_argument("--baseline", metavar="COMMIT", help="also measure this commit's gateway")
+    parser.add_argument(
+        "--ledger", action="store_true", help="also measure a gateway with the ledger off"
+    )
     parser.add_argument("--json", type=Path, help="also write the rows here")
     args = parser.parse_args()
 
@@ -161,6 +168,12 @@ def main() -> None:
             old = start_thrifty(upstream, workdir, src=tree / "src", name="thrifty-baseline")
             procs.append(old)
             targets[f"thrifty miss @{args.baseline}"] = (Client(old.port), {})
+        if args.ledger:
+            off = start_thrifty(
+                upstream, workdir, name="thrifty-ledger-off", extra={"ledger": {"enabled": False}}
+            )
+            procs.append(off)
+            targets["thrifty miss ledger-off"] = (Client(off.port), {})
         if not args.no_litellm:
             if litellm_available():
                 litellm = start_litellm(upstream, workdir, cache=False)
@@ -208,6 +221,10 @@ def main() -> None:
         old_median = float(by_path[f"thrifty miss @{args.baseline}"]["overhead_median_ms"])  # type: ignore[arg-type]
         new_median = float(by_path["thrifty miss"]["overhead_median_ms"])  # type: ignore[arg-type]
         print(f"thrifty miss median, this tree / @{args.baseline}: {new_median / old_median:.3f}")
+    if args.ledger:
+        on = float(by_path["thrifty miss"]["overhead_median_ms"])  # type: ignore[arg-type]
+        off_median = float(by_path["thrifty miss ledger-off"]["overhead_median_ms"])  # type: ignore[arg-type]
+        print(f"ledger on - off, median overhead: {on - off_median:+.3f} ms")
     if "litellm" in by_path:
         litellm_median = float(by_path["litellm"]["overhead_median_ms"])  # type: ignore[arg-type]
         for name in ("thrifty miss", "thrifty no-store"):

@@ -21,6 +21,9 @@ class ModelPrice:
     input_cost_per_token: float = 0.0
     output_cost_per_token: float = 0.0
     cache_read_input_token_cost: float | None = None
+    """A prompt token read from the provider's own prompt cache (None: the input rate)."""
+    cache_creation_input_token_cost: float | None = None
+    """A prompt token written to the provider's prompt cache (Anthropic bills 1.25x input)."""
     input_cost_per_token_batches: float | None = None
     output_cost_per_token_batches: float | None = None
 
@@ -37,9 +40,17 @@ class ModelPrice:
         return cls(**values)
 
     def cost(
-        self, tokens_in: int, tokens_out: int, *, cached_in: int = 0, batch: bool = False
+        self,
+        tokens_in: int,
+        tokens_out: int,
+        *,
+        cached_in: int = 0,
+        cache_write: int = 0,
+        batch: bool = False,
     ) -> float:
-        """Dollars for one call; ``cached_in`` of the prompt tokens billed at the cached rate."""
+        """Dollars for one call. ``tokens_in`` counts every prompt token; of them ``cached_in``
+        were read from the provider's prompt cache and ``cache_write`` written to it, each
+        billed at its own rate (the input rate when the table has none)."""
         in_rate = self.input_cost_per_token
         out_rate = self.output_cost_per_token
         if batch:
@@ -50,8 +61,18 @@ class ModelPrice:
             if self.cache_read_input_token_cost is not None
             else in_rate
         )
-        fresh_in = max(tokens_in - cached_in, 0)
-        return fresh_in * in_rate + cached_in * cached_rate + tokens_out * out_rate
+        write_rate = (
+            self.cache_creation_input_token_cost
+            if self.cache_creation_input_token_cost is not None
+            else in_rate
+        )
+        fresh_in = max(tokens_in - cached_in - cache_write, 0)
+        return (
+            fresh_in * in_rate
+            + cached_in * cached_rate
+            + cache_write * write_rate
+            + tokens_out * out_rate
+        )
 
 
 def _load_default() -> dict[str, ModelPrice]:

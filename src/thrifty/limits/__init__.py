@@ -5,10 +5,12 @@ from __future__ import annotations
 from thrifty.errors import ConfigError
 from thrifty.limits.base import (
     DEFAULT_MAX_OUTPUT_TOKENS,
+    BudgetPeriod,
     KeyLimits,
     LimitBackend,
     LimitState,
     Reservation,
+    budget_key,
     format_reset,
     max_cost_usd,
 )
@@ -16,11 +18,13 @@ from thrifty.limits.memory import MemoryLimitBackend
 
 __all__ = [
     "DEFAULT_MAX_OUTPUT_TOKENS",
+    "BudgetPeriod",
     "KeyLimits",
     "LimitBackend",
     "LimitState",
     "MemoryLimitBackend",
     "Reservation",
+    "budget_key",
     "format_reset",
     "max_cost_usd",
     "open_limits",
@@ -28,7 +32,8 @@ __all__ = [
 
 
 def open_limits(url: str | None = None, **options: object) -> LimitBackend:
-    """The limit backend for a URL: None or ``memory://`` (this process), ``redis://…`` (shared).
+    """The limit backend for a URL: None or ``memory://`` (this process), ``redis://…`` or
+    ``postgresql://…`` (shared by replicas).
 
     Raises:
         ConfigError: any other scheme.
@@ -39,4 +44,10 @@ def open_limits(url: str | None = None, **options: object) -> LimitBackend:
         from thrifty.limits.redis import RedisLimitBackend
 
         return RedisLimitBackend(url, **options)  # type: ignore[arg-type]
-    raise ConfigError(f"limits URL {url!r}: use memory:// or redis://host:port/db")
+    if url.startswith(("postgresql://", "postgres://")):
+        from thrifty.limits.postgres import PostgresLimitBackend
+
+        return PostgresLimitBackend(url, **options)  # type: ignore[arg-type]
+    raise ConfigError(
+        f"limits URL {url!r}: use memory://, redis://host:port/db or postgresql://user@host/db"
+    )

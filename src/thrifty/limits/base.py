@@ -19,8 +19,11 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Literal, get_args
 
 from thrifty.accounting.prices import ModelPrice
 from thrifty.errors import BudgetExceededError, ConfigError, LimitExceededError
@@ -37,6 +40,11 @@ RESERVATION_TTL_SECONDS = 600.0
 BUDGET_EPSILON_USD = 1e-9
 
 
+#: What a budget covers: all time, or each UTC day or calendar month afresh.
+BudgetPeriod = Literal["total", "day", "month"]
+_PERIOD_FORMAT = {"day": "%Y-%m-%d", "month": "%Y-%m"}
+
+
 @dataclass(frozen=True, slots=True)
 class KeyLimits:
     """What one API key may use. None means no limit."""
@@ -46,17 +54,31 @@ class KeyLimits:
     tpm: int | None = None
     """Tokens (prompt + completion) per minute."""
     max_budget_usd: float | None = None
-    """Dollars the key may spend in all."""
+    """Dollars the key may spend in all, or per ``budget_period``."""
+    budget_period: BudgetPeriod = "total"
+    """``total``, or ``day``/``month``: the budget starts afresh each UTC day or month."""
 
     def __post_init__(self) -> None:
         for name in ("rpm", "tpm", "max_budget_usd"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or value < 0):
                 raise ConfigError(f"keys[].{name} must be a non-negative number")
+        if self.budget_period not in get_args(BudgetPeriod):
+            raise ConfigError("keys[].budget_period must be total, day or month")
 
     @property
     def unlimited(self) -> bool:
         return self.rpm is None and self.tpm is None and self.max_budget_usd is None
+
+
+def budget_key(key: str, limits: KeyLimits, now: float | None = None) -> str:
+    """The counters' key: ``key`` itself, or with the current UTC day or month appended when
+    the budget is per period (so each period's spend is counted apart and starts at zero)."""
+    fmt = _PERIOD_FORMAT.get(limits.budget_period)
+    if fmt is None or limits.max_budget_usd is None:
+        return key
+    moment = datetime.fromtimestamp(time.time() if now is None else now, UTC)
+    return f"{key}@{moment.strftime(fmt)}"
 
 
 def format_reset(seconds: float) -> str:
@@ -110,6 +132,8 @@ class Reservation:
     state: LimitState = field(default_factory=LimitState)
     degraded: bool = False
     """True when the backend failed and the request was let through unchecked."""
+    also: tuple[Reservation, ...] = ()
+    """Reservations taken with this one (the tenant's budget), settled with it."""
 
 
 def max_cost_usd(price: ModelPrice | None, prompt_tokens: int, max_tokens: int | None) -> float:
@@ -175,6 +199,7 @@ class LimitBackend(ABC):
             raise ValueError("tokens and cost_usd must be non-negative")
         if limits.unlimited:
             return Reservation(key, "", limits)
+        key = budget_key(key, limits)
         try:
             return await self._reserve(key, limits, tokens, cost_usd)
         except LimitExceededError:
@@ -197,8 +222,9 @@ class LimitBackend(ABC):
         await self.settle(reservation, tokens=reservation.tokens, cost_usd=0.0)
 
     async def state(self, key: str, limits: KeyLimits) -> LimitState:
-        """A key's standing now (remaining requests and tokens, spent and reserved dollars)."""
-        return await self._state(key, limits)
+        """A key's standing now (remaining requests and tokens, spent and reserved dollars;
+        those of the current period for a per-period budget)."""
+        return await self._state(budget_key(key, limits), limits)
 
     @abstractmethod
     async def _reserve(

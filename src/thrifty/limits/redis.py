@@ -26,7 +26,14 @@ from thrifty.limits.base import (
     refusal_detail,
 )
 from thrifty.limits.memory import full_in
+from thrifty.store._url import pop_query, seconds
 
+#: Connections to Redis per backend, and the seconds a call waits for one when all are busy
+#: (past that the request is let through: fail-open).
+POOL_MAX = 16
+#: Seconds a Redis call may take before the request is let through (``?timeout=`` in the URL).
+DEFAULT_TIMEOUT_S = 0.5
+POOL_WAIT_S = 2.0
 #: Seconds an idle key's bucket state is kept when it has no budget (buckets are full again
 #: after a minute, so nothing is lost).
 IDLE_BUCKET_TTL = 120
@@ -172,7 +179,8 @@ class RedisLimitBackend(LimitBackend):
         url: ``redis://host:port/db`` (ignored when ``client`` is given).
         client: an existing ``redis.asyncio.Redis``.
         prefix: the prefix of every Redis key.
-        timeout: seconds a Redis call may take before the request is let through (fail-open).
+        timeout: seconds a Redis call may take before the request is let through (fail-open);
+            also ``?timeout=`` in the URL (default 0.5).
         reservation_ttl: seconds after which an unsettled reservation stops counting.
     """
 
@@ -182,15 +190,28 @@ class RedisLimitBackend(LimitBackend):
         *,
         client: Any = None,
         prefix: str = "thrifty:limits",
-        timeout: float = 0.5,
+        timeout: float | None = None,
         reservation_ttl: float = RESERVATION_TTL_SECONDS,
     ) -> None:
         import redis.asyncio as redis_asyncio
 
+        url, query = pop_query(url, ("timeout",))
+        timeout = seconds("timeout", timeout, query, DEFAULT_TIMEOUT_S)
+
         self._owns_client = client is None
-        self._client = client or redis_asyncio.Redis.from_url(
-            url, socket_timeout=timeout, socket_connect_timeout=timeout
-        )
+        if client is None:
+            # A burst past the pool's size waits for a free connection: redis-py's default
+            # pool refuses at once ("Too many connections"), which would fail open and let a
+            # burst of more than 100 concurrent requests past the budget unchecked.
+            pool = redis_asyncio.BlockingConnectionPool.from_url(
+                url,
+                max_connections=POOL_MAX,
+                timeout=POOL_WAIT_S,
+                socket_timeout=timeout,
+                socket_connect_timeout=timeout,
+            )
+            client = redis_asyncio.Redis.from_pool(pool)  # closed with the client
+        self._client = client
         self._prefix = prefix
         self._reservation_ttl = reservation_ttl
         self._reserve_script = self._client.register_script(_RESERVE)

@@ -182,19 +182,21 @@ def to_messages_request(body: Mapping[str, Any], model: str | None) -> dict[str,
 
 
 def _usage(usage: Mapping[str, Any]) -> dict[str, Any]:
+    """OpenAI's usage shape; prompt-cache writes kept as ``cache_creation_input_tokens``
+    (LiteLLM's name), so that they are priced at their own rate."""
     cached = int(usage.get("cache_read_input_tokens") or 0)
-    prompt = (
-        int(usage.get("input_tokens") or 0)
-        + cached
-        + int(usage.get("cache_creation_input_tokens") or 0)
-    )
+    written = int(usage.get("cache_creation_input_tokens") or 0)
+    prompt = int(usage.get("input_tokens") or 0) + cached + written
     completion = int(usage.get("output_tokens") or 0)
-    return {
+    out: dict[str, Any] = {
         "prompt_tokens": prompt,
         "completion_tokens": completion,
         "total_tokens": prompt + completion,
         "prompt_tokens_details": {"cached_tokens": cached},
     }
+    if written:
+        out["cache_creation_input_tokens"] = written
+    return out
 
 
 def to_chat_completion(message: Mapping[str, Any]) -> dict[str, Any]:

@@ -58,7 +58,9 @@ class KeyRing:
         self, keys: Iterable[KeySettings], *, default_tenant: str, admin_key: str | None
     ) -> None:
         self._keys = {
-            k.key: Principal(k.tenant, KeyLimits(k.rpm, k.tpm, k.max_budget_usd), key_id(k.key))
+            k.key: Principal(
+                k.tenant, KeyLimits(k.rpm, k.tpm, k.max_budget_usd, k.budget_period), key_id(k.key)
+            )
             for k in keys
         }
         self.admin_key = admin_key

@@ -7,6 +7,7 @@ these stages, outermost first; each is a small class given only its collaborator
     Encode         stages.py    the answer as JSON or SSE
     Authenticate   stages.py    the caller's key -> tenant and limits (401)
     ReadRequest    stages.py    body, schema, model name, cache policy (400/404/413)
+    Record         accounting.py  the request's ledger row, once answered (streams: at their end)
     ByStream       stages.py    a streamed chat request forks to STREAMED, the rest to PLAIN
       PLAIN                                  STREAMED
       CacheLookup  caching.py  hit/coalesce  StreamLookup  streamed.py  replay/follow a tee
@@ -42,6 +43,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from thrifty.server.accounting import Record
 from thrifty.server.caching import CacheLookup
 from thrifty.server.context import Handler
 from thrifty.server.gateway import Gateway
@@ -92,6 +94,7 @@ def model_chain(gw: Gateway) -> Handler:
         (Authenticate, {"keys": gw.keys}),
         (ReadRequest, {"catalog": gw.catalog, "cache": gw.config.cache,
                        "max_bytes": gw.config.server.max_body_bytes}),
+        (Record, {"accountant": accountant}),  # the ledger row (streams: when they end)
     ]  # fmt: skip
     plain_route = Route(CallUpstream(), pool=gw.pool, routes=gw.routes, metrics=metrics,
                         check_output=True)  # fmt: skip

@@ -214,15 +214,40 @@ class KeySettings(_Strict):
     rpm: PositiveInt | None = None
     tpm: PositiveInt | None = None
     max_budget_usd: NonNegativeFloat | None = None
+    budget_period: Literal["total", "day", "month"] = "total"
+    """``max_budget_usd`` in all, or afresh each UTC day or calendar month."""
     semantic: bool = True
     """False keeps this key's tenant exact-only when the cache is semantic."""
 
 
+class TenantBudget(_Strict):
+    """What all the keys of one tenant may spend together."""
+
+    max_budget_usd: NonNegativeFloat
+    budget_period: Literal["total", "day", "month"] = "total"
+
+
 class LimitsSettings(_Strict):
-    """Where rate-limit and budget counters live (``redis://`` shares them across replicas)."""
+    """Where rate-limit and budget counters live (``redis://`` or ``postgresql://`` share them
+    across replicas), and the tenants' budgets."""
 
     url: str | None = None
-    """``memory://`` or ``redis://…``; by default the cache's URL when it is Redis, else memory."""
+    """``memory://``, ``redis://…`` or ``postgresql://…``; by default the cache's URL when it
+    is Redis, else memory."""
+    tenants: dict[str, TenantBudget] = Field(default_factory=dict)
+    """Tenant -> its budget, reserved together with each of its keys' own."""
+
+
+class LedgerSettings(_Strict):
+    """The savings ledger: one row per answered request (``thrifty stats --ledger``,
+    ``GET /admin/ledger/summary``)."""
+
+    enabled: bool = True
+    url: str | None = None
+    """``sqlite:///path.db``, ``postgresql://…`` or ``memory://``; by default a SQLite file
+    beside a SQLite cache (``ledger.db``), memory beside a memory cache."""
+    retention_days: PositiveFloat | None = 90.0
+    """Rows older than this are removed; None keeps them all."""
 
 
 class RouterFileSettings(_Strict):
@@ -288,6 +313,7 @@ class GatewayConfig(BaseModel):
     admin_key: str | None = None
     prices: dict[str, dict[str, Any]] = Field(default_factory=dict)
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
+    ledger: LedgerSettings = Field(default_factory=LedgerSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
     routes: list[RouteSettings] = Field(default_factory=list)
     litellm_settings: dict[str, Any] = Field(default_factory=dict)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.requests import Request
 
 if TYPE_CHECKING:  # types only: the context is filled by the stages, never imports them
+    from thrifty.accounting.tokens import Usage
     from thrifty.limits import Reservation
     from thrifty.server.auth import Principal
     from thrifty.server.cascade import RouteTrace
@@ -84,6 +85,11 @@ class RequestContext:
     headers: dict[str, str] = field(default_factory=dict)
     routing: RouteTrace | None = None
     """What a route model (``thrifty/auto``) decided, when one was asked."""
+    mechanism: str = ""
+    """What answered or made the answer cheaper (``thrifty.ledger.Mechanism``); empty: a
+    plain miss. A stage that answers instead of the upstream (a student) sets it."""
+    usage: Usage | None = None
+    """The billed tokens of the answer (a hit's: those its original call was billed)."""
 
     def thrifty_headers(self) -> dict[str, str]:
         out = dict(self.headers)

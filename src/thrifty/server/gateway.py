@@ -22,7 +22,8 @@ from thrifty.cache import (
 )
 from thrifty.cache.coalesce import lone_process_leases
 from thrifty.errors import ConfigError
-from thrifty.limits import LimitBackend, open_limits
+from thrifty.ledger import LedgerWriter, default_ledger_url, open_ledger
+from thrifty.limits import KeyLimits, LimitBackend, open_limits
 from thrifty.redact import redact_text, redact_url
 from thrifty.server.accounting import Accountant
 from thrifty.server.auth import KeyRing
@@ -110,10 +111,23 @@ class Gateway:
             if limits_url is None and settings.url.startswith(("redis://", "rediss://")):
                 limits_url = settings.url
             backend = limits or open_limits(limits_url)
+            ledger = config.ledger
+            self.ledger = (
+                LedgerWriter(
+                    open_ledger(ledger.url or default_ledger_url(self.cache.url)),
+                    retention_days=ledger.retention_days,
+                )
+                if ledger.enabled
+                else None
+            )
         except ConfigError as exc:
             raise ConfigError(f"{source}: {exc}") from exc
-        self.limiter = KeyLimiter(backend, self.pricer, self.metrics)
-        self.accountant = Accountant(self.pricer, self.limiter, self.metrics)
+        tenants = {
+            name: KeyLimits(max_budget_usd=b.max_budget_usd, budget_period=b.budget_period)
+            for name, b in config.limits.tenants.items()
+        }
+        self.limiter = KeyLimiter(backend, self.pricer, self.metrics, tenants)
+        self.accountant = Accountant(self.pricer, self.limiter, self.metrics, self.ledger)
         self.keys = KeyRing(
             config.keys, default_tenant=config.cache.namespace, admin_key=config.master_key
         )
@@ -141,6 +155,9 @@ class Gateway:
                 await provider.aclose()
         with contextlib.suppress(Exception):
             await self.limiter.aclose()
+        if self.ledger is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(self.ledger.close)
         with contextlib.suppress(Exception):
             await self.cache.adrain()
         with contextlib.suppress(Exception):

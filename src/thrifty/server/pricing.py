@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from thrifty.accounting.prices import PriceTable
-from thrifty.accounting.tokens import count_messages, count_text, usage_of
+from thrifty.accounting.tokens import Usage, count_messages, count_text, usage_details
 from thrifty.limits import max_cost_usd
 from thrifty.server.config import GatewayConfig
 
@@ -23,6 +23,16 @@ class PricedAnswer(NamedTuple):
     tokens_in: int
     tokens_out: int
     cost_usd: float
+    model: str
+
+
+class PricedUsage(NamedTuple):
+    """An answer's billed tokens, priced with the provider's prompt-cache rates
+    (``cost_usd``) and as if nothing had been read from that cache (``uncached_usd``)."""
+
+    usage: Usage
+    cost_usd: float
+    uncached_usd: float
     model: str
 
 
@@ -62,16 +72,16 @@ class Pricer:
             return reported
         return self._primary_model.get(model_name, model_name)
 
-    def usage(self, body: Mapping[str, Any], response: Mapping[str, Any]) -> tuple[int, int]:
-        """(prompt, completion) tokens of an answer: its ``usage``, else counted."""
-        counted = usage_of(response)
+    def usage(self, body: Mapping[str, Any], response: Mapping[str, Any]) -> Usage:
+        """The billed tokens of an answer: its ``usage`` (any provider's shape), else counted."""
+        counted = usage_details(response)
         if counted is not None:
             return counted
         out = 0
         for choice in response.get("choices") or []:
             message = choice.get("message") or {}
             out += count_text(str(message.get("content") or choice.get("text") or ""))
-        return prompt_tokens(body), out
+        return Usage(prompt_tokens(body), out)
 
     def cost(self, model: str, tokens_in: int, tokens_out: int) -> float:
         return self.prices.cost(model, tokens_in, tokens_out)
@@ -80,9 +90,24 @@ class Pricer:
         self, model_name: str, body: Mapping[str, Any], response: Mapping[str, Any]
     ) -> PricedAnswer:
         """What an answer of ``model_name`` to ``body`` cost (or, from the cache, saved)."""
-        tokens_in, tokens_out = self.usage(body, response)
-        priced = self.priced_model(model_name, response)
-        return PricedAnswer(tokens_in, tokens_out, self.cost(priced, tokens_in, tokens_out), priced)
+        priced = self.price_usage(model_name, body, response)
+        usage = priced.usage
+        return PricedAnswer(usage.prompt, usage.completion, priced.cost_usd, priced.model)
+
+    def price_usage(
+        self, model_name: str, body: Mapping[str, Any], response: Mapping[str, Any]
+    ) -> PricedUsage:
+        """An answer's tokens and cost, prompt-cache reads and writes at their own rates."""
+        usage = self.usage(body, response)
+        model = self.priced_model(model_name, response)
+        price = self.prices.get(model)
+        if price is None:
+            return PricedUsage(usage, 0.0, 0.0, model)
+        cost = price.cost(
+            usage.prompt, usage.completion, cached_in=usage.cached, cache_write=usage.cache_write
+        )
+        uncached = price.cost(usage.prompt, usage.completion)
+        return PricedUsage(usage, cost, uncached, model)
 
     def worst_case_usd(self, model_name: str, body: Mapping[str, Any], tokens: int) -> float:
         """The most a request may cost: its prompt and ``max_tokens`` at the strongest price

@@ -8,6 +8,7 @@ answer even when everything else is broken.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -22,6 +23,7 @@ from thrifty.server.chain import model_chain
 from thrifty.server.context import Operation, RequestContext
 from thrifty.server.errors import APIError
 from thrifty.server.gateway import Gateway, audit
+from thrifty.server.ledger_api import ledger_handlers
 from thrifty.server.respond import Respond
 from thrifty.server.schemas import (
     ChatRequest,
@@ -69,6 +71,8 @@ def _handlers(gw: Gateway) -> dict[str, tuple[str, str, Callable[[RequestContext
         if not await cache.afeedback(report.hit_id or "", report.correct):
             raise APIError(404, f"no recent semantic hit has the id {report.hit_id!r}",
                            param="hit_id", code="unknown_hit")  # fmt: skip
+        if not report.correct and gw.ledger is not None:  # the ledger row's wrong-hit flag
+            await asyncio.to_thread(gw.ledger.mark_wrong_hit, report.hit_id or "")
         return json_response({"hit_id": report.hit_id, "recorded": True})
 
     async def admin_stats(ctx: RequestContext) -> Response:
@@ -106,6 +110,7 @@ def _handlers(gw: Gateway) -> dict[str, tuple[str, str, Callable[[RequestContext
         "/admin/stats": ("GET", "admin", admin_stats),
         "/admin/invalidate": ("POST", "admin", admin_invalidate),
         "/admin/purge-user": ("POST", "admin", admin_purge_user),
+        **ledger_handlers(keys, gw.ledger),
     }
 
 

@@ -146,13 +146,9 @@ class Account(Stage):
     async def __call__(self, ctx: RequestContext) -> Any:
         result = await self.next(ctx)
         assert ctx.model is not None
-        fields = await self.accountant.account(
-            ctx.model, ctx.answered_by, ctx.body, result, ctx.reservation, ctx.routing
+        await self.accountant.account(
+            ctx.model, ctx.answered_by, ctx.body, result, ctx.reservation, ctx.routing, ctx=ctx
         )
-        ctx.fields = fields
-        ctx.cost_usd = fields["cost_usd"]
-        if ctx.routing is not None:
-            ctx.saved_usd = ctx.routing.saved_usd
         return result
 
 

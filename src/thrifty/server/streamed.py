@@ -63,6 +63,7 @@ class StreamLookup(CacheStage):
                 metrics.cache_lookups.labels(label, hit.kind).inc()
                 mechanism = MECHANISM_OF_RESULT.get(hit.kind, hit.kind)
                 self.accountant.credit_hit(ctx, served, mechanism)
+                self.accountant.record(ctx)
                 metrics.ttft.labels(label, "hit").observe(time.perf_counter() - ctx.started)
                 usage = _include_usage(body)
                 return replay(chunks_from_completion(served, include_usage=usage))
@@ -83,6 +84,7 @@ class StreamLookup(CacheStage):
             yield event
         if tee.complete:
             self.accountant.credit_hit(ctx, completion_from_chunks(tee.chunks), "coalesced")
+            self.accountant.record(ctx)
 
 
 class ShareStream(CacheStage):
@@ -121,8 +123,9 @@ class ShareStream(CacheStage):
         try:
             response = completion_from_chunks(chunks)
             fields = await self.accountant.account(
-                ctx.model, ctx.answered_by, body, response, ctx.reservation, ctx.routing
+                ctx.model, ctx.answered_by, body, response, ctx.reservation, ctx.routing, ctx=ctx
             )
+            self.accountant.record(ctx)
             if complete and policy.write and chunks:
                 await self.cache.aset(
                     key, response, namespace=policy.namespace, ttl=policy.ttl,

@@ -35,12 +35,16 @@ class FakeAnthropic:
         calls: number of ``/v1/messages`` requests answered (refused ones included).
         requests: (headers, body) of each request.
         fail_first: refuse this many calls with 429 (``retry-after: 0``).
+        cache_write: prompt tokens reported as written to the prompt cache.
     """
 
     def __init__(self, *, fail_first: int = 0) -> None:
         self.calls = 0
         self.requests: list[tuple[dict[str, str], dict[str, Any]]] = []
         self.fail_first = fail_first
+        self.cache_write = 0
+        """Prompt tokens reported as written to the prompt cache
+        (``cache_creation_input_tokens``; none when 0)."""
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
@@ -63,6 +67,8 @@ class FakeAnthropic:
         choice = body.get("tool_choice") or {}
         tools = body.get("tools") or []
         usage = {"input_tokens": 12, "output_tokens": 7, "cache_read_input_tokens": 3}
+        if self.cache_write:
+            usage["cache_creation_input_tokens"] = self.cache_write
         base = {
             "id": f"msg_{number}",
             "type": "message",

@@ -94,6 +94,9 @@ class FakeOpenAI:
         self.chunk_delay = 0.0
         self.streams_abandoned = 0
         self.failure_headers: dict[str, str] = {}
+        self.cached_tokens = 0
+        """Prompt tokens reported as read from the provider's prompt cache (at most all of
+        them), in ``usage.prompt_tokens_details.cached_tokens`` as OpenAI reports them."""
         self._server = _QuietServer(("127.0.0.1", 0), _handler_for(self))
         self._thread: threading.Thread | None = None
 
@@ -167,6 +170,11 @@ class FakeOpenAI:
                 "prompt_tokens": prompt,
                 "completion_tokens": completion,
                 "total_tokens": prompt + completion,
+                **(
+                    {"prompt_tokens_details": {"cached_tokens": min(self.cached_tokens, prompt)}}
+                    if self.cached_tokens
+                    else {}
+                ),
             },
         }
 
