@@ -131,3 +131,25 @@ def test_bad_usage_exits_2_and_failed_work_exits_1(trained: tuple[Path, Path, Pa
         str(root / "no-such-dir" / "o.jsonl"),
     )
     assert code == 1 and "cannot write" in out
+
+
+def test_train_add_retrains_on_kept_and_new_pairs(tmp_path: Path) -> None:
+    first, more = tmp_path / "first.jsonl", tmp_path / "more.jsonl"
+    write_pairs(make_pairs(120, seed=4), first)
+    extra = [{"input": f"cancel my subscription {w}", "output": "cancel"}
+             for w in ("now", "please", "today", "asap", "thanks", "at once")] * 5  # fmt: skip
+    more.write_text("".join(json.dumps(p) + "\n" for p in extra))
+    model = tmp_path / "model"
+    code, out = invoke("distill", "train", str(first), "-o", str(model), "--embedder", "hashing",
+                       "--folds", "3", "--target-agreement", "0.9")  # fmt: skip
+    assert code == 0, out
+    assert (model / "pairs.jsonl").is_file() and (model / "dense.npy").is_file()
+    code, out = invoke("distill", "train", str(more), "-o", str(model), "--add",
+                       "--folds", "3", "--target-agreement", "0.9")  # fmt: skip
+    assert code == 0, out
+    assert "student on 150 pairs (5 answers)" in out
+    meta = json.loads((model / "student.json").read_text())
+    assert "cancel" in meta["labels"] and meta["featurizer"]["embedder"] == "hashing"
+    assert len((model / "pairs.jsonl").read_text().splitlines()) == 150
+    code, out = invoke("distill", "train", str(more), "-o", str(tmp_path / "none"), "--add")
+    assert code != 0 and "student model dir" in out.replace("\n", " ")

@@ -11,7 +11,7 @@ from thrifty.cli._common import EXIT_USAGE, exit_codes, fail
 from thrifty.store import DEFAULT_URL
 
 cache_app = typer.Typer(
-    help="Manage cached entries: invalidate by field, purge a user, clear everything.",
+    help="Manage cached entries: invalidate by field or key, purge a user, clear everything.",
     no_args_is_help=True,
 )
 CacheURL = Annotated[str, typer.Option("--cache", help="Cache URL.")]
@@ -40,6 +40,17 @@ def invalidate(
             tag=tag, namespace=namespace, model=model, model_version=model_version, user_id=user
         )
     typer.echo(f"removed {removed} entries")
+
+
+@cache_app.command(epilog="Example: thrifty cache delete 3f9a… (the X-Thrifty-Cache-Key header)")
+def delete(
+    key: Annotated[str, typer.Argument(help="The entry's cache key.")],
+    cache: CacheURL = DEFAULT_URL,
+) -> None:
+    """Delete one entry by its key (what a gateway response reports in X-Thrifty-Cache-Key)."""
+    with exit_codes(), Cache(cache) as store:
+        removed = store.delete(key)
+    typer.echo(f"removed {int(removed)} entries")
 
 
 @cache_app.command("purge-user", epilog="Example: thrifty cache purge-user u-1234")

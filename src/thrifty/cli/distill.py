@@ -59,29 +59,40 @@ def train(
     ] = None,
     embedder: Annotated[str, typer.Option(help="minilm or hashing.")] = "minilm",
     folds: Annotated[int, typer.Option(help="Folds of the out-of-fold calibration.")] = 5,
+    add: Annotated[
+        bool,
+        typer.Option(
+            "--add",
+            help="Add DATA to the pairs the student in --output was trained on and retrain it "
+            "there (its heads and score kept unless given; only the new pairs are embedded).",
+        ),
+    ] = False,
 ) -> None:
     """Train a student on teacher pairs; its gate is calibrated out of fold to the target."""
     from thrifty.distill.features import Featurizer
-    from thrifty.distill.modeldir import save_student
+    from thrifty.distill.incremental import add_pairs, train_and_keep
+    from thrifty.distill.modeldir import load_student
     from thrifty.distill.pairs import read_pairs
-    from thrifty.distill.training import StudentConfig, train_student
+    from thrifty.distill.training import StudentConfig
 
-    heads = tuple(head or ("ridge",))
     with exit_codes():
+        pairs = read_pairs(data)
+        if add:
+            old = load_student(output)
+            heads = tuple(head or (h.kind for h in old.heads))
+            score = score or old.gate.score
+        else:
+            heads = tuple(head or ("ridge",))
         config = StudentConfig(
             heads=heads,
             target_agreement=target_agreement,
             folds=folds,
             score=score or ("committee" if len(heads) > 1 else "margin"),
         )
-        pairs = read_pairs(data)
-        student = train_student(
-            [p.input for p in pairs],
-            [p.output or "" for p in pairs],
-            featurizer=Featurizer(embedder=embedder),
-            config=config,
-        )
-        save_student(student, output)
+        if add:
+            student = add_pairs(pairs, output, config)
+        else:
+            student = train_and_keep(pairs, output, Featurizer(embedder=embedder), config)
     info = student.info
     Console().print(
         f"trained a {'+'.join(heads)} student on {info['pairs']:,} pairs ({info['classes']:,} "

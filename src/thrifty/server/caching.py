@@ -96,12 +96,12 @@ class CacheLookup(CacheStage):
                 self.tasks.spawn(
                     cache.aset(key, value, namespace=policy.namespace, ttl=policy.ttl,
                                user_id=body.get("user"), request=body, kind=kind,
-                               **(ctx.fields or {}))
+                               tags=ctx.tags or (), **(ctx.fields or {}))
                 )  # fmt: skip
             ctx.status = "REFRESH" if policy.refresh else "BYPASS"
             self.metrics.cache_lookups.labels(label, "bypass").inc()
             return value
-        key = cache.key(body, kind=kind, namespace=policy.namespace)
+        key = ctx.key = cache.key(body, kind=kind, namespace=policy.namespace)
         waited = time.perf_counter()
         tee = self.streams.get(key) if kind == "chat" else None
         if tee is not None and not tee.closing:  # the same answer is being streamed: wait
@@ -122,6 +122,7 @@ class CacheLookup(CacheStage):
                 describe=lambda _: ctx.fields or {},
                 store=policy.write,
                 user_id=body.get("user"),
+                tags=ctx.tags or (),
                 request=body,
                 kind=kind,
                 on_hit=lambda hit: note_hit(ctx, hit),

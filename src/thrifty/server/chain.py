@@ -8,10 +8,14 @@ these stages, outermost first; each is a small class given only its collaborator
     Authenticate   stages.py    the caller's key -> tenant and limits (401)
     ReadRequest    stages.py    body, schema, model name, cache policy (400/404/413)
     Record         accounting.py  the request's ledger row, once answered (streams: at their end)
+    TagRequest     freshness.py  the answer's tags (its documents) and their TTLs
+    Compress       compressing.py  RAG context of chat requests cut to what the question needs
     ByStream       stages.py    a streamed chat request forks to STREAMED, the rest to PLAIN
       PLAIN                                  STREAMED
       CacheLookup  caching.py  hit/coalesce  StreamLookup  streamed.py  replay/follow a tee
       Reserve      stages.py   key limits    Reserve       stages.py    key limits (429)
+      StudentFirst distilling.py a confident student answers, else the teacher (both chains)
+      RecordPairs  distilling.py teacher answers appended as training pairs (plain only)
       Account      stages.py   cost, settle  ShareStream   streamed.py  tee; account+store at end
       Route        stages.py   pool, routes  Route         stages.py    pool, route models
       CallUpstream stages.py   one attempt   OpenStream    streamed.py  one attempt, 1st chunk
@@ -43,9 +47,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from thrifty.safety.pii import PIIDetector
 from thrifty.server.accounting import Record
 from thrifty.server.caching import CacheLookup
+from thrifty.server.compressing import Compress
 from thrifty.server.context import Handler
+from thrifty.server.distilling import PairLog, RecordPairs, StudentFirst, student_routes
+from thrifty.server.freshness import TagRequest
 from thrifty.server.gateway import Gateway
 from thrifty.server.stages import (
     Account,
@@ -72,6 +80,21 @@ def compose(stages: Sequence[StageSpec], innermost: Handler) -> Handler:
     return handler
 
 
+def recorder(gw: Gateway) -> dict[str, Any]:
+    """The collaborators of :class:`RecordPairs` from the ``distill:`` block."""
+    settings = gw.config.distill
+    assert settings.record is not None
+    pii = gw.config.cache.pii
+    return {
+        "log": PairLog(settings.record),
+        "models": None if settings.models is None else frozenset(settings.models),
+        "students": frozenset(
+            e.model_name for e in gw.config.model_list if e.litellm_params.kind == "student"
+        ),
+        "detector": None if pii == "off" else PIIDetector(custom=dict(gw.config.cache.pii_custom)),
+    }
+
+
 def model_chain(gw: Gateway) -> Handler:
     """The chain every model endpoint runs, built once from the gateway's parts."""
     cache, streams, metrics = gw.cache, gw.streams, gw.metrics
@@ -89,12 +112,23 @@ def model_chain(gw: Gateway) -> Handler:
         (ShareStream, {"cache": cache, "streams": streams, "accountant": accountant,
                        "metrics": metrics, "tasks": tasks}),
     ]  # fmt: skip
+    # a student answers before the teacher; teacher answers become training pairs
+    students = student_routes(gw.config, gw.pool)
+    if gw.config.distill.record is not None:
+        plain.insert(2, (RecordPairs, recorder(gw)))
+    if students:
+        first: StageSpec = (StudentFirst, {"students": students, "accountant": accountant})
+        plain.insert(2, first)
+        streamed.insert(2, first)
     head: list[StageSpec] = [
         (Encode, {}),
         (Authenticate, {"keys": gw.keys}),
         (ReadRequest, {"catalog": gw.catalog, "cache": gw.config.cache,
                        "max_bytes": gw.config.server.max_body_bytes}),
         (Record, {"accountant": accountant}),  # the ledger row (streams: when they end)
+        (TagRequest, {"tag_ttl": gw.config.cache.tag_ttl}),
+        # before the cache: the compressed prompt is what is answered, stored and limited
+        (Compress, {"settings": gw.config.compression, "pricer": gw.pricer, "metrics": metrics}),
     ]  # fmt: skip
     plain_route = Route(CallUpstream(), pool=gw.pool, routes=gw.routes, metrics=metrics,
                         check_output=True)  # fmt: skip

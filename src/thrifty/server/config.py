@@ -46,6 +46,7 @@ from pydantic import (
 
 from thrifty.errors import ConfigError
 from thrifty.routing.rules import Rule
+from thrifty.server.mechanisms import CompressionSettings, DistillSettings
 from thrifty.store import DEFAULT_URL
 
 ENV_PREFIX = "os.environ/"
@@ -54,7 +55,7 @@ CONFIG_ENV = "THRIFTY_CONFIG"
 PRICE_MODEL_ENV = "THRIFTY_PRICE_MODEL"
 
 #: ``litellm_params.model`` prefix -> the kind of provider that serves it (declared once).
-ProviderKind = Literal["openai", "anthropic", "local"]
+ProviderKind = Literal["openai", "anthropic", "local", "student"]
 PROVIDER_KINDS: Mapping[str, ProviderKind] = {
     "openai": "openai",
     "openai_compatible": "openai",
@@ -64,6 +65,7 @@ PROVIDER_KINDS: Mapping[str, ProviderKind] = {
     "anthropic": "anthropic",
     "local": "local",
     "thrifty": "local",
+    "student": "student",  # student/<model_dir>: a distilled student (providers/student.py)
 }
 DEFAULT_OPENAI_BASE = "https://api.openai.com/v1"
 
@@ -196,6 +198,12 @@ class CacheSettings(_Strict):
     encryption_key: str | None = Field(default=None, repr=False)
     """Seals stored answers and prompts with AES-GCM: 32 bytes as hex or base64, optionally
     ``ID:SECRET``; write it as ``os.environ/NAME``."""
+    namespace_ttl: dict[str, PositiveFloat] = Field(default_factory=dict)
+    """Seconds answers live per namespace (``tenant`` or ``tenant/namespace``), over ``ttl``."""
+    tag_ttl: dict[str, PositiveFloat] = Field(default_factory=dict)
+    """Seconds answers carrying a tag live (``{fx-rates: 3600}``); the shortest tag wins,
+    unless the request set its own TTL. Tags come from ``X-Thrifty-Tags``, ``thrifty.tags``
+    and the ids of ``thrifty.context`` documents."""
     old_encryption_keys: list[str] = Field(default_factory=list, repr=False)
     """Keys of earlier rotations: entries they sealed stay readable until they expire."""
 
@@ -316,6 +324,8 @@ class GatewayConfig(BaseModel):
     ledger: LedgerSettings = Field(default_factory=LedgerSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
     routes: list[RouteSettings] = Field(default_factory=list)
+    compression: CompressionSettings = Field(default_factory=CompressionSettings)
+    distill: DistillSettings = Field(default_factory=DistillSettings)
     litellm_settings: dict[str, Any] = Field(default_factory=dict)
     general_settings: dict[str, Any] = Field(default_factory=dict)
     environment_variables: dict[str, Any] = Field(default_factory=dict)

@@ -22,6 +22,7 @@ if TYPE_CHECKING:  # types only: the context is filled by the stages, never impo
     from thrifty.server.auth import Principal
     from thrifty.server.cascade import RouteTrace
     from thrifty.server.policy import CachePolicy, Status
+    from thrifty.server.schemas import ThriftyOptions
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +65,8 @@ class RequestContext:
     model: str | None = None
     body: dict[str, Any] = field(default_factory=dict)
     policy: CachePolicy | None = None
+    options: ThriftyOptions | None = None
+    """The request's ``thrifty`` body field (removed from ``body``), for the stages it concerns."""
     stream: bool = False
     """Relayed from a streaming upstream (a streamed chat request)."""
     sse: bool = False
@@ -71,6 +74,8 @@ class RequestContext:
     # ------------------------------------------------------------ what happened
     key: str = ""
     """The cache key, once a cache stage computed it."""
+    tags: list[str] | None = None
+    """Tags of the stored answer (the documents it was built on: ``server/freshness.py``)."""
     reservation: Reservation | None = None
     answered_by: str = ""
     """The model name of the deployment that answered (a fallback's, a cascade's)."""
@@ -97,6 +102,8 @@ class RequestContext:
             out["X-Thrifty-Cache-Status"] = self.status
         if self.route is not None:
             out["X-Thrifty-Route"] = self.route
+        if self.key:  # what POST /admin/invalidate {"key": ...} deletes
+            out["X-Thrifty-Cache-Key"] = self.key
         if self.cost_usd is not None:
             out["X-Thrifty-Cost-USD"] = _usd(self.cost_usd)
         if self.status is not None:

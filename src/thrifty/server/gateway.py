@@ -86,6 +86,7 @@ class Gateway:
                 settings.url,
                 namespace=settings.namespace,
                 ttl=settings.ttl,
+                namespace_ttl=settings.namespace_ttl,
                 limits=SizeLimits(settings.max_entries, settings.max_bytes),
                 prices=self.prices,
                 write_behind=True,  # a miss answers before its store write (overhead)

@@ -18,7 +18,7 @@ from starlette.datastructures import Headers
 from thrifty.errors import ConfigError
 from thrifty.policy import CacheMode, CachePolicy, parse_namespace
 from thrifty.server.errors import APIError
-from thrifty.server.schemas import ThriftyOptions
+from thrifty.server.schemas import CONTEXT_OPTIONS, ThriftyOptions
 
 CACHE_HEADER = "x-thrifty-cache"
 TTL_HEADER = "x-thrifty-ttl"
@@ -80,7 +80,11 @@ def cache_policy(
     Raises:
         APIError: 400 for an unknown mode, a non-positive TTL or a bad namespace.
     """
-    body = options.model_dump(exclude_none=True) if options is not None else {}
+    body = (
+        options.model_dump(exclude_none=True, exclude=set(CONTEXT_OPTIONS))
+        if options is not None
+        else {}
+    )
     requested = body.pop("namespace", None)  # inside the tenant: not an override
     sub = headers.get(NAMESPACE_HEADER) or requested
     if sub is not None:

@@ -89,9 +89,16 @@ def _handlers(gw: Gateway) -> dict[str, tuple[str, str, Callable[[RequestContext
         keys.require_admin(ctx.request.headers)
         selector = validate_body(InvalidateRequest, await read_json(ctx.request, 65536))
         fields = selector.model_dump(exclude_none=True)
+        key = fields.pop("key", None)
+        if key is not None:  # one entry, by the key its response reported
+            if fields:
+                raise APIError(400, "key cannot be combined with other fields", param="key")
+            removed = int(await cache.adelete(key))
+            audit.info("admin delete of key %s: %d entries removed", key, removed)
+            return json_response({"invalidated": removed})
         if not fields:
-            raise APIError(400, "give at least one of namespace, tag, model, model_version, user",
-                           code="empty_selector")  # fmt: skip
+            raise APIError(400, "give at least one of namespace, tag, model, model_version, "
+                           "user, key", code="empty_selector")  # fmt: skip
         fields["user_id"] = fields.pop("user", None)
         removed = await cache.ainvalidate(**{k: v for k, v in fields.items() if v is not None})
         audit.info("admin invalidate %s: %d entries removed", fields, removed)

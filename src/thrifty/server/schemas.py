@@ -29,8 +29,31 @@ class _Open(BaseModel):
     model_config = ConfigDict(extra="allow")
 
 
+class ContextDocument(BaseModel):
+    """A RAG document of ``thrifty.context``: its text, or the index of the message holding it;
+    its ``id`` names it (``doc:42``) for the cached answer's tags."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str | None = Field(default=None, min_length=1, max_length=200)
+    text: str | None = None
+    message: int | None = Field(default=None, ge=0)
+
+    @model_validator(mode="after")
+    def _text_or_message(self) -> ContextDocument:
+        if (self.text is None) == (self.message is None):
+            raise ValueError("give exactly one of text and message")
+        return self
+
+
+#: The ``thrifty`` fields that describe the RAG context, not the cache policy.
+CONTEXT_OPTIONS = ("context", "question", "tags")
+
+
 class ThriftyOptions(BaseModel):
-    """The optional ``thrifty`` body field: the same controls as the ``X-Thrifty-*`` headers."""
+    """The optional ``thrifty`` body field: the same controls as the ``X-Thrifty-*`` headers,
+    and the RAG context the gateway may compress (``context``: message indexes, texts or
+    :class:`ContextDocument`; ``question``: what it was retrieved for)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -38,6 +61,10 @@ class ThriftyOptions(BaseModel):
     ttl: float | None = Field(default=None, gt=0)
     namespace: str | None = Field(default=None, min_length=1, max_length=200)
     cache_temperature: bool | None = None
+    context: list[int | str | ContextDocument] | None = None
+    question: str | None = None
+    tags: list[str] | None = Field(default=None, max_length=64)
+    """Tags of the cached answer (the documents it was built on), as ``X-Thrifty-Tags``."""
 
 
 class ChatMessage(_Open):
@@ -85,6 +112,8 @@ class InvalidateRequest(BaseModel):
     model: str | None = None
     model_version: str | None = None
     user: str | None = None
+    key: str | None = Field(default=None, min_length=1)
+    """One entry by its cache key (``X-Thrifty-Cache-Key`` of the response that stored it)."""
 
 
 class PurgeUserRequest(BaseModel):
@@ -151,9 +180,11 @@ def validate_body(model: type[M], body: Any) -> M:
 
 
 __all__ = [
+    "CONTEXT_OPTIONS",
     "CacheMode",
     "ChatRequest",
     "CompletionRequest",
+    "ContextDocument",
     "EmbeddingRequest",
     "InvalidateRequest",
     "PurgeUserRequest",

@@ -91,6 +91,7 @@ class ReadRequest(Stage):
             enabled=self.enabled,
             cache_temperature=self.cache_temperature,
         )
+        ctx.options = parsed.thrifty
         body.pop("thrifty", None)
         ctx.sse = bool(getattr(parsed, "stream", False))
         if op.streams:

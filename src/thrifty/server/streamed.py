@@ -129,7 +129,8 @@ class ShareStream(CacheStage):
             if complete and policy.write and chunks:
                 await self.cache.aset(
                     key, response, namespace=policy.namespace, ttl=policy.ttl,
-                    user_id=body.get("user"), request=body, kind="chat", **fields,
+                    user_id=body.get("user"), request=body, kind="chat",
+                    tags=ctx.tags or (), **fields,
                 )  # fmt: skip
         except Exception:  # bookkeeping must never break anything the client sees
             log.exception("accounting a streamed answer failed")

@@ -53,11 +53,18 @@ def _local(params: DeploymentParams, timeout: float) -> Provider:
     return local_provider(params.model_path)
 
 
+def _student(params: DeploymentParams, timeout: float) -> Provider:
+    from thrifty.providers.student import StudentProvider
+
+    return StudentProvider(provider_of(params.model)[1], name=params.model)
+
+
 #: Provider kind -> builder (declared once).
 BUILDERS: Mapping[str, Callable[[DeploymentParams, float], Provider]] = {
     "openai": _http,
     "anthropic": _http,
     "local": _local,
+    "student": _student,
 }
 
 

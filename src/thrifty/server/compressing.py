@@ -1,0 +1,174 @@
+"""The compression stage: a chat request's RAG context cut to what its question needs.
+
+It sits in the chain's head, after ``ReadRequest`` and before the cache, for three reasons:
+
+- the compressed prompt is what the model answers, so it is what the answer is stored under:
+  a request that asked for the full context (``X-Thrifty-Compression: off``) or another ratio
+  is never served an answer made from a different context, and two requests whose contexts
+  compress to the same prompt share an answer;
+- compression is deterministic for a given request and configuration, so keying on its output
+  is as exact as keying on the input; with the document cache warm it costs a few ms, small
+  next to the upstream call a hit saves;
+- one stage serves the plain and the streamed chains, and the key's limits (``Reserve``) are
+  taken on the prompt that is really sent.
+
+The saving, the prompt tokens cut priced at the answering model's input price, is credited
+(mechanism ``compressed``) only when the request reached an upstream: a cache hit saves the
+whole call and is credited as a hit.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import anyio
+
+from thrifty.compression import Compressor
+from thrifty.compression.chat import ContextError, ContextPlan, Marked, find_context, rewrite
+from thrifty.compression.llmlingua import LLMLingua2Compressor
+from thrifty.errors import ConfigError, ProviderUnavailableError
+from thrifty.server.context import Handler, RequestContext, Stage
+from thrifty.server.errors import APIError
+from thrifty.server.mechanisms import CompressionOptions, CompressionSettings
+from thrifty.server.metrics import GatewayMetrics
+from thrifty.server.pricing import Pricer
+from thrifty.server.schemas import ContextDocument, ThriftyOptions
+
+COMPRESSION_HEADER = "x-thrifty-compression"
+#: The savings mechanism this stage credits (``thrifty_savings_usd{mechanism=...}``).
+MECHANISM = "compressed"
+
+
+def requested(raw: str | None) -> float | bool | None:
+    """The per-request header: ``off`` (False), a ratio in (0, 1], or None when absent.
+
+    Raises:
+        APIError: 400 for anything else.
+    """
+    if raw is None:
+        return None
+    word = raw.strip().lower()
+    if word in ("off", "false", "0", "no"):
+        return False
+    if word in ("on", "true", "yes"):
+        return True
+    try:
+        ratio = float(word)
+    except ValueError:
+        ratio = -1.0
+    if not 0.0 < ratio <= 1.0:
+        raise APIError(
+            400,
+            f"header X-Thrifty-Compression: must be off, on or a ratio in (0, 1], not {raw!r}",
+            param=COMPRESSION_HEADER,
+        )
+    return ratio
+
+
+def _marks(options: ThriftyOptions | None) -> list[Marked]:
+    marks: list[Marked] = []
+    for entry in (options.context if options is not None else None) or []:
+        if isinstance(entry, int):
+            marks.append(Marked(message=entry))
+        elif isinstance(entry, str):
+            marks.append(Marked(text=entry))
+        elif isinstance(entry, ContextDocument):
+            marks.append(Marked(entry.message, entry.text, entry.id))
+    return marks
+
+
+class Compress(Stage):
+    """Compresses the RAG context of chat requests where the config or the request asks.
+
+    Args:
+        settings: the ``compression:`` block.
+        pricer: prices the prompt tokens saved.
+        metrics: ``thrifty_savings_usd{mechanism="compressed"}``.
+    """
+
+    def __init__(
+        self,
+        next: Handler,
+        *,
+        settings: CompressionSettings,
+        pricer: Pricer,
+        metrics: GatewayMetrics,
+    ) -> None:
+        super().__init__(next)
+        self.settings = settings
+        self.pricer = pricer
+        self.metrics = metrics
+        self._compressor: Compressor | LLMLingua2Compressor | None = None
+        self._lock = threading.Lock()
+        if settings.llmlingua2_model is not None:  # a missing folder or package fails here
+            try:
+                self._compressor = LLMLingua2Compressor(settings.llmlingua2_model)
+            except ProviderUnavailableError as exc:
+                raise ConfigError(f"compression.llmlingua2_model: {exc}") from exc
+
+    def compressor(self) -> Compressor | LLMLingua2Compressor:
+        """Built on first use (loading the embedder takes a while), once per worker."""
+        with self._lock:
+            if self._compressor is None:
+                self._compressor = Compressor(self.settings.embedder)
+            return self._compressor
+
+    async def __call__(self, ctx: RequestContext) -> Any:
+        op = ctx.operation
+        if op is None or op.method != "chat":
+            return await self.next(ctx)
+        asked = requested(ctx.request.headers.get(COMPRESSION_HEADER))
+        options = self.settings.for_model(ctx.model)
+        marks = _marks(ctx.options)
+        on = options.enabled if asked is None else asked is not False
+        if not on and not marks:
+            return await self.next(ctx)
+        ratio = asked if isinstance(asked, float) else options.ratio
+        try:
+            plan = find_context(
+                ctx.body["messages"],
+                marks,
+                question=ctx.options.question if ctx.options is not None else None,
+                tag=options.tag,
+                user_turns_over=options.user_turns_over if on else None,
+            )
+        except ContextError as exc:
+            raise APIError(400, str(exc), param="thrifty.context") from None
+        if not plan.pieces:
+            return await self.next(ctx)
+        saved = 0
+        if on:
+            saved = await anyio.to_thread.run_sync(self._compress, ctx, plan, options, ratio)
+        elif any(p.message is None for p in plan.pieces):  # given documents go in as they are
+            ctx.body = rewrite(ctx.body, plan, [p.text for p in plan.pieces], tag=options.tag)
+        value = await self.next(ctx)
+        if saved > 0 and ctx.route != "cache":
+            self._credit(ctx, saved)
+        return value
+
+    def _compress(
+        self, ctx: RequestContext, plan: ContextPlan, options: CompressionOptions, ratio: float
+    ) -> int:
+        """Rewrites ``ctx.body`` with the context compressed; returns the tokens saved."""
+        before = plan.tokens()
+        if before < options.min_tokens:
+            texts = [p.text for p in plan.pieces]
+            after = before
+        else:
+            docs = [{"id": p.id, "text": p.text} for p in plan.pieces]
+            result = self.compressor().compress(
+                plan.question, docs, ratio=ratio, min_tokens=options.floor, model=ctx.model or ""
+            )
+            texts = [d.text for d in result.documents]
+            before, after = result.tokens_before, result.tokens_after
+        ctx.body = rewrite(ctx.body, plan, texts, tag=options.tag)
+        ctx.headers["X-Thrifty-Compression"] = f"{before}->{after}"
+        return before - after
+
+    def _credit(self, ctx: RequestContext, saved_tokens: int) -> None:
+        model = self.pricer.priced_model(ctx.answered_by or ctx.model or "")
+        saved = self.pricer.cost(model, saved_tokens, 0)
+        ctx.saved_usd += saved
+        label = self.metrics.model_label(ctx.model)
+        self.metrics.savings.labels(label, MECHANISM).inc(saved)
