@@ -27,6 +27,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "batch",
     "route",
     "distill",
+    "bench",
 )
 
 
