@@ -21,6 +21,7 @@ from thrifty.server.bodies import json_response, read_json
 from thrifty.server.cascade import route_feedback
 from thrifty.server.chain import model_chain
 from thrifty.server.context import Operation, RequestContext
+from thrifty.server.dashboard import dashboard_routes
 from thrifty.server.errors import APIError
 from thrifty.server.gateway import Gateway, audit
 from thrifty.server.ledger_api import ledger_handlers
@@ -162,6 +163,7 @@ def http_routes(gw: Gateway) -> list[Route]:
         for path, (method, name, handler) in _handlers(gw).items()
     ]
     routes += _probes(gw)
+    routes += dashboard_routes()
     return routes + [
         Route(r.path.removeprefix("/v1"), r.endpoint, methods=r.methods)
         for r in routes
