@@ -22,6 +22,12 @@ def replay_command(
     requests: Annotated[int, typer.Option(min=1, help="Requests per step.")] = 300,
     support: Annotated[int, typer.Option(min=0, help="Distinct support questions.")] = 150,
     rag: Annotated[int, typer.Option(min=0, help="Distinct RAG questions.")] = 50,
+    mmlu: Annotated[
+        int, typer.Option(min=0, help="Distinct MMLU questions (routing quality).")
+    ] = 0,
+    threshold: Annotated[
+        float | None, typer.Option(help="Semantic threshold (default: thrifty's).")
+    ] = None,
     embedder: Annotated[str, typer.Option(help="minilm or hashing.")] = "minilm",
 ) -> None:
     """Replay a support + RAG workload through the gateway in-process, switching on none ->
@@ -35,6 +41,8 @@ def replay_command(
         requests=requests,
         support=support,
         rag=rag,
+        mmlu=mmlu,
+        threshold=threshold,
         embedder=embedder,
     )
     console = Console()

@@ -139,7 +139,11 @@ def write_report(
         f"Workload: {meta['source']}; {meta['requests']} requests per step "
         f"({meta['distinct']} distinct), priced at accounting/prices.json rates; upstream: "
         f"a FAKE answering from the data. Baseline model {meta['strong']}, cheap model "
-        f"{meta['cheap']}."
+        f"{meta['cheap']}. Quality flags: a wrong hit serves another intent's or question's "
+        "answer; a RAG answer is wrong when the (compressed) context lost the gold answer; "
+        "routing changes only MMLU answers (each tier answers as GPT-4 or Mixtral did in "
+        "RouteLLM's data) — the data has no cheap-model answers for support or RAG, so "
+        "routing's quality cost there is not measured."
     )
     md = [
         "# thrifty bench replay",

@@ -23,13 +23,15 @@ def replay(
     requests: int = 300,
     support: int = 150,
     rag: int = 50,
+    mmlu: int = 0,
+    threshold: float | None = None,
     names: tuple[str, ...] = STEPS,
     embedder: str = "minilm",
     quiet: bool = False,
 ) -> tuple[dict[str, Any], dict[str, LedgerSummary]]:
     """Run the replay into ``out``; the summary and each step's ledger summary."""
     out.mkdir(parents=True, exist_ok=True)
-    items, source = load_items(data, support, rag)
+    items, source = load_items(data, support, rag, mmlu)
     stream = traffic(items, requests)
     records: list[dict[str, Any]] = []
     ledgers: dict[str, LedgerSummary] = {}
@@ -44,6 +46,7 @@ def replay(
                 stream,
                 items,
                 embedder=embedder,
+                threshold=threshold,
                 baseline_answers=baseline,
                 progress=lambda: progress.advance(task),
             )

@@ -17,7 +17,7 @@ from typing import Any
 from starlette.testclient import TestClient
 
 from thrifty.ledger import LedgerSummary
-from thrifty.replay.upstream import DataReply, correct
+from thrifty.replay.upstream import CHEAP_MODEL, DataReply, correct
 from thrifty.replay.workload import Item
 from thrifty.server.app import create_app
 from thrifty.server.config import GatewayConfig, parse_config
@@ -25,7 +25,7 @@ from thrifty.testing.fake_openai import FakeOpenAI
 from thrifty.testing.inprocess import InProcessOpenAI
 
 STRONG = "gpt-4o"
-CHEAP = "gpt-4o-mini"
+CHEAP = CHEAP_MODEL
 ROUTE = "thrifty/auto"
 STEPS = ("none", "exact", "semantic", "routing", "compression")
 
@@ -48,7 +48,9 @@ def steps(names: tuple[str, ...] = STEPS) -> list[Step]:
     ]
 
 
-def step_config(step: Step, base_url: str, embedder: str) -> GatewayConfig:
+def step_config(
+    step: Step, base_url: str, embedder: str, threshold: float | None = None
+) -> GatewayConfig:
     def deployment(name: str) -> dict[str, Any]:
         params = {"model": f"openai/{name}", "api_base": base_url, "api_key": "sk-fake"}
         return {"model_name": name, "litellm_params": params}
@@ -60,6 +62,7 @@ def step_config(step: Step, base_url: str, embedder: str) -> GatewayConfig:
             "enabled": step.cache,
             "url": "memory://",
             "semantic": step.semantic,
+            "semantic_threshold": threshold,
             "embedder": embedder,
         },
         "ledger": {"url": "memory://", "retention_days": None},
@@ -87,6 +90,7 @@ def run_step(
     items: list[Item],
     *,
     embedder: str = "minilm",
+    threshold: float | None = None,
     baseline_answers: list[str] | None = None,
     progress: Callable[[], None] | None = None,
 ) -> StepResult:
@@ -94,7 +98,7 @@ def run_step(
     intents = {item.answer: item.klass for item in items if item.kind == "support"}
     answers: list[tuple[str, str, str]] = []
     with FakeOpenAI(DataReply(items)) as fake:
-        config = step_config(step, fake.base_url, embedder)
+        config = step_config(step, fake.base_url, embedder, threshold)
         app = create_app(config, lone_process=True, connect=InProcessOpenAI.connector(fake))
         with TestClient(app) as client:
             for item in traffic:

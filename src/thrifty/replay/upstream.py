@@ -2,6 +2,8 @@
 from the workload's data, so that what a cache hit serves, what compression leaves out and what
 the answer then says are measured rather than assumed.
 
+MMLU questions get a right answer from a tier whose model got it right in RouteLLM's data
+(GPT-4 for the strong tier, Mixtral for the cheap one), so routing's quality cost is measured.
 Support questions get the support set's reference answer. A RAG request is answered by reading
 its prompt as a faithful reader would: the gold answer when the (possibly compressed) context
 still contains it, else "not in the documents" — so an answer changed by compression is a real
@@ -17,6 +19,10 @@ from thrifty.replay.workload import Item
 
 NOT_FOUND = "The documents do not say."
 FALLBACK = "Thank you for reaching out; a support agent will follow up on your request."
+RIGHT = "Answer: the right option."
+WRONG = "Answer: a wrong option."
+#: The upstream model name of the cheap tier (MMLU answers follow Mixtral's record there).
+CHEAP_MODEL = "gpt-4o-mini"
 _QUESTION = re.compile(r"Question: (.+?)\s*$", re.S)
 
 
@@ -30,6 +36,7 @@ class DataReply:
     def __init__(self, items: list[Item]) -> None:
         self.support = {item.question: item for item in items if item.kind == "support"}
         self.rag = {item.question: item for item in items if item.kind == "rag"}
+        self.mmlu = {item.question: item for item in items if item.kind == "mmlu"}
 
     def __call__(self, body: dict[str, Any], number: int) -> str:
         messages: list[dict[str, Any]] = body.get("messages") or []
@@ -37,6 +44,9 @@ class DataReply:
         match = _QUESTION.search(last)
         if match and match.group(1) in self.rag:
             return self.rag_answer(self.rag[match.group(1)], _text(messages))
+        if last in self.mmlu:
+            tier = "cheap" if str(body.get("model", "")) == CHEAP_MODEL else "strong"
+            return RIGHT if tier in self.mmlu[last].right_by else WRONG
         item = self.support.get(last.strip())
         return item.answer if item is not None else FALLBACK
 
@@ -49,6 +59,8 @@ class DataReply:
 def correct(item: Item, answer: str, intents: dict[str, str]) -> bool:
     """Whether an answer is right for ``item``: a RAG answer names a gold answer; a support
     answer is a reference answer of the same intent (``intents``: answer -> intent)."""
+    if item.kind == "mmlu":
+        return answer == RIGHT
     if item.kind == "rag":
         return any(gold.lower() in answer.lower() for gold in item.gold)
     return intents.get(answer) == item.klass

@@ -38,6 +38,8 @@ class Item:
     gold: tuple[str, ...] = ()
     """RAG: the answer strings; an answer is right when it contains one of them."""
     contexts: tuple[str, ...] = field(default=())
+    right_by: tuple[str, ...] = ()
+    """MMLU: the models that answered it correctly in RouteLLM's data (``strong``, ``cheap``)."""
 
     def messages(self) -> list[dict[str, str]]:
         if self.kind == "rag":
@@ -48,6 +50,8 @@ class Item:
                 {"role": "system", "content": SYSTEM_RAG},
                 {"role": "user", "content": f"{docs}\n\nQuestion: {self.question}"},
             ]
+        if self.kind == "mmlu":
+            return [{"role": "user", "content": self.question}]
         return [
             {"role": "system", "content": SYSTEM_SUPPORT},
             {"role": "user", "content": self.question},
@@ -95,6 +99,29 @@ def rag_items(data: Path, limit: int, distractors: int = 4) -> list[Item]:
     return items
 
 
+def mmlu_items(data: Path, limit: int) -> list[Item]:
+    """MMLU questions with whether GPT-4 (the strong model) and Mixtral (the cheap one) got
+    them right: what routing a question down really costs in answers."""
+    path = data / "routing" / "mmlu_mixtral_gpt4.jsonl.gz"
+    with gzip.open(path, "rt", encoding="utf-8") as lines:
+        rows = [json.loads(line) for line in lines]
+    rows = [r for r in rows if is_test(r["prompt"])]
+    random.Random(15).shuffle(rows)
+    return [
+        Item(
+            "mmlu",
+            r["subject"],
+            r["prompt"],
+            right_by=tuple(
+                m
+                for m in ("strong", "cheap")
+                if r["gpt4_correct" if m == "strong" else "mixtral_correct"]
+            ),
+        )
+        for r in rows[:limit]
+    ]
+
+
 def sample_items() -> list[Item]:
     raw: list[dict[str, Any]] = json.loads(SAMPLE.read_text(encoding="utf-8"))
     return [
@@ -110,10 +137,16 @@ def sample_items() -> list[Item]:
     ]
 
 
-def load_items(data: Path | None, support: int = 150, rag: int = 50) -> tuple[list[Item], str]:
+def load_items(
+    data: Path | None, support: int = 150, rag: int = 50, mmlu: int = 0
+) -> tuple[list[Item], str]:
     """The items and where they came from (``shared data`` or ``shipped sample``)."""
     if data is not None and (data / "support").is_dir() and (data / "rag").is_dir():
-        return support_items(data, support) + rag_items(data, rag), f"shared data ({data})"
+        items = support_items(data, support) + rag_items(data, rag)
+        if mmlu:
+            items += mmlu_items(data, mmlu)
+        random.Random(16).shuffle(items)  # popularity is not by kind
+        return items, f"shared data ({data})"
     return sample_items(), "shipped sample"
 
 
