@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import html.parser
 import shutil
+import statistics
 import subprocess
 from pathlib import Path
 
@@ -74,9 +75,12 @@ def test_dashboard_shows_the_ledgers_numbers(tmp_path: Path) -> None:
             assert page.status_code == 200 and "dashboard.js" in page.text
             denied = client.get(f"{url}/admin/ledger/summary")
             assert denied.status_code == 401
+            bad = client.post(f"{url}/v1/chat/completions", json={"model": "nope", "messages": []})
+            assert bad.status_code >= 400
             writer = app.state.gateway.ledger
             writer.flush()
             summary = writer.ledger.summary()
+            latencies = sorted(row.latency_ms for row in writer.ledger.rows())
             dom = chromium("--dump-dom", f"{url}/dashboard#key={ADMIN}", profile=tmp_path / "p1")
             chromium(
                 f"--screenshot={tmp_path / 'dashboard.png'}",
@@ -103,6 +107,10 @@ def test_dashboard_shows_the_ledgers_numbers(tmp_path: Path) -> None:
         row = figures.rows[("by-mechanism", mechanism)]
         assert int(row["data-requests"]) == part.requests
         assert float(row["data-cost"]) == pytest.approx(part.cost_usd, abs=1e-12)
+    assert float(figures.values["latency-p50"]) == pytest.approx(
+        statistics.quantiles(latencies, n=100, method="inclusive")[49]
+    )
+    assert float(figures.values["errors"]) >= 1
     assert (tmp_path / "dashboard.png").read_bytes().startswith(b"\x89PNG")
     refused = Figures()
     refused.feed(wrong)

@@ -163,7 +163,7 @@ def http_routes(gw: Gateway) -> list[Route]:
         for path, (method, name, handler) in _handlers(gw).items()
     ]
     routes += _probes(gw)
-    routes += dashboard_routes()
+    routes += dashboard_routes(gw)
     return routes + [
         Route(r.path.removeprefix("/v1"), r.endpoint, methods=r.methods)
         for r in routes

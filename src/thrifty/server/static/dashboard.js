@@ -64,8 +64,9 @@ async function get(path, key) {
 async function load(key) {
   $("status").textContent = "loading…";
   try {
-    const [summary, series] = await Promise.all([
-      get("/admin/ledger/summary", key), get("/admin/ledger/series?bucket=hour", key)]);
+    const [summary, series, latency] = await Promise.all([
+      get("/admin/ledger/summary", key), get("/admin/ledger/series?bucket=hour", key),
+      get("/admin/dashboard/latency", key)]);
     const t = summary.totals;
     const hits = HITS.reduce((n, m) => n + ((summary.by_mechanism[m] || {}).requests || 0), 0);
     const rate = t.requests ? hits / t.requests : 0;
@@ -76,6 +77,15 @@ async function load(key) {
     setFigure("hit-rate", rate, (100 * rate).toFixed(1) + " %");
     setFigure("wrong-hits", t.wrong_hits, String(t.wrong_hits));
     setFigure("latency", t.latency_ms_mean, t.latency_ms_mean.toFixed(1) + " ms");
+    for (const q of ["p50", "p95", "p99"]) {
+      setFigure("latency-" + q, latency.latency_ms[q], latency.latency_ms[q].toFixed(1));
+    }
+    const errors = Object.values(latency.errors_by_status).reduce((a, b) => a + b, 0);
+    setFigure("errors", errors, String(errors));
+    $("latency-by-mechanism").innerHTML = "<tr><th></th><th>p50</th><th>p95</th><th>p99</th></tr>" +
+      Object.entries(latency.latency_ms_by_mechanism).map(([m, p]) =>
+        `<tr data-group="${m}" data-p95="${p.p95}"><td>${m}</td><td>${p.p50.toFixed(1)}</td>` +
+        `<td>${p.p95.toFixed(1)}</td><td>${p.p99.toFixed(1)}</td></tr>`).join("");
     table("by-mechanism", summary.by_mechanism);
     table("by-tenant", summary.by_tenant);
     table("by-model", summary.by_model);
