@@ -23,7 +23,7 @@ def quality_note(step: dict[str, Any]) -> str:
 
 
 def waterfall(steps: list[dict[str, Any]], path: Path) -> None:
-    fig, ax = plt.subplots(figsize=(9, 4.8))
+    fig, ax = plt.subplots(figsize=(9, 5.4))
     previous = steps[0]["cost_usd"]
     for i, step in enumerate(steps):
         cost = step["cost_usd"]
@@ -36,18 +36,12 @@ def waterfall(steps: list[dict[str, Any]], path: Path) -> None:
             ax.bar(i, cost, color="#c9d6e3", alpha=0.6)
         label = f"${cost:,.4f}" + ("" if i == 0 else f"\n{step['vs_first_pct']:+.0f} %")
         ax.text(i, cost, label, ha="center", va="bottom", fontsize=8)
-        if i:
-            ax.text(
-                i,
-                0,
-                quality_note(step).replace(", ", "\n"),
-                ha="center",
-                va="bottom",
-                fontsize=6.5,
-                color="#333",
-            )
         previous = cost
-    ax.set_xticks(range(len(steps)), [s["name"] for s in steps])
+    ticks = [
+        s["name"] if i == 0 else s["name"] + "\n" + quality_note(s).replace(", ", "\n")
+        for i, s in enumerate(steps)
+    ]
+    ax.set_xticks(range(len(steps)), ticks, fontsize=7.5)
     ax.set_ylabel("cost of the replay (USD)")
     ax.set_title("Cost waterfall: each mechanism switched on in turn")
     fig.tight_layout()
