@@ -126,7 +126,6 @@ def run_step(
         zip(traffic, rows, answers, strict=True)
     ):
         right = correct(item, answer, intents)
-        hit = row.mechanism in ("exact_hit", "semantic_hit", "coalesced")
         records.append(
             {
                 "step": step.name,
@@ -143,7 +142,7 @@ def run_step(
                 "tokens_out": row.tokens_out,
                 "latency_ms": row.latency_ms,
                 "correct": right,
-                "wrong_hit": hit and not right,
+                "wrong_hit": row.mechanism == "semantic_hit" and not right,
                 "changed": baseline_answers is not None and answer != baseline_answers[index],
                 "answer": answer,
             }
