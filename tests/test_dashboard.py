@@ -12,8 +12,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from tests._gateway import fake_config, served_over_sockets
 
+from _gateway import fake_config, served_over_sockets
 from thrifty.testing.fake_openai import FakeOpenAI
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
