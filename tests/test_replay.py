@@ -40,6 +40,7 @@ def test_summary_recounts_from_requests_jsonl(run: tuple[Path, dict[str, Any], A
         "semantic",
         "routing",
         "compression",
+        "student",
     ]
     first_cost = sum(r["cost_usd"] for r in rows if r["step"] == "none")
     for step in written["steps"]:
@@ -65,6 +66,7 @@ def test_summary_recounts_from_requests_jsonl(run: tuple[Path, dict[str, Any], A
     costs = [s["cost_usd"] for s in written["steps"]]
     assert costs[1] < costs[0] and costs[3] < costs[2]
     assert written["steps"][0]["mechanisms"] == {"miss": 40}
+    assert written["steps"][5]["mechanisms"].get("student", 0) >= 1
 
 
 def test_figures_equal_the_ledgers(run: tuple[Path, dict[str, Any], Any]) -> None:
@@ -107,4 +109,4 @@ def test_cli_replay(tmp_path: Path) -> None:
         ],
     )
     assert result.exit_code == 0, result.output
-    assert len((tmp_path / "requests.jsonl").read_text().splitlines()) == 30
+    assert len((tmp_path / "requests.jsonl").read_text().splitlines()) == 36

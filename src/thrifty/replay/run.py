@@ -12,6 +12,7 @@ from rich.progress import Progress
 from thrifty.ledger import LedgerSummary
 from thrifty.replay.report import write_report
 from thrifty.replay.runner import CHEAP, STEPS, STRONG, run_step, steps
+from thrifty.replay.student import train as train_student
 from thrifty.replay.summary import summarize_records
 from thrifty.replay.workload import load_items, traffic
 
@@ -37,6 +38,9 @@ def replay(
     ledgers: dict[str, LedgerSummary] = {}
     baseline: list[str] | None = None
     chosen = steps(names)
+    student_dir = None
+    if any(step.student for step in chosen):
+        student_dir = train_student(data, items, out / "student")
     with Progress(disable=quiet) as progress:
         task = progress.add_task("replay", total=len(stream) * len(chosen))
         for step in chosen:
@@ -47,6 +51,7 @@ def replay(
                 items,
                 embedder=embedder,
                 threshold=threshold,
+                student_dir=student_dir,
                 baseline_answers=baseline,
                 progress=lambda: progress.advance(task),
             )

@@ -1,5 +1,6 @@
 """Replays a workload through the gateway in-process, once per step, each step switching one
-more mechanism on: none -> exact -> semantic -> routing -> compression.
+more mechanism on: none -> exact -> semantic -> routing -> compression -> student (support
+questions go to a route whose first model is a student trained before the step).
 
 Every step is a fresh gateway (``create_app`` under Starlette's ``TestClient``, which runs its
 lifespan; no sockets) with an empty cache and a memory ledger, in front of the FAKE upstream of
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from starlette.testclient import TestClient
@@ -27,7 +29,9 @@ from thrifty.testing.inprocess import InProcessOpenAI
 STRONG = "gpt-4o"
 CHEAP = CHEAP_MODEL
 ROUTE = "thrifty/auto"
-STEPS = ("none", "exact", "semantic", "routing", "compression")
+STEPS = ("none", "exact", "semantic", "routing", "compression", "student")
+STUDENT = "intents"
+SUPPORT_ROUTE = "support"
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,19 +41,26 @@ class Step:
     semantic: bool
     routing: bool
     compression: bool
+    student: bool = False
 
 
 def steps(names: tuple[str, ...] = STEPS) -> list[Step]:
     """Each step keeps the mechanisms of the ones before it on."""
     return [
-        Step(name, cache=i >= 1, semantic=i >= 2, routing=i >= 3, compression=i >= 4)
+        Step(
+            name, cache=i >= 1, semantic=i >= 2, routing=i >= 3, compression=i >= 4, student=i >= 5
+        )
         for i, name in enumerate(STEPS)
         if name in names
     ]
 
 
 def step_config(
-    step: Step, base_url: str, embedder: str, threshold: float | None = None
+    step: Step,
+    base_url: str,
+    embedder: str,
+    threshold: float | None = None,
+    student_dir: Path | None = None,
 ) -> GatewayConfig:
     def deployment(name: str) -> dict[str, Any]:
         params = {"model": f"openai/{name}", "api_base": base_url, "api_key": "sk-fake"}
@@ -74,6 +85,11 @@ def step_config(
             "embedder": embedder,
         },
     }
+    if step.student and student_dir is not None:
+        data["model_list"].append(
+            {"model_name": STUDENT, "litellm_params": {"model": f"student/{student_dir}"}}
+        )
+        data["routes"].append({"name": SUPPORT_ROUTE, "chain": [STUDENT, CHEAP, STRONG]})
     return parse_config(data, source=f"replay step {step.name}")
 
 
@@ -91,6 +107,7 @@ def run_step(
     *,
     embedder: str = "minilm",
     threshold: float | None = None,
+    student_dir: Path | None = None,
     baseline_answers: list[str] | None = None,
     progress: Callable[[], None] | None = None,
 ) -> StepResult:
@@ -98,11 +115,14 @@ def run_step(
     intents = {item.answer: item.klass for item in items if item.kind == "support"}
     answers: list[tuple[str, str, str]] = []
     with FakeOpenAI(DataReply(items)) as fake:
-        config = step_config(step, fake.base_url, embedder, threshold)
+        config = step_config(step, fake.base_url, embedder, threshold, student_dir)
         app = create_app(config, lone_process=True, connect=InProcessOpenAI.connector(fake))
         with TestClient(app) as client:
             for item in traffic:
-                body = {"model": ROUTE if step.routing else STRONG, "messages": item.messages()}
+                model = ROUTE if step.routing else STRONG
+                if step.student and item.kind == "support":
+                    model = SUPPORT_ROUTE
+                body = {"model": model, "messages": item.messages()}
                 response = client.post("/v1/chat/completions", json=body)
                 response.raise_for_status()
                 answer = response.json()["choices"][0]["message"]["content"]
