@@ -31,8 +31,9 @@ def replay_command(
     embedder: Annotated[str, typer.Option(help="minilm or hashing.")] = "minilm",
 ) -> None:
     """Replay a support + RAG workload through the gateway in-process, switching on none ->
-    exact -> semantic -> routing -> compression in turn (FAKE upstream answering from the data,
-    real prices); writes requests.jsonl, summary.json, report.md and report.html."""
+    exact -> semantic -> routing -> compression -> student in turn (FAKE upstream answering
+    from the data, real prices); writes requests.jsonl, summary.json, report.md and
+    report.html."""
     from thrifty.replay.run import replay
 
     summary, _ = replay(
