@@ -137,6 +137,7 @@ class StudentFirst(Stage):
         ctx.answered_by = ctx.deployment_id = route.student
         ctx.cost_usd = 0.0
         ctx.saved_usd += saved
+        ctx.mechanism = MECHANISM  # the ledger's row says the student answered, not "miss"
         ctx.fields = {
             "model": requested,
             "model_version": route.student,

@@ -25,6 +25,7 @@ from thrifty.server.bodies import json_response, read_json
 from thrifty.server.cascade import route_feedback
 from thrifty.server.chain import model_chain
 from thrifty.server.context import Operation, RequestContext
+from thrifty.server.dashboard import dashboard_routes
 from thrifty.server.errors import APIError
 from thrifty.server.gateway import Gateway
 from thrifty.server.ledger_api import ledger_handlers
@@ -223,6 +224,7 @@ def http_routes(gw: Gateway) -> list[Route]:
         for path, (method, name, handler) in _handlers(gw).items()
     ]
     routes += _probes(gw)
+    routes += dashboard_routes(gw)
     return routes + [
         Route(r.path.removeprefix("/v1"), r.endpoint, methods=r.methods)
         for r in routes
