@@ -144,6 +144,14 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("GET", "/metrics", "Prometheus metrics", "health", auth=None,
               answers={200: "text"}, errors=()),
     Operation("GET", "/openapi.json", "This document", "docs", auth=None, errors=()),
+    Operation("GET", "/admin/dashboard/latency", "Latency percentiles and errors for the page",
+              "admin", auth="admin", errors=(401, 403)),
+    Operation("GET", "/dashboard", "The dashboard page (the admin key is asked on the page)",
+              "dashboard", auth=None, answers={200: "html"}, errors=()),
+    Operation("GET", "/dashboard/dashboard.js", "The dashboard's script", "dashboard",
+              auth=None, answers={200: "javascript"}, errors=()),
+    Operation("GET", "/dashboard/dashboard.css", "The dashboard's style sheet", "dashboard",
+              auth=None, answers={200: "css"}, errors=()),
     Operation("GET", "/docs", "This document as a page", "docs", auth=None,
               answers={200: "html"}, errors=()),
 )  # fmt: skip
@@ -154,6 +162,8 @@ _CONTENT = {
     "jsonl": {"application/jsonl": {"schema": {"type": "string"}}},
     "text": {"text/plain": {"schema": {"type": "string"}}},
     "html": {"text/html": {"schema": {"type": "string"}}},
+    "javascript": {"text/javascript": {"schema": {"type": "string"}}},
+    "css": {"text/css": {"schema": {"type": "string"}}},
 }
 
 
