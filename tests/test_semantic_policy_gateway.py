@@ -55,7 +55,7 @@ def test_policy_per_key_and_namespace(fake: FakeOpenAI) -> None:
         sent = web.post(f"{url}/v1/thrifty/feedback", json=report, headers=auth)
         assert sent.status_code == 200, sent.text
         metrics = web.get(f"{url}/metrics").text
-        assert "thrifty_semantic_wrong_hits_total 1.0" in metrics
+        assert 'thrifty_semantic_wrong_hits_total{tenant="team-b"} 1.0' in metrics
         assert cache.stats("team-b").semantic_wrong_hits == 1
         again = as_key(url, "sk-b", "how do i reset my password please")
         assert again.headers["x-thrifty-cache-status"] == "MISS"  # its bar went up

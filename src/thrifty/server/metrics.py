@@ -174,7 +174,8 @@ class GatewayMetrics:
         )
         self.semantic_wrong_hits = Counter(
             "thrifty_semantic_wrong_hits",
-            "Semantic hits that POST /v1/thrifty/feedback reported wrong.",
+            "Semantic hits that POST /v1/thrifty/feedback reported wrong, by tenant.",
+            ["tenant"],  # labelled: nothing is written until a worker counts one
             registry=r,
         )
         self.rate_limited = Labelled(

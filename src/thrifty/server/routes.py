@@ -100,7 +100,7 @@ def _handlers(gw: Gateway) -> dict[str, tuple[str, str, Callable[[RequestContext
         if not report.correct and gw.ledger is not None:  # the ledger row's wrong-hit flag
             await asyncio.to_thread(gw.ledger.mark_wrong_hit, report.hit_id or "")
         if not report.correct:
-            gw.metrics.semantic_wrong_hits.inc()
+            gw.metrics.semantic_wrong_hits.labels(principal.tenant).inc()
         return json_response({"hit_id": report.hit_id, "recorded": True})
 
     async def admin_stats(ctx: RequestContext) -> Response:
