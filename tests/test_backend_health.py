@@ -160,3 +160,17 @@ def test_the_tally_probes_after_its_cooldown_and_closes_on_success() -> None:
     assert tally.admit() and tally.health().up
     assert seen == ["reserve", "reserve"]
     assert "pw" not in repr(tally.health())
+
+
+@pytest.mark.redis
+async def test_limits_on_the_cache_url_ignore_the_cache_options() -> None:
+    """The limits share a Redis cache's URL by default: its ``prefix=`` used to reach redis-py,
+    which refused it, so every reservation failed open (now readiness shows such a failure)."""
+    from thrifty.limits import open_limits
+
+    backend = open_limits(f"{REDIS_URL}?prefix=thrifty-test-health:&breaker_cooldown=2")
+    try:
+        assert (await backend.check()).up
+        assert not (await backend.reserve("k-" + uuid.uuid4().hex, KeyLimits(rpm=5))).degraded
+    finally:
+        await backend.aclose()

@@ -64,6 +64,7 @@ class PostgresLimitBackend(LimitBackend):
         self._clock = clock
 
         url, query = pop_query(url, ("table",))
+        self.name = url  # readiness and metrics (the password masked there)
         self.table = table or query.get("table") or DEFAULT_TABLE
         if not _NAME.match(self.table):
             raise ConfigError(f"limits table {self.table!r}: letters, digits and _ only")
@@ -192,6 +193,13 @@ class PostgresLimitBackend(LimitBackend):
 
     async def _state(self, key: str, limits: KeyLimits) -> LimitState:
         return await anyio.to_thread.run_sync(self._state_sync, key, limits)
+
+    async def _ping(self) -> None:
+        def run() -> None:
+            with self._pool.connection(timeout=1) as conn:
+                conn.execute("SELECT 1")
+
+        await anyio.to_thread.run_sync(run)
 
     async def reset(self, key: str) -> None:
         def run() -> None:

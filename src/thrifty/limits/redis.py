@@ -195,7 +195,8 @@ class RedisLimitBackend(LimitBackend):
     ) -> None:
         import redis.asyncio as redis_asyncio
 
-        url, query = pop_query(url, ("timeout",))
+        # the cache's own options when the limits share its URL: redis-py refuses them
+        url, query = pop_query(url, ("timeout", "prefix", "breaker_failures", "breaker_cooldown"))
         timeout = seconds("timeout", timeout, query, DEFAULT_TIMEOUT_S)
         self.name = url if client is None else "redis (a given client)"
 
