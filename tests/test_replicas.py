@@ -43,6 +43,9 @@ PREFIX = f"thrifty-replicas-{RUN}:"
 KEYS = {name: f"sk-{name}-{RUN}" for name in ("solo", "multi", "burst", "rpm", "budget", "kill")}
 RPM = 5
 BUDGET = 0.003
+#: A request retried after its replica died waits for the lease the dead replica held on it
+#: (60 s by default): short here, above the fake's slowest answer (1 s).
+LEASE_TTL = 5.0
 PRICE = "0.00001"  # dollars per token, in and out (YAML reads 1e-5 as a string)
 
 
@@ -64,7 +67,7 @@ def _config(path: Path, upstream: str) -> None:
         "  - {model_name: gpt-4o-mini, litellm_params: {model: openai/gpt-4o-mini, "
         f"api_base: '{upstream}', api_key: sk-fake}}}}\n"
         "router_settings: {num_retries: 0, timeout: 20}\n"
-        f"cache: {{url: '{REDIS_URL}?prefix={PREFIX}'}}\n"
+        f"cache: {{url: '{REDIS_URL}?prefix={PREFIX}', lease_ttl: {LEASE_TTL}}}\n"
         f"limits: {{url: '{REDIS_URL}'}}\n"
         "ledger: {enabled: false}\n"
         f"prices: {{gpt-4o-mini: {{input_cost_per_token: {PRICE}, "

@@ -94,7 +94,8 @@ class Gateway:
                 if settings.semantic
                 else False,
                 coalesce=CoalesceSettings(
-                    shared_leases=lone_process_leases(settings.url) if lone_process else None
+                    lease_ttl=settings.lease_ttl,
+                    shared_leases=lone_process_leases(settings.url) if lone_process else None,
                 ),
                 protect=ProtectSettings(
                     settings.pii,
