@@ -95,6 +95,11 @@ def _lead(
                     future.set_result(hit.value)
                     return hit.value, CacheStatus.COALESCED
                 leased = yield Op.TAKE_LEASE, lease
+                if leased:  # the holder may have stored and released since the last peek
+                    hit = yield Op.PEEK, call.key
+                    if hit is not None:
+                        future.set_result(hit.value)
+                        return hit.value, CacheStatus.COALESCED
         started = time.perf_counter()
         value = yield Op.COMPUTE, call
         if call.store:

@@ -225,6 +225,10 @@ class CacheSettings(_Strict):
     """Also cache requests that set ``temperature > 0`` (otherwise only with the opt-in header)."""
     max_entries: PositiveInt | None = None
     max_bytes: PositiveInt | None = None
+    lease_ttl: PositiveFloat = 60.0
+    """Seconds a replica's lease on an in-flight miss lives: identical requests on the other
+    replicas wait for it, at most this long if the replica died. Keep it above the slowest
+    upstream answer (an expired lease lets a second replica call too)."""
     semantic: bool = False
     """Also answer reworded questions, within the same model, parameters, system prompt, earlier
     turns and tenant (``X-Thrifty-Cache-Status: SEMANTIC_HIT``)."""

@@ -96,7 +96,8 @@ class Gateway:
                 write_behind=True,  # a miss answers before its store write (overhead)
                 semantic=semantic_settings(settings),
                 coalesce=CoalesceSettings(
-                    shared_leases=lone_process_leases(settings.url) if lone_process else None
+                    lease_ttl=settings.lease_ttl,
+                    shared_leases=lone_process_leases(settings.url) if lone_process else None,
                 ),
                 protect=ProtectSettings(
                     settings.pii,
