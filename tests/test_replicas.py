@@ -49,10 +49,17 @@ LEASE_TTL = 5.0
 PRICE = "0.00001"  # dollars per token, in and out (YAML reads 1e-5 as a string)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def _free_ports(count: int) -> list[int]:
+    """``count`` distinct free ports: held together while chosen, so the kernel cannot hand out
+    the same port twice (two replicas on one port made one of them a duplicate URL)."""
+    socks = [socket.socket() for _ in range(count)]
+    try:
+        for sock in socks:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in socks]
+    finally:
+        for sock in socks:
+            sock.close()
 
 
 def _config(path: Path, upstream: str) -> None:
@@ -136,7 +143,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     config = tmp_path_factory.mktemp("replicas") / "thrifty.yaml"
     with FakeOpenAI() as fake:
         _config(config, fake.base_url)
-        ports = [_free_port() for _ in range(3)]
+        ports = _free_ports(3)
         env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
         replicas = [_serve(config, port, env) for port in ports]
         urls = [f"http://127.0.0.1:{port}" for port in ports]
