@@ -307,3 +307,26 @@ def test_text_completions_are_routed_too(
     assert response.headers["x-thrifty-route"] == "thrifty/auto -> cheap (default)"
     assert response.json()["choices"][0]["text"] == "Reply 1: Once upon a time"
     assert (upstreams[0].calls["completions"], upstreams[1].calls["completions"]) == (1, 0)
+
+
+def test_route_feedback_only_from_the_tenant_that_got_the_answer(
+    upstreams: tuple[FakeOpenAI, FakeOpenAI], tmp_path: Path
+) -> None:
+    """Tenant B cannot record a verdict on tenant A's route decision, even with its id: the
+    answer is the same 404 as for an unknown id, and nothing reaches the outcomes file."""
+    data = route_config(*upstreams, tmp_path).model_dump()
+    data["keys"] = [{"key": "sk-a", "tenant": "a"}, {"key": "sk-b", "tenant": "b"}]
+    with gateway(parse_config(data)) as (url, _):
+        body = {"model": "thrifty/auto", "messages": [{"role": "user", "content": "my balance?"}]}
+        answered = web.post(
+            f"{url}/v1/chat/completions", json=body, headers={"Authorization": "Bearer sk-a"}
+        )
+        route_id = answered.headers["x-thrifty-route-id"]
+        feedback = f"{url}/v1/thrifty/feedback"
+        verdict = {"route_id": route_id, "correct": False}
+        stolen = web.post(feedback, json=verdict, headers={"Authorization": "Bearer sk-b"})
+        assert stolen.status_code == 404
+        assert stolen.json()["error"]["code"] == "unknown_route_id"
+        assert not (tmp_path / "outcomes.jsonl").exists()
+        own = web.post(feedback, json=verdict, headers={"Authorization": "Bearer sk-a"})
+        assert own.json() == {"route_id": route_id, "recorded": True}

@@ -58,6 +58,8 @@ class RouteTrace:
     """The cost of answers thrown away by cascades."""
     wasted_tokens: int = 0
     saved_usd: float = 0.0
+    tenant: str | None = None
+    """The tenant the request came from: only it may give feedback on this decision."""
 
     def header(self) -> str:
         return self.route.describe(self.decision, self.cascades)
@@ -88,7 +90,7 @@ class RouteRunner:
         self.metrics = metrics
         self.pricer = pricer
         self.feedback_path = feedback_path
-        self._recent: OrderedDict[str, tuple[str, str]] = OrderedDict()
+        self._recent: OrderedDict[str, tuple[str, str, str | None]] = OrderedDict()
 
     @property
     def name(self) -> str:
@@ -101,6 +103,7 @@ class RouteRunner:
         *,
         check_output: bool,
         affinity: str | None = None,
+        tenant: str | None = None,
     ) -> tuple[Routed[T], RouteTrace]:
         """Answer ``body`` from the chain, starting where the route decides (``affinity``: the
         prompt-prefix key each model's pool pick follows).
@@ -112,7 +115,7 @@ class RouteRunner:
         with span("thrifty.route", {"thrifty.route.name": self.name}) as current:
             decision = await self.route.adecide(body)
             self.metrics.route_decisions.labels(self.name, decision.model, decision.by).inc()
-            trace = RouteTrace(self.route, decision, secrets.token_hex(8))
+            trace = RouteTrace(self.route, decision, secrets.token_hex(8), tenant=tenant)
             current.set_attributes(
                 {
                     "thrifty.route.model": decision.model,
@@ -186,9 +189,11 @@ class RouteRunner:
 
     # --------------------------------------------------------------- feedback
     def _remember(self, trace: RouteTrace, body: Mapping[str, Any]) -> None:
+        """Keep a decision for feedback, with the tenant it was made for: only that tenant may
+        give a verdict on it (like a semantic hit's id)."""
         if trace.answered_by is None:
             return
-        self._recent[trace.id] = (prompt_text(body), trace.answered_by)
+        self._recent[trace.id] = (prompt_text(body), trace.answered_by, trace.tenant)
         while len(self._recent) > RECENT_DECISIONS:
             self._recent.popitem(last=False)
 
@@ -198,13 +203,17 @@ class RouteRunner:
                 append_outcome, self.feedback_path, text, cheap_ok, route=self.name, source=source
             )
 
-    async def feedback(self, route_id: str, correct: bool) -> tuple[bool, str]:
+    async def feedback(
+        self, route_id: str, correct: bool, tenant: str | None = None
+    ) -> tuple[bool, str]:
         """Turn a verdict on a served answer into an outcome; returns (recorded, why not).
 
         Raises:
-            KeyError: no recent decision has ``route_id``.
+            KeyError: no recent decision of ``tenant`` (when given) has ``route_id``.
         """
-        text, answered_by = self._recent[route_id]
+        if not self.knows(route_id, tenant):
+            raise KeyError(route_id)
+        text, answered_by, _ = self._recent[route_id]
         if self.feedback_path is None:
             return False, "this route keeps no outcomes (no feedback_path)"
         if answered_by != self.route.chain[0]:
@@ -212,21 +221,24 @@ class RouteRunner:
         await self._record(text, correct, source="feedback")
         return True, ""
 
-    def knows(self, route_id: str) -> bool:
-        return route_id in self._recent
+    def knows(self, route_id: str, tenant: str | None = None) -> bool:
+        """Whether ``route_id`` is a recent decision (made for ``tenant``, when given)."""
+        found = self._recent.get(route_id)
+        return found is not None and (tenant is None or found[2] == tenant)
 
 
 async def route_feedback(
-    routes: Mapping[str, RouteRunner], route_id: str, correct: bool
+    routes: Mapping[str, RouteRunner], route_id: str, correct: bool, tenant: str | None = None
 ) -> dict[str, Any]:
     """``POST /v1/thrifty/feedback`` with a ``route_id``: the response body.
 
     Raises:
-        APIError: 404 when no route of this worker remembers ``route_id``.
+        APIError: 404 when no route of this worker remembers ``route_id`` for ``tenant`` (another
+            tenant's id is answered exactly like an unknown one).
     """
     for runner in routes.values():
-        if runner.knows(route_id):
-            recorded, why = await runner.feedback(route_id, correct)
+        if runner.knows(route_id, tenant):
+            recorded, why = await runner.feedback(route_id, correct, tenant)
             return {"route_id": route_id, "recorded": recorded, **({"why": why} if why else {})}
     raise APIError(
         404,

@@ -85,7 +85,10 @@ def _handlers(gw: Gateway) -> dict[str, tuple[str, str, Callable[[RequestContext
         principal = keys.authenticate(ctx.request.headers)
         report = validate_body(FeedbackRequest, await read_json(ctx.request, 4096))
         if report.route_id is not None:
-            return json_response(await route_feedback(routes, report.route_id, report.correct))
+            verdict = await route_feedback(
+                routes, report.route_id, report.correct, principal.tenant
+            )
+            return json_response(verdict)
         if cache.semantic is None:
             raise APIError(400, "semantic caching is off on this gateway", code="semantic_off")
         hit_id = report.hit_id or ""

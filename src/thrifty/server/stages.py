@@ -202,8 +202,9 @@ class Route:
             if runner is None:
                 routed: Routed[Any] = await self.pool.run(model, attempt, affinity=key)
             else:
+                tenant = ctx.principal.tenant if ctx.principal is not None else None
                 routed, ctx.routing = await runner.run(
-                    ctx.body, attempt, check_output=self.check_output, affinity=key
+                    ctx.body, attempt, check_output=self.check_output, affinity=key, tenant=tenant
                 )
         except AllDeploymentsFailedError as exc:
             ctx.upstream_seconds += time.perf_counter() - started
