@@ -92,6 +92,8 @@ def dollars(rows: list[dict], idx: list[int], task: str) -> tuple[np.ndarray, np
 
 
 def decision_ms(router: LearnedRouter, texts: list[str]) -> dict[str, float]:
+    """Milliseconds per ``RouteModel.decide`` (features, MiniLM embedding, score), one prompt
+    at a time as the gateway does it; every prompt distinct, so the embedder's LRU never hits."""
     route = RouteModel("thrifty/auto", ["cheap", "strong"], router=router)
     route.decide({"prompt": "warm up"})
     times = []

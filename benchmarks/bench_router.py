@@ -44,6 +44,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _router_outcomes import decision_ms
 from _router_outcomes import plot as outcomes_plot
 from _router_outcomes import report as outcomes_report
 from _router_outcomes import run as outcomes_run
@@ -51,8 +52,7 @@ from _semantic_data import OUT, data_file, embed_cached, load_banking77
 from thrifty.accounting.prices import PriceTable
 from thrifty.routing.calibration import evaluate, threshold_for_share
 from thrifty.routing.features import features_of
-from thrifty.routing.route import RouteModel
-from thrifty.routing.router import LearnedRouter, train_router
+from thrifty.routing.router import train_router
 from thrifty.routing.rules import Condition, Rule, first_match
 
 SHARES = [i / 20 for i in range(21)]
@@ -89,22 +89,6 @@ def oracle_at(share: float, cheap_ok: np.ndarray, strong_ok: np.ndarray) -> floa
     gain = int(((cheap_ok == 0) & (strong_ok == 1)).sum())
     loss = int(((cheap_ok == 1) & (strong_ok == 0)).sum())
     return float((cheap_ok.sum() + min(k, gain) - max(0, k - (n - loss))) / n)
-
-
-def decision_latency(router: LearnedRouter, texts: list[str]) -> dict[str, float]:
-    """Milliseconds per ``RouteModel.decide`` (features, MiniLM embedding, score), one prompt
-    at a time as the gateway does it; every prompt distinct, so the embedder's LRU never hits."""
-    route = RouteModel("thrifty/auto", ["cheap", "strong"], router=router)
-    route.decide({"prompt": "warm up"})
-    times = []
-    for text in texts:
-        started = time.perf_counter()
-        route.decide({"messages": [{"role": "user", "content": text}]})
-        times.append((time.perf_counter() - started) * 1000)
-    return {
-        "p50": round(float(np.percentile(times, 50)), 2),
-        "p99": round(float(np.percentile(times, 99)), 2),
-    }
 
 
 def run_cheap(args: argparse.Namespace, per_class: int, data: dict) -> dict:
@@ -176,7 +160,7 @@ def run_cheap(args: argparse.Namespace, per_class: int, data: dict) -> dict:
                 "relative_cost": round(rel_cost(point.strong_share), 4),
             }
 
-    decision_ms = {kind: decision_latency(routers[kind], data["x_test"][:300]) for kind in KINDS}
+    latency = {kind: decision_ms(routers[kind], data["x_test"][:300]) for kind in KINDS}
 
     def learned(kind: str, share: float) -> float:
         threshold = threshold_for_share(p_test[kind], share)  # the operating point at `share`
@@ -224,7 +208,7 @@ def run_cheap(args: argparse.Namespace, per_class: int, data: dict) -> dict:
         "router_outcomes": len(rest),
         "price_ratio_cheap_over_strong": round(ratio, 4),
         "routers": calibrated,
-        "decision_ms": decision_ms,
+        "decision_ms": latency,
         "curve": curve,
     }
 

@@ -85,6 +85,17 @@ class AuditRecord:
     at: float = field(default_factory=time.time)
     id: str = ""
 
+    def columns(self) -> tuple[float, str, str, str, str, str]:
+        """The row the SQL backends store: (at, actor, action, target JSON, result, detail JSON)."""
+        return (
+            self.at,
+            self.actor,
+            str(self.action),
+            dumps(self.target),
+            str(self.result),
+            dumps(self.detail),
+        )
+
     def to_dict(self) -> dict[str, Any]:
         """The record as JSON-ready data (``time`` is ``at`` in ISO 8601, UTC)."""
         when = dt.datetime.fromtimestamp(self.at, dt.UTC).isoformat(timespec="milliseconds")

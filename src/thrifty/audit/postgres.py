@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from thrifty.audit.base import AuditLog, AuditRecord, dumps, like_pattern
+from thrifty.audit.base import AuditLog, AuditRecord, like_pattern
 from thrifty.store.postgres import split_url
 
 CONNECT_TIMEOUT_S = 2
@@ -55,14 +55,7 @@ class PostgresAuditLog(AuditLog):
         )
 
     def _append(self, record: AuditRecord) -> str:
-        row = (
-            record.at,
-            record.actor,
-            str(record.action),
-            dumps(record.target),
-            str(record.result),
-            dumps(record.detail),
-        )
+        row = record.columns()
         self._ensure_table()
         with self._connect() as conn:
             found = conn.execute(

@@ -13,7 +13,7 @@ from typing import Any
 
 import apsw
 
-from thrifty.audit.base import AuditLog, AuditRecord, dumps, like_pattern
+from thrifty.audit.base import AuditLog, AuditRecord, like_pattern
 from thrifty.store.sqlite import BUSY_TIMEOUT_MS, path_from_url
 
 SCHEMA = """
@@ -58,14 +58,7 @@ class SQLiteAuditLog(AuditLog):
                 raise
 
     def _append(self, record: AuditRecord) -> str:
-        row = (
-            record.at,
-            record.actor,
-            str(record.action),
-            dumps(record.target),
-            str(record.result),
-            dumps(record.detail),
-        )
+        row = record.columns()
         with self._lock:
             self._conn.execute(
                 "INSERT INTO audit_log (at, actor, action, target, result, detail) "
