@@ -95,9 +95,12 @@ def test_demo_replays_the_support_data_set(tmp_path: Path, cache_url: str) -> No
 
 
 @pytest.mark.slow
-def test_demo_defaults_to_the_support_data_set_when_present(
+def test_demo_defaults_to_the_shipped_stream_and_auto_picks_support_when_present(
     tmp_path: Path, cache_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The default replays the same shipped questions on every machine (the data set beside the
+    repository would make the first command slower and its output different); ``--workload
+    auto`` takes the Bitext data set when it is found."""
     from thrifty.demo import workload
 
     data = tmp_path / "support.csv.gz"
@@ -107,12 +110,33 @@ def test_demo_defaults_to_the_support_data_set_when_present(
     monkeypatch.setattr(workload, "find_support_data", lambda explicit=None: real(explicit or data))
     code, out = invoke("demo", "--limit", "2", "--max-tokens", "2", "--cache", cache_url)
     assert code == 0, out
+    assert "workload: shipped" in out
+    assert "2 requests" in out
+
+    code, out = invoke(
+        "demo", "--workload", "auto", "--limit", "2", "--max-tokens", "2", "--cache", cache_url
+    )
+    assert code == 0, out
     assert "workload: support" in out
 
     monkeypatch.setattr(workload, "support_data_available", lambda: False)
-    code, out = invoke("demo", "--limit", "2", "--max-tokens", "2", "--cache", cache_url)
+    code, out = invoke(
+        "demo", "--workload", "auto", "--limit", "2", "--max-tokens", "2", "--cache", cache_url
+    )
     assert code == 0, out
     assert "workload: shipped" in out
+
+
+def test_demo_default_stream_is_short_enough_for_the_first_command() -> None:
+    """The README's first command must finish within two minutes on a fresh 2-core machine: the
+    default replay holds DEFAULT_DEMO_REQUESTS requests, of which about half are misses (each one a
+    real generation)."""
+    from thrifty.demo import workload
+
+    stream = workload.shipped_workload().limited(workload.DEFAULT_DEMO_REQUESTS)
+    assert len(stream.requests) == workload.DEFAULT_DEMO_REQUESTS == 60
+    assert stream.distinct <= 35
+    assert stream.count("repeat") >= 20
 
 
 @pytest.mark.parametrize(

@@ -83,6 +83,10 @@ def render(console: Console, report: DemoReport, cache_url: str, max_tokens: int
             f"[bold]Served from cache[/] ({_ms(sample.latency_ms)}): "
             f"[italic]{sample.request.question}[/] → {sample.answer.strip()!r}"
         )
+    console.print(
+        "[dim]Next: the whole stream (thrifty demo --limit 166), the gateway (thrifty serve), "
+        "the saving of every mechanism (thrifty bench replay); see the README.[/]"
+    )
 
 
 def reset_counters(store: Any, namespace: str) -> None:
@@ -96,17 +100,22 @@ def demo(
     workload: Annotated[
         str,
         typer.Option(
-            help="auto (the Bitext support data set when ../shared/data has it, else shipped), "
-            "shipped (questions written for thrifty) or support."
+            help="shipped (questions written for thrifty, inside the package), support (the "
+            "Bitext data set in ../shared/data or --data) or auto (support when found, else "
+            "shipped)."
         ),
-    ] = "auto",
+    ] = "shipped",
     data: Annotated[
         Path | None,
         typer.Option(help="The Bitext support CSV(.gz); implies --workload support."),
     ] = None,
     limit: Annotated[
-        int | None, typer.Option(help="Replay only the first N requests (support: sample N).")
-    ] = None,
+        int,
+        typer.Option(
+            help="Replay the first N requests of the stream (support: sample N); the shipped "
+            "stream holds 166."
+        ),
+    ] = workloads.DEFAULT_DEMO_REQUESTS,
     max_tokens: Annotated[int, typer.Option(help="Completion cap per answer.")] = 48,
     cache: Annotated[str, typer.Option("--cache", help="Cache URL.")] = DEFAULT_CACHE,
     keep: Annotated[
@@ -135,9 +144,7 @@ def demo(
             workload = "support" if workloads.support_data_available() else "shipped"
         if workload == "support":
             path = workloads.find_support_data(data)
-            stream = workloads.support_workload(
-                path, limit or workloads.DEFAULT_SUPPORT_REQUESTS, seed_value
-            )
+            stream = workloads.support_workload(path, limit, seed_value)
         else:
             stream = workloads.shipped_workload(seed_value).limited(limit)
         store = Cache(cache, namespace=DEMO_NAMESPACE)
