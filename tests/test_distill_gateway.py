@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -149,3 +150,103 @@ async def test_provider_answers_and_memoises(model_dirs: dict[str, Path]) -> Non
     with pytest.raises(StudentDeferred) as info:
         await StudentProvider(model_dirs["shy"]).chat(body)
     assert 0.0 <= info.value.confidence <= 1.0
+
+
+def with_dead_model(fake: FakeOpenAI, student: Path, **overrides: Any) -> Any:
+    """:func:`config` plus ``dead``: a deployment nobody answers at (connection refused)."""
+    models = [m.model_dump() for m in config(fake, student).model_list]
+    models.append(
+        {
+            "model_name": "dead",
+            "litellm_params": {
+                "model": "openai/x",
+                "api_base": "http://127.0.0.1:9",
+                "api_key": "sk-fake",
+            },
+        }
+    )
+    return config(fake, student, model_list=models, **overrides)
+
+
+def test_deferral_keeps_the_routes_rules_and_cascades(
+    fake: FakeOpenAI, model_dirs: dict[str, Path]
+) -> None:
+    """A student that defers hands the request to the rest of its route: the rules still pick
+    among the later models, and a failing model still cascades onwards."""
+    cfg = with_dead_model(
+        fake,
+        model_dirs["shy"],
+        routes=[
+            {
+                "name": "support",
+                "chain": ["intents", "gpt-4o-mini", "backup"],
+                "rules": [
+                    {"when": {"keywords": ["refund"]}, "to": "backup"},
+                    {"when": {"keywords": ["card"]}, "to": "intents"},
+                ],
+            },
+            {"name": "flaky", "chain": ["intents", "dead", "backup"]},
+        ],
+        router_settings={"num_retries": 0, "retry_base_delay": 0.0},
+    )
+    with gateway(cfg) as (url, _):
+        refund = post(url, ask("where is my refund"))
+        assert refund.status_code == 200, refund.text
+        header = refund.headers["x-thrifty-route"]
+        assert header.startswith("support -> intents (student deferred")
+        assert "support -> backup (rule" in header  # the rule chose among the rest
+        card = post(url, ask("where is my card"))  # a rule naming the student: the next model
+        assert card.status_code == 200, card.text
+        assert "support -> gpt-4o-mini" in card.headers["x-thrifty-route"]
+        assert "intents declined" in card.headers["x-thrifty-route"]
+        flaky = post(url, ask("hello there", model="flaky"))
+        assert flaky.status_code == 200, flaky.text
+        assert "-> backup (cascade: upstream_error)" in flaky.headers["x-thrifty-route"]
+    assert fake.calls["chat"] == 3
+
+
+def test_deferral_to_fallbacks_tries_them_in_order(
+    fake: FakeOpenAI, model_dirs: dict[str, Path]
+) -> None:
+    cfg = with_dead_model(
+        fake,
+        model_dirs["shy"],
+        router_settings={
+            "fallbacks": [{"intents": ["dead", "gpt-4o-mini"]}],
+            "num_retries": 0,
+            "retry_base_delay": 0.0,
+        },
+    )
+    with gateway(cfg) as (url, _):
+        response = post(url, ask("how to top up", model="intents"))
+    assert response.status_code == 200, response.text
+    assert "student deferred" in response.headers["x-thrifty-route"]
+    assert fake.calls["chat"] == 1
+
+
+def sse_text(raw: str) -> str:
+    """The assembled content of an SSE chat stream."""
+    parts = []
+    for line in raw.splitlines():
+        if line.startswith("data: {"):
+            for choice in json.loads(line[6:]).get("choices") or []:
+                parts.append((choice.get("delta") or {}).get("content") or "")
+    return "".join(parts)
+
+
+def test_streamed_teacher_answers_are_recorded_once_the_stream_ended(
+    fake: FakeOpenAI, model_dirs: dict[str, Path], recorded: Path
+) -> None:
+    cfg = config(fake, model_dirs["shy"], distill={"record": str(recorded)})
+    with gateway(cfg) as (url, _):
+        with web.stream(
+            "POST", f"{url}/v1/chat/completions", json=ask("where is my card", stream=True)
+        ) as response:
+            raw = response.read().decode()
+        assert response.status_code == 200 and raw.rstrip().endswith("data: [DONE]")
+        deadline = time.monotonic() + 5
+        while not recorded.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+    lines = [json.loads(line) for line in recorded.read_text().splitlines()]
+    assert lines == [{"input": "where is my card", "output": sse_text(raw)}]
+    assert lines[0]["output"]

@@ -340,6 +340,7 @@ class DeploymentPool:
         *,
         deadline: float | None = None,
         affinity: str | None = None,
+        start: int = 0,
     ) -> Routed[T]:
         """Answer a request for ``model_name`` through its deployments and fallbacks.
 
@@ -350,6 +351,8 @@ class DeploymentPool:
             affinity: a prompt-prefix key (``affinity.prefix_key``): the first attempt goes to
                 the healthy deployment the key belongs to (``affinity.rendezvous``), whatever the
                 strategy, so the provider's prompt cache stays warm; retries pick as usual.
+            start: skip the first ``start`` names of the model-and-fallbacks chain: they
+                already declined (a student that deferred to its fallback).
 
         Returns:
             The result, the deployment that produced it, and every attempt made.
@@ -360,7 +363,7 @@ class DeploymentPool:
                 502, 503 or 504); the last upstream error is its ``__cause__``.
             Any non-retryable error of ``call`` (a 4xx from the upstream), unchanged.
         """
-        chain = self.chain(model_name)
+        chain = self.chain(model_name)[start:]
         attempts: list[Attempt] = []
         last_error: BaseException | None = None
         retry_after: float | None = None

@@ -19,6 +19,7 @@ failed check records one by itself.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import secrets
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
@@ -104,9 +105,12 @@ class RouteRunner:
         check_output: bool,
         affinity: str | None = None,
         tenant: str | None = None,
+        start: int = 0,
     ) -> tuple[Routed[T], RouteTrace]:
         """Answer ``body`` from the chain, starting where the route decides (``affinity``: the
-        prompt-prefix key each model's pool pick follows).
+        prompt-prefix key each model's pool pick follows) but not before ``start``: the models
+        before it already declined (a student at the head of the chain deferred), so rules, the
+        router and cascades choose among the rest.
 
         Raises:
             AllDeploymentsFailedError: the last model of the chain failed too.
@@ -114,6 +118,14 @@ class RouteRunner:
         """
         with span("thrifty.route", {"thrifty.route.name": self.name}) as current:
             decision = await self.route.adecide(body)
+            if decision.index < start:
+                chain = self.route.chain
+                decision = dataclasses.replace(
+                    decision,
+                    index=start,
+                    model=chain[start],
+                    reason=f"{decision.reason}; {', '.join(chain[:start])} declined",
+                )
             self.metrics.route_decisions.labels(self.name, decision.model, decision.by).inc()
             trace = RouteTrace(self.route, decision, secrets.token_hex(8), tenant=tenant)
             current.set_attributes(

@@ -15,7 +15,7 @@ these stages, outermost first; each is a small class given only its collaborator
       CacheLookup  caching.py  hit/coalesce  StreamLookup  streamed.py  replay/follow a tee
       Reserve      stages.py   key limits    Reserve       stages.py    key limits (429)
       StudentFirst distilling.py a confident student answers, else the teacher (both chains)
-      RecordPairs  distilling.py teacher answers appended as training pairs (plain only)
+      RecordPairs  distilling.py teacher answers appended as training pairs (both chains)
       Account      stages.py   cost, settle  ShareStream   streamed.py  tee; account+store at end
       Route        stages.py   pool, routes  Route         stages.py    pool, route models
       CallUpstream stages.py   one attempt   OpenStream    streamed.py  one attempt, 1st chunk
@@ -116,7 +116,9 @@ def model_chain(gw: Gateway) -> Handler:
     # a student answers before the teacher; teacher answers become training pairs
     students = student_routes(gw.config, gw.pool)
     if gw.config.distill.record is not None:
-        plain.insert(2, (RecordPairs, recorder(gw)))
+        record: StageSpec = (RecordPairs, recorder(gw))
+        plain.insert(2, record)
+        streamed.insert(2, record)
     if students:
         first: StageSpec = (StudentFirst, {"students": students, "accountant": accountant})
         plain.insert(2, first)

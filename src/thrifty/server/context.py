@@ -89,6 +89,14 @@ class RequestContext:
     upstream_seconds: float = 0.0
     headers: dict[str, str] = field(default_factory=dict)
     routing: RouteTrace | None = None
+    stream_listeners: list[Callable[[dict[str, Any]], Awaitable[None]]] = field(
+        default_factory=list
+    )
+    """Called with the assembled ``chat.completion`` once a relayed stream ended normally (after
+    the client had it): what a plain answer's stages do on the value, for streams."""
+    chain_start: int = 0
+    """How many models at the head of the requested model's chain (a route's chain, or a model
+    and its fallbacks) already declined: a student that deferred. ``Route`` starts after them."""
     """What a route model (``thrifty/auto``) decided, when one was asked."""
     mechanism: str = ""
     """What answered or made the answer cheaper (``thrifty.ledger.Mechanism``); empty: a

@@ -12,13 +12,16 @@ A student is a deployment (``model: student/<model_dir>``). It takes traffic in 
 student answer is limited like any other) and before the upstream stages: above its calibrated
 bar the student's answer goes back (``X-Thrifty-Route: <model> -> <student> (student p=…)``),
 its saving, what the teacher would have cost, credited as mechanism ``student``; under it the
-request goes on to the teacher. :class:`RecordPairs` appends each teacher answer of the
-recorded models to ``distill.record`` (``{"input", "output"}`` per line, what
-``thrifty distill train`` reads), never one holding personal data when the PII guard is on.
+request goes on to the rest of the chain (``ctx.chain_start``): a route's rules, router and
+cascades choose among the models after the student, a student's fallbacks are tried in order.
+:class:`RecordPairs` appends each teacher answer of the recorded models, streamed or not, to
+``distill.record`` (``{"input", "output"}`` per line, what ``thrifty distill train`` reads),
+never one holding personal data when the PII guard is on.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 from collections.abc import Mapping
@@ -50,7 +53,7 @@ class StudentRoute:
     """The student's model name."""
     provider: StudentProvider
     teacher: str
-    """The model name that answers deferred requests."""
+    """The next model of the chain: what a student answer would otherwise have cost."""
 
 
 def student_routes(config: GatewayConfig, pool: DeploymentPool) -> dict[str, StudentRoute]:
@@ -107,8 +110,8 @@ class StudentFirst(Stage):
             return await self.next(ctx)
         answer, confidence = await route.provider.adecide(ctx.body)
         requested = ctx.model or ""
-        if answer is None:  # the teacher answers (and a recorder keeps its answer)
-            ctx.model = route.teacher
+        if answer is None:  # the rest of the chain answers (and a recorder keeps its answer)
+            ctx.chain_start = 1  # the route's rules, router, cascades and fallbacks still apply
             value = await self.next(ctx)
             ctx.route = f"{requested} -> {route.student} (student deferred p={confidence:.2f})" + (
                 f" -> {ctx.route}" if ctx.route else ""
@@ -168,7 +171,7 @@ class RecordPairs(Stage):
 
     Args:
         log: where pairs go.
-        models: the requested model names recorded (None: all).
+        models: the model names recorded, requested or answering (None: all).
         students: student model names (their own answers are never recorded).
         detector: the PII guard's detector when it is on (pairs with personal data are skipped).
     """
@@ -189,20 +192,27 @@ class RecordPairs(Stage):
         self.detector = detector
 
     async def __call__(self, ctx: RequestContext) -> Any:
-        requested = ctx.model or ""
-        value = await self.next(ctx)
         op = ctx.operation
-        if op is None or op.method != "chat" or ctx.stream or ctx.answered_by in self.students:
-            return value
-        if self.models is not None and requested not in self.models:
-            return value
+        if op is None or op.method != "chat":
+            return await self.next(ctx)
+        if ctx.stream:  # recorded once the relayed stream ended, from its assembled completion
+            ctx.stream_listeners.append(functools.partial(self._record, ctx))
+            return await self.next(ctx)
+        value = await self.next(ctx)
+        await self._record(ctx, value)
+        return value
+
+    async def _record(self, ctx: RequestContext, value: Any) -> None:
+        if ctx.answered_by in self.students:
+            return
+        if self.models is not None and not {ctx.model, ctx.answered_by} & self.models:
+            return
         output = answer_text(value)
         if output is None or not output.strip():
-            return value
+            return
         detector = self.detector
         if detector is not None and (
             request_has_pii(detector, ctx.body) or response_has_pii(detector, value)
         ):
-            return value
+            return
         await anyio.to_thread.run_sync(self.log.append, prompt_text(ctx.body), output)
-        return value

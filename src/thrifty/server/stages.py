@@ -200,11 +200,18 @@ class Route:
         started = time.perf_counter()
         try:
             if runner is None:
-                routed: Routed[Any] = await self.pool.run(model, attempt, affinity=key)
+                routed: Routed[Any] = await self.pool.run(
+                    model, attempt, affinity=key, start=ctx.chain_start
+                )
             else:
                 tenant = ctx.principal.tenant if ctx.principal is not None else None
                 routed, ctx.routing = await runner.run(
-                    ctx.body, attempt, check_output=self.check_output, affinity=key, tenant=tenant
+                    ctx.body,
+                    attempt,
+                    check_output=self.check_output,
+                    affinity=key,
+                    tenant=tenant,
+                    start=ctx.chain_start,
                 )
         except AllDeploymentsFailedError as exc:
             ctx.upstream_seconds += time.perf_counter() - started

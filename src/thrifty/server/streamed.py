@@ -166,6 +166,9 @@ class ShareStream(CacheStage):
                     user_id=body.get("user"), request=body, kind="chat",
                     tags=ctx.tags or (), **fields,
                 )  # fmt: skip
+            if complete:
+                for listener in ctx.stream_listeners:
+                    await listener(response)
         except Exception:  # bookkeeping must never break anything the client sees
             log.exception("accounting a streamed answer failed")
 
