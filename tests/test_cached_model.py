@@ -213,3 +213,89 @@ def test_torch_tensors_come_back_as_tensors(cache):
     out = fn(torch.arange(5, dtype=torch.float32))
     assert isinstance(out, torch.Tensor)
     assert torch.equal(out, torch.arange(5, dtype=torch.float32) * 2)
+
+
+def test_torch_tensors_numpy_cannot_hold_keep_their_dtype(cache):
+    """bfloat16 (and the float8 kinds) have no numpy type: they are keyed and stored as their
+    bits and come back in their dtype, instead of running uncached."""
+    torch = pytest.importorskip("torch")
+    calls = []
+
+    def model(t):
+        calls.append(t.shape[0])
+        return (t.float() * 2).to(torch.bfloat16)
+
+    fn = thrifty.cached(model="bf16-model", cache=cache)(model)
+    x = torch.tensor([1.5, -2.25, 3.0], dtype=torch.bfloat16)
+    first, second = fn(x), fn(x)
+    assert calls == [3]  # the second call was a hit
+    assert second.dtype == torch.bfloat16 and torch.equal(first, second)
+    # the same bits under another dtype are another input
+    fn(x.view(torch.int16))
+    assert calls == [3, 3]
+
+
+def test_torch_tensor_on_a_missing_device_comes_back_on_the_cpu():
+    torch = pytest.importorskip("torch")
+    from thrifty.integrations._tensors import pack, unpack
+
+    packed = pack(torch.arange(4, dtype=torch.float32))
+    packed["device"] = "cuda:99"  # written on a machine with a GPU this one lacks
+    out = unpack(packed)
+    assert out.device.type == "cpu" and torch.equal(out, torch.arange(4, dtype=torch.float32))
+
+
+def test_cuda_tensors_come_back_on_their_device(cache):
+    """A hit must be usable where the miss was: a GPU model's answer comes back on the GPU."""
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    layer = torch.nn.Linear(8, 4).cuda().to(torch.bfloat16)
+    fn = thrifty.cached(model="gpu-linear", cache=cache, per_row=True)(lambda t: layer(t).detach())
+    x = torch.randn(6, 8, device="cuda", dtype=torch.bfloat16)
+    miss = fn(x)
+    hit = fn(x)
+    assert hit.device == miss.device and hit.device.type == "cuda"
+    assert hit.dtype == torch.bfloat16 and torch.equal(hit, miss)
+    mixed = fn(torch.cat([x[:3], torch.randn(2, 8, device="cuda", dtype=torch.bfloat16)]))
+    assert mixed.device.type == "cuda" and torch.equal(mixed[:3], miss[:3])
+    # keyed through the pinned scratch buffer: the same key as the same values on the host,
+    # for a small input and for one past the parallel-hashing size, twice in a row
+    whole = thrifty.cached(model="gpu-whole", cache=cache)(lambda t: t.sum())
+    for shape in ((6, 8), (4096, 1024)):
+        y = torch.randn(*shape, device="cuda", dtype=torch.bfloat16)
+        assert whole.thrifty.key(y) == whole.thrifty.key(y.cpu()) == whole.thrifty.key(y)
+        assert whole.thrifty.key(y) != whole.thrifty.key(y + 1)
+
+
+def test_per_row_torch_rows_keep_their_dtype(cache):
+    torch = pytest.importorskip("torch")
+    layer = torch.nn.Linear(8, 4).to(torch.bfloat16)
+    fn = thrifty.cached(model="bf16-rows", cache=cache, per_row=True)(lambda t: layer(t).detach())
+    x = torch.randn(6, 8, dtype=torch.bfloat16)
+    miss, hit = fn(x), fn(x)
+    assert miss.dtype == hit.dtype == torch.bfloat16
+    assert torch.equal(miss, layer(x).detach()) and torch.equal(hit, miss)
+
+
+def test_large_arrays_are_keyed_by_their_chunks_in_parallel(cache, monkeypatch):
+    """From TREE_HASH_MIN_BYTES an input is keyed by the hashes of its chunks: the same values
+    give the same key, one changed value in a late chunk another."""
+    from thrifty.integrations import _tensors
+
+    monkeypatch.setattr(_tensors, "TREE_HASH_MIN_BYTES", 1 << 16)
+    monkeypatch.setattr(_tensors, "TREE_CHUNK_BYTES", 1 << 12)
+    calls = []
+    fn = thrifty.cached(model="big-input", cache=cache)(lambda a: calls.append(1) or a.sum())
+    big = np.arange(20_000, dtype=np.float64)  # 160 KB: 40 chunks
+    key = fn.thrifty.key(big)
+    assert key == fn.thrifty.key(big.copy())
+    changed = big.copy()
+    changed[-1] += 1
+    assert fn.thrifty.key(changed) != key
+    monkeypatch.setattr(_tensors, "TREE_HASH_MIN_BYTES", 1 << 40)  # one serial pass: another key
+    assert fn.thrifty.key(big) != key
+    monkeypatch.setattr(_tensors, "TREE_HASH_MIN_BYTES", 1 << 16)
+    fn(big)
+    fn(big.copy())
+    assert calls == [1]
