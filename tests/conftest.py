@@ -15,12 +15,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 from thrifty.cache import Cache
 from thrifty.entry import Entry
 from thrifty.errors import BackendUnavailableError
 from thrifty.store import Store, open_store
 from thrifty.testing.fake_openai import FakeOpenAI
+
+# Property tests check what is computed, never how fast: on a shared, busy machine one example
+# can take 100x its usual time, and hypothesis's 200 ms deadline then fails a correct test.
+settings.register_profile("thrifty", deadline=None)
+settings.load_profile("thrifty")
 
 REDIS_URL = os.environ.get("THRIFTY_TEST_REDIS", "redis://127.0.0.1:6379/0")
 POSTGRES_URL = os.environ.get("THRIFTY_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
