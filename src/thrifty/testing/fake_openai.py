@@ -167,6 +167,8 @@ class FakeOpenAI:
             "created": int(time.time()),
             "model": body.get("model", "fake"),
             "system_fingerprint": "fp_fake",
+            # the tier asked for, as OpenAI reports it (flex: billed at Batch API rates)
+            **({"service_tier": body["service_tier"]} if body.get("service_tier") else {}),
             "choices": [
                 {
                     "index": i,
