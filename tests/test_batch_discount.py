@@ -51,6 +51,15 @@ def _savings(text: str, mechanism: str) -> float:
     )
 
 
+def _spend(text: str) -> float:
+    return sum(
+        s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == "thrifty_spend_usd_total"
+    )
+
+
 def test_a_flex_request_is_a_batch_discount_row() -> None:
     with FakeOpenAI() as fake, gateway(fake_config(fake.base_url)) as (url, app):
         asked = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi there"}]}
@@ -73,6 +82,25 @@ def test_a_flex_request_is_a_batch_discount_row() -> None:
     saved = discounted.baseline_cost_usd - discounted.cost_usd
     assert float(flex.headers["x-thrifty-saved-usd"]) == pytest.approx(saved)
     assert _savings(metrics, "batch_discount") == pytest.approx(saved)
+
+
+def test_a_flex_stream_is_a_batch_discount_row() -> None:
+    """A stream's tier comes from its chunks: priced at Batch API rates once it ended."""
+    with FakeOpenAI() as fake, gateway(fake_config(fake.base_url)) as (url, app):
+        body = {
+            "model": "gpt-4o-mini",
+            "messages": [{"role": "user", "content": "stream me a label"}],
+            "service_tier": "flex",
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        streamed = web.post(f"{url}/v1/chat/completions", json=body)
+        assert streamed.status_code == 200 and "[DONE]" in streamed.text
+        writer = app.state.gateway.ledger
+        writer.flush()
+        (row,) = writer.ledger.rows()
+    assert row.mechanism == Mechanism.BATCH_DISCOUNT
+    assert row.cost_usd > 0 and row.baseline_cost_usd == pytest.approx(2 * row.cost_usd)
 
 
 def _job(lines: list[tuple[str, str, bool]]) -> bytes:
@@ -112,6 +140,7 @@ def test_gateway_batch_lines_reach_the_ledger_with_their_discount(tmp_path, monk
             writer.flush()
             rows = {r.request_id.rsplit("-", 1)[-1]: r for r in writer.ledger.rows()}
             summary = writer.ledger.summary(tenant="team-a")
+            metrics = web.get(f"{url}/metrics").text
     assert set(rows) == {"f1", "s1", "f2"}
     assert {r.request_id.rsplit("-", 1)[0] for r in rows.values()} == {batch.id}
     paid = rows["f1"]
@@ -125,3 +154,9 @@ def test_gateway_batch_lines_reach_the_ledger_with_their_discount(tmp_path, monk
     assert rows["f2"].cost_usd == 0.0
     assert rows["f2"].baseline_cost_usd == pytest.approx(paid.cost_usd)
     assert summary.by_mechanism["batch_discount"].saved_usd == pytest.approx(paid.cost_usd)
+    # /metrics counts the lines' spend and savings as the ledger does
+    assert _savings(metrics, "batch_discount") == pytest.approx(paid.cost_usd)
+    assert _spend(metrics) == pytest.approx(summary.totals.cost_usd)
+    assert sum(_savings(metrics, m) for m in ("batch_discount", "coalesced", "exact_hit")) == (
+        pytest.approx(summary.totals.saved_usd)
+    )

@@ -249,15 +249,24 @@ class BatchService:
             cache.flush()
 
     def _record(self, record: dict[str, Any], principal: Principal, outcome: Outcome) -> None:
-        """The ledger row of a line answered in this run (a failed line or one done in an
-        earlier run has none): like a gateway request's, with a line billed at Batch API
-        rates as ``batch_discount``."""
-        ledger = self.gateway.ledger
+        """Spend, tokens and savings of a line answered in this run into ``/metrics``, and its
+        ledger row (a failed line or one done in an earlier run has neither): like a gateway
+        request's, with a line billed at Batch API rates as ``batch_discount``."""
         mechanism = BATCH_MECHANISMS.get(outcome.source)
-        if ledger is None or not outcome.ok or mechanism is None:
+        if not outcome.ok or mechanism is None:
             return
         if mechanism == Mechanism.MISS and outcome.discount_usd > 0:
             mechanism = Mechanism.BATCH_DISCOUNT
+        metrics = self.gateway.metrics
+        label = metrics.model_label(outcome.model)
+        metrics.tokens.labels(label, "in").inc(outcome.tokens_in)
+        metrics.tokens.labels(label, "out").inc(outcome.tokens_out)
+        metrics.spend.labels(label).inc(outcome.cost_usd)
+        if outcome.saved_usd > 0:
+            metrics.savings.labels(label, str(mechanism)).inc(outcome.saved_usd)
+        ledger = self.gateway.ledger
+        if ledger is None:
+            return
         ledger.record(
             LedgerRow(
                 request_id=f"{record['id']}-{outcome.custom_id}",

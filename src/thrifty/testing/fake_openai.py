@@ -193,7 +193,8 @@ class FakeOpenAI:
     def chat_chunks(self, body: dict[str, Any], number: int) -> list[dict[str, Any]]:
         """The SSE chunks of a streamed answer: role, one chunk per word, finish, usage."""
         full = self.chat_completion(body, number)
-        base = {k: full[k] for k in ("id", "created", "model", "system_fingerprint")}
+        fields = ("id", "created", "model", "system_fingerprint", "service_tier")
+        base = {k: full[k] for k in fields if k in full}
         base["object"] = "chat.completion.chunk"
         chunks: list[dict[str, Any]] = []
         for choice in full["choices"]:
