@@ -111,6 +111,7 @@ def test_report_is_written(run: tuple[Path, dict[str, Any], Any]) -> None:
     for step in summary["steps"]:
         assert f"{step['cost_usd']:.4f}" in markdown and f"{step['cost_usd']:.4f}" in page
     assert "![Cost waterfall](waterfall.png)" in markdown
+    assert "| miss 40 |" in markdown  # each step's mechanisms, as the ledger counted them
 
 
 def test_cli_replay(tmp_path: Path) -> None:

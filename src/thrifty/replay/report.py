@@ -154,6 +154,7 @@ COLUMNS = (
     "wrong answers",
     "gateway p50 / p95 ms",
     "with upstream p50 / p95 ms",
+    "mechanisms",
 )
 
 
@@ -171,6 +172,7 @@ def table_rows(steps: list[dict[str, Any]]) -> list[list[str]]:
             str(s["wrong_answers"]),
             f"{s['latency_ms_p50']:.1f} / {s['latency_ms_p95']:.1f}",
             f"{s['latency_total_ms_p50']:.0f} / {s['latency_total_ms_p95']:.0f}",
+            ", ".join(f"{m} {n}" for m, n in s["mechanisms"].items()),
         ]
         for s in steps
     ]
