@@ -103,6 +103,41 @@ def test_a_flex_stream_is_a_batch_discount_row() -> None:
     assert row.cost_usd > 0 and row.baseline_cost_usd == pytest.approx(2 * row.cost_usd)
 
 
+def test_a_routed_flex_answer_counts_routing_and_the_discount_once() -> None:
+    """Routed down and billed at batch rates: the row is ``routed_down``, its baseline the
+    strong model's standard price, and /metrics splits the saving between the two without
+    counting the discount twice."""
+    entry = {"api_key": "k", "model_name": "cheap", "model": "openai/gpt-4o-mini"}
+    with FakeOpenAI() as fake:
+        config = fake_config(
+            fake.base_url,
+            model_list=[
+                {**entry, "api_base": fake.base_url},
+                {**entry, "api_base": fake.base_url, "model_name": "strong",
+                 "model": "openai/gpt-4o"},
+            ],
+            routes=[{"name": "thrifty/auto", "chain": ["cheap", "strong"]}],
+        )  # fmt: skip
+        with gateway(config) as (url, app):
+            body = {
+                "model": "thrifty/auto",
+                "messages": [{"role": "user", "content": "what are your opening hours?"}],
+                "service_tier": "flex",
+            }
+            assert web.post(f"{url}/v1/chat/completions", json=body).status_code == 200
+            metrics = web.get(f"{url}/metrics").text
+            writer = app.state.gateway.ledger
+            writer.flush()
+            (row,) = writer.ledger.rows()
+    strong = PriceTable().cost("gpt-4o", row.tokens_in, row.tokens_out)
+    cheap_standard = PriceTable().cost("gpt-4o-mini", row.tokens_in, row.tokens_out)
+    assert row.mechanism == Mechanism.ROUTED_DOWN
+    assert row.cost_usd == pytest.approx(cheap_standard / 2)
+    assert row.baseline_cost_usd == pytest.approx(strong)
+    assert _savings(metrics, "routing") == pytest.approx(strong - cheap_standard)
+    assert _savings(metrics, "batch_discount") == pytest.approx(cheap_standard / 2)
+
+
 def _job(lines: list[tuple[str, str, bool]]) -> bytes:
     rows = []
     for custom_id, prompt, flex in lines:
