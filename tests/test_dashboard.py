@@ -71,6 +71,12 @@ def test_dashboard_shows_the_ledgers_numbers(tmp_path: Path) -> None:
                     "messages": [{"role": "user", "content": f"question {i % 3}"}],
                 }
                 assert client.post(f"{url}/v1/chat/completions", json=body).status_code == 200
+            flex = {  # billed at Batch API rates: a batch_discount row on the page
+                "model": "gpt-4o-mini",
+                "messages": [{"role": "user", "content": "label this overnight"}],
+                "service_tier": "flex",
+            }
+            assert client.post(f"{url}/v1/chat/completions", json=flex).status_code == 200
             page = client.get(f"{url}/dashboard")
             assert page.status_code == 200 and "dashboard.js" in page.text
             denied = client.get(f"{url}/admin/ledger/summary")
@@ -92,7 +98,8 @@ def test_dashboard_shows_the_ledgers_numbers(tmp_path: Path) -> None:
     figures.feed(dom)
     assert figures.body_loaded == "true", dom[-2000:]
     totals = summary.totals
-    assert totals.requests == 6
+    assert totals.requests == 7
+    assert summary.by_mechanism["batch_discount"].saved_usd > 0
     assert int(figures.values["requests"]) == totals.requests
     assert float(figures.values["spent"]) == pytest.approx(totals.cost_usd, abs=1e-12)
     assert float(figures.values["baseline"]) == pytest.approx(totals.baseline_cost_usd, abs=1e-12)
@@ -107,6 +114,7 @@ def test_dashboard_shows_the_ledgers_numbers(tmp_path: Path) -> None:
         row = figures.rows[("by-mechanism", mechanism)]
         assert int(row["data-requests"]) == part.requests
         assert float(row["data-cost"]) == pytest.approx(part.cost_usd, abs=1e-12)
+        assert float(row["data-saved"]) == pytest.approx(part.saved_usd, abs=1e-12)
     assert float(figures.values["latency-p50"]) == pytest.approx(
         statistics.quantiles(latencies, n=100, method="inclusive")[49]
     )

@@ -4,8 +4,10 @@ folder or model needed)."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import math
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +18,10 @@ pytest.importorskip("matplotlib")
 
 from thrifty.cli import app
 from thrifty.replay.run import replay
+from thrifty.replay.streams import AGREEMENT_QUANTILE, chat_items
 from thrifty.replay.summary import HITS
+from thrifty.replay.upstream import UpstreamLatency
+from thrifty.replay.workload import is_test
 
 
 @pytest.fixture(scope="module")
@@ -59,6 +64,22 @@ def test_summary_recounts_from_requests_jsonl(run: tuple[Path, dict[str, Any], A
         assert sum(step["mechanisms"].values()) == len(mine)
         latencies = sorted(r["latency_ms"] for r in mine)
         assert latencies[0] <= step["latency_ms_p50"] <= step["latency_ms_p95"] <= latencies[-1]
+        assert step["upstream_calls"] == sum(r["upstream_calls"] for r in mine)
+        assert math.isclose(
+            step["upstream_ms_simulated"], sum(r["upstream_ms_simulated"] for r in mine)
+        )
+        totals = statistics.quantiles(
+            [r["latency_total_ms"] for r in mine], n=100, method="inclusive"
+        )
+        assert math.isclose(step["latency_total_ms_p50"], totals[49])
+        assert math.isclose(step["latency_total_ms_p95"], totals[94])
+        assert sum(k["requests"] for k in step["kinds"].values()) == len(mine)
+        for kind, part in step["kinds"].items():
+            theirs = [r for r in mine if r["kind"] == kind]
+            assert part["requests"] == len(theirs)
+            assert math.isclose(part["cost_usd"], sum(r["cost_usd"] for r in theirs), abs_tol=1e-12)
+            assert part["wrong_answers"] == sum(not r["correct"] for r in theirs)
+            assert part["changed_answers"] == sum(r["changed"] for r in theirs)
         assert math.isclose(
             step["vs_first_pct"], 100 * (step["cost_usd"] - first_cost) / first_cost
         )
@@ -90,6 +111,7 @@ def test_report_is_written(run: tuple[Path, dict[str, Any], Any]) -> None:
     for step in summary["steps"]:
         assert f"{step['cost_usd']:.4f}" in markdown and f"{step['cost_usd']:.4f}" in page
     assert "![Cost waterfall](waterfall.png)" in markdown
+    assert "| miss 40 |" in markdown  # each step's mechanisms, as the ledger counted them
 
 
 def test_cli_replay(tmp_path: Path) -> None:
@@ -110,3 +132,82 @@ def test_cli_replay(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     assert len((tmp_path / "requests.jsonl").read_text().splitlines()) == 36
+
+
+def test_upstream_latency_is_simulated_per_call_and_token(
+    run: tuple[Path, dict[str, Any], Any],
+) -> None:
+    """Each upstream call adds 500 ms + 15 ms per output token (the defaults) to the measured
+    gateway latency; a cache hit makes no call and adds nothing."""
+    out, _, _ = run
+    rows = records(out)
+    latency = UpstreamLatency()
+    misses = [r for r in rows if r["step"] == "none"]
+    assert all(r["upstream_calls"] == 1 for r in misses)
+    for r in misses:
+        assert math.isclose(r["upstream_ms_simulated"], latency.of(r["tokens_out"]))
+        assert math.isclose(r["latency_total_ms"], r["latency_ms"] + r["upstream_ms_simulated"])
+    hits = [r for r in rows if r["mechanism"] == "exact_hit"]
+    assert hits and all(r["upstream_calls"] == 0 for r in hits)
+    assert all(r["latency_total_ms"] == r["latency_ms"] for r in hits)
+
+
+def test_routing_quality_cost_on_the_intent_stream(
+    run: tuple[Path, dict[str, Any], Any],
+) -> None:
+    """The sample's banking message whose cheap label is wrong is right with every mechanism
+    off and wrong once routing sends it to the cheap model: counted, and printed by kind."""
+    out, summary, _ = run
+    rows = records(out)
+    stolen = [r for r in rows if r["class"] == "lost_or_stolen_card"]
+    assert stolen, "the sample's traffic holds the message"
+    assert all(r["correct"] for r in stolen if r["step"] in ("none", "exact"))
+    routed = [r for r in stolen if r["step"] == "routing" and r["mechanism"] != "exact_hit"]
+    assert routed and not any(r["correct"] for r in routed)
+    steps = {s["name"]: s for s in summary["steps"]}
+    assert steps["routing"]["kinds"]["intent"]["wrong_answers"] > 0
+    assert steps["none"]["kinds"]["intent"]["wrong_answers"] == 0
+    markdown = (out / "report.md").read_text()
+    assert "## Quality cost by kind of request" in markdown
+    assert "| intent | routing |" in markdown
+
+
+def _arena(folder: Path, prompts: list[str]) -> None:
+    """A tiny arena-hard folder: strong answers repeat the prompt; the second strong model
+    agrees; the cheap model says what the strong one says on even prompts and writes about
+    something else on odd ones."""
+    folder.mkdir(parents=True)
+    with (folder / "questions.jsonl").open("w") as fh:
+        for i, p in enumerate(prompts):
+            fh.write(json.dumps({"uid": f"u{i}", "cluster": "c", "prompt": p}) + "\n")
+
+    def answers(model: str, text: Any) -> None:
+        with gzip.open(folder / f"{model}_answers.jsonl.gz", "wt") as fh:
+            for i, p in enumerate(prompts):
+                content = {"answer": text(i, p)}
+                row = {"uid": f"u{i}", "messages": [{"role": "user"}, {"content": content}]}
+                fh.write(json.dumps(row) + "\n")
+
+    answers("gpt-4-0314", lambda i, p: f"About {p}: the answer explains {p} in detail.")
+    answers("gpt-4-0613", lambda i, p: f"About {p}: here the answer explains {p} in detail.")
+    answers(
+        "gpt-3.5-turbo-0125",
+        lambda i, p: (
+            f"About {p}: the answer explains {p} in detail."
+            if i % 2 == 0
+            else "Bananas ripen faster in a paper bag with an apple."
+        ),
+    )
+
+
+def test_chat_answers_are_judged_by_agreement_with_the_strong_answer(tmp_path: Path) -> None:
+    topics = [f"topic number {n} of quantum gardening" for n in range(60)]
+    dev = [t for t in topics if not is_test(t)]
+    test = [t for t in topics if is_test(t)]
+    assert dev and len(test) >= 4
+    _arena(tmp_path / "arena_hard", topics)
+    items, bar = chat_items(tmp_path, 100, embedder="hashing")
+    assert 0.0 < AGREEMENT_QUANTILE < 0.5 and 0.0 < bar <= 1.0
+    assert {i.question for i in items} == set(test)
+    for item in items:
+        assert item.cheap_ok is (topics.index(item.question) % 2 == 0), item

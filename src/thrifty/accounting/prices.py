@@ -13,6 +13,17 @@ from thrifty.errors import ConfigError
 #: Model names whose price was found by prefix (or not found) that a table remembers.
 RESOLVED_MEMO_SIZE = 4096
 
+#: The ``service_tier`` values a provider reports on answers it bills at its Batch API rates:
+#: OpenAI's Flex processing ("tokens are priced at Batch API rates") and Azure OpenAI's.
+BATCH_RATE_TIERS = frozenset({"flex"})
+
+
+def billed_at_batch_rates(response: Mapping[str, Any] | None) -> bool:
+    """Whether an answer says it was served on a tier billed at the Batch API's rates (the
+    response's own ``service_tier``, not what the request asked for: a provider may refuse)."""
+    tier = response.get("service_tier") if isinstance(response, Mapping) else None
+    return isinstance(tier, str) and tier in BATCH_RATE_TIERS
+
 
 @dataclass(frozen=True, slots=True)
 class ModelPrice:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, TypeVar
 
-from thrifty.accounting.prices import PriceTable
+from thrifty.accounting.prices import PriceTable, billed_at_batch_rates
 from thrifty.accounting.tokens import count_messages, count_text, usage_of
 from thrifty.answer import Endpoint, read_answer, stored_answer
 from thrifty.batching.jobfile import BatchRequest, output_line
@@ -87,6 +87,12 @@ class Outcome:
     tokens_out: int = 0
     cost_usd: float = 0.0
     saved_usd: float = 0.0
+    #: an upstream answer billed at Batch API rates (OpenAI's flex tier): what those rates
+    #: saved against the standard ones (also in ``saved_usd``)
+    discount_usd: float = 0.0
+    model: str = ""
+    #: from the line's start to its answer (waits for limits and retries included)
+    latency_ms: float = 0.0
 
 
 @dataclass
@@ -106,6 +112,8 @@ class BatchSummary:
     tokens_out: int = 0
     cost_usd: float = 0.0
     saved_usd: float = 0.0
+    #: of ``saved_usd``: what Batch API rates (a flex-tier answer) saved on paid lines
+    discount_usd: float = 0.0
     wall_s: float = 0.0
     #: lines an earlier run had sent when it crashed, without an answer recorded: the upstream
     #: may have billed them (they are sent again).
@@ -127,6 +135,7 @@ class BatchSummary:
         self.tokens_out += outcome.tokens_out
         self.cost_usd += outcome.cost_usd
         self.saved_usd += outcome.saved_usd
+        self.discount_usd += outcome.discount_usd
 
     def as_dict(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.__dataclass_fields__}
@@ -289,7 +298,10 @@ class BatchEngine:
         priced = getattr(self.resolve, "price_name", None)
         return priced(model) if callable(priced) else model
 
-    async def _answer(self, request: BatchRequest, key: str, *, again: bool = False) -> None:
+    async def _answer(
+        self, request: BatchRequest, key: str, *, again: bool = False, started: float = 0.0
+    ) -> None:
+        started = started or time.perf_counter()
         body = self.body_of(request)
         model = self.price_name(body["model"])
         policy = self.policy_of(request, body)
@@ -312,13 +324,14 @@ class BatchEngine:
         if response is None:  # an entry of the wrong shape some other writer left: a miss
             if not again:
                 await self.cache.adelete(key)
-                await self._answer(request, key, again=True)
+                await self._answer(request, key, again=True, started=started)
                 return
             error = CorruptEntryError(f"a cached {request.endpoint} answer has the wrong shape")
             await self._fail(request, key, error)
             return
         tokens_in, tokens_out = usage_of(response) or (0, 0)
-        cost = self.prices.cost(model, tokens_in, tokens_out)
+        cost = self.prices.cost(model, tokens_in, tokens_out, batch=billed_at_batch_rates(response))
+        discount = self.prices.cost(model, tokens_in, tokens_out) - cost
         if status == "miss":
             source = "upstream"
         elif status == "coalesced" or key in self._answered:
@@ -341,7 +354,10 @@ class BatchEngine:
                 tokens_in if paid else 0,
                 tokens_out if paid else 0,
                 cost if paid else 0.0,
-                0.0 if paid else cost,
+                discount if paid else cost,
+                discount if paid else 0.0,
+                str(body.get("model") or ""),
+                (time.perf_counter() - started) * 1000.0,
             )
         )
 

@@ -78,7 +78,8 @@ def summary_table(summary: Any, paths: Any, n_errors: int) -> Table:
         ("cut off by a crash before (may be billed twice)", f"{summary.interrupted:,}"),
         ("tokens in / out", f"{summary.tokens_in:,} / {summary.tokens_out:,}"),
         ("cost", f"${summary.cost_usd:,.6f}"),
-        ("saved (cache, duplicates)", f"${summary.saved_usd:,.6f}"),
+        ("saved (cache, duplicates, batch rates)", f"${summary.saved_usd:,.6f}"),
+        ("of which batch rates (flex tier)", f"${summary.discount_usd:,.6f}"),
         ("wall time", f"{summary.wall_s:,.1f} s ({rate:,.1f} req/s)"),
         ("output", str(paths.output)),
     ]

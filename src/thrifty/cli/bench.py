@@ -25,16 +25,29 @@ def replay_command(
     mmlu: Annotated[
         int, typer.Option(min=0, help="Distinct MMLU questions (routing quality).")
     ] = 0,
+    intents: Annotated[
+        int, typer.Option(min=0, help="Distinct banking77 messages (GPT-4 / GPT-3.5 labels).")
+    ] = 50,
+    chat: Annotated[
+        int, typer.Option(min=0, help="Distinct arena-hard chat prompts (recorded answers).")
+    ] = 50,
+    upstream_ms_per_call: Annotated[
+        float, typer.Option(min=0, help="Simulated upstream latency per call (ms).")
+    ] = 500.0,
+    upstream_ms_per_token: Annotated[
+        float, typer.Option(min=0, help="Simulated upstream latency per output token (ms).")
+    ] = 15.0,
     threshold: Annotated[
         float | None, typer.Option(help="Semantic threshold (default: thrifty's).")
     ] = None,
     embedder: Annotated[str, typer.Option(help="minilm or hashing.")] = "minilm",
 ) -> None:
-    """Replay a support + RAG workload through the gateway in-process, switching on none ->
-    exact -> semantic -> routing -> compression -> student in turn (FAKE upstream answering
-    from the data, real prices); writes requests.jsonl, summary.json, report.md and
-    report.html."""
+    """Replay a support + RAG (+ banking77 intents, arena-hard chat) workload through the
+    gateway in-process, switching on none -> exact -> semantic -> routing -> compression ->
+    student in turn (FAKE upstream answering from the data with a simulated latency, real
+    prices); writes requests.jsonl, summary.json, report.md and report.html."""
     from thrifty.replay.run import replay
+    from thrifty.replay.upstream import UpstreamLatency
 
     summary, _ = replay(
         out,
@@ -43,8 +56,11 @@ def replay_command(
         support=support,
         rag=rag,
         mmlu=mmlu,
+        intents=intents,
+        chat=chat,
         threshold=threshold,
         embedder=embedder,
+        latency=UpstreamLatency(upstream_ms_per_call, upstream_ms_per_token),
     )
     console = Console()
     for row in table_rows(summary["steps"]):

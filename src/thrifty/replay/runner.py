@@ -7,6 +7,10 @@ lifespan; no sockets) with an empty cache and a memory ledger, in front of the F
 :mod:`thrifty.replay.upstream`. Requests go one at a time, so the ledger's rows are in request
 order; each record is the ledger's row for the request plus what the replay knows about quality
 (whether the answer is right, whether it differs from the answer with every mechanism off).
+
+The FAKE upstream answers at once; what a real one would take is simulated
+(:class:`~thrifty.replay.upstream.UpstreamLatency`, per call and per output token) and added to
+the gateway's measured latency as ``latency_total_ms``.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from typing import Any
 from starlette.testclient import TestClient
 
 from thrifty.ledger import LedgerSummary
-from thrifty.replay.upstream import CHEAP_MODEL, DataReply, correct
+from thrifty.replay.upstream import CHEAP_MODEL, DataReply, UpstreamLatency, correct
 from thrifty.replay.workload import Item
 from thrifty.server.app import create_app
 from thrifty.server.config import GatewayConfig, parse_config
@@ -110,11 +114,16 @@ def run_step(
     student_dir: Path | None = None,
     baseline_answers: list[str] | None = None,
     progress: Callable[[], None] | None = None,
+    latency: UpstreamLatency | None = None,
 ) -> StepResult:
-    """One step over the whole traffic: its records (ledger rows + quality flags)."""
+    """One step over the whole traffic: its records (ledger rows + quality flags, and the
+    simulated upstream time of the calls each request made)."""
     intents = {item.answer: item.klass for item in items if item.kind == "support"}
+    latency = latency or UpstreamLatency()
     answers: list[tuple[str, str, str]] = []
-    with FakeOpenAI(DataReply(items)) as fake:
+    calls: list[list[tuple[str, int]]] = []
+    reply = DataReply(items)
+    with FakeOpenAI(reply) as fake:
         config = step_config(step, fake.base_url, embedder, threshold, student_dir)
         app = create_app(config, lone_process=True, connect=InProcessOpenAI.connector(fake))
         with TestClient(app) as client:
@@ -123,7 +132,9 @@ def run_step(
                 if step.student and item.kind == "support":
                     model = SUPPORT_ROUTE
                 body = {"model": model, "messages": item.messages()}
+                before = len(reply.calls)
                 response = client.post("/v1/chat/completions", json=body)
+                calls.append(reply.calls[before:])
                 response.raise_for_status()
                 answer = response.json()["choices"][0]["message"]["content"]
                 answers.append(
@@ -142,10 +153,11 @@ def run_step(
     if len(rows) != len(traffic):
         raise RuntimeError(f"step {step.name}: {len(rows)} ledger rows for {len(traffic)} requests")
     records = []
-    for index, (item, row, (answer, status, compression)) in enumerate(
-        zip(traffic, rows, answers, strict=True)
+    for index, (item, row, (answer, status, compression), upstream) in enumerate(
+        zip(traffic, rows, answers, calls, strict=True)
     ):
         right = correct(item, answer, intents)
+        upstream_ms = sum(latency.of(tokens) for _, tokens in upstream)
         records.append(
             {
                 "step": step.name,
@@ -161,6 +173,9 @@ def run_step(
                 "tokens_in": row.tokens_in,
                 "tokens_out": row.tokens_out,
                 "latency_ms": row.latency_ms,
+                "upstream_calls": len(upstream),
+                "upstream_ms_simulated": upstream_ms,
+                "latency_total_ms": row.latency_ms + upstream_ms,
                 "correct": right,
                 "wrong_hit": row.mechanism == "semantic_hit" and not right,
                 "changed": baseline_answers is not None and answer != baseline_answers[index],

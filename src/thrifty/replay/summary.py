@@ -21,10 +21,26 @@ def percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[round(q * 100) - 1]
 
 
+def kind_summary(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Cost and quality of one kind of request (support, rag, intent, chat...) in a step."""
+    return {
+        "requests": len(records),
+        "cost_usd": sum(float(r["cost_usd"]) for r in records),
+        "baseline_cost_usd": sum(float(r["baseline_cost_usd"]) for r in records),
+        "wrong_hits": sum(bool(r["wrong_hit"]) for r in records),
+        "changed_answers": sum(bool(r["changed"]) for r in records),
+        "wrong_answers": sum(not r["correct"] for r in records),
+    }
+
+
 def step_summary(name: str, records: list[dict[str, Any]]) -> dict[str, Any]:
     latencies = [float(r["latency_ms"]) for r in records]
+    totals = [float(r["latency_total_ms"]) for r in records]
     mechanisms = Counter(str(r["mechanism"]) for r in records)
     hits = sum(mechanisms[m] for m in HITS)
+    kinds: dict[str, list[dict[str, Any]]] = {}
+    for record in records:
+        kinds.setdefault(str(record["kind"]), []).append(record)
     return {
         "name": name,
         "requests": len(records),
@@ -40,6 +56,12 @@ def step_summary(name: str, records: list[dict[str, Any]]) -> dict[str, Any]:
         "latency_ms_p50": percentile(latencies, 0.50),
         "latency_ms_p95": percentile(latencies, 0.95),
         "latency_ms_mean": statistics.fmean(latencies) if latencies else 0.0,
+        "upstream_calls": sum(int(r["upstream_calls"]) for r in records),
+        "upstream_ms_simulated": sum(float(r["upstream_ms_simulated"]) for r in records),
+        "latency_total_ms_p50": percentile(totals, 0.50),
+        "latency_total_ms_p95": percentile(totals, 0.95),
+        "latency_total_ms_mean": statistics.fmean(totals) if totals else 0.0,
+        "kinds": {kind: kind_summary(rows) for kind, rows in sorted(kinds.items())},
     }
 
 

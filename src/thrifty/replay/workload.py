@@ -30,11 +30,19 @@ class Item:
     """One distinct question: its messages, its equivalence class (the support intent, or the
     NQ question) and what a correct answer is."""
 
-    kind: str  # "support" or "rag"
+    kind: str  # "support", "rag", "mmlu", "intent" (banking77) or "chat" (arena-hard)
     klass: str
     question: str
     answer: str = ""
-    """The support set's reference answer (what the simulated model answers)."""
+    """What the strong model answers: the support set's reference answer, GPT-4's banking77
+    label, gpt-4-0314's arena-hard answer."""
+    cheap_answer: str = ""
+    """What the cheap model answers where the data records it (banking77: GPT-3.5's label;
+    arena-hard: gpt-3.5-turbo-0125's answer); empty: the strong model's answer is served."""
+    cheap_ok: bool = True
+    """Chat: whether the cheap answer agrees with the strong one (:mod:`replay.streams`)."""
+    system: str = ""
+    """Intent: the classification prompt (the intents to choose from)."""
     gold: tuple[str, ...] = ()
     """RAG: the answer strings; an answer is right when it contains one of them."""
     contexts: tuple[str, ...] = field(default=())
@@ -50,8 +58,13 @@ class Item:
                 {"role": "system", "content": SYSTEM_RAG},
                 {"role": "user", "content": f"{docs}\n\nQuestion: {self.question}"},
             ]
-        if self.kind == "mmlu":
+        if self.kind in ("mmlu", "chat"):
             return [{"role": "user", "content": self.question}]
+        if self.kind == "intent":
+            return [
+                {"role": "system", "content": self.system},
+                {"role": "user", "content": self.question},
+            ]
         return [
             {"role": "system", "content": SYSTEM_SUPPORT},
             {"role": "user", "content": self.question},
@@ -132,22 +145,11 @@ def sample_items() -> list[Item]:
             answer=r.get("answer", ""),
             gold=tuple(r.get("gold", ())),
             contexts=tuple(r.get("contexts", ())),
+            cheap_answer=r.get("cheap_answer", ""),
+            system=r.get("system", ""),
         )
         for r in raw
     ]
-
-
-def load_items(
-    data: Path | None, support: int = 150, rag: int = 50, mmlu: int = 0
-) -> tuple[list[Item], str]:
-    """The items and where they came from (``shared data`` or ``shipped sample``)."""
-    if data is not None and (data / "support").is_dir() and (data / "rag").is_dir():
-        items = support_items(data, support) + rag_items(data, rag)
-        if mmlu:
-            items += mmlu_items(data, mmlu)
-        random.Random(16).shuffle(items)  # popularity is not by kind
-        return items, f"shared data ({data})"
-    return sample_items(), "shipped sample"
 
 
 def traffic(items: list[Item], requests: int, seed: int = 15, skew: float = 0.9) -> list[Item]:

@@ -66,15 +66,18 @@ class Accountant:
         """Tokens and cost of a fresh answer: settles the reservation, counts spend; returns the
         cache entry fields. ``model`` is the requested model name, ``answered_by`` the one that
         answered (a fallback's). With ``ctx``, also fills its cost, savings, usage and
-        mechanism (a routed-down answer, a provider prompt-cache read)."""
+        mechanism (a routed-down answer, one billed at Batch API rates, a provider prompt-cache
+        read)."""
         priced = self.pricer.price_usage(answered_by, body, response)
         usage = priced.usage
         tokens_in, tokens_out, cost = usage.prompt, usage.completion, priced.cost_usd
         saved = 0.0
         mechanism = ""
+        batch_saved = priced.batch_saved_usd
         if routing is not None:  # answers a cascade threw away were paid for too
             cost += routing.wasted_usd
-            self.credit_routing(routing, tokens_in, tokens_out, cost)
+            # routing's saving at standard rates: the tier's discount is counted on its own
+            self.credit_routing(routing, tokens_in, tokens_out, cost + batch_saved)
             saved += routing.saved_usd
             if routing.saved_usd > 0:
                 mechanism = Mechanism.ROUTED_DOWN
@@ -85,6 +88,10 @@ class Accountant:
         metrics.tokens.labels(label, "in").inc(tokens_in)
         metrics.tokens.labels(label, "out").inc(tokens_out)
         metrics.spend.labels(label).inc(cost)
+        if batch_saved > 0:  # billed at Batch API rates (OpenAI's flex tier)
+            saved += batch_saved
+            mechanism = mechanism or Mechanism.BATCH_DISCOUNT
+            metrics.savings.labels(label, Mechanism.BATCH_DISCOUNT).inc(batch_saved)
         if usage.cached or usage.cache_write:
             metrics.tokens.labels(label, "cached").inc(usage.cached)
             provider_saved = priced.uncached_usd - priced.cost_usd

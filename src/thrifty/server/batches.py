@@ -29,6 +29,7 @@ from thrifty.batching.jobfile import ENDPOINTS, BatchRequest, parse_lines
 from thrifty.batching.runner import JobPaths, run_job
 from thrifty.cache import Cache, CoalesceSettings
 from thrifty.errors import JobFileError
+from thrifty.ledger import LedgerRow, Mechanism
 from thrifty.policy import CacheMode, CachePolicy
 from thrifty.server.auth import Principal
 from thrifty.server.batch_upstreams import GatewayProviders, principal_for
@@ -37,6 +38,12 @@ from thrifty.server.errors import APIError
 from thrifty.server.schemas import CreateBatchRequest, validate_body
 
 log = logging.getLogger("thrifty.server.batches")
+#: The ledger mechanism of a batch line by where its answer came from (the engine's source).
+BATCH_MECHANISMS = {
+    "upstream": Mechanism.MISS,
+    "cache": Mechanism.EXACT_HIT,
+    "deduplicated": Mechanism.COALESCED,
+}
 BATCH_DIR_ENV = "THRIFTY_BATCH_DIR"
 DEFAULT_BATCH_DIR = ".thrifty/batches"
 COMPLETION_WINDOWS = ("24h",)
@@ -210,6 +217,7 @@ class BatchService:
 
         def on_outcome(outcome: Outcome) -> None:
             counts["completed" if outcome.ok else "failed"] += 1
+            self._record(record, principal, outcome)
             if time.monotonic() - last_save[0] > PROGRESS_EVERY:
                 last_save[0] = time.monotonic()
                 self.batches.save(record)
@@ -239,6 +247,40 @@ class BatchService:
             self._finish(record, paths, output_id, error_id, "completed", requests)
         finally:
             cache.flush()
+
+    def _record(self, record: dict[str, Any], principal: Principal, outcome: Outcome) -> None:
+        """Spend, tokens and savings of a line answered in this run into ``/metrics``, and its
+        ledger row (a failed line or one done in an earlier run has neither): like a gateway
+        request's, with a line billed at Batch API rates as ``batch_discount``."""
+        mechanism = BATCH_MECHANISMS.get(outcome.source)
+        if not outcome.ok or mechanism is None:
+            return
+        if mechanism == Mechanism.MISS and outcome.discount_usd > 0:
+            mechanism = Mechanism.BATCH_DISCOUNT
+        metrics = self.gateway.metrics
+        label = metrics.model_label(outcome.model)
+        metrics.tokens.labels(label, "in").inc(outcome.tokens_in)
+        metrics.tokens.labels(label, "out").inc(outcome.tokens_out)
+        metrics.spend.labels(label).inc(outcome.cost_usd)
+        if outcome.saved_usd > 0:
+            metrics.savings.labels(label, str(mechanism)).inc(outcome.saved_usd)
+        ledger = self.gateway.ledger
+        if ledger is None:
+            return
+        ledger.record(
+            LedgerRow(
+                request_id=f"{record['id']}-{outcome.custom_id}",
+                tenant=record["tenant"],
+                mechanism=str(mechanism),
+                model=outcome.model,
+                key_id=principal.key_id,
+                tokens_in=outcome.tokens_in,
+                tokens_out=outcome.tokens_out,
+                cost_usd=outcome.cost_usd,
+                baseline_cost_usd=outcome.cost_usd + outcome.saved_usd,
+                latency_ms=outcome.latency_ms,
+            )
+        )
 
     def _finish(self, record, paths, output_id, error_id, status, requests) -> None:
         """Register the output files and the final state (a cancelled batch keeps its partial

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-from thrifty.accounting.prices import PriceTable
+from thrifty.accounting.prices import PriceTable, billed_at_batch_rates
 from thrifty.accounting.tokens import Usage, count_messages, count_text, usage_details
 from thrifty.errors import ConfigError
 from thrifty.limits import max_cost_usd
@@ -29,12 +29,15 @@ class PricedAnswer(NamedTuple):
 
 class PricedUsage(NamedTuple):
     """An answer's billed tokens, priced with the provider's prompt-cache rates
-    (``cost_usd``) and as if nothing had been read from that cache (``uncached_usd``)."""
+    (``cost_usd``) and as if nothing had been read from that cache (``uncached_usd``), both at
+    the rates of the tier the answer was billed on; ``batch_saved_usd`` is what that tier's
+    Batch API rates saved against the standard ones (0 for a standard answer)."""
 
     usage: Usage
     cost_usd: float
     uncached_usd: float
     model: str
+    batch_saved_usd: float = 0.0
 
 
 def prompt_tokens(body: Mapping[str, Any]) -> int:
@@ -104,11 +107,26 @@ class Pricer:
         price = self.prices.get(model)
         if price is None:
             return PricedUsage(usage, 0.0, 0.0, model)
+        batch = billed_at_batch_rates(response)
         cost = price.cost(
-            usage.prompt, usage.completion, cached_in=usage.cached, cache_write=usage.cache_write
+            usage.prompt,
+            usage.completion,
+            cached_in=usage.cached,
+            cache_write=usage.cache_write,
+            batch=batch,
         )
-        uncached = price.cost(usage.prompt, usage.completion)
-        return PricedUsage(usage, cost, uncached, model)
+        uncached = price.cost(usage.prompt, usage.completion, batch=batch)
+        standard = (
+            price.cost(
+                usage.prompt,
+                usage.completion,
+                cached_in=usage.cached,
+                cache_write=usage.cache_write,
+            )
+            if batch
+            else cost
+        )
+        return PricedUsage(usage, cost, uncached, model, max(standard - cost, 0.0))
 
     def worst_case_usd(self, model_name: str, body: Mapping[str, Any], tokens: int) -> float:
         """The most a request may cost: its prompt and ``max_tokens`` at the strongest price

@@ -167,6 +167,8 @@ class FakeOpenAI:
             "created": int(time.time()),
             "model": body.get("model", "fake"),
             "system_fingerprint": "fp_fake",
+            # the tier asked for, as OpenAI reports it (flex: billed at Batch API rates)
+            **({"service_tier": body["service_tier"]} if body.get("service_tier") else {}),
             "choices": [
                 {
                     "index": i,
@@ -191,7 +193,8 @@ class FakeOpenAI:
     def chat_chunks(self, body: dict[str, Any], number: int) -> list[dict[str, Any]]:
         """The SSE chunks of a streamed answer: role, one chunk per word, finish, usage."""
         full = self.chat_completion(body, number)
-        base = {k: full[k] for k in ("id", "created", "model", "system_fingerprint")}
+        fields = ("id", "created", "model", "system_fingerprint", "service_tier")
+        base = {k: full[k] for k in fields if k in full}
         base["object"] = "chat.completion.chunk"
         chunks: list[dict[str, Any]] = []
         for choice in full["choices"]:
