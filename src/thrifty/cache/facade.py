@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, Unpack
 
 from thrifty.accounting.prices import PriceTable
 from thrifty.cache.background import BackgroundJobs
+from thrifty.cache.broadcast import open_broadcast
 from thrifty.cache.coalesce import Leases, SingleFlight
 from thrifty.cache.controls import SemanticControls
 from thrifty.cache.counters import Counters
@@ -86,6 +87,8 @@ class Cache(SemanticControls):
         protect: :class:`ProtectSettings`: the PII guard (``skip_store`` / ``redact``, a layer
             that decides what of each write may be stored) and encryption at rest (a store
             wrapper sealing payloads and semantic texts). Off: the cache is built as without.
+        broadcast: on a shared store (Redis, PostgreSQL), tell the other replicas what this
+            one deletes, invalidates and clears, and listen for theirs (``broadcast.py``).
 
     Raises:
         ConfigError: a bad setting.
@@ -105,6 +108,7 @@ class Cache(SemanticControls):
         write_behind: bool | WriteBehindSettings = False,
         limits: SizeLimits | None = None,
         protect: ProtectSettings | None = None,
+        broadcast: bool = True,
     ) -> None:
         ttl = parse_ttl(ttl) if ttl is not None else None  # (0, ten years]: ConfigError
         namespace_ttl = {ns: parse_ttl(t) for ns, t in (namespace_ttl or {}).items()}
@@ -169,6 +173,12 @@ class Cache(SemanticControls):
         self._layers: tuple[Layer, ...] = tuple(layers)
         #: Lookups and writes that pass a request do blocking work in a layer (embedding).
         self._layers_block = any(layer.blocking for layer in self._layers)
+        #: Drops published to, and applied from, the other replicas (``broadcast.py``).
+        self.broadcast = (
+            open_broadcast(self.store, self._exact, self._layers, self._counters.fault)
+            if broadcast
+            else None
+        )
 
     # ----------------------------------------------------------------- keys
     def key(
@@ -304,7 +314,10 @@ class Cache(SemanticControls):
         """Remove one entry."""
         for layer in self._layers:
             layer.delete(key)
-        return self.store.delete(key)
+        removed = self.store.delete(key)
+        if self.broadcast is not None:
+            self.broadcast.deleted(key)
+        return removed
 
     def invalidate(self, **fields: Unpack[SelectorFields]) -> int:
         """Remove every entry matching all the given fields; returns how many.
@@ -322,6 +335,8 @@ class Cache(SemanticControls):
         removed = self.store.invalidate(selector)
         for layer in self._layers:
             layer.invalidated(selector)
+        if self.broadcast is not None:
+            self.broadcast.invalidated(selector)
         return removed
 
     def clear(self) -> None:
@@ -331,6 +346,8 @@ class Cache(SemanticControls):
         self.store.clear()
         for layer in self._layers:
             layer.clear()
+        if self.broadcast is not None:
+            self.broadcast.cleared()
 
     def stats(self, namespace: str | None = None) -> CacheStats:
         """Hits, misses, entries, bytes, tokens and dollars saved (summed over replicas)."""
@@ -553,6 +570,8 @@ class Cache(SemanticControls):
     def close(self) -> None:
         """Finish the background writes, flush the counters, close the layers and the store."""
         self._background.close()  # the answers still being stored in the background
+        if self.broadcast is not None:
+            self.broadcast.close()
         self.flush()
         for layer in self._layers:
             layer.close()

@@ -32,6 +32,7 @@ from thrifty.redact import redact_url
 from thrifty.store._eviction import over_limits, pick_victims
 from thrifty.store._url import pop_query, seconds
 from thrifty.store.base import Store
+from thrifty.store.bus import Bus, PostgresBus
 
 #: Timeouts in seconds: keyword argument or URL parameter -> default.
 TIMEOUTS = {
@@ -137,6 +138,7 @@ class PostgresStore(Store):
         self.url = url
         self.outage_errors = (psycopg.OperationalError, psycopg.InterfaceError, OSError)
         conninfo, self.table, query = split_url(url, table)
+        self._conninfo = conninfo
         given = {
             "connect_timeout": connect_timeout,
             "acquire_timeout": acquire_timeout,
@@ -458,6 +460,11 @@ class PostgresStore(Store):
         # Close the idle connections (after an outage they are dead) and open new ones in the
         # background; connections in use are replaced when they come back.
         self._pool.drain()
+
+    def bus(self) -> Bus:
+        """``thrifty_drops_<table>`` in this database: stores of one table share it."""
+        channel = f"thrifty_drops_{self.table}"[:63]  # an identifier's length
+        return PostgresBus(self._conninfo, channel, self.timeouts["connect_timeout"])
 
     def close(self) -> None:
         self._pool.close()

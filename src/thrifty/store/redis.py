@@ -33,6 +33,7 @@ from thrifty.errors import BackendUnavailableError, ConfigError
 from thrifty.redact import redact_url
 from thrifty.store._url import pop_query, seconds
 from thrifty.store.base import Store
+from thrifty.store.bus import Bus, RedisBus
 
 log = logging.getLogger("thrifty.store.redis")
 #: Timeouts in seconds: keyword argument or URL parameter -> default.
@@ -197,6 +198,7 @@ class RedisStore(Store):
             OSError,
         )
         client_url, self.prefix, query = split_url(url, prefix)
+        self._client_url = client_url
         given = {"connect_timeout": connect_timeout, "socket_timeout": socket_timeout}
         self.timeouts = {k: seconds(k, given[k], query, v) for k, v in TIMEOUTS.items()}
         self._entry_prefix = self.prefix + "e:"
@@ -409,6 +411,10 @@ class RedisStore(Store):
     def reconnect(self) -> None:
         # Idle connections from before an outage are dead: drop them (those in use stay).
         self._client.connection_pool.disconnect(inuse_connections=False)
+
+    def bus(self) -> Bus:
+        """``<prefix>drops`` on this Redis: stores with one prefix share one channel."""
+        return RedisBus(self._client_url, self.prefix + "drops", self.timeouts["connect_timeout"])
 
     def close(self) -> None:
         self._client.close()
