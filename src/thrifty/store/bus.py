@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 log = logging.getLogger("thrifty.store.bus")
@@ -68,8 +68,9 @@ class Bus(ABC):
 
     @abstractmethod
     def _subscription(self) -> Any:
-        """A context manager: subscribe, yield a function that returns the payloads that
-        arrived within ``POLL_SECONDS`` (raising when the connection is gone), unsubscribe."""
+        """A context manager: subscribe, yield a function that returns (or yields as they
+        arrive) the payloads of the next ``POLL_SECONDS``, raising when the connection is gone;
+        unsubscribe."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release the publishing connection."""
@@ -184,15 +185,17 @@ class PostgresBus(Bus):
                 conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.channel)))
                 idle = [0.0]
 
-                def receive() -> list[str]:
-                    got = [n.payload for n in conn.notifies(timeout=POLL_SECONDS)]
+                def receive() -> Iterator[str]:
+                    got = False
+                    for notice in conn.notifies(timeout=POLL_SECONDS):  # each as it arrives
+                        got = True
+                        yield notice.payload
                     idle[0] = 0.0 if got else idle[0] + POLL_SECONDS
                     if idle[0] >= HEALTH_SECONDS:  # a silent server: ask it something
                         conn.execute("SELECT 1")
                         idle[0] = 0.0
                     if conn.closed:
                         raise ConnectionError("the LISTEN connection closed")
-                    return got
 
                 yield receive
             finally:
