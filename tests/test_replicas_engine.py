@@ -53,7 +53,7 @@ PAIRS = [
 
 def _config(path: Path, upstream: str, engine_port: int) -> None:
     keys = ", ".join(f"{{key: '{key}', tenant: '{name}-{RUN}'}}" for name, key in KEYS.items())
-    index = f"milvus://127.0.0.1:{engine_port}?collection=replicas_{RUN}"
+    index = f"milvus://127.0.0.1:{engine_port}?collection=replicas_{RUN}&flush_every=512"
     path.write_text(
         "model_list:\n"
         "  - {model_name: gpt-4o-mini, litellm_params: {model: openai/gpt-4o-mini, "

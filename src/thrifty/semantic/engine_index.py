@@ -23,9 +23,11 @@ engine"): an explicit HNSW index (``M=16``, ``efConstruction=64``, searched at `
 than AUTOINDEX, which milvus-lite turns into a brute-force scan when faiss is not installed;
 ``Bounded`` consistency (``?consistency=Strong`` waits for every write of every replica, ~0.4 s
 a search on a Milvus 2.3 server); and, on milvus-lite, a flush after bulk writes and every
-``LITE_FLUSH_EVERY`` single ones, because milvus-lite scans its unflushed rows in Python on
-every search. A write is a delete then an insert, not an upsert: Milvus 2.3's upsert left the
-rows it wrote out of search results (measured on the v2.3.5 server; ``get`` still found them).
+``LITE_FLUSH_EVERY`` single ones (``?flush_every=N`` sets it, also for a ``milvus://`` URL
+that names a milvus-lite server), because milvus-lite scans its unflushed rows in Python on
+every search; a Milvus server indexes them itself. A write is a delete then an insert, not an
+upsert: Milvus 2.3's upsert left the rows it wrote out of search results (measured on the
+v2.3.5 server; ``get`` still found them).
 """
 
 from __future__ import annotations
@@ -110,6 +112,12 @@ class MilvusIndex(VectorIndex):
             raise ConfigError(f"{url!r}: consistency is one of {', '.join(CONSISTENCY_LEVELS)}")
         scheme = parts.scheme.lower()
         self.embedded = scheme == "milvus-lite"
+        try:
+            self.flush_every = int(
+                query.get("flush_every", LITE_FLUSH_EVERY if self.embedded else 0)
+            )
+        except ValueError:
+            raise ConfigError(f"{url!r}: flush_every is a number of writes") from None
         self._unflushed = 0
         if scheme == "milvus-lite":
             target = url.split("://", 1)[1].split("?", 1)[0]
@@ -209,7 +217,7 @@ class MilvusIndex(VectorIndex):
             self._client.delete(self.collection, ids=[key])
             self._client.insert(self.collection, [self._row(key, scope, vector, text, entry)])
             self._unflushed += 1
-            if self.embedded and self._unflushed >= LITE_FLUSH_EVERY:
+            if self.flush_every and self._unflushed >= self.flush_every:
                 self._flush()
 
     def add_many(
@@ -229,7 +237,7 @@ class MilvusIndex(VectorIndex):
                 batch = rows[start : start + INSERT_BATCH]
                 self._client.delete(self.collection, ids=[row["key"] for row in batch])
                 self._client.insert(self.collection, batch)
-            if self.embedded:
+            if self.flush_every:
                 self._flush()
 
     def _flush(self) -> None:
