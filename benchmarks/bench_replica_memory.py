@@ -90,6 +90,7 @@ def main() -> None:
     parser.add_argument("--entries", type=int, default=8000)
     parser.add_argument("--engine", default=None, help="engine URL (default: a milvus-lite "
                         "server started here)")  # fmt: skip
+    parser.add_argument("--skip-local", action="store_true", help="measure the engine only")
     args = parser.parse_args()
     run = uuid.uuid4().hex[:8]
     with tempfile.TemporaryDirectory() as tmp:
@@ -98,13 +99,16 @@ def main() -> None:
         engine = args.engine
         if engine is None:
             server, engine = start_engine(workdir / "engine")
+            engine += "?flush_every=512"  # milvus-lite scans unflushed rows in Python
         sep = "&" if "?" in engine else "?"
         try:
             modes = {
                 "usearch in process": str(workdir / "local-index"),
-                f"engine {engine}": f"{engine}{sep}collection=memory_{run}&flush_every=512",
+                f"engine {engine}": f"{engine}{sep}collection=memory_{run}",
             }
             for name, index in modes.items():
+                if args.skip_local and name.startswith("usearch"):
+                    continue
                 curve = fill(index, args.entries, workdir, f"thrifty-bench-mem-{run}-{len(name)}:")
                 n = np.array([c[0] for c in curve[1:]], dtype=float)
                 mb = np.array([c[1] for c in curve[1:]])

@@ -53,12 +53,12 @@ def clustered(n: int, seed: int) -> np.ndarray:
 
 
 def run(name: str, index: object, vectors: np.ndarray, queries: np.ndarray, truth: list[str],
-        batch: int, other: int) -> dict[str, object]:  # fmt: skip
+        batch: int, other: int, fill: bool = True) -> dict[str, object]:  # fmt: skip
     before = rss_mb()
     keys = [f"k{i}" for i in range(len(vectors))]
     started = time.perf_counter()
     rss_curve: list[tuple[int, float]] = [(0, 0.0)]
-    for scope, rows in (("bot", len(vectors)), ("other-tenant", other)):
+    for scope, rows in (("bot", len(vectors)), ("other-tenant", other)) if fill else ():
         for start in track(range(0, rows, batch), description=f"{name}: {scope}"):
             end = min(start + batch, rows)
             index.add_many(  # type: ignore[attr-defined]
@@ -100,6 +100,8 @@ def main() -> None:
     parser.add_argument("--engine", action="append", default=None,
                         help="engine URL (repeatable; default: a milvus-lite file)")  # fmt: skip
     parser.add_argument("--no-usearch", action="store_true")
+    existing = "search a collection an earlier run filled (?collection=NAME)"
+    parser.add_argument("--existing", action="store_true", help=existing)
     args = parser.parse_args()
     other = args.entries if args.other is None else args.other
     vectors = clustered(args.entries, 1)
@@ -120,9 +122,11 @@ def main() -> None:
                 url += f"?collection=bench_{int(time.time())}"
             engine = MilvusIndex(url, DIM, model="bench")
             results[url.split("?")[0]] = run(
-                url.split(":")[0], engine, vectors, queries, truth, args.batch, other
-            )
-            engine.drop()
+                url.split(":")[0], engine, vectors, queries, truth, args.batch, other,
+                not args.existing,
+            )  # fmt: skip
+            if not args.existing:
+                engine.drop()
             engine.close()
     title = f"{args.entries:,} vectors in the searched scope + {other:,} in another"
     table = Table(title=f"{title}, {args.queries} queries")

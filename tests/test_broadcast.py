@@ -45,9 +45,10 @@ def _url(kind: str, host_port: tuple[str, int] | None = None) -> str:
         parts = urlsplit(base)
         base = base.replace(f"{parts.hostname}:{parts.port}", f"{host_port[0]}:{host_port[1]}")
     sep = "&" if "?" in base else "?"
+    # timeouts well above the defaults: this is about messages, not a slow shared machine
     if kind == "redis":
-        return f"{base}{sep}prefix=thrifty-broadcast-{RUN}:"
-    return f"{base}{sep}table=thrifty_broadcast_{RUN}"
+        return f"{base}{sep}prefix=thrifty-broadcast-{RUN}:&socket_timeout=5"
+    return f"{base}{sep}table=thrifty_broadcast_{RUN}&statement_timeout=5&acquire_timeout=5"
 
 
 def _target(kind: str) -> tuple[str, int]:

@@ -297,7 +297,9 @@ class MilvusIndex(VectorIndex):
             self._flush()
             while not self.embedded and time.monotonic() < deadline:
                 info = self._client.describe_index(self.collection, "vector")
-                if not int(info.get("pending_index_rows", 0)):
+                pending = int(info.get("pending_index_rows", 0))
+                # (compaction re-indexes merged segments: "pending" can stay above zero)
+                if not pending or int(info.get("indexed_rows", 0)) >= int(info["total_rows"]):
                     return
                 time.sleep(1.0)
 
