@@ -90,6 +90,8 @@ class Broadcast:
 
     # ------------------------------------------------------------ receiving
     def _deliver(self, payload: str) -> None:
+        if self._stop.is_set():
+            return  # the cache is closing
         try:
             message = json.loads(payload)
             if message.get("o") == self.origin:
@@ -112,6 +114,8 @@ class Broadcast:
             layer.dropped_elsewhere(key, selector)
 
     def _resync(self) -> None:
+        if self._stop.is_set():
+            return
         self.resyncs += 1
         log.info("subscribed again to %s: rebuilding local copies", self.bus.channel)
         try:
@@ -120,8 +124,9 @@ class Broadcast:
             self._fault("broadcast resync", exc)
 
     def close(self) -> None:
+        """Stop listening: the thread ends by itself within one poll (not waited for, so
+        closing a cache stays instant) and applies nothing more."""
         self._stop.set()
-        self._thread.join(timeout=5.0)
         try:
             self.bus.close()
         except Exception as exc:
