@@ -60,7 +60,7 @@ class Bus(ABC):
                         for payload in receive():
                             deliver(payload)
             except Exception as exc:  # any failure of the connection: subscribe again
-                if not stop.is_set():
+                if not stop.is_set() and (live.is_set() or not lost):  # once per outage
                     log.warning("lost the %s subscription: %s", self.channel, exc)
             live.clear()
             lost = True
