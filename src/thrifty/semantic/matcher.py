@@ -10,7 +10,9 @@ the index can always be rebuilt from the store.
 
 The index lives beside the store: a folder next to a SQLite file, a per-URL folder in the user's
 cache directory for Redis and PostgreSQL (each process keeps its own copy and catches up with
-entries other replicas wrote every ``sync_interval`` seconds), memory only for ``memory://``.
+entries other replicas wrote every ``sync_interval`` seconds; what they delete or invalidate
+arrives at once, ``cache/broadcast.py``), memory only for ``memory://``, or a vector engine
+every replica shares (``engine_index.py``).
 """
 
 from __future__ import annotations
