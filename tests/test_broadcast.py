@@ -19,6 +19,7 @@ import redis
 
 from conftest import POSTGRES_URL, REDIS_URL
 from thrifty.cache import Cache, SemanticSettings
+from thrifty.errors import ConfigError
 from thrifty.semantic.embedder import HashingEmbedder
 from thrifty.testing.tcp_proxy import TcpProxy
 
@@ -203,3 +204,11 @@ def test_a_store_of_one_process_has_no_broadcast(tmp_path: Path) -> None:
         assert cache.broadcast is None
     with Cache("memory://") as cache:
         assert cache.broadcast is None
+
+
+@pytest.mark.redis
+def test_broadcast_off_in_the_url(tmp_path: Path) -> None:
+    with Cache(_url("redis") + "&broadcast=off") as cache:
+        assert cache.broadcast is None
+    with pytest.raises(ConfigError, match="on or off"):
+        Cache(_url("redis") + "&broadcast=maybe")

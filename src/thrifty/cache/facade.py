@@ -87,8 +87,6 @@ class Cache(SemanticControls):
         protect: :class:`ProtectSettings`: the PII guard (``skip_store`` / ``redact``, a layer
             that decides what of each write may be stored) and encryption at rest (a store
             wrapper sealing payloads and semantic texts). Off: the cache is built as without.
-        broadcast: on a shared store (Redis, PostgreSQL), tell the other replicas what this
-            one deletes, invalidates and clears, and listen for theirs (``broadcast.py``).
 
     Raises:
         ConfigError: a bad setting.
@@ -108,7 +106,6 @@ class Cache(SemanticControls):
         write_behind: bool | WriteBehindSettings = False,
         limits: SizeLimits | None = None,
         protect: ProtectSettings | None = None,
-        broadcast: bool = True,
     ) -> None:
         ttl = parse_ttl(ttl) if ttl is not None else None  # (0, ten years]: ConfigError
         namespace_ttl = {ns: parse_ttl(t) for ns, t in (namespace_ttl or {}).items()}
@@ -173,12 +170,9 @@ class Cache(SemanticControls):
         self._layers: tuple[Layer, ...] = tuple(layers)
         #: Lookups and writes that pass a request do blocking work in a layer (embedding).
         self._layers_block = any(layer.blocking for layer in self._layers)
-        #: Drops published to, and applied from, the other replicas (``broadcast.py``).
-        self.broadcast = (
-            open_broadcast(self.store, self._exact, self._layers, self._counters.fault)
-            if broadcast
-            else None
-        )
+        #: Drops published to, and applied from, the other replicas on a shared store
+        #: (``broadcast.py``; ``?broadcast=off`` on the store's URL turns it off).
+        self.broadcast = open_broadcast(self.store, self._exact, self._layers, self._counters.fault)
 
     # ----------------------------------------------------------------- keys
     def key(

@@ -30,7 +30,7 @@ from thrifty.entry import Entry, Selector
 from thrifty.errors import BackendUnavailableError, ConfigError
 from thrifty.redact import redact_url
 from thrifty.store._eviction import over_limits, pick_victims
-from thrifty.store._url import pop_query, seconds
+from thrifty.store._url import BROADCAST, pop_query, seconds, switch
 from thrifty.store.base import Store
 from thrifty.store.bus import Bus, PostgresBus
 
@@ -69,7 +69,7 @@ _CONDITIONS = {
 def split_url(url: str, table: str | None) -> tuple[str, str, dict[str, str]]:
     """(conninfo for psycopg, table name, our other URL options): ``?table=`` and the
     :data:`TIMEOUTS` are ours, the rest goes to libpq."""
-    rest, ours = pop_query(url, {"table", *TIMEOUTS})
+    rest, ours = pop_query(url, {"table", BROADCAST, *TIMEOUTS})
     chosen = table or ours.pop("table", DEFAULT_TABLE)
     if not _NAME.match(chosen):
         raise ConfigError(f"invalid PostgreSQL table name {chosen!r} (use [schema.]name)")
@@ -139,6 +139,7 @@ class PostgresStore(Store):
         self.outage_errors = (psycopg.OperationalError, psycopg.InterfaceError, OSError)
         conninfo, self.table, query = split_url(url, table)
         self._conninfo = conninfo
+        self._broadcast = switch(BROADCAST, query)
         given = {
             "connect_timeout": connect_timeout,
             "acquire_timeout": acquire_timeout,
@@ -461,8 +462,10 @@ class PostgresStore(Store):
         # background; connections in use are replaced when they come back.
         self._pool.drain()
 
-    def bus(self) -> Bus:
+    def bus(self) -> Bus | None:
         """``thrifty_drops_<table>`` in this database: stores of one table share it."""
+        if not self._broadcast:
+            return None
         channel = f"thrifty_drops_{self.table}"[:63]  # an identifier's length
         return PostgresBus(self._conninfo, channel, self.timeouts["connect_timeout"])
 
