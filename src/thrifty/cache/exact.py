@@ -155,3 +155,7 @@ class ExactLayer:
     def clear(self) -> None:
         """Forget the built values (the store is being cleared)."""
         self._built.clear()
+
+    def forget(self, key: str) -> None:
+        """Forget the built value of one entry (another replica deleted it)."""
+        self._built.pop(key, None)

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, Unpack
 
 from thrifty.accounting.prices import PriceTable
 from thrifty.cache.background import BackgroundJobs
+from thrifty.cache.broadcast import open_broadcast
 from thrifty.cache.coalesce import Leases, SingleFlight
 from thrifty.cache.controls import SemanticControls
 from thrifty.cache.counters import Counters
@@ -169,6 +170,9 @@ class Cache(SemanticControls):
         self._layers: tuple[Layer, ...] = tuple(layers)
         #: Lookups and writes that pass a request do blocking work in a layer (embedding).
         self._layers_block = any(layer.blocking for layer in self._layers)
+        #: Drops published to, and applied from, the other replicas on a shared store
+        #: (``broadcast.py``; ``?broadcast=off`` on the store's URL turns it off).
+        self.broadcast = open_broadcast(self.store, self._exact, self._layers, self._counters.fault)
 
     # ----------------------------------------------------------------- keys
     def key(
@@ -304,7 +308,10 @@ class Cache(SemanticControls):
         """Remove one entry."""
         for layer in self._layers:
             layer.delete(key)
-        return self.store.delete(key)
+        removed = self.store.delete(key)
+        if self.broadcast is not None:
+            self.broadcast.deleted(key)
+        return removed
 
     def invalidate(self, **fields: Unpack[SelectorFields]) -> int:
         """Remove every entry matching all the given fields; returns how many.
@@ -322,6 +329,8 @@ class Cache(SemanticControls):
         removed = self.store.invalidate(selector)
         for layer in self._layers:
             layer.invalidated(selector)
+        if self.broadcast is not None:
+            self.broadcast.invalidated(selector)
         return removed
 
     def clear(self) -> None:
@@ -331,6 +340,8 @@ class Cache(SemanticControls):
         self.store.clear()
         for layer in self._layers:
             layer.clear()
+        if self.broadcast is not None:
+            self.broadcast.cleared()
 
     def stats(self, namespace: str | None = None) -> CacheStats:
         """Hits, misses, entries, bytes, tokens and dollars saved (summed over replicas)."""
@@ -553,6 +564,8 @@ class Cache(SemanticControls):
     def close(self) -> None:
         """Finish the background writes, flush the counters, close the layers and the store."""
         self._background.close()  # the answers still being stored in the background
+        if self.broadcast is not None:
+            self.broadcast.close()
         self.flush()
         for layer in self._layers:
             layer.close()

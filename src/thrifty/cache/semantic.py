@@ -219,6 +219,12 @@ class SemanticLayer(Layer):
     def clear(self) -> None:
         self.matcher.clear()
 
+    def dropped_elsewhere(self, key: str | None, selector: Selector | None) -> None:
+        self.matcher.dropped_elsewhere(key, selector)
+        if key is not None:
+            for policy in self.policies.values():
+                policy.forget(key)
+
     def close(self) -> None:
         self.matcher.close()
 

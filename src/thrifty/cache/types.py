@@ -239,5 +239,10 @@ class Layer:
     def clear(self) -> None:
         """Every entry was removed."""
 
+    def dropped_elsewhere(self, key: str | None, selector: Selector | None) -> None:
+        """Another replica deleted ``key`` or invalidated ``selector`` (the store is done with
+        them): drop this process's copies. Both None: it cleared the cache, or this process may
+        have missed messages; drop every copy and rebuild from the store."""
+
     def close(self) -> None:
         """The cache is closing: release files and threads."""

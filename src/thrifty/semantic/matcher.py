@@ -10,7 +10,9 @@ the index can always be rebuilt from the store.
 
 The index lives beside the store: a folder next to a SQLite file, a per-URL folder in the user's
 cache directory for Redis and PostgreSQL (each process keeps its own copy and catches up with
-entries other replicas wrote every ``sync_interval`` seconds), memory only for ``memory://``.
+entries other replicas wrote every ``sync_interval`` seconds; what they delete or invalidate
+arrives at once, ``cache/broadcast.py``), memory only for ``memory://``, or a vector engine
+every replica shares (``engine_index.py``).
 """
 
 from __future__ import annotations
@@ -134,6 +136,7 @@ class SemanticMatcher:
         self._ready_lock = threading.Lock()
         self._last_sync = 0.0
         self._last_save = time.monotonic()
+        self._scan_failed = False
 
     # ------------------------------------------------------------- queries
     def query(
@@ -260,6 +263,23 @@ class SemanticMatcher:
         self.index.clear()
         self.index.synced_at = time.time()
 
+    def dropped_elsewhere(self, key: str | None, selector: Selector | None) -> None:
+        """Another replica removed entries from the store (``key``, ``selector``, or all of
+        them when both are None; also sent when messages may have been missed): drop this
+        process's copies. A shared engine index was already updated by that replica; a local
+        one forgets the rows, or is rebuilt from the store in the background."""
+        local = not getattr(self.index, "shared", False)
+        if key is not None:
+            if local:
+                self.index.remove(key)
+            self.policy.forget(key)
+        elif selector is not None:
+            if local:
+                self.invalidated(selector)
+        elif local:
+            self._ready = True  # a saved index file is as stale as the memory: not loaded
+            self._run(self.rebuild)
+
     # ------------------------------------------------------ index upkeep
     def _prepare(self) -> None:
         """Load or rebuild the index once, then catch up with a shared store now and then.
@@ -311,8 +331,9 @@ class SemanticMatcher:
         """Refill the index from every semantic entry in the store; returns how many."""
         self.index.clear()
         started = time.time()
+        self._scan_failed = False
         added = self._scan(None)
-        self.index.synced_at = started
+        self.index.synced_at = None if self._scan_failed else started
         self._last_sync = time.monotonic()
         if added:
             log.info("rebuilt the semantic index from the store: %d entries", added)
@@ -325,8 +346,9 @@ class SemanticMatcher:
         since = None if self.index.synced_at is None else self.index.synced_at
         if since is not None:
             since -= SYNC_OVERLAP_SECONDS
+        self._scan_failed = False
         added = self._scan(since)
-        self.index.synced_at = started
+        self.index.synced_at = self.index.synced_at if self._scan_failed else started
         self._last_sync = time.monotonic()
         return added
 
@@ -347,6 +369,7 @@ class SemanticMatcher:
             pass  # this backend cannot list: the index keeps only what this process wrote
         except Exception as exc:  # fail-open: a stale index only misses
             log.warning("semantic index could not read the store: %s", exc)
+            self._scan_failed = True  # the next sync reads the whole store again
         return added + self._add_batch(entries, batch)
 
     def _add_batch(self, entries: list[Entry], records: list[SemanticRecord]) -> int:

@@ -34,3 +34,25 @@ def seconds(name: str, given: float | None, query: dict[str, str], default: floa
     if not (value > 0 and math.isfinite(value)):
         raise ConfigError(f"{name} must be positive, finite seconds, got {raw!r}")
     return value
+
+
+#: ``?broadcast=off`` on a shared store's URL: no messages to and from other replicas
+#: (``store/bus.py``); on by default.
+BROADCAST = "broadcast"
+
+
+def switch(name: str, query: dict[str, str], default: bool = True) -> bool:
+    """An on/off URL option (``on``/``off``, ``true``/``false``, ``1``/``0``, ``yes``/``no``).
+
+    Raises:
+        ConfigError: another value.
+    """
+    raw = query.get(name)
+    if raw is None:
+        return default
+    word = raw.strip().lower()
+    if word in ("on", "true", "1", "yes"):
+        return True
+    if word in ("off", "false", "0", "no"):
+        return False
+    raise ConfigError(f"{name} must be on or off, got {raw!r}")

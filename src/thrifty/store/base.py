@@ -10,10 +10,14 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from thrifty.entry import Entry, Selector
 from thrifty.redact import redact_url
 from thrifty.store.health import BackendHealth
+
+if TYPE_CHECKING:
+    from thrifty.store.bus import Bus
 
 
 class Store(ABC):
@@ -129,6 +133,11 @@ class Store(ABC):
         """Up or down, and why. A local store is up while it exists; a network store opened
         by :func:`~thrifty.store.open_store` reports its circuit breaker's view."""
         return BackendHealth(backend=redact_url(self.url), up=True)
+
+    def bus(self) -> Bus | None:
+        """A channel on this store's server for messages between replicas (``bus.py``);
+        None for a store that only one process uses."""
+        return None
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""

@@ -30,8 +30,9 @@ from thrifty.entry import Entry, Selector
 from thrifty.errors import BackendUnavailableError, ConfigError
 from thrifty.redact import redact_url
 from thrifty.store._eviction import over_limits, pick_victims
-from thrifty.store._url import pop_query, seconds
+from thrifty.store._url import BROADCAST, pop_query, seconds, switch
 from thrifty.store.base import Store
+from thrifty.store.bus import Bus, PostgresBus
 
 #: Timeouts in seconds: keyword argument or URL parameter -> default.
 TIMEOUTS = {
@@ -68,7 +69,7 @@ _CONDITIONS = {
 def split_url(url: str, table: str | None) -> tuple[str, str, dict[str, str]]:
     """(conninfo for psycopg, table name, our other URL options): ``?table=`` and the
     :data:`TIMEOUTS` are ours, the rest goes to libpq."""
-    rest, ours = pop_query(url, {"table", *TIMEOUTS})
+    rest, ours = pop_query(url, {"table", BROADCAST, *TIMEOUTS})
     chosen = table or ours.pop("table", DEFAULT_TABLE)
     if not _NAME.match(chosen):
         raise ConfigError(f"invalid PostgreSQL table name {chosen!r} (use [schema.]name)")
@@ -137,6 +138,8 @@ class PostgresStore(Store):
         self.url = url
         self.outage_errors = (psycopg.OperationalError, psycopg.InterfaceError, OSError)
         conninfo, self.table, query = split_url(url, table)
+        self._conninfo = conninfo
+        self._broadcast = switch(BROADCAST, query)
         given = {
             "connect_timeout": connect_timeout,
             "acquire_timeout": acquire_timeout,
@@ -458,6 +461,13 @@ class PostgresStore(Store):
         # Close the idle connections (after an outage they are dead) and open new ones in the
         # background; connections in use are replaced when they come back.
         self._pool.drain()
+
+    def bus(self) -> Bus | None:
+        """``thrifty_drops_<table>`` in this database: stores of one table share it."""
+        if not self._broadcast:
+            return None
+        channel = f"thrifty_drops_{self.table}"[:63]  # an identifier's length
+        return PostgresBus(self._conninfo, channel, self.timeouts["connect_timeout"])
 
     def close(self) -> None:
         self._pool.close()

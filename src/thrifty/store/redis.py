@@ -31,8 +31,9 @@ from typing import Any, cast
 from thrifty.entry import Entry, Selector
 from thrifty.errors import BackendUnavailableError, ConfigError
 from thrifty.redact import redact_url
-from thrifty.store._url import pop_query, seconds
+from thrifty.store._url import BROADCAST, pop_query, seconds, switch
 from thrifty.store.base import Store
+from thrifty.store.bus import Bus, RedisBus
 
 log = logging.getLogger("thrifty.store.redis")
 #: Timeouts in seconds: keyword argument or URL parameter -> default.
@@ -151,7 +152,7 @@ def split_url(url: str, prefix: str | None) -> tuple[str, str, dict[str, str]]:
     """(url for redis-py, key prefix, our other URL options): ``?prefix=`` and the
     :data:`TIMEOUTS` (and redis-py's ``socket_connect_timeout``) are ours, the rest goes to
     redis-py."""
-    rest, ours = pop_query(url, {"prefix", "socket_connect_timeout", *TIMEOUTS})
+    rest, ours = pop_query(url, {"prefix", "socket_connect_timeout", BROADCAST, *TIMEOUTS})
     if "socket_connect_timeout" in ours:  # redis-py's name for it
         ours.setdefault("connect_timeout", ours.pop("socket_connect_timeout"))
     chosen = prefix if prefix is not None else ours.pop("prefix", DEFAULT_PREFIX)
@@ -197,6 +198,8 @@ class RedisStore(Store):
             OSError,
         )
         client_url, self.prefix, query = split_url(url, prefix)
+        self._client_url = client_url
+        self._broadcast = switch(BROADCAST, query)
         given = {"connect_timeout": connect_timeout, "socket_timeout": socket_timeout}
         self.timeouts = {k: seconds(k, given[k], query, v) for k, v in TIMEOUTS.items()}
         self._entry_prefix = self.prefix + "e:"
@@ -409,6 +412,12 @@ class RedisStore(Store):
     def reconnect(self) -> None:
         # Idle connections from before an outage are dead: drop them (those in use stay).
         self._client.connection_pool.disconnect(inuse_connections=False)
+
+    def bus(self) -> Bus | None:
+        """``<prefix>drops`` on this Redis: stores with one prefix share one channel."""
+        if not self._broadcast:
+            return None
+        return RedisBus(self._client_url, self.prefix + "drops", self.timeouts["connect_timeout"])
 
     def close(self) -> None:
         self._client.close()

@@ -11,6 +11,7 @@ from collections.abc import Iterator, Mapping, Sequence
 
 from thrifty.entry import Entry, Selector
 from thrifty.store.base import Store
+from thrifty.store.bus import Bus
 from thrifty.store.health import BackendHealth
 
 
@@ -38,6 +39,9 @@ class StoreWrapper(Store):
 
     def delete(self, key: str) -> bool:
         return self.inner.delete(key)
+
+    def bus(self) -> Bus | None:
+        return self.inner.bus()
 
     def invalidate(self, selector: Selector) -> int:
         return self.inner.invalidate(selector)
