@@ -90,7 +90,12 @@ def groups_of(rows: list[dict], idx: list[int] | np.ndarray) -> list[str | None]
 
 
 def dev_cv(
-    task: str, rows: list[dict], vectors: np.ndarray, dev: list[int], folds: int
+    task: str,
+    rows: list[dict],
+    vectors: np.ndarray,
+    dev: list[int],
+    folds: int,
+    configs: list[tuple[str, str, str]] = CV_CONFIGS,
 ) -> dict[str, Any]:
     """``folds``-fold cross-validation on dev alone: each fold's router (and the per-subject
     table) fitted on the other folds, scored on it; the pooled out-of-fold scores (ranks within
@@ -100,7 +105,7 @@ def dev_cv(
     col = {m: np.array([float(rows[i][f"{m}_correct"]) for i in idx]) for m in ("mixtral", "gpt4")}
     texts = [rows[i]["prompt"] for i in idx]
     part = np.random.default_rng(0).permutation(len(idx)) % folds
-    names = [f"{k} {i} {lab}" for k, i, lab in CV_CONFIGS]
+    names = [f"{k} {i} {lab}" for k, i, lab in configs]
     if task == "mmlu":
         names.insert(0, "per-subject")
     oof = {name: np.zeros(len(idx)) for name in names}
@@ -110,7 +115,7 @@ def dev_cv(
         scores: dict[str, np.ndarray] = {}
         if task == "mmlu":
             scores["per-subject"] = per_subject_score(rows, list(idx[inside]), list(idx[out]))
-        for (kind, inputs, label), name in zip(CV_CONFIGS, names[-len(CV_CONFIGS) :], strict=True):
+        for (kind, inputs, label), name in zip(configs, names[-len(configs) :], strict=True):
             router = train_router(
                 vectors[idx[inside]],
                 col["mixtral"][inside],
@@ -227,7 +232,9 @@ def cascade_results(
     return out
 
 
-def run(task: str, latency_prompts: int = 200, cv_folds: int = 5) -> dict[str, Any]:
+def run(
+    task: str, latency_prompts: int = 200, cv_folds: int = 5, kinds: list[str] | None = None
+) -> dict[str, Any]:
     """Every router and baseline on ``task``'s test split; see the module docstring."""
     rows = load_rows(task)
     vectors = embeddings(task, rows)
@@ -247,7 +254,8 @@ def run(task: str, latency_prompts: int = 200, cv_folds: int = 5) -> dict[str, A
         curves["per-subject"] = quality_curve(per_subject_score(rows, dev, test), cheap, strong)
     routers: dict[str, dict[str, Any]] = {}
     fitted: dict[str, LearnedRouter] = {}
-    for kind, inputs, label in CONFIGS:
+    configs = [c for c in CONFIGS if kinds is None or c[0] in kinds]
+    for kind, inputs, label in configs:
         name = f"{kind} {inputs} {label}"
         started = time.perf_counter()
         router = train_router(
@@ -277,7 +285,8 @@ def run(task: str, latency_prompts: int = 200, cv_folds: int = 5) -> dict[str, A
         }
         fitted[name] = router
     chosen = max(routers, key=lambda n: routers[n]["dev_heldout_area"])
-    cv = dev_cv(task, rows, vectors, dev, cv_folds) if cv_folds > 1 else None
+    cv_configs = [c for c in CV_CONFIGS if kinds is None or c[0] in kinds]
+    cv = dev_cv(task, rows, vectors, dev, cv_folds, cv_configs) if cv_folds > 1 else None
     if cv is not None:  # the operating point set by the dev-CV share, applied to test
         for name, info in cv["routers"].items():
             if name in fitted:
@@ -324,6 +333,7 @@ def run(task: str, latency_prompts: int = 200, cv_folds: int = 5) -> dict[str, A
                 ),
             }
             for name in dict.fromkeys([chosen, "grouped embedding+prompt no_gain"])
+            if name in fitted
         },
         "summary": summary,
         "routellm_published_saving": ROUTELLM[task],
