@@ -28,8 +28,8 @@ EXAMPLE = (
     "'strong_answer' (labelled by agreement). --split dev|test keeps one side of a fixed split: "
     "sha256 of the prompt, first byte < 154 -> dev (60 %), else test. "
     "Example: thrifty route train --data mmlu.jsonl.gz --split dev --cheap-column "
-    "mixtral_correct --strong-column gpt4_correct --kind mf --inputs embedding+prompt "
-    "--label no_gain -o router.npz --target-quality 0.95; thrifty route eval --router "
+    "mixtral_correct --strong-column gpt4_correct --group-column subject --kind grouped "
+    "--inputs embedding+prompt -o router.npz --target-quality 0.95; thrifty route eval --router "
     "router.npz --data mmlu.jsonl.gz --split test --cheap-column mixtral_correct "
     "--strong-column gpt4_correct"
 )

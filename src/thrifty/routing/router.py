@@ -2,7 +2,8 @@
 (and, with ``inputs="embedding+prompt"``, the cheap prompt features of ``prompt_features.py``).
 
 :func:`train_router` fits a scorer (``kinds.SCORERS``: logistic regression, similarity-weighted
-nearest neighbours, a small MLP, or a matrix-factorisation scorer) on part of the recorded
+nearest neighbours, a small MLP, a matrix-factorisation scorer, or the ``grouped`` head that
+learns a prompt's group, e.g. MMLU's subject, as a prior) on part of the recorded
 outcomes, keeps a held-out part to choose its penalty, ``k`` or width and to calibrate its
 threshold (a target share of strong calls or a target
 quality, ``calibration.py``), and stores the whole calibration curve, so a gateway can choose
