@@ -42,7 +42,11 @@ CONFIGS = [
     ("knn", "embedding", "no_gain"),
     ("mlp", "embedding+prompt", "no_gain"),
     ("mf", "embedding+prompt", "no_gain"),
+    ("grouped", "embedding+prompt", "no_gain"),
 ]
+#: Configurations also measured by k-fold cross-validation on dev (``dev_cv``), beside the
+#: per-subject baseline: the choice between them, and the strong share the router is set to.
+CV_CONFIGS = [("mf", "embedding+prompt", "no_gain"), ("grouped", "embedding+prompt", "no_gain")]
 
 
 def quality_curve(score: np.ndarray, cheap: np.ndarray, strong: np.ndarray) -> np.ndarray:
@@ -77,6 +81,66 @@ def per_subject_score(rows: list[dict], dev: list[int], test: list[int]) -> np.n
     jitter = np.random.default_rng(0).random(len(test)) * 1e-6
     gaps = np.array([mean.get(rows[i]["subject"], 0.0) for i in test])
     return np.clip((1.0 - gaps) / 2 + jitter, 0.0, 1.0)  # in [0, 1], as a router's p
+
+
+def groups_of(rows: list[dict], idx: list[int] | np.ndarray) -> list[str | None] | None:
+    """MMLU's subjects (what the ``grouped`` head learns from); None where the data has none."""
+    named = [rows[i].get("subject") for i in idx]
+    return None if any(g is None for g in named) else named
+
+
+def dev_cv(
+    task: str,
+    rows: list[dict],
+    vectors: np.ndarray,
+    dev: list[int],
+    folds: int,
+    configs: list[tuple[str, str, str]] = CV_CONFIGS,
+) -> dict[str, Any]:
+    """``folds``-fold cross-validation on dev alone: each fold's router (and the per-subject
+    table) fitted on the other folds, scored on it; the pooled out-of-fold scores (ranks within
+    each fold, so folds pool fairly) give a dev curve and the least strong share reaching 95 % of
+    GPT-4's dev accuracy, which sets the router's operating point without looking at test."""
+    idx = np.asarray(dev)
+    col = {m: np.array([float(rows[i][f"{m}_correct"]) for i in idx]) for m in ("mixtral", "gpt4")}
+    texts = [rows[i]["prompt"] for i in idx]
+    part = np.random.default_rng(0).permutation(len(idx)) % folds
+    names = [f"{k} {i} {lab}" for k, i, lab in configs]
+    if task == "mmlu":
+        names.insert(0, "per-subject")
+    oof = {name: np.zeros(len(idx)) for name in names}
+    per_fold: dict[str, list[float]] = {name: [] for name in names}
+    for f in range(folds):
+        inside, out = np.nonzero(part != f)[0], np.nonzero(part == f)[0]
+        scores: dict[str, np.ndarray] = {}
+        if task == "mmlu":
+            scores["per-subject"] = per_subject_score(rows, list(idx[inside]), list(idx[out]))
+        for (kind, inputs, label), name in zip(configs, names[-len(configs) :], strict=True):
+            router = train_router(
+                vectors[idx[inside]],
+                col["mixtral"][inside],
+                col["gpt4"][inside],
+                texts=[texts[i] for i in inside],
+                groups=groups_of(rows, idx[inside]),
+                kind=kind,
+                inputs=inputs,
+                label=label,
+            )
+            scores[name] = router.probability(vectors[idx[out]], [texts[i] for i in out])
+        for name, score in scores.items():
+            oof[name][out] = (np.argsort(np.argsort(score)) + 0.5) / len(out)
+            curve = quality_curve(score, col["mixtral"][out], col["gpt4"][out])
+            per_fold[name].append(share_for(curve, 0.95 * float(col["gpt4"][out].mean())))
+    target = 0.95 * float(col["gpt4"].mean())
+    out_cv: dict[str, Any] = {"folds": folds, "rows": len(idx), "routers": {}}
+    for name in names:
+        curve = quality_curve(oof[name], col["mixtral"], col["gpt4"])
+        out_cv["routers"][name] = {
+            "pooled_share_at_95": share_for(curve, target),
+            "fold_shares_at_95": per_fold[name],
+            "curve": [round(float(v) / float(col["gpt4"].mean()), 4) for v in curve],
+        }
+    return out_cv
 
 
 def dollars(rows: list[dict], idx: list[int], task: str) -> tuple[np.ndarray, np.ndarray]:
@@ -168,7 +232,9 @@ def cascade_results(
     return out
 
 
-def run(task: str, latency_prompts: int = 200) -> dict[str, Any]:
+def run(
+    task: str, latency_prompts: int = 200, cv_folds: int = 5, kinds: list[str] | None = None
+) -> dict[str, Any]:
     """Every router and baseline on ``task``'s test split; see the module docstring."""
     rows = load_rows(task)
     vectors = embeddings(task, rows)
@@ -188,7 +254,8 @@ def run(task: str, latency_prompts: int = 200) -> dict[str, Any]:
         curves["per-subject"] = quality_curve(per_subject_score(rows, dev, test), cheap, strong)
     routers: dict[str, dict[str, Any]] = {}
     fitted: dict[str, LearnedRouter] = {}
-    for kind, inputs, label in CONFIGS:
+    configs = [c for c in CONFIGS if kinds is None or c[0] in kinds]
+    for kind, inputs, label in configs:
         name = f"{kind} {inputs} {label}"
         started = time.perf_counter()
         router = train_router(
@@ -196,6 +263,7 @@ def run(task: str, latency_prompts: int = 200) -> dict[str, Any]:
             col["mixtral"][dev],
             col["gpt4"][dev],
             texts=[texts[i] for i in dev],
+            groups=groups_of(rows, dev),
             kind=kind,
             inputs=inputs,
             label=label,
@@ -217,11 +285,26 @@ def run(task: str, latency_prompts: int = 200) -> dict[str, Any]:
         }
         fitted[name] = router
     chosen = max(routers, key=lambda n: routers[n]["dev_heldout_area"])
+    cv_configs = [c for c in CV_CONFIGS if kinds is None or c[0] in kinds]
+    cv = dev_cv(task, rows, vectors, dev, cv_folds, cv_configs) if cv_folds > 1 else None
+    if cv is not None:  # the operating point set by the dev-CV share, applied to test
+        for name, info in cv["routers"].items():
+            if name in fitted:
+                point = evaluate(
+                    fitted[name].probability(vectors[test], [texts[i] for i in test]),
+                    cheap,
+                    strong,
+                    fitted[name].retarget(strong_share=info["pooled_share_at_95"]).threshold,
+                )
+                routers[name]["at_dev_cv_share"] = {
+                    "strong_share": round(point.strong_share, 4),
+                    "relative_quality": round(point.quality / best_q, 4),
+                }
     if task == "gsm8k":
         cascade = cascade_results(rows, dev, test, cheap, strong)
         curves["cascade (answer check)"] = quality_curve(cascade.pop("score"), cheap, strong)
         routers["cascade (answer check)"] = {"calibrated_on_dev": cascade["calibrated_on_dev"]}
-    summary = {}
+    summary: dict[str, dict[str, float | None]] = {}
     for name, curve in curves.items():
         share = share_for(curve, target)
         summary[name] = {"strong_share_at_95": share, "accuracy_at_40": float(curve[40])}
@@ -241,11 +324,16 @@ def run(task: str, latency_prompts: int = 200) -> dict[str, Any]:
         },
         "routers": routers,
         "chosen_on_dev": chosen,
+        "dev_cv": cv,
         "decision_ms": {
-            **decision_ms(fitted[chosen], [texts[i] for i in test[:latency_prompts]]),
-            "scoring_p50": scoring_ms(
-                fitted[chosen], vectors[test], [texts[i] for i in test[:latency_prompts]]
-            ),
+            name: {
+                **decision_ms(fitted[name], [texts[i] for i in test[:latency_prompts]]),
+                "scoring_p50": scoring_ms(
+                    fitted[name], vectors[test], [texts[i] for i in test[:latency_prompts]]
+                ),
+            }
+            for name in dict.fromkeys([chosen, "grouped embedding+prompt no_gain"])
+            if name in fitted
         },
         "summary": summary,
         "routellm_published_saving": ROUTELLM[task],
@@ -277,6 +365,12 @@ def report(result: dict[str, Any]) -> None:
     )
     for name, info in result["routers"].items():
         print(f"- {name}: {info}")
+    if result.get("dev_cv"):
+        cv = result["dev_cv"]
+        print(f"\ndev {cv['folds']}-fold CV ({cv['rows']} dev prompts), GPT-4 share at 95 %:")
+        for name, info in cv["routers"].items():
+            folds = ", ".join(f"{s:.0%}" for s in info["fold_shares_at_95"])
+            print(f"- {name}: pooled {info['pooled_share_at_95']:.0%} (folds {folds})")
     if result["cascade_rules"]:
         for name, info in result["cascade_rules"].items():
             print(
@@ -301,6 +395,7 @@ def plot(results: list[dict[str, Any]], path: Any) -> None:
             "knn embedding cheap_ok",
             result["chosen_on_dev"],
             "mf embedding+prompt no_gain",
+            "grouped embedding+prompt no_gain",
         ]
         shown += [k for k in result["curves"] if k.startswith("cascade")]
         for name in dict.fromkeys(shown):

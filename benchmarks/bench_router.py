@@ -223,6 +223,18 @@ def main() -> None:
     parser.add_argument("--target-quality", type=float, default=0.95)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
+        "--cv-folds",
+        type=int,
+        default=5,
+        help="MMLU/GSM8K: folds of the cross-validation on dev (0: none).",
+    )
+    parser.add_argument(
+        "--kinds",
+        nargs="+",
+        default=None,
+        help="MMLU/GSM8K: only these router kinds (default: all of _router_outcomes.CONFIGS).",
+    )
+    parser.add_argument(
         "--write-outcomes",
         type=Path,
         default=None,
@@ -231,7 +243,7 @@ def main() -> None:
     args = parser.parse_args()
     outcome_tasks = [t for t in args.task if t in OUTCOME_TASKS]
     if outcome_tasks:
-        results = [outcomes_run(t) for t in outcome_tasks]
+        results = [outcomes_run(t, cv_folds=args.cv_folds, kinds=args.kinds) for t in outcome_tasks]
         OUT.mkdir(parents=True, exist_ok=True)
         name = "_".join(outcome_tasks)
         (OUT / f"router_{name}.json").write_text(json.dumps(results, indent=2))

@@ -143,7 +143,7 @@ def test_routellm_style_file_with_columns_split_and_new_heads(tmp_path: Path) ->
             json.dumps(
                 {
                     "prompt": text,
-                    "subject": "x",
+                    "subject": "hard" if hard else "easy",
                     "mixtral_correct": rng.random() < (0.1 if hard else 0.9),
                     "gpt4_correct": rng.random() < 0.9,
                 }
@@ -170,5 +170,20 @@ def test_routellm_style_file_with_columns_split_and_new_heads(tmp_path: Path) ->
     report = json.loads(out)
     assert report["outcomes"] + router.info["outcomes"] == 900
     assert report["router"]["relative_quality"] > 0.85
+    grouped_file = tmp_path / "grouped.json"
+    code, out = invoke(
+        "route", "train", "--data", str(data), "-o", str(grouped_file), "--split", "dev",
+        *columns, "--group-column", "subject", "--kind", "grouped", "--target-quality", "0.95",
+        "--embedder", "hashing",
+    )  # fmt: skip
+    assert code == 0, out
+    grouped = LearnedRouter.load(grouped_file)
+    assert grouped.kind == "grouped" and grouped.info["group_names"] == ["easy", "hard"]
+    code, out = invoke(
+        "route", "eval", "--router", str(grouped_file), "--data", str(data), "--split", "test",
+        *columns, "--cost-ratio", "0.06", "--json",
+    )  # fmt: skip
+    assert code == 0, out
+    assert json.loads(out)["router"]["relative_quality"] > 0.85
     code, out = invoke("route", "train", "--help")
     assert code == 0 and "--cheap-column" in out and "sha256" in out

@@ -28,8 +28,8 @@ EXAMPLE = (
     "'strong_answer' (labelled by agreement). --split dev|test keeps one side of a fixed split: "
     "sha256 of the prompt, first byte < 154 -> dev (60 %), else test. "
     "Example: thrifty route train --data mmlu.jsonl.gz --split dev --cheap-column "
-    "mixtral_correct --strong-column gpt4_correct --kind mf --inputs embedding+prompt "
-    "--label no_gain -o router.npz --target-quality 0.95; thrifty route eval --router "
+    "mixtral_correct --strong-column gpt4_correct --group-column subject --kind grouped "
+    "--inputs embedding+prompt -o router.npz --target-quality 0.95; thrifty route eval --router "
     "router.npz --data mmlu.jsonl.gz --split test --cheap-column mixtral_correct "
     "--strong-column gpt4_correct"
 )
@@ -38,6 +38,13 @@ CheapColumn = Annotated[
 ]
 StrongColumn = Annotated[
     str, typer.Option("--strong-column", help="Field with the strong model's correctness.")
+]
+GroupColumn = Annotated[
+    str | None,
+    typer.Option(
+        "--group-column",
+        help="Field naming each prompt's group (MMLU: subject), learned by --kind grouped.",
+    ),
 ]
 Split = Annotated[
     str | None,
@@ -90,7 +97,8 @@ def train(
     kind: Annotated[
         str,
         typer.Option(
-            help="logistic or mlp or mf (JSON or .npz), knn (.npz): see benchmarks/RESULTS.md."
+            help="logistic, mlp, mf or grouped (JSON or .npz), knn (.npz): see "
+            "benchmarks/RESULTS.md."
         ),
     ] = "logistic",
     inputs: Annotated[
@@ -104,6 +112,7 @@ def train(
     ] = "cheap_ok",
     cheap_column: CheapColumn = "cheap_ok",
     strong_column: StrongColumn = "strong_ok",
+    group_column: GroupColumn = None,
     split: Split = None,
     embedder: Annotated[str, typer.Option(help="minilm or hashing.")] = "minilm",
     heldout: Annotated[float, typer.Option(help="Share kept out for calibration.")] = 0.25,
@@ -126,7 +135,11 @@ def train(
         fail("--heldout must be between 0 and 1", EXIT_USAGE)
     with exit_codes():
         outcomes = load_outcomes(
-            data, cheap_column=cheap_column, strong_column=strong_column, split=split
+            data,
+            cheap_column=cheap_column,
+            strong_column=strong_column,
+            group_column=group_column,
+            split=split,
         )
         texts = [o.text for o in outcomes]
         vectors = _embed(make_embedder(embedder), texts)
@@ -136,6 +149,7 @@ def train(
             cheap,
             strong,
             texts=texts,
+            groups=[o.group for o in outcomes] if group_column else None,
             embedder=embedder,
             kind=kind,
             inputs=inputs,

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 from thrifty.errors import ConfigError
+from thrifty.routing.grouped import GroupedScorer
 from thrifty.routing.heads import FactorScorer, MLPScorer
 from thrifty.routing.scorers import LogisticScorer, NeighbourScorer
 
-Scorer = LogisticScorer | NeighbourScorer | MLPScorer | FactorScorer
-ScorerClass = type[LogisticScorer] | type[NeighbourScorer] | type[MLPScorer] | type[FactorScorer]
+Scorer = LogisticScorer | NeighbourScorer | MLPScorer | FactorScorer | GroupedScorer
+ScorerClass = (
+    type[LogisticScorer]
+    | type[NeighbourScorer]
+    | type[MLPScorer]
+    | type[FactorScorer]
+    | type[GroupedScorer]
+)
 
 #: Every router kind, by the name a router file stores.
 SCORERS: dict[str, ScorerClass] = {
@@ -15,6 +22,7 @@ SCORERS: dict[str, ScorerClass] = {
     "knn": NeighbourScorer,
     "mlp": MLPScorer,
     "mf": FactorScorer,
+    "grouped": GroupedScorer,
 }
 
 

@@ -8,7 +8,8 @@ One JSON object per line, the prompt as ``prompt`` (text) or ``messages`` (a cha
   model's answer taken as the reference.
 
 - per-model correctness columns named on the command line (``--cheap-column mixtral_correct
-  --strong-column gpt4_correct``), as in RouteLLM's evaluation data.
+  --strong-column gpt4_correct``), as in RouteLLM's evaluation data; ``--group-column subject``
+  adds each prompt's group (MMLU's subject), which the ``grouped`` head learns from.
 
 Example lines::
 
@@ -45,6 +46,9 @@ class Outcome:
     text: str
     cheap_ok: bool
     strong_ok: bool | None = None
+    #: The prompt's known group (an MMLU subject, a task type), when the file names one: a
+    #: training signal for the ``grouped`` head only, never needed to route.
+    group: str | None = None
 
 
 def _normal(answer: Any) -> Any:
@@ -81,9 +85,13 @@ def split_of(text: str) -> str:
 
 
 def outcome_of(
-    record: Mapping[str, Any], cheap_column: str = "cheap_ok", strong_column: str = "strong_ok"
+    record: Mapping[str, Any],
+    cheap_column: str = "cheap_ok",
+    strong_column: str = "strong_ok",
+    group_column: str | None = None,
 ) -> Outcome:
-    """The outcome in one decoded line (correctness in ``cheap_column``/``strong_column``).
+    """The outcome in one decoded line (correctness in ``cheap_column``/``strong_column``, the
+    prompt's group in ``group_column`` when given; a line without it has none).
 
     Raises:
         ValueError: no prompt, or neither the cheap column nor both answers.
@@ -93,10 +101,13 @@ def outcome_of(
     text = prompt_text(record)
     strong = record.get(strong_column)
     strong_ok = None if strong is None else _flag(strong, strong_column)
+    raw_group = record.get(group_column) if group_column else None
+    group = None if raw_group is None else str(raw_group)
     if cheap_column in record:
-        return Outcome(text, _flag(record[cheap_column], cheap_column), strong_ok)
+        return Outcome(text, _flag(record[cheap_column], cheap_column), strong_ok, group)
     if "cheap_answer" in record and "strong_answer" in record:
-        return Outcome(text, agree(record["cheap_answer"], record["strong_answer"]), strong_ok)
+        cheap_ok = agree(record["cheap_answer"], record["strong_answer"])
+        return Outcome(text, cheap_ok, strong_ok, group)
     raise ValueError(f"needs {cheap_column!r}, or both 'cheap_answer' and 'strong_answer'")
 
 
@@ -105,6 +116,7 @@ def load_outcomes(
     *,
     cheap_column: str = "cheap_ok",
     strong_column: str = "strong_ok",
+    group_column: str | None = None,
     split: str | None = None,
 ) -> list[Outcome]:
     """Every outcome in a JSONL(.gz) file (blank lines skipped), or those of one ``split``.
@@ -131,7 +143,7 @@ def load_outcomes(
             record = json.loads(line)
             if not isinstance(record, dict):
                 raise ValueError("each line must be a JSON object")
-            outcome = outcome_of(record, cheap_column, strong_column)
+            outcome = outcome_of(record, cheap_column, strong_column, group_column)
         except ValueError as exc:
             raise ConfigError(f"{file}:{number}: {exc}") from exc
         if split is None or split_of(outcome.text) == split:

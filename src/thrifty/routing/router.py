@@ -2,7 +2,8 @@
 (and, with ``inputs="embedding+prompt"``, the cheap prompt features of ``prompt_features.py``).
 
 :func:`train_router` fits a scorer (``kinds.SCORERS``: logistic regression, similarity-weighted
-nearest neighbours, a small MLP, or a matrix-factorisation scorer) on part of the recorded
+nearest neighbours, a small MLP, a matrix-factorisation scorer, or the ``grouped`` head that
+learns a prompt's group, e.g. MMLU's subject, as a prior) on part of the recorded
 outcomes, keeps a held-out part to choose its penalty, ``k`` or width and to calibrate its
 threshold (a target share of strong calls or a target
 quality, ``calibration.py``), and stores the whole calibration curve, so a gateway can choose
@@ -234,6 +235,7 @@ def train_router(
     strong_ok: np.ndarray | None = None,
     *,
     texts: list[str] | None = None,
+    groups: list[str | None] | None = None,
     embedder: str = "minilm",
     kind: str = "logistic",
     inputs: str = "embedding",
@@ -252,7 +254,9 @@ def train_router(
         cheap_ok: 1 where the cheap model's answer was good enough.
         strong_ok: 1 where the strong model's answer was good (None: always).
         texts: the prompts (needed for ``inputs="embedding+prompt"``).
-        kind: ``logistic``, ``knn``, ``mlp`` or ``mf`` (``kinds.SCORERS``).
+        groups: each prompt's known group (an MMLU subject), learned by the ``grouped`` head
+            only (k-means clusters stand in when absent); routing never needs them.
+        kind: ``logistic``, ``knn``, ``mlp``, ``mf`` or ``grouped`` (``kinds.SCORERS``).
         inputs: ``embedding`` or ``embedding+prompt`` (:data:`INPUTS`).
         label: what ``p`` predicts, ``cheap_ok`` or ``no_gain`` (:data:`LABELS`).
         heldout: the share kept out of fitting, for choosing the penalty or k and the threshold.
@@ -281,6 +285,15 @@ def train_router(
     cls = scorer_class(kind)
     both = np.column_stack([np.asarray(cheap_ok, dtype=np.float64), strong])
     fit_y = both if getattr(cls, "needs_both", False) else y
+    group_names: list[str] = []
+    if getattr(cls, "needs_groups", False):
+        named = [g for g in groups or [] if g is not None]
+        if groups is not None and (len(groups) != n or len(named) != n):
+            raise ConfigError("give every outcome its group, or none at all")
+        group_names = sorted(set(named))
+        index = {g: i for i, g in enumerate(group_names)}
+        group_ids = [index[g] for g in named] if named else [-1] * n  # -1: k-means makes them
+        fit_y = np.column_stack([both, np.asarray(group_ids, dtype=np.float64)])
     order = np.random.default_rng(seed).permutation(n)
     cut = max(round(n * (1 - heldout)), 10)
     fit, held = order[:cut], order[cut:]
@@ -297,6 +310,8 @@ def train_router(
         "cheap_ok_rate": round(float(cheap.mean()), 5),
         **chosen,
     }
+    if group_names:
+        info["group_names"] = group_names
     if cost_ratio is not None:
         info["cost_ratio"] = cost_ratio
     router = LearnedRouter(scorer, 0.0, embedder, curve, info, inputs)
