@@ -22,6 +22,7 @@ import numpy as np
 
 from thrifty.errors import ConfigError, ProviderError, ProviderUnavailableError
 from thrifty.semantic.base import Embedder, l2_normalize
+from thrifty.semantic.static import StaticEmbedder
 
 #: sentence-transformers' ``max_seq_length`` for all-MiniLM-L6-v2.
 MINILM_MAX_TOKENS = 256
@@ -239,6 +240,7 @@ EMBEDDERS: dict[str, type[Embedder]] = {
     "all-MiniLM-L6-v2": MiniLMEmbedder,
     "openai": OpenAIEmbedder,
     "hashing": HashingEmbedder,
+    "static": StaticEmbedder,
 }
 
 
