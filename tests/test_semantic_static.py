@@ -38,60 +38,65 @@ def tokenizer() -> Any:
     return tok
 
 
-@pytest.fixture
-def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture(scope="module")
+def subset_ids(tokenizer: Any) -> np.ndarray:
+    words = [tokenizer.token_to_id(w) for w in ("king", "queen", "river", "lake")]
+    return np.unique(np.r_[SUBSET, words])
+
+
+@pytest.fixture(scope="module")
+def subset_table(model_path: Path, tokenizer: Any, subset_ids: np.ndarray) -> np.ndarray:
+    """One build over a slice of the vocabulary, with every connection refused meanwhile."""
+
     def refuse(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("the static table must be built without the network")
 
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(socket.socket, "connect", refuse)
+        patch.setattr(socket, "create_connection", refuse)
+        return build_table(model_path, tokenizer, dim=DIM, token_ids=subset_ids)
 
 
-def test_the_table_is_the_same_build_after_build_and_offline(
-    model_path: Path, tokenizer: Any, no_network: None
+def test_the_table_is_the_same_build_after_build(
+    model_path: Path, tokenizer: Any, subset_ids: np.ndarray, subset_table: np.ndarray
 ) -> None:
-    first = build_table(model_path, tokenizer, dim=DIM, token_ids=SUBSET)
-    second = build_table(model_path, tokenizer, dim=DIM, token_ids=SUBSET)
-    assert first.shape == (tokenizer.get_vocab_size(), DIM)
-    assert first.dtype == np.float32
-    np.testing.assert_array_equal(first, second)
-    assert np.abs(first[SUBSET]).sum(axis=1).min() > 0  # every built row holds a vector
-    assert not first[:2000].any()  # rows outside the subset stay zero
+    again = build_table(model_path, tokenizer, dim=DIM, token_ids=subset_ids)
+    assert subset_table.shape == (tokenizer.get_vocab_size(), DIM)
+    assert subset_table.dtype == np.float32
+    np.testing.assert_array_equal(subset_table, again)
+    assert np.abs(subset_table[subset_ids]).sum(axis=1).min() > 0  # every built row is set
+    assert not subset_table[:2000].any()  # rows outside the slice stay zero
 
 
-def test_related_words_are_nearer_than_unrelated_ones(model_path: Path, tokenizer: Any) -> None:
-    ids = np.asarray([tokenizer.token_to_id(w) for w in ("king", "queen", "river", "lake")])
-    table = build_table(model_path, tokenizer, dim=DIM, token_ids=np.r_[SUBSET, ids])
-    embedder = StaticEmbedder(table=table)
+def test_related_words_are_nearer_than_unrelated_ones(subset_table: np.ndarray) -> None:
+    embedder = StaticEmbedder(table=subset_table)
     king, queen, river, lake = embedder.embed(["king", "queen", "river", "lake"])
     assert king @ queen > king @ river
     assert river @ lake > river @ queen
 
 
 def test_a_built_table_is_reused_from_disk(
-    model_path: Path, tokenizer: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    model_path: Path,
+    tokenizer: Any,
+    subset_table: np.ndarray,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    built: list[int] = []
+    builds: list[Any] = []
 
-    def small_build(path: Path, tok: Any, *, dim: int, progress: Any = None) -> np.ndarray:
-        built.append(1)
-        return build_table(path, tok, dim=dim, token_ids=SUBSET, progress=progress)
+    def counted_build(path: Path, tok: Any, *, dim: int, progress: Any = None) -> np.ndarray:
+        builds.append(progress)
+        return subset_table
 
-    monkeypatch.setattr(static, "build_table", small_build)
+    monkeypatch.setattr(static, "build_table", counted_build)
     target = tmp_path / "table.npy"
-    seen: list[tuple[int, int]] = []
-    table, path = load_or_build_table(
-        model_path,
-        tokenizer,
-        dim=DIM,
-        path=target,
-        progress=lambda done, total: seen.append((done, total)),
-    )
-    assert path == target and target.is_file() and built == [1]
-    assert seen[-1] == (len(SUBSET), len(SUBSET))
+    table, path = load_or_build_table(model_path, tokenizer, dim=DIM, path=target)
+    assert path == target and target.is_file() and len(builds) == 1
+    assert callable(builds[0])  # the one-off progress message
     again, _ = load_or_build_table(model_path, tokenizer, dim=DIM, path=target)
-    assert built == [1]
+    assert len(builds) == 1
     np.testing.assert_array_equal(table, again)
+    np.testing.assert_array_equal(table, subset_table)
     embedder = StaticEmbedder(model_path, table_path=target, build=False)
     assert embedder.dim == DIM
     assert embedder.name == f"static:{target.stem}"
@@ -184,3 +189,20 @@ def test_tables_name_their_embedder_so_caches_never_mix(random_table: np.ndarray
 
 def test_make_embedder_knows_the_static_embedder(random_table: np.ndarray) -> None:
     assert isinstance(make_embedder("static", table=random_table), StaticEmbedder)
+
+
+def test_the_cli_builds_the_table_once(
+    model_path: Path, subset_table: np.ndarray, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from thrifty.cli import app
+
+    monkeypatch.setattr(static, "build_table", lambda *a, **k: subset_table)
+    target = tmp_path / "cli.npy"
+    runner = CliRunner()
+    first = runner.invoke(app, ["embedder", "build-static", "-o", str(target)])
+    assert first.exit_code == 0, first.output
+    assert "built in" in first.output and target.is_file()
+    second = runner.invoke(app, ["embedder", "build-static", "-o", str(target)])
+    assert second.exit_code == 0 and "already there" in second.output
