@@ -285,17 +285,17 @@ EMBEDDERS: dict[str, Callable[[], Embedder]] = {
 }
 
 
-def speed_cases(n: int) -> list[Case]:
-    """NQ test questions, each with 20 gold passages of other questions as its context: speed
+def speed_cases(n: int, docs: int = NQ_DOCS) -> list[Case]:
+    """NQ test questions, each with ``docs`` gold passages of other questions as its context
+    (20 make ~2,150 tokens, 28 ~3,000, the issue's size): speed
     depends on the context's size, not on which passages fill it, so no similarity search (an
     embedding of every passage) is needed before timing."""
     with gzip.open(NQ_FILE, "rt") as fh:
-        rows = [json.loads(line) for _, line in zip(range(40 * n + 40), fh, strict=False)]
+        rows = [json.loads(line) for _, line in zip(range(2 * docs * n + 40), fh, strict=False)]
     texts = [next(c for c in r["ctxs"] if c.get("isgold"))["text"] for r in rows]
     tests = [i for i, r in enumerate(rows) if split_of(r["question"]) == "test"][:n]
     return [
-        Case(rows[i]["question"], [{"text": t} for t in texts[k * NQ_DOCS : (k + 1) * NQ_DOCS]],
-             [], 0)
+        Case(rows[i]["question"], [{"text": t} for t in texts[k * docs : (k + 1) * docs]], [], 0)
         for k, i in enumerate(tests)
     ]  # fmt: skip
 
@@ -348,6 +348,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--limit", type=int, default=300, help="questions per set and split")
     parser.add_argument("--timing", type=int, default=40, help="contexts timed cold and warm")
+    parser.add_argument(
+        "--timing-docs", type=int, default=NQ_DOCS, help="passages per timed context (28: ~3k)"
+    )
     parser.add_argument("--tune", action="store_true", help="grid the weights on dev and stop")
     parser.add_argument("--timing-only", action="store_true", help="only the speed table")
     parser.add_argument(
@@ -361,7 +364,7 @@ def main() -> None:
     args = parser.parse_args()
     started = time.perf_counter()
     if args.timing_only:
-        timing(speed_cases(args.timing), args.timing)
+        timing(speed_cases(args.timing, args.timing_docs), args.timing)
         return
     minilm = MiniLMEmbedder(cache_size=200_000)
     OUT.mkdir(parents=True, exist_ok=True)
