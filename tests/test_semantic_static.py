@@ -206,3 +206,12 @@ def test_the_cli_builds_the_table_once(
     assert "built in" in first.output and target.is_file()
     second = runner.invoke(app, ["embedder", "build-static", "-o", str(target)])
     assert second.exit_code == 0 and "already there" in second.output
+
+
+def test_a_damaged_table_file_says_how_to_rebuild(
+    model_path: Path, tokenizer: Any, tmp_path: Path
+) -> None:
+    damaged = tmp_path / "damaged.npy"
+    damaged.write_bytes(b"not a table")
+    with pytest.raises(ConfigError, match="build-static"):
+        load_or_build_table(model_path, tokenizer, path=damaged)

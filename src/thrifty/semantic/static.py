@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -178,8 +177,8 @@ def _stderr_progress(path: Path) -> Progress:
 
     console = Console(stderr=True)
     console.print(
-        f"thrifty: distilling the static embedding table from the local MiniLM (once, ~1 min "
-        f"of CPU) into {path}"
+        f"thrifty: distilling the static embedding table from the local MiniLM (once; a minute "
+        f"or more of CPU) into {path}"
     )
     step = [0]
 
@@ -215,9 +214,15 @@ def load_or_build_table(
                 raise ProviderUnavailableError(
                     f"no static embedding table at {path}: run `thrifty embedder build-static`"
                 )
-            show = progress or (_stderr_progress(path) if sys.stderr else None)
+            show = progress or _stderr_progress(path)
             _save(build_table(model_path, tokenizer, dim=dim, progress=show), path)
-        table = np.load(path, mmap_mode=None)
+        try:
+            table = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(
+                f"{path} is not a readable static table ({exc}): delete it and run "
+                "`thrifty embedder build-static`"
+            ) from exc
     if table.ndim != 2 or table.shape[0] != tokenizer.get_vocab_size():
         raise ConfigError(f"{path} is not a static table for this tokenizer: {table.shape}")
     return np.ascontiguousarray(table, dtype=np.float32), path
