@@ -13,7 +13,8 @@ import pytest
 
 from thrifty.errors import ConfigError, ProviderUnavailableError
 from thrifty.semantic import static
-from thrifty.semantic.embedder import _load_tokenizer, _minilm_onnx_path, make_embedder
+from thrifty.semantic.embedder import make_embedder
+from thrifty.semantic.minilm_files import load_tokenizer, minilm_onnx_path
 from thrifty.semantic.static import StaticEmbedder, build_table, load_or_build_table
 
 #: A slice of the vocabulary (whole words, ids in BERT's frequency order): one onnx batch.
@@ -25,14 +26,14 @@ DIM = 32
 def model_path() -> Path:
     pytest.importorskip("onnxruntime")
     try:
-        return _minilm_onnx_path()
+        return minilm_onnx_path()
     except ProviderUnavailableError as exc:  # pragma: no cover - without the semantic extra
         pytest.skip(str(exc))
 
 
 @pytest.fixture(scope="module")
 def tokenizer() -> Any:
-    tok = _load_tokenizer(None)
+    tok = load_tokenizer(None)
     tok.no_padding()  # the shipped tokenizer.json pads to 128
     tok.no_truncation()
     return tok

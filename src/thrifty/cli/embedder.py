@@ -33,12 +33,12 @@ def build_static(
     force: Annotated[bool, typer.Option(help="Build again even when the table exists.")] = False,
 ) -> None:
     """Distil the static table from the local MiniLM (once; about a minute of CPU)."""
-    from thrifty.semantic.embedder import _minilm_onnx_path
+    from thrifty.semantic.minilm_files import minilm_onnx_path
     from thrifty.semantic.static import StaticEmbedder, default_table_path
 
     console = Console(stderr=True)
     with exit_codes():
-        model = _minilm_onnx_path()
+        model = minilm_onnx_path()
         path = output or default_table_path(model)
         if force and path.is_file():
             path.unlink()

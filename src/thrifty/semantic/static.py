@@ -258,14 +258,14 @@ class StaticEmbedder(Embedder):
         max_chunks: int = 32_768,
     ) -> None:
         super().__init__(cache_size=cache_size, batch_size=batch_size)
-        from thrifty.semantic.embedder import _load_tokenizer, _minilm_onnx_path
+        from thrifty.semantic.minilm_files import load_tokenizer, minilm_onnx_path
 
-        self._tokenizer = _load_tokenizer(None)
+        self._tokenizer = load_tokenizer(None)
         self._tokenizer.no_truncation()
         self._tokenizer.no_padding()
         self.table_path: Path | None = None
         if table is None:
-            source = Path(model_path) if model_path is not None else _minilm_onnx_path()
+            source = Path(model_path) if model_path is not None else minilm_onnx_path()
             if not source.is_file():
                 raise ProviderUnavailableError(f"embedding model file not found: {source}")
             table, self.table_path = load_or_build_table(
