@@ -1,16 +1,19 @@
-"""Context compression: does the answer survive the cut? thrifty.compress beside LangChain's
-EmbeddingsFilter (same embedder, threshold tuned on dev), a BM25-only selector and random
+"""Context compression: does the answer survive the cut? thrifty.compress with MiniLM and with the
+static embedder distilled from it (``thrifty.semantic.static``), beside LangChain's
+EmbeddingsFilter (each embedder, threshold tuned on dev), a BM25-only selector and random
 sentences, all at the same token ratio.
 
     python benchmarks/bench_compress.py                 # dev for tuning, report on test
     python benchmarks/bench_compress.py --limit 100     # quicker
     python benchmarks/bench_compress.py --tune          # grid the scoring weights on dev
+    python benchmarks/bench_compress.py --timing-only   # speed only, both embedders interleaved
 
 Contexts: ``_compress_data.py`` (NQ: gold passage + 19 hard distractors; SQuAD: paragraph + the
 article's 4 most similar). Survival: NQ, a normalized answer string is in the kept text; SQuAD,
 every unit covering the answer span is kept. Token counts are tiktoken (thrifty.accounting).
-Speed: NQ test contexts, cold (empty document cache, no embedding cache) and warm (documents
-seen before, the question still embedded).
+Contexts (the hard distractors) are chosen with MiniLM whichever embedder compresses, so both
+embedders compress the same contexts. Speed: NQ test contexts, cold (empty document cache, no
+embedding cache) and warm (documents seen before, the question still embedded).
 """
 
 from __future__ import annotations
@@ -40,7 +43,9 @@ from thrifty.compression.compressor import DEFAULT_MIN_TOKENS, MINILM_OPTIONS
 from thrifty.compression.lexical import bm25, terms
 from thrifty.compression.scoring import Units, score
 from thrifty.compression.select import select
+from thrifty.semantic.base import Embedder
 from thrifty.semantic.embedder import MiniLMEmbedder
+from thrifty.semantic.static import StaticEmbedder
 from thrifty.store import open_store
 
 OUT = Path(__file__).resolve().parent / "out"
@@ -127,13 +132,13 @@ def random_units(p: Prepared, ratio: float) -> tuple[bool, int]:
 
 
 class LangChainEmbeddings:
-    """thrifty's MiniLM behind LangChain's ``Embeddings`` interface (the same vectors).
+    """A thrifty embedder behind LangChain's ``Embeddings`` interface (the same vectors).
 
     Units whose vectors the compressor's analyses already hold are served from them (the same
     model's output for the same text), so the filter is not charged a second embedding pass.
     """
 
-    def __init__(self, embedder: MiniLMEmbedder, cases: Sequence[Prepared]) -> None:
+    def __init__(self, embedder: Embedder, cases: Sequence[Prepared]) -> None:
         from langchain_core.embeddings import Embeddings
 
         known: dict[str, np.ndarray] = {}
@@ -202,31 +207,41 @@ def run_method(
     }
 
 
-def report(sets: dict[str, dict[str, list[Prepared]]], compressor: Compressor, lc: Any) -> None:
+def report(sets: dict[str, dict[str, dict[str, list[Prepared]]]], runs: dict[str, Any]) -> None:
+    """``sets[embedder][set][split]``; ``runs[embedder] = (compressor, LangChain adapter)``."""
     print("\n### Answer survival on test (thresholds and weights from dev)\n")
     print("| set | ratio asked | method | answer survives | tokens before → after | cut |")
     print("|---|---|---|---|---|---|")
-    for name, splits in sets.items():
+    first = next(iter(sets.values()))
+    for name in first:
         for ratio in RATIOS:
-            threshold = tune_threshold(splits["dev"], ratio)
-            fns: dict[str, Callable[[Prepared], tuple[bool, int]]] = {
-                "thrifty": functools.partial(ours, ratio=ratio, compressor=compressor),
-                f"EmbeddingsFilter (t={threshold:.3f})": functools.partial(
-                    embeddings_filter, threshold=threshold, lc=lc
-                ),
-                "BM25 only": functools.partial(bm25_only, ratio=ratio),
-                "random": functools.partial(random_units, ratio=ratio),
-            }
-            for method, fn in fns.items():
-                m = run_method(splits["test"], fn)
+            fns: dict[str, tuple[list[Prepared], Callable[[Prepared], tuple[bool, int]]]] = {}
+            for emb, (compressor, _) in runs.items():
+                splits = sets[emb][name]
+                fns[f"thrifty ({emb})"] = (
+                    splits["test"],
+                    functools.partial(ours, ratio=ratio, compressor=compressor),
+                )
+            for emb, (_, lc) in runs.items():
+                splits = sets[emb][name]
+                threshold = tune_threshold(splits["dev"], ratio)
+                fns[f"EmbeddingsFilter ({emb}, t={threshold:.3f})"] = (
+                    splits["test"],
+                    functools.partial(embeddings_filter, threshold=threshold, lc=lc),
+                )
+            tests = first[name]["test"]
+            fns["BM25 only"] = (tests, functools.partial(bm25_only, ratio=ratio))
+            fns["random"] = (tests, functools.partial(random_units, ratio=ratio))
+            for method, (cases, fn) in fns.items():
+                m = run_method(cases, fn)
                 print(
-                    f"| {name} ({len(splits['test'])}) | {ratio} | {method} | "
+                    f"| {name} ({len(cases)}) | {ratio} | {method} | "
                     f"{m['survival']:.1%} | {m['before']:.0f} → {m['after']:.0f} | "
                     f"{1 - m['after'] / m['before']:.1%} |"
                 )
 
 
-def tune(sets: dict[str, dict[str, list[Prepared]]], embedder: MiniLMEmbedder) -> None:
+def tune(sets: dict[str, dict[str, list[Prepared]]]) -> None:
     """Grid the scoring weights on the dev splits of every set; the mean survival ranks them."""
     grid = itertools.product(
         (0.0, 0.15, 0.3, 0.5, 0.8), (0.0, 0.1, 0.2, 0.35), (0.0, 0.15, 0.3, 0.5)
@@ -262,25 +277,25 @@ def tune(sets: dict[str, dict[str, list[Prepared]]], embedder: MiniLMEmbedder) -
         print(f"| {w.lexical} | {w.neighbour} | {w.document} | {mean:.1%} | {cells} |")
 
 
-#: The embedder settings timed side by side: onnxruntime's defaults (what compression used
-#: before) and the compressor's own (``compressor.MINILM_OPTIONS``).
-SETTINGS: dict[str, dict[str, Any]] = {
-    "onnx defaults (auto threads, batch 64)": {},
-    "thrifty (1 thread, batch 16)": dict(MINILM_OPTIONS),
+#: The embedders timed side by side: MiniLM with the compressor's settings
+#: (``compressor.MINILM_OPTIONS``) and the static table distilled from it.
+EMBEDDERS: dict[str, Callable[[], Embedder]] = {
+    "MiniLM int8 (1 thread, batch 16)": lambda: MiniLMEmbedder(cache_size=0, **MINILM_OPTIONS),
+    "static (distilled from MiniLM)": lambda: StaticEmbedder(cache_size=0),
 }
 
 
-def speed_cases(n: int) -> list[Case]:
-    """NQ test questions, each with 20 gold passages of other questions as its context: speed
+def speed_cases(n: int, docs: int = NQ_DOCS) -> list[Case]:
+    """NQ test questions, each with ``docs`` gold passages of other questions as its context
+    (20 make ~2,150 tokens, 28 ~3,000, the issue's size): speed
     depends on the context's size, not on which passages fill it, so no similarity search (an
     embedding of every passage) is needed before timing."""
     with gzip.open(NQ_FILE, "rt") as fh:
-        rows = [json.loads(line) for _, line in zip(range(40 * n + 40), fh, strict=False)]
+        rows = [json.loads(line) for _, line in zip(range(2 * docs * n + 40), fh, strict=False)]
     texts = [next(c for c in r["ctxs"] if c.get("isgold"))["text"] for r in rows]
     tests = [i for i, r in enumerate(rows) if split_of(r["question"]) == "test"][:n]
     return [
-        Case(rows[i]["question"], [{"text": t} for t in texts[k * NQ_DOCS : (k + 1) * NQ_DOCS]],
-             [], 0)
+        Case(rows[i]["question"], [{"text": t} for t in texts[k * docs : (k + 1) * docs]], [], 0)
         for k, i in enumerate(tests)
     ]  # fmt: skip
 
@@ -288,19 +303,26 @@ def speed_cases(n: int) -> list[Case]:
 def timing(cases: Sequence[Case], n: int) -> None:
     """ms per context: cold (nothing cached) and warm (documents cached, question embedded),
     as wall time and as this process's CPU time (on a shared machine the two differ), for each
-    of :data:`SETTINGS`, interleaved context by context (the same machine state for both)."""
+    of :data:`EMBEDDERS`, interleaved context by context (the same machine state for both).
+    The static embedder keeps the token sums of words it has seen; "cold, new words" times it
+    with that word cache emptied before each context as well (a process's first context)."""
     compressors = {
-        name: Compressor(MiniLMEmbedder(cache_size=0, **options), cache=DocumentCache())
-        for name, options in SETTINGS.items()
+        name: Compressor(make(), cache=DocumentCache()) for name, make in EMBEDDERS.items()
     }
     for compressor in compressors.values():
         compressor.compress("warm up the session", cases[0].docs, ratio=0.4)
     rows: dict[tuple[str, str], list[float]] = {}
     tokens = []
+    paths = {"cold": False, "warm": False, "cold, new words": True}
     for case in cases[:n]:
         for name, compressor in compressors.items():
-            compressor.cache.clear()
-            for label in ("cold", "warm"):
+            for label, forget_words in paths.items():
+                if label.startswith("cold"):
+                    compressor.cache.clear()
+                if forget_words:
+                    if not isinstance(compressor.embedder, StaticEmbedder):
+                        continue
+                    compressor.embedder.forget_words()
                 wall, cpu = time.perf_counter(), time.process_time()
                 result = compressor.compress(case.question, case.docs, ratio=0.4)
                 rows.setdefault((name, f"{label} wall"), []).append(
@@ -311,14 +333,14 @@ def timing(cases: Sequence[Case], n: int) -> None:
                 )
         tokens.append(result.tokens_before)
     print(f"\n### Speed, {n} NQ test contexts, {statistics.median(tokens):.0f} tokens p50\n")
-    print("| embedder settings | path | p50 ms | p90 ms |\n|---|---|---|---|")
+    print("| embedder | path | p50 ms | p90 ms |\n|---|---|---|---|")
     for (name, path), ms in rows.items():
         p90 = statistics.quantiles(ms, n=10)[-1]
         print(f"| {name} | {path} | {statistics.median(ms):.2f} | {p90:.2f} |")
-    first, second = list(SETTINGS)
+    first, second = list(EMBEDDERS)
     for path in ("cold wall", "cold cpu", "warm wall", "warm cpu"):
         ratio = statistics.median(rows[(first, path)]) / statistics.median(rows[(second, path)])
-        print(f"{path}: {ratio:.2f}x faster with thrifty's settings (p50)")
+        print(f"{path}: static {ratio:.1f}x faster than MiniLM (p50)")
     print(f"\n(load average {', '.join(f'{x:.1f}' for x in os.getloadavg())})")
 
 
@@ -326,8 +348,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--limit", type=int, default=300, help="questions per set and split")
     parser.add_argument("--timing", type=int, default=40, help="contexts timed cold and warm")
+    parser.add_argument(
+        "--timing-docs", type=int, default=NQ_DOCS, help="passages per timed context (28: ~3k)"
+    )
     parser.add_argument("--tune", action="store_true", help="grid the weights on dev and stop")
     parser.add_argument("--timing-only", action="store_true", help="only the speed table")
+    parser.add_argument(
+        "--embedders", default="MiniLM,static", help="compressors compared (MiniLM, static)"
+    )
     parser.add_argument(
         "--store",
         default=f"sqlite:///{OUT / 'compress_docs.db'}",
@@ -336,33 +364,45 @@ def main() -> None:
     args = parser.parse_args()
     started = time.perf_counter()
     if args.timing_only:
-        timing(speed_cases(args.timing), args.timing)
+        timing(speed_cases(args.timing, args.timing_docs), args.timing)
         return
-    embedder = MiniLMEmbedder(cache_size=200_000)
+    minilm = MiniLMEmbedder(cache_size=200_000)
     OUT.mkdir(parents=True, exist_ok=True)
     store = open_store(args.store) if args.store else None
-    compressor = Compressor(embedder, cache=DocumentCache(max_bytes=1 << 30, store=store))
-    loaded = {"NQ": load_nq(compressor)}
-    loaded["SQuAD"] = load_squad(compressor)
-    sets: dict[str, dict[str, list[Prepared]]] = {}
+    chooser = Compressor(minilm, cache=DocumentCache(max_bytes=1 << 30, store=store))
+    loaded = {"NQ": load_nq(chooser)}
+    loaded["SQuAD"] = load_squad(chooser)
+    compressors = {"MiniLM": chooser}
+    if "static" in args.embedders:
+        static = StaticEmbedder(cache_size=200_000)
+        compressors["static"] = Compressor(static, cache=DocumentCache(max_bytes=1 << 30))
+    if "MiniLM" not in args.embedders:
+        del compressors["MiniLM"]
+    sets: dict[str, dict[str, dict[str, list[Prepared]]]] = {}
     for name, cases in loaded.items():
         by_split: dict[str, list[Case]] = {"dev": [], "test": []}
         for case in cases:
             by_split[split_of(case.question)].append(case)
-        sets[name] = {
-            split: [Prepared(c, compressor) for c in rows[: args.limit]]
-            for split, rows in by_split.items()
-        }
+        for emb, compressor in compressors.items():
+            sets.setdefault(emb, {})[name] = {
+                split: [Prepared(c, compressor) for c in rows[: args.limit]]
+                for split, rows in by_split.items()
+            }
         print(
             f"{name}: {len(cases)} questions; dev {len(by_split['dev'])}, test "
             f"{len(by_split['test'])}; using {args.limit} of each"
         )
     print(f"(prepared in {time.perf_counter() - started:.0f} s)")
     if args.tune:
-        tune(sets, embedder)
+        for emb, by_set in sets.items():
+            print(f"\n## {emb}")
+            tune(by_set)
         return
-    every = [p for splits in sets.values() for cases in splits.values() for p in cases]
-    report(sets, compressor, LangChainEmbeddings(embedder, every))
+    runs: dict[str, Any] = {}
+    for emb, compressor in compressors.items():
+        every = [p for splits in sets[emb].values() for cases in splits.values() for p in cases]
+        runs[emb] = (compressor, LangChainEmbeddings(compressor.embedder, every))
+    report(sets, runs)
     nq_test = [c for c in loaded["NQ"] if split_of(c.question) == "test"]
     timing(nq_test, args.timing)
     print(f"\n(total {time.perf_counter() - started:.0f} s)")

@@ -28,6 +28,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "batch",
     "route",
     "distill",
+    "embedder",
     "bench",
 )
 

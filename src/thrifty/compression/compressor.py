@@ -42,7 +42,9 @@ class Compressor:
     Args:
         embedder: an :class:`~thrifty.semantic.base.Embedder`, a name for
             :func:`~thrifty.semantic.embedder.make_embedder`, or None for the local MiniLM
-            (one shared instance per name).
+            (one shared instance per name). ``"static"`` (a table distilled from MiniLM,
+            :mod:`thrifty.semantic.static`) compresses an unseen context with ~50x less CPU;
+            benchmarks/RESULTS.md compares the answers each keeps.
         cache: a :class:`DocumentCache`, a :class:`~thrifty.store.Store` to keep analyses in
             (wrapped in a cache of its own), or None for the process-wide in-memory cache.
         weights: scoring and selection knobs (the defaults were tuned on dev splits).

