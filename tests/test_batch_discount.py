@@ -97,8 +97,15 @@ def test_a_flex_stream_is_a_batch_discount_row() -> None:
         streamed = web.post(f"{url}/v1/chat/completions", json=body)
         assert streamed.status_code == 200 and "[DONE]" in streamed.text
         writer = app.state.gateway.ledger
-        writer.flush()
-        (row,) = writer.ledger.rows()
+        # a stream is accounted after its last chunk went out, off the response's path
+        deadline = time.monotonic() + 10
+        while True:
+            writer.flush()
+            rows = writer.ledger.rows()
+            if rows or time.monotonic() > deadline:
+                break
+            time.sleep(0.02)
+        (row,) = rows
     assert row.mechanism == Mechanism.BATCH_DISCOUNT
     assert row.cost_usd > 0 and row.baseline_cost_usd == pytest.approx(2 * row.cost_usd)
 
