@@ -12,7 +12,8 @@ Splits (tune on the first, report on the second):
 
 ``replay`` runs a stream through a threshold policy the way ``SemanticMatcher.find`` and
 ``SemanticLayer`` do: the nearest cached query that the guards pass decides (served, checked
-against the model, or a miss); every query not served is cached with its own label.
+against the model, or a miss), except that a hit the pair scorer doubts is passed over for the
+next candidate; every query not served is cached with its own label.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import numpy as np
 from _semantic_data import data_file, embed_cached, load_banking77, load_support
 from thrifty.semantic.base import ThresholdPolicy
 from thrifty.semantic.guards import Guards
+from thrifty.semantic.pair_scorer import PairScorer
 
 Stream = tuple[list[str], list[str], np.ndarray]
 """``(texts, labels, vectors)`` in file order."""
@@ -99,12 +101,14 @@ def replay(
     policy: ThresholdPolicy,
     *,
     guards: bool,
+    scorer: PairScorer | None = None,
     k: int = 4,
     every: int = 100,
     link: bool = True,
 ) -> Replay:
-    """Run ``stream`` through ``policy``; a check's outcome is whether the labels agree, and
-    an agreeing check links the new entry to the checked one (``policy.link``) when ``link``."""
+    """Run ``stream`` through ``policy`` as ``SemanticMatcher.find`` decides (guards, policy,
+    then ``scorer`` on a hit); a check's outcome is whether the labels agree, and an agreeing
+    check links the new entry to the checked one (``policy.link``) when ``link``."""
     texts, labels, vecs = stream
     guard = Guards() if guards else None
     matrix = np.empty((len(texts), vecs.shape[1]), dtype=np.float32)
@@ -119,23 +123,26 @@ def replay(
             s = matrix[:n] @ vecs[qi]
             top = np.argpartition(-s, k - 1)[:k] if n > k else np.arange(n)
             for ci in top[np.argsort(-s[top])]:
-                if guard is not None and guard.blocks(texts[qi], texts[cached[ci]]) is not None:
+                other = texts[cached[ci]]
+                if guard is not None and guard.blocks(texts[qi], other) is not None:
                     continue
                 key, sim = str(ci), float(s[ci])
                 right = labels[cached[ci]] == labels[qi]
-                if policy.should_hit(key, sim):
-                    if policy.wants_verification(key, sim):  # a sampled re-check
-                        out.checks += 1
-                        policy.record(key, sim, right)
-                    else:
-                        served = True
-                        out.hits += 1
-                        out.wrong += not right
-                elif policy.wants_verification(key, sim):
-                    out.checks += 1
+                hit = policy.should_hit(key, sim)
+                trusted = not hit or scorer is None or scorer.accepts(texts[qi], other, sim)
+                if hit and trusted and not policy.wants_verification(key, sim):
+                    served = True
+                    out.hits += 1
+                    out.wrong += not right
+                    break
+                if (hit and trusted) or policy.wants_verification(key, sim):
+                    out.checks += 1  # a near miss explored, or a sampled re-check of a hit
                     out.agreed += right
                     policy.record(key, sim, right)
                     checked = (key, right)
+                    break
+                if not trusted:
+                    continue  # the scorer doubts this hit: the next candidate may answer
                 break
         if not served:
             matrix[n] = vecs[qi]
@@ -150,11 +157,17 @@ def replay(
 
 
 def nearest_pairs(
-    streams: Sequence[Stream], seeds: Sequence[int], *, guards: bool = True
+    streams: Sequence[Stream],
+    seeds: Sequence[int],
+    *,
+    guards: bool = True,
+    scorer: PairScorer | None = None,
 ) -> list[tuple[str, float, bool]]:
     """Labelled pairs as a cache meets them: each query of each stream (in each seeded order)
-    against its nearest earlier query that the guards pass, every query cached. Returns
-    ``(cached entry id, cosine, same label?)`` for fitting the bar and the prior."""
+    against its nearest earlier query that the guards (and ``scorer``, when given) pass, every
+    query cached. Returns ``(cached entry id, cosine, same label?)`` for fitting the bar and the
+    prior. With ``scorer`` these are the pairs a fixed bar serves: ``find`` skips a candidate
+    the scorer doubts and serves the next one if its cosine clears the bar."""
     guard = Guards() if guards else None
     pairs = []
     for si, (texts, labels, vecs) in enumerate(streams):
@@ -168,7 +181,10 @@ def nearest_pairs(
                 q = order[pos]
                 for j in top:
                     c = order[int(j)]
-                    if guard is None or guard.blocks(texts[q], texts[c]) is None:
-                        pairs.append((f"{si}:{seed}:{c}", float(s[j]), labels[c] == labels[q]))
-                        break
+                    if guard is not None and guard.blocks(texts[q], texts[c]) is not None:
+                        continue
+                    if scorer is not None and not scorer.accepts(texts[q], texts[c], float(s[j])):
+                        continue
+                    pairs.append((f"{si}:{seed}:{c}", float(s[j]), labels[c] == labels[q]))
+                    break
     return pairs

@@ -15,7 +15,10 @@ too, compared with the cached label; when they agree the new entry is linked to 
 Side by side in one run: bare cosine bars (nearest only, no guards), GPTCache 0.1.44 at its
 default ``similarity_threshold`` 0.8 (its own venv, fed the same MiniLM vectors), thrifty's
 previous default (fixed 0.96 + guards), thrifty's default now (fixed, fitted on streams), and the
-verified policy at δ = 1 % and 2 % (with and without the adaptive prior). Plots go to
+verified policy at δ = 1 % and 2 % (with and without the adaptive prior). thrifty's rows decide
+as ``SemanticMatcher.find`` does: every guard, the policy, then the shipped pair scorer on a hit.
+``--policies`` keeps the thrifty rows whose label contains one of its comma-separated words
+(e.g. ``--policies "fixed,δ=2 % +"``; the bare and GPTCache rows are always run). Plots go to
 ``benchmarks/out/semantic_streams_*.png``.
 """
 
@@ -36,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _semantic_data import OUT, ROOT
 from _semantic_streams import Replay, Stream, banking77, banking77_llm, replay, shuffled, support
 from thrifty.semantic.base import ThresholdPolicy
+from thrifty.semantic.pair_scorer import PairScorer
 from thrifty.semantic.policy import DEFAULT_THRESHOLD, FixedThreshold
 from thrifty.semantic.thresholds import VerifiedThreshold
 
@@ -96,11 +100,14 @@ def run(name: str, order: str, stream: Stream, args) -> dict[str, Replay]:
         )
     if args.gptcache:
         results["GPTCache 0.1.44 default (0.8: cosine ≥ 0.60)"] = gptcache(stream, args.python)
+    scorer = PairScorer.default()
     for label, make, guards in POLICIES:
-        results[label] = replay(stream, make(), guards=guards)
+        if args.policies and not any(word in label for word in args.policies.split(",")):
+            continue
+        results[label] = replay(stream, make(), guards=guards, scorer=scorer if guards else None)
     fits = [(r.hit_rate, b) for b, r in sweep.items() if r.hits and r.wrong_rate <= 0.01]
     best = max(fits, default=(0.0, None))
-    before = results["thrifty before: fixed 0.96 + guards"].hit_rate
+    before = results.get("thrifty before: fixed 0.96 + guards", Replay()).hit_rate
     print(f"\n#### {name}, {order} ({len(stream[0])} queries)\n")
     print(
         "| policy | hit rate | wrong-hit rate | checks (agreed) | hit rate at 25 / 50 % "
@@ -160,6 +167,7 @@ def main() -> None:
     parser.add_argument("--streams", default=",".join(STREAMS))
     parser.add_argument("--orders", default="shuffled,sorted")
     parser.add_argument("--no-plot", dest="plot", action="store_false")
+    parser.add_argument("--policies", default="", help="thrifty rows to run (label words)")
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     for name in args.streams.split(","):

@@ -187,8 +187,18 @@ def test_bad_configuration(kwargs, prior: SigmoidPrior) -> None:
 def test_default_prior_ships_and_is_conservative() -> None:
     policy = VerifiedThreshold(0.02)
     assert policy.prior.source.startswith("banking77 train")  # fitted on streams (issue 13)
+    assert "pair scorer" in policy.prior.source  # on the pairs the whole decision lets through
     assert policy.new_entry_threshold > 0.9  # a new entry needs a near-identical question
     assert policy.wrong_probability("new", 0.8) > 0.1
+
+
+def test_default_prior_serves_new_entries_at_one_and_two_percent() -> None:
+    """Refitted on the pairs that guards and pair scorer pass (issue 13): a new entry is served
+    at δ = 1 % (the guard-only fit never served one) and, at δ = 2 %, below 0.97."""
+    assert VerifiedThreshold(0.01).new_entry_threshold < 1.0
+    strict, usual = VerifiedThreshold(0.01), VerifiedThreshold(0.02)
+    assert usual.new_entry_threshold < 0.97
+    assert strict.new_entry_threshold > usual.new_entry_threshold
 
 
 def test_answer_checks() -> None:
