@@ -128,6 +128,21 @@ def _wait_live(process: subprocess.Popen[bytes], url: str, deadline: float) -> N
         time.sleep(0.2)
 
 
+def _stop(processes: list[subprocess.Popen[bytes]]) -> None:
+    """Terminate every process, then wait for each (killed after 20 s) and close its output."""
+    for process in processes:
+        if process.poll() is None:
+            process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+        if process.stdout is not None:
+            process.stdout.close()
+
+
 def _serve(config: Path, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
     command = ["serve", "--config", str(config), "--port", str(port), "--log-level", "warning"]
     return subprocess.Popen(
@@ -154,17 +169,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             with RoundRobinProxy(urls) as proxy, httpx.Client(timeout=30) as client:
                 yield Cluster(fake, replicas, urls, proxy, client)
         finally:
-            for process in replicas:
-                if process.poll() is None:
-                    process.terminate()
-            for process in replicas:
-                try:
-                    process.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait(timeout=5)
-                if process.stdout is not None:
-                    process.stdout.close()
+            _stop(replicas)
             _forget()
 
 

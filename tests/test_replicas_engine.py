@@ -28,7 +28,7 @@ import pytest
 import redis
 
 from conftest import REDIS_URL
-from test_replicas import Cluster, _free_ports, _serve, _wait_live
+from test_replicas import Cluster, _free_ports, _serve, _stop, _wait_live
 from thrifty.testing.fake_openai import FakeOpenAI
 from thrifty.testing.round_robin import RoundRobinProxy
 
@@ -112,17 +112,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             with RoundRobinProxy(urls) as proxy, httpx.Client(timeout=30) as client:
                 yield Cluster(fake, replicas, urls, proxy, client)
     finally:
-        for process in [*replicas, engine]:
-            if process.poll() is None:
-                process.terminate()
-        for process in [*replicas, engine]:
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=5)
-            if process.stdout is not None:
-                process.stdout.close()
+        _stop([*replicas, engine])
         client = redis.Redis.from_url(REDIS_URL)
         names = list(client.scan_iter(match=f"{PREFIX}*", count=1000))
         if names:
