@@ -120,3 +120,40 @@ def test_without_config_the_embedded_local_model_answers(tmp_path: Path) -> None
     out = [json.loads(x) for x in (tmp_path / "out.jsonl").read_text().splitlines()]
     texts = [o["response"]["body"]["choices"][0]["message"]["content"] for o in out]
     assert all(texts) and texts[0] == texts[1]
+
+
+def test_cli_lines_get_ledger_rows_like_the_gateways(tmp_path: Path) -> None:
+    """`thrifty batch run` writes a ledger row per line answered in the run, beside its cache as
+    the gateway does: a failed line has none, a repeated line is a coalesced one, and a second
+    run adds exact hits that cost nothing for the lines the first one answered."""
+    from thrifty.ledger import open_ledger
+
+    with RateLimitedFakeOpenAI() as fake:
+        write_job(tmp_path / "in.jsonl", 4)
+        with (tmp_path / "in.jsonl").open("a") as fh:  # r4 repeats r0's request
+            body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "q0"}]}
+            fh.write(json.dumps({"custom_id": "r4", "method": "POST",
+                                 "url": "/v1/chat/completions", "body": body}) + "\n")  # fmt: skip
+        write_config(tmp_path / "config.yaml", fake.base_url, tmp_path / "cache.db")
+        fake.fail("q3", [400])
+        first = subprocess.run(batch_cmd(tmp_path), capture_output=True, text=True, timeout=120)
+        assert first.returncode == 1, first.stderr
+        ledger = open_ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+        rows = {r.request_id: r for r in ledger.rows()}
+        assert sorted(rows) == ["in-r0", "in-r1", "in-r2", "in-r4"]  # r3 failed: no row
+        assert sorted(r.mechanism for r in rows.values()) == ["coalesced", "miss", "miss", "miss"]
+        assert all(r.tenant == "default" and r.model for r in rows.values())
+        assert sum(r.cost_usd for r in rows.values()) > 0
+        ledger.close()
+        (tmp_path / "out.jsonl").unlink()
+        second = subprocess.run(
+            [*batch_cmd(tmp_path), "--journal", str(tmp_path / "j2.jsonl")],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert second.returncode == 0, second.stderr  # the fake fails q3 once only
+    ledger = open_ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
+    again = [r for r in ledger.rows() if r.mechanism == "exact_hit"]
+    ledger.close()
+    assert len(again) >= 3 and all(r.cost_usd == 0 for r in again)

@@ -98,12 +98,25 @@ def local_renames(requests: Any, model_map: dict[str, str]) -> list[str]:
     return sorted(asked - local_names)
 
 
+def _ledger(settings: Any, cache: Any) -> Any:
+    """The ledger writer a gateway with these ``ledger:`` settings (None: the defaults) would
+    use, beside its cache by default: batch lines are requests, and they get rows like the
+    gateway's. None when the config disables the ledger."""
+    from thrifty.ledger import DEFAULT_RETENTION_DAYS, LedgerWriter, default_ledger_url, open_ledger
+
+    if settings is not None and not settings.enabled:
+        return None
+    url = (settings.url if settings is not None else None) or default_ledger_url(cache.url)
+    retention = settings.retention_days if settings is not None else DEFAULT_RETENTION_DAYS
+    return LedgerWriter(open_ledger(url), retention_days=retention)
+
+
 def _open(
     config_path: Path | None, cache_url: str | None, holder: str, price_model: str | None = None
-) -> tuple[Any, Any, CachePolicy]:
-    """(provider resolver, cache, cache policy) from the gateway config, or the embedded
-    defaults (the policy: the gateway's own ``cache_temperature``, so both treat lines alike).
-    """
+) -> tuple[Any, Any, CachePolicy, Any]:
+    """(provider resolver, cache, cache policy, ledger writer or None) from the gateway
+    config, or the embedded defaults (the policy: the gateway's own ``cache_temperature``, so
+    both treat lines alike)."""
     from thrifty.accounting.prices import PriceTable
     from thrifty.batching.runner import config_providers, local_providers
     from thrifty.cache import Cache, CoalesceSettings
@@ -112,7 +125,8 @@ def _open(
     if config_path is None:
         leases = lone_process_leases(cache_url)  # one batch process dedupes its own lines
         coalesce = CoalesceSettings(holder=holder, shared_leases=leases)
-        return local_providers(price_model), Cache(cache_url, coalesce=coalesce), CachePolicy()
+        cache = Cache(cache_url, coalesce=coalesce)
+        return local_providers(price_model), cache, CachePolicy(), _ledger(None, cache)
     from thrifty.server.config import load_config
 
     config = load_config(config_path)
@@ -129,13 +143,15 @@ def _open(
     providers = (
         config_providers(config, price_model) if config.model_list else local_providers(price_model)
     )
-    return providers, cache, CachePolicy(cache_temperature=config.cache.cache_temperature)
+    policy = CachePolicy(cache_temperature=config.cache.cache_temperature)
+    return providers, cache, policy, _ledger(config.ledger, cache)
 
 
 async def _run(args: dict[str, Any], console: Console) -> tuple[Any, int]:
     from thrifty.accounting.prices import PriceTable
     from thrifty.batching import BatchSettings, JobPaths, read_jobfile, run_job
     from thrifty.batching.engine import DEFAULT_RETRY
+    from thrifty.batching.ledger_rows import line_row
     from thrifty.errors import ConfigError
     from thrifty.retry import RetryPolicy
 
@@ -166,7 +182,7 @@ async def _run(args: dict[str, Any], console: Console) -> tuple[Any, int]:
     )
     if args["resume"] and not paths.journal.exists():
         console.print(f"[yellow]no journal at {paths.journal}: starting from the beginning[/]")
-    providers, cache, policy = _open(
+    providers, cache, policy, ledger = _open(
         args["config"], args["cache"], paths.lease_holder, args["price_model"]
     )
     settings = dataclasses.replace(settings, policy=policy)
@@ -186,7 +202,13 @@ async def _run(args: dict[str, Any], console: Console) -> tuple[Any, int]:
     task = progress.add_task("batch", total=len(requests), tokens=0, cost=0.0, failed=0)
     totals: dict[str, Any] = {"tokens": 0, "cost": 0.0, "failed": 0}
 
+    job = Path(args["input"]).stem
+
     def on_outcome(outcome: Any) -> None:
+        if ledger is not None:
+            row = line_row(outcome, request_id=f"{job}-{outcome.custom_id}", tenant=cache.namespace)
+            if row is not None:
+                ledger.record(row)
         totals["tokens"] += outcome.tokens_in + outcome.tokens_out
         totals["cost"] += outcome.cost_usd
         totals["failed"] += 0 if outcome.ok else 1
@@ -208,6 +230,8 @@ async def _run(args: dict[str, Any], console: Console) -> tuple[Any, int]:
     finally:
         await providers.aclose()
         cache.close()
+        if ledger is not None:
+            ledger.close()  # writes what is queued
     return summary, summary.failed
 
 

@@ -28,6 +28,8 @@ from thrifty.ledger.types import (
 from thrifty.ledger.writer import LedgerWriter
 
 DEFAULT_LEDGER_URL = "sqlite:///.thrifty/ledger.db"
+#: Rows older than this many days are removed unless told otherwise.
+DEFAULT_RETENTION_DAYS = 90.0
 
 __all__ = [
     "DEFAULT_LEDGER_URL",

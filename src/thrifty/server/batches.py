@@ -26,10 +26,10 @@ from starlette.routing import Route
 from thrifty.batching.engine import BatchSettings, Outcome
 from thrifty.batching.files import BatchStore, FileStore, public
 from thrifty.batching.jobfile import ENDPOINTS, BatchRequest, parse_lines
+from thrifty.batching.ledger_rows import line_mechanism, line_row
 from thrifty.batching.runner import JobPaths, run_job
 from thrifty.cache import Cache, CoalesceSettings
 from thrifty.errors import JobFileError
-from thrifty.ledger import LedgerRow, Mechanism
 from thrifty.policy import CacheMode, CachePolicy
 from thrifty.server.auth import Principal
 from thrifty.server.batch_upstreams import GatewayProviders, principal_for
@@ -38,12 +38,6 @@ from thrifty.server.errors import APIError
 from thrifty.server.schemas import CreateBatchRequest, validate_body
 
 log = logging.getLogger("thrifty.server.batches")
-#: The ledger mechanism of a batch line by where its answer came from (the engine's source).
-BATCH_MECHANISMS = {
-    "upstream": Mechanism.MISS,
-    "cache": Mechanism.EXACT_HIT,
-    "deduplicated": Mechanism.COALESCED,
-}
 BATCH_DIR_ENV = "THRIFTY_BATCH_DIR"
 DEFAULT_BATCH_DIR = ".thrifty/batches"
 COMPLETION_WINDOWS = ("24h",)
@@ -252,11 +246,9 @@ class BatchService:
         """Spend, tokens and savings of a line answered in this run into ``/metrics``, and its
         ledger row (a failed line or one done in an earlier run has neither): like a gateway
         request's, with a line billed at Batch API rates as ``batch_discount``."""
-        mechanism = BATCH_MECHANISMS.get(outcome.source)
-        if not outcome.ok or mechanism is None:
+        mechanism = line_mechanism(outcome)
+        if mechanism is None:
             return
-        if mechanism == Mechanism.MISS and outcome.discount_usd > 0:
-            mechanism = Mechanism.BATCH_DISCOUNT
         metrics = self.gateway.metrics
         label = metrics.model_label(outcome.model)
         metrics.tokens.labels(label, "in").inc(outcome.tokens_in)
@@ -265,22 +257,14 @@ class BatchService:
         if outcome.saved_usd > 0:
             metrics.savings.labels(label, str(mechanism)).inc(outcome.saved_usd)
         ledger = self.gateway.ledger
-        if ledger is None:
-            return
-        ledger.record(
-            LedgerRow(
-                request_id=f"{record['id']}-{outcome.custom_id}",
-                tenant=record["tenant"],
-                mechanism=str(mechanism),
-                model=outcome.model,
-                key_id=principal.key_id,
-                tokens_in=outcome.tokens_in,
-                tokens_out=outcome.tokens_out,
-                cost_usd=outcome.cost_usd,
-                baseline_cost_usd=outcome.cost_usd + outcome.saved_usd,
-                latency_ms=outcome.latency_ms,
-            )
+        row = line_row(
+            outcome,
+            request_id=f"{record['id']}-{outcome.custom_id}",
+            tenant=record["tenant"],
+            key_id=principal.key_id,
         )
+        if ledger is not None and row is not None:
+            ledger.record(row)
 
     def _finish(self, record, paths, output_id, error_id, status, requests) -> None:
         """Register the output files and the final state (a cancelled batch keeps its partial

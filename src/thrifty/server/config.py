@@ -46,6 +46,7 @@ from pydantic import (
 )
 
 from thrifty.errors import ConfigError
+from thrifty.ledger import DEFAULT_RETENTION_DAYS
 from thrifty.policy import MAX_TTL
 from thrifty.routing.rules import Rule
 from thrifty.server.bodies import MAX_JSON_DEPTH, MAX_UPLOAD_BYTES
@@ -318,7 +319,7 @@ class LedgerSettings(_Strict):
     url: str | None = None
     """``sqlite:///path.db``, ``postgresql://…`` or ``memory://``; by default a SQLite file
     beside a SQLite cache (``ledger.db``), memory beside a memory cache."""
-    retention_days: PositiveFloat | None = 90.0
+    retention_days: PositiveFloat | None = DEFAULT_RETENTION_DAYS
     """Rows older than this are removed; None keeps them all."""
 
 
