@@ -84,7 +84,7 @@ class TcpProxy:
     def close(self) -> None:
         """Stop and end the proxy's thread."""
         if self._thread.is_alive():
-            self.stop()
+            self._run(self._shutdown())
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(5)
             self._loop.close()
@@ -122,6 +122,15 @@ class TcpProxy:
         self._flowing.set()  # release pumps held by a stall, so they see the cut and end
         if server is not None:
             await server.wait_closed()
+
+    async def _shutdown(self) -> None:
+        """Stop, then end the connection handlers still running (a loop closed under them
+        leaves "Task was destroyed but it is pending" behind)."""
+        await self._stop()
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._writers.add(writer)
