@@ -21,7 +21,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -260,24 +260,35 @@ def test_a_keys_rpm_and_budget_hold_across_replicas(cluster: Cluster) -> None:
     assert 0 < spent <= BUDGET
 
 
-def test_a_replica_killed_mid_load_costs_the_clients_nothing(cluster: Cluster) -> None:
-    cluster.fake.delay = 0.05  # requests in flight when the replica dies
-    failed, retried = cluster.proxy.failed, cluster.proxy.retried
+def _load_killing_a_replica(
+    cluster: Cluster, send: Callable[[int], int], requests: int, kill_after: int
+) -> list[int]:
+    """``send(i)`` for each of ``requests`` on 6 threads (upstream answers slowed so some are
+    in flight), SIGKILL replica 1 once ``kill_after`` answered; the statuses, in order."""
+    cluster.fake.delay = 0.05
     done: list[int] = []
 
     def one(i: int) -> int:
-        status = cluster.chat("kill", f"kill load {i}").status_code
+        status = send(i)
         done.append(status)
-        if len(done) == 30:
+        if len(done) == kill_after:
             os.kill(cluster.replicas[1].pid, signal.SIGKILL)
         return status
 
     try:
         with ThreadPoolExecutor(6) as pool:
-            statuses = list(pool.map(one, range(90)))
+            statuses = list(pool.map(one, range(requests)))
     finally:
         cluster.fake.delay = 0.0
     assert cluster.replicas[1].wait(timeout=10) == -signal.SIGKILL
+    return statuses
+
+
+def test_a_replica_killed_mid_load_costs_the_clients_nothing(cluster: Cluster) -> None:
+    failed, retried = cluster.proxy.failed, cluster.proxy.retried
+    statuses = _load_killing_a_replica(
+        cluster, lambda i: cluster.chat("kill", f"kill load {i}").status_code, 90, 30
+    )
     assert statuses == [200] * 90  # 0 client errors
     assert cluster.proxy.failed == failed
     assert cluster.proxy.retried > retried  # the dead replica's turns went to the others

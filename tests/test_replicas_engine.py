@@ -14,7 +14,6 @@ one replica ends the semantic hits on all; a replica killed mid-load costs no cl
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -28,7 +27,7 @@ import pytest
 import redis
 
 from conftest import REDIS_URL
-from test_replicas import Cluster, _free_ports, _serve, _stop, _wait_live
+from test_replicas import Cluster, _free_ports, _load_killing_a_replica, _serve, _stop, _wait_live
 from thrifty.testing.fake_openai import FakeOpenAI
 from thrifty.testing.round_robin import RoundRobinProxy
 
@@ -222,23 +221,13 @@ def test_an_invalidation_through_one_replica_ends_the_semantic_hits_on_all(
 
 
 def test_a_replica_killed_mid_load_costs_the_clients_nothing(cluster: Cluster) -> None:
-    cluster.fake.delay = 0.05
     failed = cluster.proxy.failed
-    done: list[int] = []
 
-    def one(i: int) -> str:
+    def send(i: int) -> int:
         original, reworded = PAIRS[i % len(PAIRS)]
-        answer = _chat(cluster, "kill", original if i < len(PAIRS) else reworded + f" {i % 3}")
-        done.append(answer.status_code)
-        if len(done) == 20:
-            os.kill(cluster.replicas[1].pid, signal.SIGKILL)
-        return f"{answer.status_code}"
+        text = original if i < len(PAIRS) else reworded + f" {i % 3}"
+        return _chat(cluster, "kill", text).status_code
 
-    try:
-        with ThreadPoolExecutor(6) as pool:
-            statuses = list(pool.map(one, range(60)))
-    finally:
-        cluster.fake.delay = 0.0
-    assert cluster.replicas[1].wait(timeout=10) == -signal.SIGKILL
+    statuses = [str(status) for status in _load_killing_a_replica(cluster, send, 60, 20)]
     assert statuses == ["200"] * 60  # 0 client errors
     assert cluster.proxy.failed == failed
