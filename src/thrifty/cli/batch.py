@@ -102,13 +102,15 @@ def _ledger(settings: Any, cache: Any) -> Any:
     """The ledger writer a gateway with these ``ledger:`` settings (None: the defaults) would
     use, beside its cache by default: batch lines are requests, and they get rows like the
     gateway's. None when the config disables the ledger."""
-    from thrifty.ledger import DEFAULT_RETENTION_DAYS, LedgerWriter, default_ledger_url, open_ledger
+    from thrifty.ledger import open_ledger_writer
 
-    if settings is not None and not settings.enabled:
+    if settings is None:
+        return open_ledger_writer(None, cache_url=cache.url)
+    if not settings.enabled:
         return None
-    url = (settings.url if settings is not None else None) or default_ledger_url(cache.url)
-    retention = settings.retention_days if settings is not None else DEFAULT_RETENTION_DAYS
-    return LedgerWriter(open_ledger(url), retention_days=retention)
+    return open_ledger_writer(
+        settings.url, cache_url=cache.url, retention_days=settings.retention_days
+    )
 
 
 def _open(

@@ -45,6 +45,7 @@ __all__ = [
     "default_ledger_url",
     "hash_user",
     "open_ledger",
+    "open_ledger_writer",
     "parse_time",
     "summarize",
 ]
@@ -80,3 +81,17 @@ def open_ledger(url: str | None = None, **options: Any) -> Ledger:
 
         return PostgresLedger(url, **options)
     raise ConfigError(f"ledger URL {url!r}: use memory://, sqlite:///path.db or postgresql://")
+
+
+def open_ledger_writer(
+    url: str | None,
+    *,
+    cache_url: str | None,
+    retention_days: float | None = DEFAULT_RETENTION_DAYS,
+) -> LedgerWriter:
+    """The writer in front of the ledger ``url`` names, or by default the one beside the
+    cache at ``cache_url`` (:func:`default_ledger_url`): what the gateway and
+    ``thrifty batch run`` write their rows through."""
+    return LedgerWriter(
+        open_ledger(url or default_ledger_url(cache_url)), retention_days=retention_days
+    )

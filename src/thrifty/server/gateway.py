@@ -23,7 +23,7 @@ from thrifty.cache import (
 )
 from thrifty.cache.coalesce import lone_process_leases
 from thrifty.errors import ConfigError
-from thrifty.ledger import LedgerWriter, default_ledger_url, open_ledger
+from thrifty.ledger import open_ledger_writer
 from thrifty.limits import KeyLimits, LimitBackend, open_limits
 from thrifty.redact import redact_url
 from thrifty.safety.purge import PurgeHook
@@ -119,9 +119,8 @@ class Gateway:
             backend = limits or open_limits(limits_url)
             ledger = config.ledger
             self.ledger = (
-                LedgerWriter(
-                    open_ledger(ledger.url or default_ledger_url(self.cache.url)),
-                    retention_days=ledger.retention_days,
+                open_ledger_writer(
+                    ledger.url, cache_url=self.cache.url, retention_days=ledger.retention_days
                 )
                 if ledger.enabled
                 else None
