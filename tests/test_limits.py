@@ -262,7 +262,9 @@ async def test_redis_reservations_never_settled_lapse() -> None:
 
 
 async def test_redis_replicas_share_counters() -> None:
-    replicas = [await _redis_backend() for _ in range(3)]
+    # a generous timeout: a call slower than the default 0.5 s on a busy machine fails open by
+    # design (the request goes through unchecked), which is not what this test counts
+    replicas = [await _redis_backend(timeout=5.0) for _ in range(3)]
     key = f"test-{uuid.uuid4().hex[:12]}"
     rules = KeyLimits(rpm=1000, max_budget_usd=2.0)
 
