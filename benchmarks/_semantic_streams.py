@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from _semantic_data import data_file, embed_cached, load_banking77, load_support
-from thrifty.semantic.base import ThresholdPolicy
+from thrifty.semantic.base import Guard, ThresholdPolicy
 from thrifty.semantic.guards import Guards
 from thrifty.semantic.pair_scorer import PairScorer
 
@@ -58,7 +58,12 @@ def support(half: str) -> Stream:
 
 
 def banking77_llm() -> Stream:
-    """banking77 ``test`` with the LLM's label (``gpt-label``) as each query's answer."""
+    """banking77 ``test`` with the LLM's label (``gpt-label``) as each query's answer.
+
+    ``gpt-label`` is the OCaTS teacher's GPT-4 label (83.1 % agreement with gold, the labels a
+    cache of that teacher's answers would hold); ``gpt4-label_nonrep`` (GPT-4 given
+    non-representative examples, 74.2 %) and ``gpt35-label_rep`` (GPT-3.5, 75.2 %) are weaker
+    prompts or models."""
     with data_file("distill/banking77_test_llm_labels.csv").open(encoding="utf-8") as fh:
         llm = {r["text"]: r["gpt-label"] for r in csv.DictReader(fh)}
     texts, _, vecs = banking77("test")
@@ -105,12 +110,14 @@ def replay(
     k: int = 4,
     every: int = 100,
     link: bool = True,
+    guard: Guard | None = None,
 ) -> Replay:
     """Run ``stream`` through ``policy`` as ``SemanticMatcher.find`` decides (guards, policy,
     then ``scorer`` on a hit); a check's outcome is whether the labels agree, and an agreeing
-    check links the new entry to the checked one (``policy.link``) when ``link``."""
+    check links the new entry to the checked one (``policy.link``) when ``link``. ``guard``
+    replaces today's ``Guards()`` when ``guards`` is on (e.g. an older commit's guards)."""
     texts, labels, vecs = stream
-    guard = Guards() if guards else None
+    guard = (guard or Guards()) if guards else None
     matrix = np.empty((len(texts), vecs.shape[1]), dtype=np.float32)
     cached: list[int] = []  # stream positions of the cached queries
     out = Replay(queries=len(texts))

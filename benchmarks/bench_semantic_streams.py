@@ -13,10 +13,15 @@ query's label differs from the query's. A check (the verified policy's near miss
 too, compared with the cached label; when they agree the new entry is linked to the checked one.
 
 Side by side in one run: bare cosine bars (nearest only, no guards), GPTCache 0.1.44 at its
-default ``similarity_threshold`` 0.8 (its own venv, fed the same MiniLM vectors), thrifty's
-previous default (fixed 0.96 + guards), thrifty's default now (fixed, fitted on streams), and the
-verified policy at δ = 1 % and 2 % (with and without the adaptive prior). thrifty's rows decide
-as ``SemanticMatcher.find`` does: every guard, the policy, then the shipped pair scorer on a hit.
+default ``similarity_threshold`` 0.8 (its own venv, fed the same MiniLM vectors), "today's
+default" as issue 13 meant it (the code at ``--issue-commit``, before the issue-13 rework: fixed
+0.96, its own guards read from that commit, no pair scorer, the nearest guard-passed candidate
+decides), thrifty's 0.96 bar with today's guards, thrifty's default now (fixed, fitted on
+streams), and the verified policy at δ = 1 % and 2 % (with and without the adaptive prior). The
+table gives the hit rate so far at 25 / 50 / 75 / 100 % of the stream (the cache filling) and
+each row's ratio to the best bare bar with ≤ 1 % wrong and to the issue-13 default. thrifty's
+rows decide as ``SemanticMatcher.find`` does: every guard, the policy, then the shipped pair
+scorer on a hit.
 ``--policies`` keeps the thrifty rows whose label contains one of its comma-separated words
 (e.g. ``--policies "fixed,δ=2 % +"``; the bare and GPTCache rows are always run). Plots go to
 ``benchmarks/out/semantic_streams_*.png``.
@@ -25,6 +30,7 @@ as ``SemanticMatcher.find`` does: every guard, the policy, then the shipped pair
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import math
 import subprocess
@@ -38,7 +44,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _semantic_data import OUT, ROOT
 from _semantic_streams import Replay, Stream, banking77, banking77_llm, replay, shuffled, support
-from thrifty.semantic.base import ThresholdPolicy
+from thrifty.semantic.base import Guard, ThresholdPolicy
 from thrifty.semantic.pair_scorer import PairScorer
 from thrifty.semantic.policy import DEFAULT_THRESHOLD, FixedThreshold
 from thrifty.semantic.thresholds import VerifiedThreshold
@@ -48,10 +54,13 @@ GPTCACHE_DEFAULT = 0.8  # gptcache.Config().similarity_threshold
 BARE = (0.80, 0.85, 0.90, 0.95)
 SWEEP = tuple(round(0.86 + 0.01 * i, 2) for i in range(14))  # bare bars for the "best ≤ 1 %"
 SEED = 0
+#: main when issue 13 was filed (the RESULTS cut of 2026-12-03 11:55 UTC; the guards' rework,
+#: 8a8cef5, is its child): the default then was FixedThreshold(0.96) + that commit's Guards().
+ISSUE_COMMIT = "777a979"
 
 #: (label, policy factory, guards on?)
 POLICIES: list[tuple[str, Callable[[], ThresholdPolicy], bool]] = [
-    ("thrifty before: fixed 0.96 + guards", lambda: FixedThreshold(0.96), True),
+    ("fixed 0.96 + today's guards", lambda: FixedThreshold(0.96), True),
     (f"thrifty default: fixed {DEFAULT_THRESHOLD} + guards", lambda: FixedThreshold(), True),
     ("verified δ=1 % + guards", lambda: VerifiedThreshold(0.01), True),
     ("verified δ=2 % + guards", lambda: VerifiedThreshold(0.02), True),
@@ -91,6 +100,27 @@ def gptcache(stream: Stream, python: str) -> Replay:
     return res
 
 
+def issue_guards(commit: str) -> Guard:
+    """``Guards()`` as ``commit`` shipped them: its ``guards.py`` (which imports only
+    ``thrifty.errors`` and ``thrifty.semantic.base.Guard``) loaded beside today's package."""
+    source = subprocess.run(
+        ["git", "show", f"{commit}:src/thrifty/semantic/guards.py"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    path = OUT / f"guards_{commit}.py"
+    path.write_text(source, encoding="utf-8")
+    spec = importlib.util.spec_from_file_location(f"guards_{commit}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
+    spec.loader.exec_module(module)
+    guard: Guard = module.Guards()
+    return guard
+
+
 def run(name: str, order: str, stream: Stream, args) -> dict[str, Replay]:
     results: dict[str, Replay] = {}
     sweep = {b: replay(stream, FixedThreshold(b), guards=False) for b in SWEEP}
@@ -100,6 +130,10 @@ def run(name: str, order: str, stream: Stream, args) -> dict[str, Replay]:
         )
     if args.gptcache:
         results["GPTCache 0.1.44 default (0.8: cosine ≥ 0.60)"] = gptcache(stream, args.python)
+    today = f"today's default at issue 13 ({args.issue_commit}: fixed 0.96 + its guards)"
+    if args.issue_commit:
+        old = issue_guards(args.issue_commit)
+        results[today] = replay(stream, FixedThreshold(0.96), guards=True, guard=old)
     scorer = PairScorer.default()
     for label, make, guards in POLICIES:
         if args.policies and not any(word in label for word in args.policies.split(",")):
@@ -107,18 +141,18 @@ def run(name: str, order: str, stream: Stream, args) -> dict[str, Replay]:
         results[label] = replay(stream, make(), guards=guards, scorer=scorer if guards else None)
     fits = [(r.hit_rate, b) for b, r in sweep.items() if r.hits and r.wrong_rate <= 0.01]
     best = max(fits, default=(0.0, None))
-    before = results.get("thrifty before: fixed 0.96 + guards", Replay()).hit_rate
+    before = results.get(today, Replay()).hit_rate
     print(f"\n#### {name}, {order} ({len(stream[0])} queries)\n")
     print(
-        "| policy | hit rate | wrong-hit rate | checks (agreed) | hit rate at 25 / 50 % "
-        "| × best bare ≤ 1 % | × before |"
+        "| policy | hit rate | wrong-hit rate | checks (agreed) | hit rate so far at 25 / 50 / "
+        "75 / 100 % | × best bare ≤ 1 % | × issue-13 default |"
     )
     print("|---|---|---|---|---|---|---|")
     for label, r in results.items():
-        at = [r.curve[max(0, len(r.curve) * q // 4 - 1)][1] for q in (1, 2)]
+        at = [r.curve[max(0, len(r.curve) * q // 4 - 1)][1] for q in (1, 2, 3, 4)]
         print(
             f"| {label} | {pct(r.hit_rate)} | {pct(r.wrong_rate)} ({r.wrong}/{r.hits}) | "
-            f"{r.checks} ({r.agreed}) | {pct(at[0])} / {pct(at[1])} | "
+            f"{r.checks} ({r.agreed}) | {' / '.join(pct(a) for a in at)} | "
             f"{r.hit_rate / best[0] if best[0] else math.nan:.2f} | "
             f"{r.hit_rate / before if before else math.nan:.2f} |"
         )
@@ -168,6 +202,11 @@ def main() -> None:
     parser.add_argument("--orders", default="shuffled,sorted")
     parser.add_argument("--no-plot", dest="plot", action="store_false")
     parser.add_argument("--policies", default="", help="thrifty rows to run (label words)")
+    parser.add_argument(
+        "--issue-commit",
+        default=ISSUE_COMMIT,
+        help="commit whose default (0.96 + its guards) the ratio is taken to; '' to skip",
+    )
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     for name in args.streams.split(","):
