@@ -60,10 +60,10 @@ def support(half: str) -> Stream:
 def banking77_llm() -> Stream:
     """banking77 ``test`` with the LLM's label (``gpt-label``) as each query's answer.
 
-    ``gpt-label`` is the OCaTS teacher's GPT-4 label (83.1 % agreement with gold, the labels a
-    cache of that teacher's answers would hold); ``gpt4-label_nonrep`` (GPT-4 given
-    non-representative examples, 74.2 %) and ``gpt35-label_rep`` (GPT-3.5, 75.2 %) are weaker
-    prompts or models."""
+    ``gpt-label`` is read as GPT-4's label with the OCaTS prompt (83.1 % agreement with gold, the
+    best of the three: what a cache of that teacher's answers would hold); by their names
+    ``gpt4-label_nonrep`` (74.2 %) is GPT-4 given non-representative examples and
+    ``gpt35-label_rep`` (75.2 %) GPT-3.5."""
     with data_file("distill/banking77_test_llm_labels.csv").open(encoding="utf-8") as fh:
         llm = {r["text"]: r["gpt-label"] for r in csv.DictReader(fh)}
     texts, _, vecs = banking77("test")
