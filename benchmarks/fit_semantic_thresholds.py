@@ -16,7 +16,8 @@ those pairs:
   that bar does on the hard pairs' ``dev`` part (``gen_hard_pairs.py --part dev``) beside it;
 - the verified policy's prior (a grid of per-entry sigmoid curves, EM over pairs grouped by
   cached entry, both streams pooled), written to
-  ``src/thrifty/semantic/assets/verified_prior_minilm_streams.json``.
+  ``src/thrifty/semantic/assets/verified_prior_minilm_streams.json`` with the default bar as its
+  ``new_entry_bar`` (where the verified policy serves an entry that no check has found wrong).
 
 QQP was the earlier calibration set; its labels call a few per cent of near-identical pairs
 different, which made both the bar and the prior too timid for real traffic (issue 13).
@@ -104,6 +105,8 @@ def main() -> None:
         source="banking77 train + support fit half (streams, 3 orders), all-MiniLM-L6-v2, "
         "nearest earlier query passed by the guards and the pair scorer, grouped by cached entry",
     )
+    # an entry never checked is served at the fixed default bar (VerifiedThreshold's docstring)
+    prior.new_entry_bar = bar if math.isfinite(bar) else None
     for s in (0.8, 0.85, 0.88, 0.9, 0.92, 0.95, 0.97, 1.0):
         print(f"new-entry P(wrong | s={s}) = {prior.wrong_probability(prior.weights, s):.4f}")
     if args.write:
