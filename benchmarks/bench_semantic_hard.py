@@ -11,8 +11,8 @@ stands for "``a`` is cached, ``b`` is asked". Deciders, all on the same MiniLM c
   (``guards.py``) and then the learned pair scorer (``pair_scorer.py``) must both allow it;
   ``t`` = the default bar of ``policy.py`` and a few lower ones;
 - ``verified δ``: the verified policy (δ = 1 %, 2 %) deciding each pair as a new entry, i.e. at
-  its new-entry bar (the shipped prior's, or ``by δ alone`` as before it had one), then the
-  guards and the scorer as above.
+  its new-entry bar (by δ alone, the default, or with ``new_entry_bar`` at the fixed default
+  bar), then the guards and the scorer as above.
 
 Per trap: pairs, hits, and for label-0 traps the share of pairs served (each is wrong); for
 label-1 traps the share served. Overall: the share of hits that are wrong (also without the
@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -98,7 +97,7 @@ def main() -> None:
         deciders[f"thrifty@{t:.2f} guards"] = (sims >= t) & allowed
         deciders[f"thrifty@{t:.2f}"] = (sims >= t) & allowed & scored
     for delta in (0.01, 0.02):  # each pair a new entry: the verified policy's new-entry bar
-        for name, bar in (("", None), (" by δ alone", math.inf)):
+        for name, bar in (("", None), (f" bar {DEFAULT_THRESHOLD}", DEFAULT_THRESHOLD)):
             t = VerifiedThreshold(delta, new_entry_bar=bar).new_entry_threshold
             deciders[f"verified {delta:.0%}{name} ({t:.3f})"] = (sims >= t) & allowed & scored
     results = {name: summarize(pairs, served) for name, served in deciders.items()}

@@ -195,22 +195,21 @@ def test_default_prior_ships_and_is_conservative() -> None:
 def test_default_prior_serves_new_entries_at_one_and_two_percent() -> None:
     """Refitted on the pairs that guards and pair scorer pass (issue 13): by δ alone a new entry
     is served at δ = 1 % (the guard-only fit never served one) and, at δ = 2 %, below 0.97."""
-    strict = VerifiedThreshold(0.01, new_entry_bar=math.inf)
-    usual = VerifiedThreshold(0.02, new_entry_bar=math.inf)
+    strict, usual = VerifiedThreshold(0.01), VerifiedThreshold(0.02)
+    assert strict.new_entry_bar == math.inf  # the shipped prior has no new-entry bar
     assert strict.new_entry_threshold < 1.0
     assert usual.new_entry_threshold < 0.97
     assert strict.new_entry_threshold > usual.new_entry_threshold
 
 
-def test_the_shipped_prior_serves_new_entries_at_the_default_bar() -> None:
-    """The shipped prior carries the fixed default bar as its new-entry bar: an entry never
-    checked is served there at any δ, not only at ~0.99 (the hard pairs' typos and paraphrases
-    of an unchecked question, issue 13)."""
+def test_a_new_entry_bar_serves_new_entries_there() -> None:
+    """With ``new_entry_bar`` at the fixed default bar an entry never checked is served there at
+    any δ, not only at ~0.99 (the hard pairs' typos and paraphrases of an unchecked question,
+    issue 13)."""
     from thrifty.semantic.policy import DEFAULT_THRESHOLD
 
-    assert SigmoidPrior.default().new_entry_bar == DEFAULT_THRESHOLD
     for delta in (0.01, 0.02):
-        policy = VerifiedThreshold(delta)
+        policy = VerifiedThreshold(delta, new_entry_bar=DEFAULT_THRESHOLD)
         assert policy.new_entry_threshold == DEFAULT_THRESHOLD
         assert policy.should_hit("new", DEFAULT_THRESHOLD)
         assert not policy.should_hit("new", DEFAULT_THRESHOLD - 0.01)
@@ -221,7 +220,7 @@ def test_the_new_entry_bar_yields_to_evidence_against_an_entry() -> None:
     """Above the new-entry bar an entry is served while what was learned about it makes it no
     likelier to be wrong than an entry never checked; a wrong check sends it back to δ, and
     agreeing checks never make its bar stricter than a new entry's."""
-    policy = VerifiedThreshold(0.01)
+    policy = VerifiedThreshold(0.01, new_entry_bar=0.94)
     bar = policy.new_entry_threshold
     policy.record("doubted", 0.95, False)
     assert not policy.should_hit("doubted", 0.96)
