@@ -11,7 +11,8 @@ seeds ``0..orders-1`` and pools hits and wrong hits. Rules: the new-entry rule o
 ``VerifiedThreshold`` (``δ alone``: a never-checked entry is served only when ``P(wrong) ≤ δ``;
 ``bar X``: from cosine X while no check found the entry wrong). Streams: banking77 ``train``
 and the support ``fit`` half (``--split dev``) or banking77 ``test`` and the support ``test``
-half (``--split test``).
+half (``--split test``); ``--limit`` cuts each order to its first N queries (banking77
+``train`` at the size of its ``test`` stream: ``--limit 3080``).
 """
 
 from __future__ import annotations
@@ -38,6 +39,9 @@ def main() -> None:
     parser.add_argument("--orders", type=int, default=3)
     parser.add_argument("--deltas", default="0.01")
     parser.add_argument("--rules", default="δ alone,bar 0.94,bar 0.95,bar 0.96")
+    parser.add_argument(
+        "--limit", type=int, default=None, help="first N queries of each order (dev at test size)"
+    )
     args = parser.parse_args()
     if args.split == "dev":
         streams = {"banking77 train": banking77("train"), "support fit": support("fit")}
@@ -53,10 +57,12 @@ def main() -> None:
                 cells = []
                 for seed in range(args.orders):
                     policy = VerifiedThreshold(delta, new_entry_bar=new_entry_bar(rule))
-                    r = replay(shuffled(stream, seed), policy, guards=True, scorer=scorer)
+                    texts, labels, vecs = shuffled(stream, seed)
+                    cut = (texts[: args.limit], labels[: args.limit], vecs[: args.limit])
+                    r = replay(cut, policy, guards=True, scorer=scorer)
                     hits, wrong = hits + r.hits, wrong + r.wrong
                     cells.append(f"{100 * r.hit_rate:.1f} / {100 * r.wrong_rate:.2f} %")
-                queries = args.orders * len(stream[0])
+                queries = args.orders * len(stream[0][: args.limit])
                 print(
                     f"| {delta:.1%} | {rule} | {name} | {'; '.join(cells)} | "
                     f"{100 * hits / queries:.1f} % | {100 * wrong / max(hits, 1):.2f} % "
