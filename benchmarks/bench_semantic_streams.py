@@ -15,8 +15,7 @@ too, compared with the cached label; when they agree the new entry is linked to 
 Side by side in one run: bare cosine bars (nearest only, no guards), GPTCache 0.1.44 at its
 default ``similarity_threshold`` 0.8 (its own venv, fed the same MiniLM vectors), thrifty's
 previous default (fixed 0.96 + guards), thrifty's default now (fixed, fitted on streams), and the
-verified policy at δ = 1 % and 2 % (with and without the adaptive prior, and with a new-entry
-bar at the fixed default: ``VerifiedThreshold(new_entry_bar=...)``). thrifty's rows decide
+verified policy at δ = 1 % and 2 % (with and without the adaptive prior). thrifty's rows decide
 as ``SemanticMatcher.find`` does: every guard, the policy, then the shipped pair scorer on a hit.
 ``--policies`` keeps the thrifty rows whose label contains one of its comma-separated words
 (e.g. ``--policies "fixed,δ=2 % +"``; the bare and GPTCache rows are always run). Plots go to
