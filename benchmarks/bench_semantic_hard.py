@@ -9,7 +9,10 @@ stands for "``a`` is cached, ``b`` is asked". Deciders, all on the same MiniLM c
 - ``cosine ≥ t`` for t in 0.80 / 0.85 / 0.90 / 0.95: a bare bar, no other check;
 - ``thrifty @ t``: what ``SemanticMatcher`` decides for a candidate at that bar: the guards
   (``guards.py``) and then the learned pair scorer (``pair_scorer.py``) must both allow it;
-  ``t`` = the default bar of ``policy.py`` and a few lower ones.
+  ``t`` = the default bar of ``policy.py`` and a few lower ones;
+- ``verified δ``: the verified policy (δ = 1 %, 2 %) deciding each pair as a new entry, i.e. at
+  its new-entry bar (by δ alone, the default, or with ``new_entry_bar`` at the fixed default
+  bar), then the guards and the scorer as above.
 
 Per trap: pairs, hits, and for label-0 traps the share of pairs served (each is wrong); for
 label-1 traps the share served. Overall: the share of hits that are wrong (also without the
@@ -33,6 +36,7 @@ from _semantic_data import OUT, embed_cached
 from thrifty.semantic.guards import Guards
 from thrifty.semantic.pair_scorer import PairScorer
 from thrifty.semantic.policy import DEFAULT_THRESHOLD
+from thrifty.semantic.thresholds import VerifiedThreshold
 
 BARS = (0.80, 0.85, 0.90, 0.95)
 
@@ -92,6 +96,10 @@ def main() -> None:
     for t in sorted({0.85, 0.90, DEFAULT_THRESHOLD}):
         deciders[f"thrifty@{t:.2f} guards"] = (sims >= t) & allowed
         deciders[f"thrifty@{t:.2f}"] = (sims >= t) & allowed & scored
+    for delta in (0.01, 0.02):  # each pair a new entry: the verified policy's new-entry bar
+        for name, bar in (("", None), (f" bar {DEFAULT_THRESHOLD}", DEFAULT_THRESHOLD)):
+            t = VerifiedThreshold(delta, new_entry_bar=bar).new_entry_threshold
+            deciders[f"verified {delta:.0%}{name} ({t:.3f})"] = (sims >= t) & allowed & scored
     results = {name: summarize(pairs, served) for name, served in deciders.items()}
     traps = list(results["cosine>=0.80"]["per_trap"])
     print(f"{len(pairs)} pairs ({args.part}); cells: share of the trap's pairs served")
@@ -104,7 +112,7 @@ def main() -> None:
             f"{r['per_trap'][t]['served'] / r['per_trap'][t]['pairs']:>9.1%}" for t in traps
         )
         print(
-            f"{name:<24}{r['wrong_share_of_hits']:>11.1%}"
+            f"{name:<30}{r['wrong_share_of_hits']:>11.1%}"
             f"{r['wrong_share_without_near_intent']:>9.1%}{r['same_answer_served']:>12.1%}  {cells}"
         )
     out = OUT / f"semantic_hard_{args.part}.json"

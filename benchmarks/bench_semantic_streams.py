@@ -64,6 +64,17 @@ POLICIES: list[tuple[str, Callable[[], ThresholdPolicy], bool]] = [
     (f"thrifty default: fixed {DEFAULT_THRESHOLD} + guards", lambda: FixedThreshold(), True),
     ("verified δ=1 % + guards", lambda: VerifiedThreshold(0.01), True),
     ("verified δ=2 % + guards", lambda: VerifiedThreshold(0.02), True),
+    # an entry no check found wrong served from the fixed default bar (an option, not default)
+    (
+        f"verified δ=1 %, new-entry bar {DEFAULT_THRESHOLD}",
+        lambda: VerifiedThreshold(0.01, new_entry_bar=DEFAULT_THRESHOLD),
+        True,
+    ),
+    (
+        f"verified δ=2 %, new-entry bar {DEFAULT_THRESHOLD}",
+        lambda: VerifiedThreshold(0.02, new_entry_bar=DEFAULT_THRESHOLD),
+        True,
+    ),
     ("verified δ=1 %, adaptive prior", lambda: VerifiedThreshold(0.01, adapt_every=200), True),
     ("verified δ=2 %, adaptive prior", lambda: VerifiedThreshold(0.02, adapt_every=200), True),
 ]

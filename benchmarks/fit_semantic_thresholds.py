@@ -16,7 +16,10 @@ those pairs:
   that bar does on the hard pairs' ``dev`` part (``gen_hard_pairs.py --part dev``) beside it;
 - the verified policy's prior (a grid of per-entry sigmoid curves, EM over pairs grouped by
   cached entry, both streams pooled), written to
-  ``src/thrifty/semantic/assets/verified_prior_minilm_streams.json``.
+  ``src/thrifty/semantic/assets/verified_prior_minilm_streams.json``; with ``--new-entry-bar``
+  the default bar goes in as its ``new_entry_bar`` (the verified policy then serves an entry
+  that no check has found wrong from that bar; without it, only when ``P(wrong) ≤ δ``: the
+  shipped default, see RESULTS "Semantic decisions on hard pairs").
 
 QQP was the earlier calibration set; its labels call a few per cent of near-identical pairs
 different, which made both the bar and the prior too timid for real traffic (issue 13).
@@ -70,6 +73,9 @@ def hard_pairs_at(bar: float) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--write", action="store_true", help="write the shipped prior asset")
+    parser.add_argument(
+        "--new-entry-bar", action="store_true", help="ship the default bar as the new-entry bar"
+    )
     args = parser.parse_args()
     scorer = PairScorer.default()
     streams = {"banking77 train": banking77("train"), "support fit half": support("fit")}
@@ -104,6 +110,8 @@ def main() -> None:
         source="banking77 train + support fit half (streams, 3 orders), all-MiniLM-L6-v2, "
         "nearest earlier query passed by the guards and the pair scorer, grouped by cached entry",
     )
+    if args.new_entry_bar and math.isfinite(bar):  # see VerifiedThreshold's new_entry_bar
+        prior.new_entry_bar = bar
     for s in (0.8, 0.85, 0.88, 0.9, 0.92, 0.95, 0.97, 1.0):
         print(f"new-entry P(wrong | s={s}) = {prior.wrong_probability(prior.weights, s):.4f}")
     if args.write:

@@ -193,12 +193,66 @@ def test_default_prior_ships_and_is_conservative() -> None:
 
 
 def test_default_prior_serves_new_entries_at_one_and_two_percent() -> None:
-    """Refitted on the pairs that guards and pair scorer pass (issue 13): a new entry is served
-    at δ = 1 % (the guard-only fit never served one) and, at δ = 2 %, below 0.97."""
-    assert VerifiedThreshold(0.01).new_entry_threshold < 1.0
+    """Refitted on the pairs that guards and pair scorer pass (issue 13): by δ alone a new entry
+    is served at δ = 1 % (the guard-only fit never served one) and, at δ = 2 %, below 0.97."""
     strict, usual = VerifiedThreshold(0.01), VerifiedThreshold(0.02)
+    assert strict.new_entry_bar == math.inf  # the shipped prior has no new-entry bar
+    assert strict.new_entry_threshold < 1.0
     assert usual.new_entry_threshold < 0.97
     assert strict.new_entry_threshold > usual.new_entry_threshold
+
+
+def test_a_new_entry_bar_serves_new_entries_there() -> None:
+    """With ``new_entry_bar`` at the fixed default bar an entry never checked is served there at
+    any δ, not only at ~0.99 (the hard pairs' typos and paraphrases of an unchecked question,
+    issue 13)."""
+    from thrifty.semantic.policy import DEFAULT_THRESHOLD
+
+    for delta in (0.01, 0.02):
+        policy = VerifiedThreshold(delta, new_entry_bar=DEFAULT_THRESHOLD)
+        assert policy.new_entry_threshold == DEFAULT_THRESHOLD
+        assert policy.should_hit("new", DEFAULT_THRESHOLD)
+        assert not policy.should_hit("new", DEFAULT_THRESHOLD - 0.01)
+    assert VerifiedThreshold(0.01, new_entry_bar=0.9).new_entry_threshold == 0.9
+
+
+def test_the_new_entry_bar_yields_to_evidence_against_an_entry() -> None:
+    """Above the new-entry bar an entry is served while what was learned about it makes it no
+    likelier to be wrong than an entry never checked; a wrong check sends it back to δ, and
+    agreeing checks never make its bar stricter than a new entry's."""
+    policy = VerifiedThreshold(0.01, new_entry_bar=0.94)
+    bar = policy.new_entry_threshold
+    policy.record("doubted", 0.95, False)
+    assert not policy.should_hit("doubted", 0.96)
+    assert policy.threshold("doubted") > 0.96
+    for s in (0.86, 0.9, 0.93):
+        policy.record("trusted", s, True)
+    assert policy.should_hit("trusted", bar)
+    assert policy.threshold("trusted") <= bar
+    policy.record("once", 0.97, True)  # right only far above the bar: still no stricter
+    assert policy.threshold("once") <= bar
+    assert policy.should_hit("once", bar)
+
+
+def test_the_new_entry_bar_travels_with_the_prior(prior: SigmoidPrior) -> None:
+    assert prior.new_entry_bar is None  # a prior fitted by hand: served by δ alone
+    assert VerifiedThreshold(0.05, prior=prior).new_entry_bar == math.inf
+    data = prior.to_dict()
+    assert "new_entry_bar" not in data
+    data["new_entry_bar"] = 0.9
+    loaded = SigmoidPrior.from_dict(data)
+    assert loaded.new_entry_bar == 0.9
+    assert SigmoidPrior.from_dict(loaded.to_dict()).new_entry_bar == 0.9
+    adaptive = VerifiedThreshold(0.01, prior=loaded, adapt_every=10)
+    for i in range(40):
+        adaptive.record(f"e{i}", 0.8, False)  # hard traffic: the adapted prior keeps the bar
+    assert adaptive.prior is not loaded and adaptive.new_entry_bar == 0.9
+    assert adaptive.new_entry_threshold <= 0.9
+    for bad in (2.0, "high"):
+        with pytest.raises(ConfigError):
+            SigmoidPrior.from_dict({**data, "new_entry_bar": bad})
+    with pytest.raises(ConfigError):
+        VerifiedThreshold(0.01, new_entry_bar=1.5)
 
 
 def test_answer_checks() -> None:

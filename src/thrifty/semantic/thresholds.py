@@ -15,9 +15,11 @@ answer to be right, from outcomes of questions matched against it (the idea of v
 - Every observation ``(s, right?)`` of the entry (an explored near miss checked against the
   model, a sampled hit re-checked, or explicit feedback) multiplies in its likelihood; the
   posterior over cells is exact on the grid.
-- A hit is served only if the posterior probability that it is wrong, ``Σ w(cell) · (1 −
-  sigmoid(k (s − t)))``, is at most δ. Otherwise the caller explores: it asks the model (the
-  call a miss makes anyway), compares the answers, and records the outcome.
+- A hit is served if the posterior probability that it is wrong, ``Σ w(cell) · (1 −
+  sigmoid(k (s − t)))``, is at most δ, or if its similarity reaches the prior's new-entry bar
+  and the entry's evidence makes it no likelier to be wrong than an entry never checked (see
+  :class:`VerifiedThreshold`). Otherwise the caller explores: it asks the model (the call a
+  miss makes anyway), compares the answers, and records the outcome.
 - Optionally (``adapt_every``) the population prior itself is re-estimated from all entries'
   feedback, so a new entry's bar follows the traffic instead of QQP.
 
@@ -167,6 +169,9 @@ class SigmoidPrior:
     """``(len(t), len(k))``, summing to 1."""
     source: str = ""
     """What it was fitted on (documentation only)."""
+    new_entry_bar: float | None = None
+    """The cosine at which an entry with no evidence against it is served, fitted with the prior
+    on the same traffic (None: only by δ). See :class:`VerifiedThreshold`."""
 
     @classmethod
     def uniform(cls) -> SigmoidPrior:
@@ -237,7 +242,8 @@ class SigmoidPrior:
         w = _em_weights(
             logliks, self.weights, base=base.weights, strength=strength, iterations=iterations
         )
-        return SigmoidPrior(self.t, self.k, w / w.sum(), base.source + " + adapted online")
+        source = base.source + " + adapted online"
+        return SigmoidPrior(self.t, self.k, w / w.sum(), source, base.new_entry_bar)
 
     def wrong_probability(self, weights: np.ndarray, similarity: float) -> float:
         """``P(wrong | s)`` averaged over the cells with ``weights``."""
@@ -250,6 +256,7 @@ class SigmoidPrior:
             "k": self.k.tolist(),
             "weights": np.round(self.weights, 8).tolist(),
             "source": self.source,
+            **({} if self.new_entry_bar is None else {"new_entry_bar": self.new_entry_bar}),
         }
 
     @classmethod
@@ -258,7 +265,10 @@ class SigmoidPrior:
         t, k = np.asarray(data["t"], float), np.asarray(data["k"], float)
         if w.shape != (len(t), len(k)) or not np.isfinite(w).all() or w.sum() <= 0:
             raise ConfigError("prior weights must be a finite (len(t), len(k)) grid")
-        return cls(t, k, w / w.sum(), data.get("source", ""))
+        bar = data.get("new_entry_bar")
+        if bar is not None and not (isinstance(bar, (int, float)) and -1.0 <= bar <= 1.0):
+            raise ConfigError(f"new_entry_bar must be a cosine similarity, not {bar!r}")
+        return cls(t, k, w / w.sum(), data.get("source", ""), None if bar is None else float(bar))
 
     @classmethod
     def default(cls, asset: str = DEFAULT_PRIOR_ASSET) -> SigmoidPrior:
@@ -300,6 +310,17 @@ class VerifiedThreshold(ThresholdPolicy):
             one-sided the checks: on an intent-sorted stream every check agrees until the
             intent changes, and an unbounded re-estimate collapsed there (issue 13).
         seed: seeds the sampling of re-checks (reproducible benchmarks).
+        new_entry_bar: the cosine from which an entry is served while nothing learned about it
+            says it is likelier to be wrong than an entry never checked; an entry a check found
+            wrong still needs ``P(wrong) ≤ δ``. None: the prior's own (``new_entry_bar`` in its
+            file; the shipped prior has none); ``math.inf``: by δ alone. Why: the prior says a
+            new entry at 0.95 is wrong 2.3 % of the time, so by δ = 1 % alone it needs 0.991
+            and a typo, a filler word or a paraphrase of a question never checked is rarely
+            served (13.5 % of the hard pairs' same-answer pairs; 50 % with the bar at 0.94, the
+            fixed default). The price is on fine-grained intents: banking77 ``test`` over three
+            orders, δ = 1 %, 1.50 → 1.83 % of hits wrong (13.7 → 15.4 % served); so it is an
+            option, not the default (benchmarks/RESULTS.md, "Semantic decisions on hard
+            pairs").
 
     Use: ``should_hit`` → serve; else if ``wants_verification`` → ask the model, compare its
     answer with the cached one and ``record`` the outcome (exploration). Explicit feedback
@@ -318,6 +339,7 @@ class VerifiedThreshold(ThresholdPolicy):
         prior_strength: float = 200.0,
         adapt_share: float = 0.5,
         seed: int | None = None,
+        new_entry_bar: float | None = None,
     ) -> None:
         if not 0.0 < delta < 1.0:
             raise ConfigError(f"delta must be a probability in (0, 1), not {delta}")
@@ -333,6 +355,10 @@ class VerifiedThreshold(ThresholdPolicy):
         self.delta = delta
         self.base_prior = prior if prior is not None else SigmoidPrior.default()
         self.prior = self.base_prior
+        bar = self.base_prior.new_entry_bar if new_entry_bar is None else new_entry_bar
+        if bar is not None and not (-1.0 <= bar <= 1.0 or bar == math.inf):
+            raise ConfigError(f"new_entry_bar must be a cosine similarity or inf, not {bar}")
+        self.new_entry_bar = math.inf if bar is None else float(bar)
         self.adapt_every = adapt_every
         self.prior_strength = prior_strength
         self._since_adapt = 0
@@ -350,8 +376,21 @@ class VerifiedThreshold(ThresholdPolicy):
         p = self.prior
         p_right = _sigmoid(p.k[None, None, :] * (sims[:, None, None] - p.t[None, :, None]))
         wrong = (weights[None] * (1.0 - p_right)).sum(axis=(1, 2))
-        ok = np.nonzero(wrong <= self.delta)[0]
-        return float(sims[ok[0]]) if len(ok) else math.inf
+        ok = wrong <= self.delta
+        if math.isfinite(self.new_entry_bar):
+            usual = (p.weights[None] * (1.0 - p_right)).sum(axis=(1, 2))
+            ok |= (sims >= self.new_entry_bar) & (wrong <= usual + 1e-12)
+        found = np.nonzero(ok)[0]
+        return float(sims[found[0]]) if len(found) else math.inf
+
+    def _serves(self, weights: np.ndarray, similarity: float) -> bool:
+        """``P(wrong) ≤ δ``, or at the new-entry bar no likelier wrong than a new entry."""
+        wrong = self.prior.wrong_probability(weights, similarity)
+        if wrong <= self.delta:
+            return True
+        if similarity < self.new_entry_bar:
+            return False
+        return wrong <= self.prior.wrong_probability(self.prior.weights, similarity) + 1e-12
 
     # ------------------------------------------------------------------ decisions
     def wrong_probability(self, entry_key: str, similarity: float) -> float:
@@ -367,9 +406,9 @@ class VerifiedThreshold(ThresholdPolicy):
         return self._bar_for(self._weights(entry_key))
 
     def should_hit(self, entry_key: str, similarity: float) -> bool:
-        if similarity < self.new_entry_threshold and entry_key not in self._entries:
-            return False  # fast path: a new entry below the calibrated global bar
-        return self.wrong_probability(entry_key, similarity) <= self.delta
+        if entry_key not in self._entries:  # a new entry: the calibrated global bar
+            return similarity >= self.new_entry_threshold
+        return self._serves(self._weights(entry_key), similarity)
 
     def wants_verification(self, entry_key: str, similarity: float) -> bool:
         if similarity < self.explore_floor:
