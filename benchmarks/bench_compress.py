@@ -63,9 +63,7 @@ class Prepared:
         self.docs: list[Analysis] = compressor.analyses(self.texts)
         self.before = sum(a.total for a in self.docs)
         titles = [d.get("title") for d in case.docs]
-        self.units: Units = units_of(
-            self.docs, compressor.embedder.dim, titles, compressor.title_vectors(titles)
-        )
+        self.units: Units = units_of(self.docs, compressor.embedder.dim, *compressor.titles(titles))
         self.spans = [(j, s, e) for j, a in enumerate(self.docs) for s, e in a.spans]
         self.qvec = compressor.embedder.embed_one(case.question)
         self.qterms = terms(case.question)

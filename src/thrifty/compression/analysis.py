@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -36,6 +37,8 @@ class Analysis:
     """``(units, dim)`` float32 L2-normalized embeddings of the units."""
     doc_terms: Counter[str]
     """BM25 term counts of the whole document (the document-level score)."""
+    doc_length: float
+    """Number of terms of the whole document."""
 
     @property
     def nbytes(self) -> int:
@@ -71,6 +74,7 @@ def analyse(texts: Sequence[str], embedder: Embedder) -> list[Analysis]:
                 ),
                 vectors=vectors[row : row + len(doc)].copy(),
                 doc_terms=_sum(unit_terms),
+                doc_length=float(sum(sum(t.values()) for t in unit_terms)),
             )
         )
         row += len(doc)
@@ -92,7 +96,15 @@ def rebuild(
         ),
         vectors=vectors,
         doc_terms=_sum(unit_terms),
+        doc_length=float(sum(sum(t.values()) for t in unit_terms)),
     )
+
+
+class Title(NamedTuple):
+    """What a document's title adds to its scores: its embedding and its BM25 terms."""
+
+    vector: np.ndarray
+    terms: Counter[str]
 
 
 def _sum(unit_terms: Sequence[Counter[str]]) -> Counter[str]:

@@ -9,15 +9,15 @@ question embedding and some arithmetic.
 from __future__ import annotations
 
 import functools
-import itertools
 import threading
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from thrifty.accounting.tokens import count_text
-from thrifty.compression.analysis import Analysis, analyse
+from thrifty.compression.analysis import Analysis, Title, analyse
 from thrifty.compression.doccache import DocumentCache, document_key
 from thrifty.compression.lexical import terms
 from thrifty.compression.result import Compressed, CompressedDocument, Dropped
@@ -95,27 +95,33 @@ class Compressor:
                 found[i] = fresh[keys[i]]
         return [a for a in found if a is not None]
 
-    def title_vectors(self, titles: Sequence[str | None]) -> np.ndarray | None:
-        """Each document's title embedding, zero rows where it has none (None: no titles, or
-        one document, where a title changes no ranking)."""
+    def titles(
+        self, titles: Sequence[str | None]
+    ) -> tuple[list[Counter[str] | None], np.ndarray | None]:
+        """Each document's title terms (None where it has none) and title embeddings (zero rows
+        where it has none; None when no document has a title, or there is one document, where
+        a title changes no ranking). Titles seen before come from the document cache: the warm
+        path embeds none."""
+        none: list[Counter[str] | None] = [None] * len(titles)
         given = [i for i, t in enumerate(titles) if t]
-        if not given or len(titles) < 2 or not self.weights.title:
-            return None
-        vectors = np.zeros((len(titles), self.embedder.dim), dtype=np.float32)
-        keys = {i: document_key(self.embedder.name, f"title\0{titles[i]}") for i in given}
-        missing: list[int] = []
+        if not given or len(titles) < 2:
+            return none, None
+        keys = {i: f"{self.embedder.name}\0{titles[i]}" for i in given}
+        found = {i: self.cache.title(keys[i]) for i in given}
+        missing = [i for i in given if found[i] is None]
+        if missing:
+            vectors = self.embedder.embed([titles[i] or "" for i in missing])
+            for i, vector in zip(missing, vectors, strict=True):
+                title = Title(vector.copy(), terms(titles[i] or ""))
+                self.cache.put_title(keys[i], title)
+                found[i] = title
+        out = np.zeros((len(titles), self.embedder.dim), dtype=np.float32)
         for i in given:
-            known = self.cache.title_vector(keys[i])
-            if known is None:
-                missing.append(i)
-            else:
-                vectors[i] = known
-        if missing:  # titles of documents seen before are known: the warm path embeds none
-            fresh = self.embedder.embed([titles[i] or "" for i in missing])
-            for i, vector in zip(missing, fresh, strict=True):
-                vectors[i] = vector
-                self.cache.put_title(keys[i], vectors[i].copy())
-        return vectors
+            known = found[i]
+            if known is not None:
+                out[i] = known.vector
+                none[i] = known.terms
+        return none, out
 
     def compress(
         self,
@@ -132,7 +138,7 @@ class Compressor:
         docs = self.analyses(texts)
         before = sum(a.total for a in docs)
         target = _target(before, ratio, budget_tokens, min_tokens)
-        units = units_of(docs, self.embedder.dim, titles, self.title_vectors(titles))
+        units = units_of(docs, self.embedder.dim, *self.titles(titles))
         if target >= before or not len(units.tokens):
             keep = np.ones(len(units.tokens), dtype=bool)
         else:
@@ -219,29 +225,32 @@ def _target(before: int, ratio: float | None, budget: int | None, floor: int) ->
 def units_of(
     docs: Sequence[Analysis],
     dim: int,
-    titles: Sequence[str | None] = (),
+    title_terms: Sequence[Counter[str] | None] = (),
     title_vectors: np.ndarray | None = None,
 ) -> Units:
-    """The units of a context's documents, concatenated, with each document's terms (its
-    title's added) for the document-level score."""
+    """The units of a context's documents, concatenated, with each document's terms and its
+    title's (see :meth:`Compressor.titles`) for the document-level score."""
     bounds = np.zeros(len(docs) + 1, dtype=np.int64)
     np.cumsum([len(a.spans) for a in docs], out=bounds[1:])
     if len(docs) == 1:
         a = docs[0]
         return Units(a.vectors, a.terms, a.lengths, a.tokens, bounds)
-    doc_terms = [
-        a.doc_terms + terms(title) if title else a.doc_terms
-        for a, title in itertools.zip_longest(docs, titles[: len(docs)])
-    ]
+    titled = list(title_terms[: len(docs)]) + [None] * (len(docs) - len(title_terms))
     return Units(
         vectors=np.concatenate([a.vectors for a in docs]) if docs else np.empty((0, dim)),
         terms=[t for a in docs for t in a.terms],
         lengths=np.concatenate([a.lengths for a in docs]) if docs else np.empty(0),
         tokens=np.concatenate([a.tokens for a in docs]) if docs else np.empty(0, np.int32),
         bounds=bounds,
-        doc_terms=doc_terms,
+        doc_terms=[a.doc_terms for a in docs],
+        title_terms=titled,
         doc_lengths=np.fromiter(
-            (sum(t.values()) for t in doc_terms), dtype=np.float32, count=len(doc_terms)
+            (
+                a.doc_length + (sum(t.values()) if t else 0)
+                for a, t in zip(docs, titled, strict=True)
+            ),
+            dtype=np.float32,
+            count=len(docs),
         ),
         title_vectors=title_vectors,
     )

@@ -18,6 +18,7 @@ reported in benchmarks/RESULTS.md.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -62,9 +63,11 @@ class Units:
     bounds: np.ndarray
     """``(documents + 1,)`` offsets: document ``j`` holds units ``bounds[j]:bounds[j+1]``."""
     doc_terms: Sequence[Counter[str]] = ()
-    """BM25 term counts per document (its title's terms included); empty: no document score."""
+    """BM25 term counts per document's text; empty: no document score."""
+    title_terms: Sequence[Counter[str] | None] = ()
+    """BM25 term counts per document's title (None: untitled), counted with its text's."""
     doc_lengths: np.ndarray | None = None
-    """Terms per document."""
+    """Terms per document, its title's included."""
     title_vectors: np.ndarray | None = None
     """``(documents, dim)`` title embeddings, zero rows for untitled documents; None: none."""
 
@@ -109,10 +112,41 @@ def _document_evidence(
         return None  # one document: a constant, which changes no ranking
     evidence = np.zeros(documents, dtype=np.float32)
     if w.document_lexical and units.doc_lengths is not None and len(units.doc_terms):
-        lexical = bm25(question_terms, units.doc_terms, units.doc_lengths)
+        lexical = document_bm25(question_terms, units)
         best = float(lexical.max())
         if best > 0.0:
             evidence += w.document_lexical * (lexical / best)
     if w.title and units.title_vectors is not None:
         evidence += w.title * (units.title_vectors @ question)
     return evidence
+
+
+def document_bm25(
+    query: Counter[str], units: Units, *, k1: float = 1.2, b: float = 0.75
+) -> np.ndarray:
+    """Okapi BM25 of each document (text and title) for the query's terms, over the context's
+    documents, as :func:`~thrifty.compression.lexical.bm25` scores units; the title's counts are
+    added term by term rather than merged into a new counter (a merge per document and call
+    cost more than the rest of the warm path)."""
+    lengths = units.doc_lengths
+    n = len(units.doc_terms)
+    scores = np.zeros(n, dtype=np.float32)
+    if lengths is None or not n:
+        return scores
+    titles = units.title_terms or [None] * n
+    norm = k1 * (1.0 - b + b * lengths / (float(lengths.mean()) or 1.0))
+    for term in query:
+        tf = np.fromiter(
+            (
+                text.get(term, 0) + (title.get(term, 0) if title else 0)
+                for text, title in zip(units.doc_terms, titles, strict=True)
+            ),
+            dtype=np.float32,
+            count=n,
+        )
+        found = int(np.count_nonzero(tf))
+        if not found:
+            continue
+        idf = math.log(1.0 + (n - found + 0.5) / (found + 0.5))
+        scores += idf * tf * (k1 + 1.0) / (tf + norm)
+    return scores
