@@ -51,9 +51,10 @@ class Compressor:
         embedder: an :class:`~thrifty.semantic.base.Embedder`, a name for
             :func:`~thrifty.semantic.embedder.make_embedder`, or None for
             :data:`DEFAULT_EMBEDDER` (one shared instance per name): ``"static"``, a table
-            distilled from the local MiniLM (:mod:`thrifty.semantic.static`), or ``"minilm"``
-            itself (~50x more CPU on an unseen context); benchmarks/RESULTS.md compares the
-            answers each keeps.
+            distilled from the local MiniLM (:mod:`thrifty.semantic.static`; the first use on a
+            machine builds it, a minute or more of CPU, unless ``thrifty embedder
+            build-static`` ran), or ``"minilm"`` itself (~50x more CPU on an unseen context);
+            benchmarks/RESULTS.md compares the answers each keeps.
         cache: a :class:`DocumentCache`, a :class:`~thrifty.store.Store` to keep analyses in
             (wrapped in a cache of its own), or None for the process-wide in-memory cache.
         weights: scoring and selection knobs (the defaults were tuned on dev splits).
