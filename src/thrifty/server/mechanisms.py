@@ -51,8 +51,8 @@ class CompressionSettings(CompressionOptions):
     embedder: str = "static"
     """The sentence embedder: ``static`` (the default), a table distilled once from the local
     MiniLM (build it ahead with ``thrifty embedder build-static``, else the first request waits
-    for the one-off build); ``minilm`` itself (~50x more CPU on an unseen context, the same
-    answer survival on the benchmarks); or ``hashing``, lexical, without a model."""
+    for the one-off build); ``minilm`` itself (~50x more CPU on an unseen context for 0.4-2.6
+    points more answer survival on the benchmarks); or ``hashing``, lexical, without a model."""
     llmlingua2_model: str | None = None
     """A local LLMLingua-2 model folder: compress with it instead (needs ``llmlingua``; the
     gateway refuses to start when the folder or the package is missing)."""
