@@ -2,9 +2,10 @@
 
 Natural Questions: each question's gold passage at a random position among the 19 passages of
 other questions most similar to it by MiniLM (hard distractors, as a dense retriever would return
-them); passages that contain one of the question's answers are not used as distractors, so a
-surviving answer comes from the gold passage. SQuAD: each question's paragraph among the four
-paragraphs of the same article most similar to the question. Split by sha256 of the question:
+them), each with its Wikipedia title as retrievers return it; passages that contain one of the
+question's answers are not used as distractors, so a surviving answer comes from the gold passage.
+SQuAD: each question's paragraph among the four paragraphs of the same article most similar to
+the question (untitled: they share their article's title). Split by sha256 of the question:
 first byte < 154 is ``dev`` (60 %), the rest ``test`` (shared/data/README.md).
 """
 
@@ -94,7 +95,10 @@ def load_nq(compressor: Compressor) -> list[Case]:
                 break
         gold = _position(row["question"], NQ_DOCS)
         order = [*others[:gold], i, *others[gold:]]
-        docs = [{"id": passages[j]["title"], "text": texts[j]} for j in order]
+        docs = [
+            {"id": passages[j]["title"], "title": passages[j]["title"], "text": texts[j]}
+            for j in order
+        ]
         cases.append(Case(row["question"], docs, row["answers"], gold))
     return cases
 

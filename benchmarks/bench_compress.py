@@ -39,7 +39,7 @@ from _compress_data import NQ_DOCS, NQ_FILE, Case, load_nq, load_squad, normaliz
 from thrifty.accounting.tokens import count_text
 from thrifty.compression import Compressed, Compressor, DocumentCache, Weights
 from thrifty.compression.analysis import Analysis
-from thrifty.compression.compressor import DEFAULT_MIN_TOKENS, MINILM_OPTIONS
+from thrifty.compression.compressor import DEFAULT_MIN_TOKENS, MINILM_OPTIONS, units_of
 from thrifty.compression.lexical import bm25, terms
 from thrifty.compression.scoring import Units, score
 from thrifty.compression.select import select
@@ -62,15 +62,8 @@ class Prepared:
         self.texts = [d["text"] for d in case.docs]
         self.docs: list[Analysis] = compressor.analyses(self.texts)
         self.before = sum(a.total for a in self.docs)
-        bounds = np.zeros(len(self.docs) + 1, dtype=np.int64)
-        np.cumsum([len(a.spans) for a in self.docs], out=bounds[1:])
-        self.units = Units(
-            vectors=np.concatenate([a.vectors for a in self.docs]),
-            terms=[t for a in self.docs for t in a.terms],
-            lengths=np.concatenate([a.lengths for a in self.docs]),
-            tokens=np.concatenate([a.tokens for a in self.docs]),
-            bounds=bounds,
-        )
+        titles = [d.get("title") for d in case.docs]
+        self.units: Units = units_of(self.docs, compressor.embedder.dim, *compressor.titles(titles))
         self.spans = [(j, s, e) for j, a in enumerate(self.docs) for s, e in a.spans]
         self.qvec = compressor.embedder.embed_one(case.question)
         self.qterms = terms(case.question)
@@ -243,12 +236,16 @@ def report(sets: dict[str, dict[str, dict[str, list[Prepared]]]], runs: dict[str
 
 def tune(sets: dict[str, dict[str, list[Prepared]]]) -> None:
     """Grid the scoring weights on the dev splits of every set; the mean survival ranks them."""
-    grid = itertools.product(
-        (0.0, 0.15, 0.3, 0.5, 0.8), (0.0, 0.1, 0.2, 0.35), (0.0, 0.15, 0.3, 0.5)
-    )
+    grid = itertools.product((0.5, 0.8), (0.1, 0.2), (0.5,), (0.0, 0.4, 1.0), (0.0, 0.4, 0.6, 0.8))
     rows = []
-    for lexical, neighbour, document in grid:
-        w = Weights(lexical=lexical, neighbour=neighbour, document=document)
+    for lexical, neighbour, document, document_lexical, title in grid:
+        w = Weights(
+            lexical=lexical,
+            neighbour=neighbour,
+            document=document,
+            document_lexical=document_lexical,
+            title=title,
+        )
         rates = []
         for splits in sets.values():
             for ratio in RATIOS:
@@ -268,13 +265,16 @@ def tune(sets: dict[str, dict[str, list[Prepared]]]) -> None:
     rows.sort(key=lambda r: -r[0])
     print("\n### Weights on dev (mean survival over sets × ratios; best first)\n")
     print(
-        "| lexical | neighbour | document | mean | "
+        "| lexical | neighbour | document | document_lexical | title | mean | "
         + " | ".join(f"{s} @{r}" for s in sets for r in RATIOS)
         + " |"
     )
     for mean, rates, w in rows[:12]:
         cells = " | ".join(f"{x:.1%}" for x in rates)
-        print(f"| {w.lexical} | {w.neighbour} | {w.document} | {mean:.1%} | {cells} |")
+        print(
+            f"| {w.lexical} | {w.neighbour} | {w.document} | {w.document_lexical} | {w.title} "
+            f"| {mean:.1%} | {cells} |"
+        )
 
 
 #: The embedders timed side by side: MiniLM with the compressor's settings
@@ -286,18 +286,19 @@ EMBEDDERS: dict[str, Callable[[], Embedder]] = {
 
 
 def speed_cases(n: int, docs: int = NQ_DOCS) -> list[Case]:
-    """NQ test questions, each with ``docs`` gold passages of other questions as its context
-    (20 make ~2,150 tokens, 28 ~3,000, the issue's size): speed
+    """NQ test questions, each with ``docs`` titled gold passages of other questions as its
+    context (20 make ~2,150 tokens, 28 ~3,000, the issue's size): speed
     depends on the context's size, not on which passages fill it, so no similarity search (an
     embedding of every passage) is needed before timing."""
     with gzip.open(NQ_FILE, "rt") as fh:
         rows = [json.loads(line) for _, line in zip(range(2 * docs * n + 40), fh, strict=False)]
-    texts = [next(c for c in r["ctxs"] if c.get("isgold"))["text"] for r in rows]
+    golds = [next(c for c in r["ctxs"] if c.get("isgold")) for r in rows]
+    passages = [{"title": g["title"], "text": g["text"]} for g in golds]
     tests = [i for i, r in enumerate(rows) if split_of(r["question"]) == "test"][:n]
     return [
-        Case(rows[i]["question"], [{"text": t} for t in texts[k * docs : (k + 1) * docs]], [], 0)
+        Case(rows[i]["question"], passages[k * docs : (k + 1) * docs], [], 0)
         for k, i in enumerate(tests)
-    ]  # fmt: skip
+    ]
 
 
 def timing(cases: Sequence[Case], n: int) -> None:
@@ -347,7 +348,9 @@ def timing(cases: Sequence[Case], n: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--limit", type=int, default=300, help="questions per set and split")
-    parser.add_argument("--timing", type=int, default=40, help="contexts timed cold and warm")
+    parser.add_argument(
+        "--timing", type=int, default=40, help="contexts timed cold and warm (0: none)"
+    )
     parser.add_argument(
         "--timing-docs", type=int, default=NQ_DOCS, help="passages per timed context (28: ~3k)"
     )
@@ -403,8 +406,9 @@ def main() -> None:
         every = [p for splits in sets[emb].values() for cases in splits.values() for p in cases]
         runs[emb] = (compressor, LangChainEmbeddings(compressor.embedder, every))
     report(sets, runs)
-    nq_test = [c for c in loaded["NQ"] if split_of(c.question) == "test"]
-    timing(nq_test, args.timing)
+    if args.timing > 0:  # --timing 0: quality only
+        nq_test = [c for c in loaded["NQ"] if split_of(c.question) == "test"]
+        timing(nq_test, args.timing)
     print(f"\n(total {time.perf_counter() - started:.0f} s)")
 
 

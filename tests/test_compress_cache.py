@@ -35,6 +35,20 @@ class CountingEmbedder(HashingEmbedder):
         return super()._embed(texts)
 
 
+def test_known_titles_are_not_embedded_again() -> None:
+    embedder = CountingEmbedder()
+    compressor = Compressor(embedder, cache=DocumentCache())
+    titled = [{"title": f"Title {i}", "text": d} for i, d in enumerate(DOCS)]
+    compressor.compress("How high is Everest?", titled, ratio=0.5, min_tokens=0)
+    assert {"Title 0", "Title 1"} <= set(embedder.embedded)
+    seen = len(embedder.embedded)
+    compressor.compress("Where does the Nile flow?", titled, ratio=0.5, min_tokens=0)
+    assert embedder.embedded[seen:] == ["Where does the Nile flow?"]
+    compressor.cache.clear()  # a cold start forgets titles with the documents
+    compressor.compress("Where does the Nile flow?", titled, ratio=0.5, min_tokens=0)
+    assert "Title 0" in embedder.embedded[seen + 1 :]
+
+
 def test_a_known_document_is_not_split_or_embedded_again() -> None:
     embedder = CountingEmbedder()
     compressor = Compressor(embedder, cache=DocumentCache())

@@ -81,6 +81,20 @@ def test_documents_in_thrifty_context_are_compressed_and_placed(
     assert float(response.headers["x-thrifty-saved-usd"]) > 0
 
 
+def test_titles_in_thrifty_context_are_used_and_not_sent(served: str, fake: FakeOpenAI) -> None:
+    topics = ["volcano", "glacier", "orchard", "harbor"]
+    docs = [
+        {"id": f"doc:{i}", "title": f"{topic} handbook", "text": d}
+        for i, (topic, d) in enumerate(zip(topics, DOCS, strict=True))
+    ]
+    response = post(served, ask(thrifty={"context": docs}))
+    assert response.status_code == 200, response.text
+    user = sent_user(fake)
+    assert FACT in user and "handbook" not in user
+    plan = find_context([], [Marked(text="Some text.", id="a", title="A title")])
+    assert [(p.id, p.title) for p in plan.pieces] == [("a", "A title")]
+
+
 def test_compressed_prompt_is_the_cache_key(served: str, fake: FakeOpenAI) -> None:
     body = ask(thrifty={"context": DOCS})
     first = post(served, body)

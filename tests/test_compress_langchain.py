@@ -79,3 +79,15 @@ def test_the_async_path_gives_the_same_documents(compressor: ThriftyCompressor) 
     sync = compressor.compress_documents(DOCS, query)
     async_ = asyncio.run(compressor.acompress_documents(DOCS, query))
     assert [d.page_content for d in async_] == [d.page_content for d in sync]
+
+
+def test_a_title_in_the_metadata_picks_the_document(compressor: ThriftyCompressor) -> None:
+    """Two documents alike but for their titles: ``metadata["title"]`` decides."""
+    twins = [
+        Document(page_content="It was finished in 1958.", metadata={"title": "Tokyo Tower"}),
+        Document(page_content="It was finished in 1889.", metadata={"title": "Eiffel Tower"}),
+    ]
+    tight = compressor.model_copy(update={"ratio": None, "budget_tokens": 8})
+    docs = tight.compress_documents(twins, "When was the Eiffel Tower finished?")
+    assert [d.page_content for d in docs] == ["It was finished in 1889."]
+    assert docs[0].metadata["title"] == "Eiffel Tower"

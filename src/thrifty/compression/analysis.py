@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -34,11 +35,15 @@ class Analysis:
     """float32 number of terms of each unit (BM25's length normalization)."""
     vectors: np.ndarray
     """``(units, dim)`` float32 L2-normalized embeddings of the units."""
+    doc_terms: Counter[str]
+    """BM25 term counts of the whole document (the document-level score)."""
+    doc_length: float
+    """Number of terms of the whole document."""
 
     @property
     def nbytes(self) -> int:
         """Approximate memory held, for the cache's byte bound."""
-        return int(self.vectors.nbytes) + 160 * len(self.spans) + 200
+        return int(self.vectors.nbytes) + 160 * len(self.spans) + 60 * len(self.doc_terms) + 200
 
 
 def analyse(texts: Sequence[str], embedder: Embedder) -> list[Analysis]:
@@ -68,6 +73,8 @@ def analyse(texts: Sequence[str], embedder: Embedder) -> list[Analysis]:
                     (sum(t.values()) for t in unit_terms), dtype=np.float32, count=len(doc)
                 ),
                 vectors=vectors[row : row + len(doc)].copy(),
+                doc_terms=_sum(unit_terms),
+                doc_length=float(sum(sum(t.values()) for t in unit_terms)),
             )
         )
         row += len(doc)
@@ -88,4 +95,20 @@ def rebuild(
             (sum(t.values()) for t in unit_terms), dtype=np.float32, count=len(unit_terms)
         ),
         vectors=vectors,
+        doc_terms=_sum(unit_terms),
+        doc_length=float(sum(sum(t.values()) for t in unit_terms)),
     )
+
+
+class Title(NamedTuple):
+    """What a document's title adds to its scores: its embedding and its BM25 terms."""
+
+    vector: np.ndarray
+    terms: Counter[str]
+
+
+def _sum(unit_terms: Sequence[Counter[str]]) -> Counter[str]:
+    total: Counter[str] = Counter()
+    for counts in unit_terms:
+        total.update(counts)
+    return total

@@ -32,11 +32,13 @@ class ContextError(ConfigError):
 
 @dataclass(frozen=True, slots=True)
 class Marked:
-    """One entry of ``thrifty.context``: a message index, or a document's text; with its id."""
+    """One entry of ``thrifty.context``: a message index, or a document's text; with its id
+    and title."""
 
     message: int | None = None
     text: str | None = None
     id: str | None = None
+    title: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +53,7 @@ class Piece:
     part: int | None = None
     start: int = 0
     end: int = 0
+    title: str | None = None
 
 
 @dataclass(slots=True)
@@ -110,7 +113,7 @@ def find_context(
     whole: set[int] = set()
     for n, mark in enumerate(marked):
         if mark.message is None:
-            pieces.append(Piece(mark.text or "", mark.id))
+            pieces.append(Piece(mark.text or "", mark.id, title=mark.title))
             continue
         if mark.message >= len(messages):
             raise ContextError(
@@ -121,7 +124,9 @@ def find_context(
         if not parts:
             raise ContextError(f"thrifty.context[{n}]: message {mark.message} has no text")
         whole.add(mark.message)
-        pieces.extend(Piece(t, mark.id, mark.message, p, 0, len(t)) for p, t in parts)
+        pieces.extend(
+            Piece(t, mark.id, mark.message, p, 0, len(t), title=mark.title) for p, t in parts
+        )
     pattern = _tag_pattern(tag)
     tagged: set[int] = set()
     for i, message in enumerate(messages):

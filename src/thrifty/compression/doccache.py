@@ -16,7 +16,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from thrifty.compression.analysis import Analysis, rebuild
+from thrifty.compression.analysis import Analysis, Title, rebuild
 from thrifty.entry import Entry
 from thrifty.errors import CorruptEntryError
 from thrifty.store.base import Store
@@ -26,6 +26,8 @@ NAMESPACE = "thrifty.compress"
 #: Bumped when the analysis or its stored shape changes, so old entries are never read.
 FORMAT = 1
 _HEADER = struct.Struct("<I")
+#: Document titles whose embeddings are kept in memory (a vector each: ~1.5 KiB with MiniLM).
+MAX_TITLES = 20_000
 
 
 def document_key(embedder_name: str, text: str) -> str:
@@ -50,6 +52,7 @@ class DocumentCache:
         self.max_bytes = max_bytes
         self.store = store
         self._lru: OrderedDict[str, Analysis] = OrderedDict()
+        self._titles: OrderedDict[str, Title] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
         self.hits = 0
@@ -82,7 +85,25 @@ class DocumentCache:
         """Forget what is held in memory (the store keeps its entries)."""
         with self._lock:
             self._lru.clear()
+            self._titles.clear()
             self._bytes = 0
+
+    def title(self, key: str) -> Title | None:
+        """A document title's embedding and terms kept by :meth:`put_title` (memory only: a
+        title is a few words, cheap to embed again in another process)."""
+        with self._lock:
+            found = self._titles.get(key)
+            if found is not None:
+                self._titles.move_to_end(key)
+            return found
+
+    def put_title(self, key: str, title: Title) -> None:
+        """Keep a title's analysis (at most :data:`MAX_TITLES`, least recently used out)."""
+        with self._lock:
+            self._titles[key] = title
+            self._titles.move_to_end(key)
+            while len(self._titles) > MAX_TITLES:
+                self._titles.popitem(last=False)
 
     def __len__(self) -> int:
         return len(self._lru)

@@ -38,7 +38,9 @@ class ThriftyCompressor(BaseDocumentCompressor):
         min_tokens: never keep fewer tokens than this.
         model: the target model the counts are reported for.
         compressor: a :class:`thrifty.compression.Compressor` (its embedder and document
-            cache); default: the local MiniLM with the process-wide cache.
+            cache); default: the default embedder (the static table distilled from the local
+            MiniLM) with the process-wide cache. A document's ``metadata["title"]``, when it
+            is a string, counts towards which document is about the query.
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
@@ -58,7 +60,10 @@ class ThriftyCompressor(BaseDocumentCompressor):
         """The documents with only the sentences ``query`` needs; empty ones left out."""
         result = self.compressor.compress(
             query,
-            [doc.page_content for doc in documents],
+            [
+                {"text": doc.page_content, "title": _title(doc.metadata.get("title"))}
+                for doc in documents
+            ],
             ratio=self.ratio,
             budget_tokens=self.budget_tokens,
             min_tokens=self.min_tokens,
@@ -75,3 +80,7 @@ class ThriftyCompressor(BaseDocumentCompressor):
             }
             out.append(Document(page_content=compressed.text, metadata=metadata, id=doc.id))
         return out
+
+
+def _title(value: Any) -> str | None:
+    return value if isinstance(value, str) else None

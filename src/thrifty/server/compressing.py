@@ -74,7 +74,7 @@ def _marks(options: ThriftyOptions | None) -> list[Marked]:
         elif isinstance(entry, str):
             marks.append(Marked(text=entry))
         elif isinstance(entry, ContextDocument):
-            marks.append(Marked(entry.message, entry.text, entry.id))
+            marks.append(Marked(entry.message, entry.text, entry.id, entry.title))
     return marks
 
 
@@ -156,7 +156,7 @@ class Compress(Stage):
             texts = [p.text for p in plan.pieces]
             after = before
         else:
-            docs = [{"id": p.id, "text": p.text} for p in plan.pieces]
+            docs = [{"id": p.id, "text": p.text, "title": p.title} for p in plan.pieces]
             result = self.compressor().compress(
                 plan.question, docs, ratio=ratio, min_tokens=options.floor, model=ctx.model or ""
             )

@@ -32,13 +32,15 @@ class _Open(BaseModel):
 
 class ContextDocument(BaseModel):
     """A RAG document of ``thrifty.context``: its text, or the index of the message holding it;
-    its ``id`` names it (``doc:42``) for the cached answer's tags."""
+    its ``id`` names it (``doc:42``) for the cached answer's tags; its ``title`` (optional, not
+    sent upstream) helps compression tell which document the question is about."""
 
     model_config = ConfigDict(extra="forbid")
 
     id: str | None = Field(default=None, min_length=1, max_length=200)
     text: str | None = None
     message: int | None = Field(default=None, ge=0)
+    title: str | None = Field(default=None, max_length=1000)
 
     @model_validator(mode="after")
     def _text_or_message(self) -> ContextDocument:
