@@ -199,3 +199,43 @@ def test_find_context_and_rewrite_keep_everything_else() -> None:
     assert messages[2]["content"] == "question?"  # the original is not touched
     with pytest.raises(ContextError):
         find_context(messages, [Marked(message=0), Marked(message=5)])
+
+
+def test_requests_never_wait_for_the_static_table_build(
+    fake: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the static embedder and no table on disk, the gateway starts the one-off build on a
+    thread at start-up; meanwhile contexts go upstream whole (``warming``), then compressed."""
+    import threading
+
+    from thrifty.compression import Compressor, DocumentCache
+    from thrifty.semantic.embedder import HashingEmbedder
+    from thrifty.server import compressing
+
+    release = threading.Event()
+    built: list[str] = []
+
+    def slow_build(name: str) -> Compressor:
+        assert name == "static"
+        release.wait(10)
+        built.append(name)
+        return Compressor(HashingEmbedder(), cache=DocumentCache())
+
+    monkeypatch.setattr(compressing, "static_table_ready", lambda: False)
+    monkeypatch.setattr(compressing, "Compressor", slow_build)
+    options = compression(enabled=True, ratio=0.3, embedder="static")
+    with gateway(fake_config(fake.base_url, compression=options)) as (url, _):
+        first = post(url, ask(thrifty={"context": DOCS}))
+        assert first.status_code == 200, first.text
+        assert first.headers["x-thrifty-compression"] == "warming"
+        assert all(d in sent_user(fake) for d in DOCS)
+        release.set()
+        for attempt in range(200):  # the build thread hands its compressor over when done
+            second = post(url, ask(thrifty={"context": DOCS[::-1]}, seed=attempt))
+            assert second.status_code == 200, second.text
+            if second.headers["x-thrifty-compression"] != "warming":
+                break
+            threading.Event().wait(0.01)
+        before, after = map(int, second.headers["x-thrifty-compression"].split("->"))
+        assert after < before and FACT in sent_user(fake)
+    assert built == ["static"]  # one build for the worker, however many requests came meanwhile

@@ -193,6 +193,19 @@ def _stderr_progress(path: Path) -> Progress:
 _build_lock = threading.Lock()
 
 
+def static_table_ready() -> bool:
+    """Whether the default static table is already on disk (so loading it takes milliseconds).
+
+    False also when the source MiniLM is not installed: building would fail, loading too.
+    """
+    from thrifty.semantic.minilm_files import minilm_onnx_path
+
+    try:
+        return default_table_path(minilm_onnx_path()).is_file()
+    except (ProviderUnavailableError, OSError):
+        return False
+
+
 def load_or_build_table(
     model_path: Path,
     tokenizer: Any,

@@ -19,6 +19,7 @@ whole call and is credited as a hit.
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import Any
 
@@ -28,12 +29,15 @@ from thrifty.compression import Compressor
 from thrifty.compression.chat import ContextError, ContextPlan, Marked, find_context, rewrite
 from thrifty.compression.llmlingua import LLMLingua2Compressor
 from thrifty.errors import ConfigError, ProviderUnavailableError
+from thrifty.semantic.static import static_table_ready
 from thrifty.server.context import Handler, RequestContext, Stage
 from thrifty.server.errors import APIError
 from thrifty.server.mechanisms import CompressionOptions, CompressionSettings
 from thrifty.server.metrics import GatewayMetrics
 from thrifty.server.pricing import Pricer
 from thrifty.server.schemas import ContextDocument, ThriftyOptions
+
+log = logging.getLogger("thrifty.server")
 
 COMPRESSION_HEADER = "x-thrifty-compression"
 #: The savings mechanism this stage credits (``thrifty_savings_usd{mechanism=...}``).
@@ -101,18 +105,54 @@ class Compress(Stage):
         self.metrics = metrics
         self._compressor: Compressor | LLMLingua2Compressor | None = None
         self._lock = threading.Lock()
+        self._building: threading.Thread | None = None
         if settings.llmlingua2_model is not None:  # a missing folder or package fails here
             try:
                 self._compressor = LLMLingua2Compressor(settings.llmlingua2_model)
             except ProviderUnavailableError as exc:
                 raise ConfigError(f"compression.llmlingua2_model: {exc}") from exc
+        elif settings.any_enabled() and self._static_missing():
+            with self._lock:  # start the one-off build now, not on the first request
+                self._build_static_in_background()
 
-    def compressor(self) -> Compressor | LLMLingua2Compressor:
-        """Built on first use (loading the embedder takes a while), once per worker."""
+    def compressor(self) -> Compressor | LLMLingua2Compressor | None:
+        """Built on first use (loading the embedder takes a while), once per worker; None while
+        the static table is still being built (see :meth:`_build_static_in_background`)."""
         with self._lock:
             if self._compressor is None:
+                if self._building is not None or self._static_missing():
+                    self._build_static_in_background()
+                    return None
                 self._compressor = Compressor(self.settings.embedder)
             return self._compressor
+
+    def _static_missing(self) -> bool:
+        return self.settings.embedder == "static" and not static_table_ready()
+
+    def _build_static_in_background(self) -> None:
+        """Distils the static table on a thread (caller holds the lock), once per worker.
+
+        Why: the first build takes one to a few minutes of CPU, and a request that waited for it
+        would time out at its client. Until it is done, contexts go upstream whole and the
+        response says ``X-Thrifty-Compression: warming``; a build that fails is logged and
+        leaves them whole (``thrifty embedder build-static`` says why).
+        """
+        if self._building is not None:
+            return
+
+        def build() -> None:
+            try:
+                compressor = Compressor("static")
+            except Exception:  # a failed build leaves compression off, never a request failed
+                log.exception("compression: building the static table failed; contexts pass whole")
+                return
+            with self._lock:
+                self._compressor = compressor
+            log.info("compression: static table ready")
+
+        log.info("compression: building the static table in the background (once, minutes)")
+        self._building = threading.Thread(target=build, name="thrifty-static-table", daemon=True)
+        self._building.start()
 
     async def __call__(self, ctx: RequestContext) -> Any:
         op = ctx.operation
@@ -156,8 +196,13 @@ class Compress(Stage):
             texts = [p.text for p in plan.pieces]
             after = before
         else:
+            compressor = self.compressor()
+            if compressor is None:  # the static table is being built: send the context whole
+                ctx.body = rewrite(ctx.body, plan, [p.text for p in plan.pieces], tag=options.tag)
+                ctx.headers["X-Thrifty-Compression"] = "warming"
+                return 0
             docs = [{"id": p.id, "text": p.text, "title": p.title} for p in plan.pieces]
-            result = self.compressor().compress(
+            result = compressor.compress(
                 plan.question, docs, ratio=ratio, min_tokens=options.floor, model=ctx.model or ""
             )
             texts = [d.text for d in result.documents]
