@@ -2,6 +2,7 @@
 banking77 (or TREC) with classifiers standing in for models.
 
     python benchmarks/bench_router.py --task mmlu gsm8k  # RouteLLM's data (_router_outcomes.py)
+    python benchmarks/bench_router.py --task mmlu gsm8k --embedders minilm static --cv-folds 0
     python benchmarks/bench_router.py                    # banking77
     python benchmarks/bench_router.py --task trec
     python benchmarks/bench_router.py --per-class 5 20   # other cheap models
@@ -48,6 +49,7 @@ from _router_outcomes import decision_ms
 from _router_outcomes import plot as outcomes_plot
 from _router_outcomes import report as outcomes_report
 from _router_outcomes import run as outcomes_run
+from _routing_data import EMBEDDERS
 from _semantic_data import OUT, data_file, embed_cached, load_banking77
 from thrifty.accounting.prices import PriceTable
 from thrifty.routing.calibration import evaluate, threshold_for_share
@@ -235,6 +237,14 @@ def main() -> None:
         help="MMLU/GSM8K: only these router kinds (default: all of _router_outcomes.CONFIGS).",
     )
     parser.add_argument(
+        "--embedders",
+        nargs="+",
+        choices=EMBEDDERS,
+        default=["minilm"],
+        help="MMLU/GSM8K: the routers' feature embedders, each measured in the same run "
+        "(quality and decision time side by side).",
+    )
+    parser.add_argument(
         "--write-outcomes",
         type=Path,
         default=None,
@@ -243,9 +253,13 @@ def main() -> None:
     args = parser.parse_args()
     outcome_tasks = [t for t in args.task if t in OUTCOME_TASKS]
     if outcome_tasks:
-        results = [outcomes_run(t, cv_folds=args.cv_folds, kinds=args.kinds) for t in outcome_tasks]
+        results = [
+            outcomes_run(t, cv_folds=args.cv_folds, kinds=args.kinds, embedder=e)
+            for t in outcome_tasks
+            for e in args.embedders
+        ]
         OUT.mkdir(parents=True, exist_ok=True)
-        name = "_".join(outcome_tasks)
+        name = "_".join(outcome_tasks + [e for e in args.embedders if e != "minilm"])
         (OUT / f"router_{name}.json").write_text(json.dumps(results, indent=2))
         for result in results:
             outcomes_report(result)
