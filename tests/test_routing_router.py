@@ -203,4 +203,5 @@ def test_a_static_router_is_served_with_the_static_table(
     cheap = route.decide({"messages": [{"role": "user", "content": "what time do you open"}]})
     strong = route.decide({"prompt": "derive the closed form with proof"})
     assert (cheap.model, strong.model) == ("cheap", "strong")
-    assert strong.p is not None and strong.p < route.router.threshold <= cheap.p
+    assert strong.p is not None and cheap.p is not None and strong.threshold is not None
+    assert strong.p < strong.threshold <= cheap.p
