@@ -3,6 +3,7 @@ banking77 (or TREC) with classifiers standing in for models.
 
     python benchmarks/bench_router.py --task mmlu gsm8k  # RouteLLM's data (_router_outcomes.py)
     python benchmarks/bench_router.py --task mmlu gsm8k --embedders minilm static --cv-folds 0
+    python benchmarks/bench_router.py --task mmlu --stack --embedders static --cv-folds 3
     python benchmarks/bench_router.py                    # banking77
     python benchmarks/bench_router.py --task trec
     python benchmarks/bench_router.py --per-class 5 20   # other cheap models
@@ -245,6 +246,12 @@ def main() -> None:
         "(quality and decision time side by side).",
     )
     parser.add_argument(
+        "--stack",
+        action="store_true",
+        help="MMLU: the stacked router of _router_stack.py (grouped head + kNN difficulty + "
+        "prompt difficulty features, gradient-boosted), dev CV (--cv-folds) then test.",
+    )
+    parser.add_argument(
         "--write-outcomes",
         type=Path,
         default=None,
@@ -252,6 +259,21 @@ def main() -> None:
     )
     args = parser.parse_args()
     outcome_tasks = [t for t in args.task if t in OUTCOME_TASKS]
+    if args.stack:
+        from _router_stack import run as stack_run
+
+        for embedder in args.embedders:
+            stacked = stack_run(embedder, args.cv_folds)
+            OUT.mkdir(parents=True, exist_ok=True)
+            (OUT / f"router_mmlu_stack_{embedder}.json").write_text(json.dumps(stacked, indent=2))
+            print(f"\n### MMLU stacked router ({embedder} embeddings)")
+            print(f"dev {args.cv_folds}-fold CV, GPT-4 share at 95 %: {stacked['dev_cv']}")
+            for name, info in stacked["test"].items():
+                print(
+                    f"- test {name}: {info['share_at_95']:.0%} GPT-4 calls at 95 %; "
+                    f"{info['accuracy_at_40']:.1%} of GPT-4 at 40 %"
+                )
+        return
     if outcome_tasks:
         results = [
             outcomes_run(t, cv_folds=args.cv_folds, kinds=args.kinds, embedder=e)
