@@ -117,7 +117,7 @@ def train(
     embedder: Annotated[
         str,
         typer.Option(
-            help="minilm, static (a table distilled from MiniLM: ~1 ms decisions instead of "
+            help="minilm, static (a table distilled from MiniLM: 1-2 ms decisions instead of "
             "MiniLM's 3-4 ms, 1-4 points more strong calls at 95 %) or hashing."
         ),
     ] = "minilm",
