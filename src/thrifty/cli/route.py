@@ -117,8 +117,8 @@ def train(
     embedder: Annotated[
         str,
         typer.Option(
-            help="minilm, static (a table distilled from MiniLM: 1-2 ms decisions instead of "
-            "MiniLM's 3-4 ms, 1-4 points more strong calls at 95 %) or hashing."
+            help="minilm, static (a table distilled from MiniLM: sub-ms decisions instead of "
+            "MiniLM's 3-20 ms, 1-4 points more strong calls at 95 %) or hashing."
         ),
     ] = "minilm",
     heldout: Annotated[float, typer.Option(help="Share kept out for calibration.")] = 0.25,
