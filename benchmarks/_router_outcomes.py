@@ -233,11 +233,16 @@ def cascade_results(
 
 
 def run(
-    task: str, latency_prompts: int = 200, cv_folds: int = 5, kinds: list[str] | None = None
+    task: str,
+    latency_prompts: int = 200,
+    cv_folds: int = 5,
+    kinds: list[str] | None = None,
+    embedder: str = "minilm",
 ) -> dict[str, Any]:
-    """Every router and baseline on ``task``'s test split; see the module docstring."""
+    """Every router and baseline on ``task``'s test split, the routers reading ``embedder``'s
+    vectors (``minilm`` or ``static``); see the module docstring."""
     rows = load_rows(task)
-    vectors = embeddings(task, rows)
+    vectors = embeddings(task, rows, embedder)
     dev = [i for i, r in enumerate(rows) if r["split"] == "dev"]
     test = [i for i, r in enumerate(rows) if r["split"] == "test"]
     col = {m: np.array([float(r[f"{m}_correct"]) for r in rows]) for m in ("mixtral", "gpt4")}
@@ -264,6 +269,7 @@ def run(
             col["gpt4"][dev],
             texts=[texts[i] for i in dev],
             groups=groups_of(rows, dev),
+            embedder=embedder,
             kind=kind,
             inputs=inputs,
             label=label,
@@ -315,6 +321,7 @@ def run(
         summary[name]["cost_vs_gpt4"] = float(cost / s_cost.sum()) if share == share else None
     return {
         "task": task,
+        "embedder": embedder,
         "dev_rows": len(dev),
         "test_rows": len(test),
         "accuracy": {"mixtral": float(cheap.mean()), "gpt4": best_q, "target_95": target},
@@ -345,7 +352,8 @@ def run(
 def report(result: dict[str, Any]) -> None:
     acc = result["accuracy"]
     print(
-        f"\n### {result['task']}: test {result['test_rows']} prompts (dev {result['dev_rows']}); "
+        f"\n### {result['task']} ({result['embedder']} embeddings): test {result['test_rows']} "
+        f"prompts (dev {result['dev_rows']}); "
         f"Mixtral {acc['mixtral']:.1%}, GPT-4 {acc['gpt4']:.1%}, 95 % of GPT-4 = "
         f"{acc['target_95']:.1%}; $/1k requests: {result['dollars_per_1k_requests']}"
     )
@@ -406,7 +414,10 @@ def plot(results: list[dict[str, Any]], path: Any) -> None:
         ax.axvline(1 - saving, color="grey", ls=":", lw=0.8, label=f"RouteLLM ({saving:.0%} saved)")
         ax.set_xlabel("share of GPT-4 calls (cost ~ proportional: Mixtral is 17-50x cheaper)")
         ax.set_ylabel("accuracy relative to GPT-4 alone")
-        ax.set_title(f"{result['task']} test ({result['test_rows']} prompts)", fontsize=10)
+        ax.set_title(
+            f"{result['task']} test ({result['test_rows']} prompts), {result['embedder']}",
+            fontsize=10,
+        )
         ax.legend(loc="lower right", fontsize=7)
         ax.grid(alpha=0.3)
     fig.tight_layout()

@@ -3,8 +3,8 @@ GSM8K prompts with Mixtral-8x7B-Instruct / GPT-4-1106 correctness, split dev/tes
 
 The split is fixed: sha256 of the prompt, first byte < 154 -> ``dev`` (60 %), else ``test``, as
 the shared data README asks; everything learned (routers, thresholds, per-subject accuracies)
-sees ``dev`` only, figures are reported on ``test``. Embeddings (thrifty's MiniLM) are cached
-under ``benchmarks/out/emb/`` (gitignored).
+sees ``dev`` only, figures are reported on ``test``. Embeddings (MiniLM or the static table) are
+cached under ``benchmarks/out/emb/`` (gitignored).
 
     python benchmarks/_routing_data.py      # pre-compute the embeddings
 """
@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _semantic_data import data_file, embed_cached
+from _semantic_data import OUT, data_file, embed_cached
 
 FILES = {
     "mmlu": "routing/mmlu_mixtral_gpt4.jsonl.gz",
@@ -42,11 +42,32 @@ def load_rows(task: str) -> list[dict]:
     return rows
 
 
-def embeddings(task: str, rows: list[dict]) -> np.ndarray:
-    """MiniLM vectors of the rows' prompts (cached)."""
-    return embed_cached(f"routing-{task}", [r["prompt"] for r in rows])
+#: Feature embedders a router can be measured with (``bench_router.py --embedders``).
+EMBEDDERS = ("minilm", "static")
+
+
+def embeddings(task: str, rows: list[dict], embedder: str = "minilm") -> np.ndarray:
+    """Vectors of the rows' prompts (cached under ``benchmarks/out/emb/``): MiniLM (384
+    dimensions), or the static table distilled from it (256; ``thrifty embedder build-static``)."""
+    texts = [r["prompt"] for r in rows]
+    if embedder == "minilm":
+        return embed_cached(f"routing-{task}", texts)
+    if embedder != "static":
+        raise SystemExit(f"unknown embedder {embedder!r}: use one of {', '.join(EMBEDDERS)}")
+    from thrifty.semantic.static import StaticEmbedder
+
+    model = StaticEmbedder(cache_size=0)
+    digest = hashlib.sha256("\x00".join(texts).encode("utf-8")).hexdigest()[:16]
+    path = OUT / "emb" / f"routing-{task}-{model.name.replace(':', '-')}-{digest}.npy"
+    if path.is_file():
+        return np.load(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    vectors = np.asarray(model.embed(texts), dtype=np.float32)
+    np.save(path, vectors)
+    return vectors
 
 
 if __name__ == "__main__":
     for name in FILES:
-        embeddings(name, load_rows(name))
+        for model in EMBEDDERS:
+            embeddings(name, load_rows(name), model)

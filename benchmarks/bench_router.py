@@ -2,6 +2,8 @@
 banking77 (or TREC) with classifiers standing in for models.
 
     python benchmarks/bench_router.py --task mmlu gsm8k  # RouteLLM's data (_router_outcomes.py)
+    python benchmarks/bench_router.py --task mmlu gsm8k --embedders minilm static --cv-folds 0
+    python benchmarks/bench_router.py --task mmlu --stack --embedders static --cv-folds 3
     python benchmarks/bench_router.py                    # banking77
     python benchmarks/bench_router.py --task trec
     python benchmarks/bench_router.py --per-class 5 20   # other cheap models
@@ -48,6 +50,7 @@ from _router_outcomes import decision_ms
 from _router_outcomes import plot as outcomes_plot
 from _router_outcomes import report as outcomes_report
 from _router_outcomes import run as outcomes_run
+from _routing_data import EMBEDDERS
 from _semantic_data import OUT, data_file, embed_cached, load_banking77
 from thrifty.accounting.prices import PriceTable
 from thrifty.routing.calibration import evaluate, threshold_for_share
@@ -235,6 +238,20 @@ def main() -> None:
         help="MMLU/GSM8K: only these router kinds (default: all of _router_outcomes.CONFIGS).",
     )
     parser.add_argument(
+        "--embedders",
+        nargs="+",
+        choices=EMBEDDERS,
+        default=["minilm"],
+        help="MMLU/GSM8K: the routers' feature embedders, each measured in the same run "
+        "(quality and decision time side by side).",
+    )
+    parser.add_argument(
+        "--stack",
+        action="store_true",
+        help="MMLU: the stacked router of _router_stack.py (grouped head + kNN difficulty + "
+        "prompt difficulty features, gradient-boosted), dev CV (--cv-folds) then test.",
+    )
+    parser.add_argument(
         "--write-outcomes",
         type=Path,
         default=None,
@@ -242,10 +259,29 @@ def main() -> None:
     )
     args = parser.parse_args()
     outcome_tasks = [t for t in args.task if t in OUTCOME_TASKS]
+    if args.stack:
+        from _router_stack import run as stack_run
+
+        for embedder in args.embedders:
+            stacked = stack_run(embedder, args.cv_folds)
+            OUT.mkdir(parents=True, exist_ok=True)
+            (OUT / f"router_mmlu_stack_{embedder}.json").write_text(json.dumps(stacked, indent=2))
+            print(f"\n### MMLU stacked router ({embedder} embeddings)")
+            print(f"dev {args.cv_folds}-fold CV, GPT-4 share at 95 %: {stacked['dev_cv']}")
+            for name, info in stacked["test"].items():
+                print(
+                    f"- test {name}: {info['share_at_95']:.0%} GPT-4 calls at 95 %; "
+                    f"{info['accuracy_at_40']:.1%} of GPT-4 at 40 %"
+                )
+        return
     if outcome_tasks:
-        results = [outcomes_run(t, cv_folds=args.cv_folds, kinds=args.kinds) for t in outcome_tasks]
+        results = [
+            outcomes_run(t, cv_folds=args.cv_folds, kinds=args.kinds, embedder=e)
+            for t in outcome_tasks
+            for e in args.embedders
+        ]
         OUT.mkdir(parents=True, exist_ok=True)
-        name = "_".join(outcome_tasks)
+        name = "_".join(outcome_tasks + [e for e in args.embedders if e != "minilm"])
         (OUT / f"router_{name}.json").write_text(json.dumps(results, indent=2))
         for result in results:
             outcomes_report(result)

@@ -187,3 +187,32 @@ def test_routellm_style_file_with_columns_split_and_new_heads(tmp_path: Path) ->
     assert json.loads(out)["router"]["relative_quality"] > 0.85
     code, out = invoke("route", "train", "--help")
     assert code == 0 and "--cheap-column" in out and "sha256" in out
+
+
+def test_train_and_eval_with_the_static_embedder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--embedder static``: trained on the static table's vectors, named so in the file, and
+    evaluated (as the gateway routes) with the same table."""
+    pytest.importorskip("tokenizers")
+    import numpy as np
+
+    from thrifty.semantic import static
+    from thrifty.semantic.minilm_files import load_tokenizer
+
+    vocab = load_tokenizer(None).get_vocab_size()
+    np.save(tmp_path / "table.npy", np.random.default_rng(0).normal(size=(vocab, 64)))
+    monkeypatch.setenv(static.TABLE_PATH_ENV, str(tmp_path / "table.npy"))
+    train = outcomes(tmp_path / "train.jsonl", 400, seed=1)
+    held = outcomes(tmp_path / "held.jsonl", 200, seed=2)
+    router_file = tmp_path / "router.json"
+    code, out = invoke(
+        "route", "train", "--data", str(train), "-o", str(router_file),
+        "--target-strong-share", "0.5", "--embedder", "static",
+    )  # fmt: skip
+    assert code == 0, out
+    router = LearnedRouter.load(router_file)
+    assert router.embedder == "static" and router.dim == 64
+    code, out = invoke("route", "eval", "--router", str(router_file), "--data", str(held), "--json")
+    assert code == 0, out
+    assert json.loads(out)["router"]["relative_quality"] > 0.85

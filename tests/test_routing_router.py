@@ -173,3 +173,35 @@ def test_a_failing_router_sends_requests_to_the_stronger_model() -> None:
     route = RouteModel("auto", ["cheap", "strong"], router=router, embedder=HashingEmbedder(16))
     decision = route.decide({"prompt": "anything"})  # 16-dim vectors, an 8-weight router
     assert (decision.model, decision.by, decision.reason) == ("strong", "default", "router error")
+
+
+def test_a_static_router_is_served_with_the_static_table(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A router trained on the static embedder's vectors embeds requests with that embedder (the
+    one its file names), the table read from disk: MiniLM is never loaded for it."""
+    pytest.importorskip("tokenizers")
+    from thrifty.semantic import static
+    from thrifty.semantic.minilm_files import load_tokenizer
+
+    vocab = load_tokenizer(None).get_vocab_size()
+    table = np.random.default_rng(0).normal(size=(vocab, 16)).astype(np.float32)
+    np.save(tmp_path / "table.npy", table)
+    monkeypatch.setenv(static.TABLE_PATH_ENV, str(tmp_path / "table.npy"))
+    easy = [f"what time do you open on day {i}" for i in range(60)]
+    hard = [f"derive the closed form of integral number {i} with proof" for i in range(60)]
+    vectors = static.StaticEmbedder(table=table).embed(easy + hard)
+    labels = np.array([1.0] * 60 + [0.0] * 60)
+    train_router(vectors, labels, embedder="static", target_strong_share=0.5).save(
+        tmp_path / "router.json"
+    )
+    route = RouteModel(
+        "auto", ["cheap", "strong"], router=LearnedRouter.load(tmp_path / "router.json")
+    )
+    assert isinstance(route.embedder, static.StaticEmbedder)
+    assert route.embedder.table_path == tmp_path / "table.npy"
+    cheap = route.decide({"messages": [{"role": "user", "content": "what time do you open"}]})
+    strong = route.decide({"prompt": "derive the closed form with proof"})
+    assert (cheap.model, strong.model) == ("cheap", "strong")
+    assert strong.p is not None and cheap.p is not None and strong.threshold is not None
+    assert strong.p < strong.threshold <= cheap.p

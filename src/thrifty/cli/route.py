@@ -114,7 +114,13 @@ def train(
     strong_column: StrongColumn = "strong_ok",
     group_column: GroupColumn = None,
     split: Split = None,
-    embedder: Annotated[str, typer.Option(help="minilm or hashing.")] = "minilm",
+    embedder: Annotated[
+        str,
+        typer.Option(
+            help="minilm, static (a table distilled from MiniLM: sub-ms decisions instead of "
+            "MiniLM's 3-20 ms, 1-4 points more strong calls at 95 %) or hashing."
+        ),
+    ] = "minilm",
     heldout: Annotated[float, typer.Option(help="Share kept out for calibration.")] = 0.25,
     seed: Annotated[int, typer.Option(help="Seed of the held-out split.")] = 0,
 ) -> None:

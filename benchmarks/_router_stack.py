@@ -1,0 +1,209 @@
+"""``bench_router.py --task mmlu --stack``: a stacked MMLU router (not yet a thrifty head).
+
+Why: the ``grouped`` head (subject learned from the prompt) and the per-subject table saturate at
+42-43 % GPT-4 calls for 95 % of GPT-4 on MMLU test; the goal is 40 %. Two things the subject does
+not carry: how hard *this* question is (its neighbours' outcomes, its arithmetic, negations,
+"Statement 1 | Statement 2" items, passages, option lengths), and how much to trust the subject
+prior for it. The stack:
+
+1. the grouped head's joint-outcome probabilities and its subject prior (8 numbers), computed out
+   of fold on the training rows (3 folds) and by the head fitted on all of them for new rows;
+2. kNN difficulty: similarity-weighted Mixtral, GPT-4, gain and only-GPT-4 rates of the 30
+   nearest training prompts (leave-one-out on the training rows), the top and mean similarity;
+3. :func:`difficulty_features` of the prompt (26 numbers, regular expressions only);
+
+a gradient-boosted classifier (scikit-learn ``HistGradientBoostingClassifier``) of the four joint
+outcomes over them, whose utility ``P(only GPT-4 right) - P(only Mixtral right)`` (equal to
+``P(GPT-4 right) - P(Mixtral right)``) ranks prompts; ``stack`` averages its rank with the grouped
+head's. Chosen by 3-fold CV on dev (never test), then fitted on all of dev and scored on test.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+import numpy as np
+
+from _router_outcomes import GRID, per_subject_score, quality_curve, share_for
+from _routing_data import embeddings, load_rows
+from thrifty.routing.router import router_inputs, train_router
+
+_OPTION = re.compile(r"^([A-D])\.\s?(.*)$", re.MULTILINE)
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
+_ARITHMETIC = re.compile(r"[=+*/^×÷−-]\s*\d|\d\s*[=+*/^×÷−]")
+_FORMULA = re.compile(r"\\[a-z]+|\$[^$]+\$|\^|_\{")
+_NEGATION_CAPS = re.compile(r"\b(NOT|EXCEPT|LEAST|FALSE)\b")
+_NEGATION = re.compile(r"\b(not|except|least|false|incorrect)\b", re.IGNORECASE)
+_WHICH_NOT = re.compile(
+    r"which of the following (is|are|would|does|was|were|could|can|statements?)?\s*"
+    r"(not|least|false|incorrect)",
+    re.IGNORECASE,
+)
+_STATEMENTS = re.compile(r"Statement 1\s*\|", re.IGNORECASE)
+_ROMAN_ITEM = re.compile(r"^\s*(I|II|III|IV)\.\s", re.MULTILINE)
+_ROMAN_OPTION = re.compile(r"\b(I and II|II and III|I and III|I, II|I only|II only|III only)\b")
+_ALL_NONE = re.compile(r"\b(all of the above|none of the above|both|neither)\b", re.IGNORECASE)
+_PASSAGE = re.compile(
+    r"(refers to the following|following (passage|information|excerpt|text))", re.I
+)
+_TRUE_FALSE = re.compile(r"^(True|False),\s*(True|False)$", re.IGNORECASE)
+_BLANK = re.compile(r"_{2,}|\(\s*\)")
+_CODE = re.compile(r"[{};]\s*$|\bdef\b|\breturn\b|\bprint\b|\bfor\b\s*\(|==|!=|\bint\b", re.M)
+HGB = {
+    "max_iter": 200,
+    "learning_rate": 0.05,
+    "max_leaf_nodes": 15,
+    "min_samples_leaf": 40,
+    "l2_regularization": 1.0,
+    "early_stopping": True,
+    "random_state": 0,
+}
+
+
+def _log(value: float, top: float) -> float:
+    return min(math.log1p(value) / math.log1p(top), 1.5)
+
+
+def _numeric(option: str) -> bool:
+    s = option.replace(",", "").replace("$", "").replace("%", "").strip()
+    try:
+        float(s.split()[0])
+    except (ValueError, IndexError):
+        return False
+    return True
+
+
+def difficulty_features(text: str) -> list[float]:
+    """26 numbers of an MMLU-style prompt (question, then options ``A.``-``D.``)."""
+    found = list(_OPTION.finditer(text))
+    question = text[: found[-4].start()] if len(found) >= 4 else text
+    options = [m.group(2).strip() for m in found[-4:]] if len(found) >= 4 else []
+    sizes = [len(o) for o in options] or [0]
+    lines = question.strip().split("\n")
+    last, passage = lines[-1], "\n".join(lines[:-1])
+    share = lambda pattern: sum(bool(pattern.search(o)) for o in options) / 4  # noqa: E731
+    return [
+        _log(len(question), 4000),
+        _log(len(last), 600),
+        _log(len(passage), 4000),
+        _log(len(lines), 60),
+        _log(float(np.mean(sizes)), 300),
+        _log(max(sizes), 500),
+        (max(sizes) - min(sizes)) / (max(sizes) + 1),
+        sum(_numeric(o) for o in options) / 4,
+        share(_NUMBER),
+        _log(len(_NUMBER.findall(question)), 40),
+        _log(sum(c.isdigit() for c in question), 200),
+        _log(len(_ARITHMETIC.findall(text)), 20),
+        _log(len(_FORMULA.findall(text)), 20),
+        float(bool(_NEGATION_CAPS.search(question))),
+        _log(len(_NEGATION.findall(last)), 4),
+        float(bool(_WHICH_NOT.search(question))),
+        float(bool(_STATEMENTS.search(question))),
+        _log(len(_ROMAN_ITEM.findall(question)), 5),
+        share(_ROMAN_OPTION),
+        share(_ALL_NONE),
+        float(bool(_PASSAGE.search(question))),
+        sum(bool(_TRUE_FALSE.match(o)) for o in options) / 4,
+        float(bool(_BLANK.search(question))),
+        _log(len(_CODE.findall(text)), 10),
+        float(last.rstrip().endswith("?")),
+        _log(text.count("\n"), 60),
+    ]
+
+
+def knn_stats(
+    xq: np.ndarray, xr: np.ndarray, cheap: np.ndarray, strong: np.ndarray, *, same: bool
+) -> np.ndarray:
+    """Outcome rates of the 30 nearest reference prompts (``same``: the rows themselves, each
+    left out of its own neighbours)."""
+    sims = xq @ xr.T
+    if same:
+        np.fill_diagonal(sims, -1.0)
+    top = np.argpartition(-sims, 30, axis=1)[:, :30]
+    s = np.take_along_axis(sims, top, 1)
+    w = np.exp((s - s.max(1, keepdims=True)) * 20)
+    w /= w.sum(1, keepdims=True)
+    c, g = cheap[top], strong[top]
+    return np.column_stack(
+        [
+            (w * c).sum(1),
+            (w * g).sum(1),
+            (w * (g - c)).sum(1),
+            (w * ((g == 1) & (c == 0))).sum(1),
+            s.max(1),
+            s.mean(1),
+        ]
+    )
+
+
+def stack_scores(
+    x: np.ndarray, texts: list[str], groups: list[str], cheap: np.ndarray, strong: np.ndarray,
+    fit: np.ndarray, score: np.ndarray,
+) -> dict[str, np.ndarray]:  # fmt: skip
+    """Router scores of rows ``score`` (high: Mixtral), learned from rows ``fit`` only."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    def grouped(rows: np.ndarray) -> Any:
+        return train_router(
+            x[rows], cheap[rows], strong[rows], texts=[texts[j] for j in rows],
+            groups=[groups[j] for j in rows], kind="grouped", inputs="embedding+prompt",
+            label="no_gain",
+        )  # fmt: skip
+
+    def parts(router: Any, rows: np.ndarray) -> np.ndarray:
+        z = router_inputs(x[rows], [texts[j] for j in rows], "embedding+prompt")
+        return np.hstack([router.scorer.joint(z), router.scorer.prior(z)])
+
+    g_fit = np.zeros((len(fit), 8))
+    inner = np.random.default_rng(2).permutation(len(fit)) % 3
+    for f in range(3):
+        g_fit[inner == f] = parts(grouped(fit[inner != f]), fit[inner == f])
+    g_score = parts(grouped(fit), score)
+    feats = np.array([difficulty_features(t) for t in texts], dtype=np.float32)
+    k_fit = knn_stats(x[fit], x[fit], cheap[fit], strong[fit], same=True)
+    k_score = knn_stats(x[score], x[fit], cheap[fit], strong[fit], same=False)
+    joint = (2 * strong[fit] + cheap[fit]).astype(int)
+    hgb = HistGradientBoostingClassifier(**HGB).fit(np.hstack([g_fit, k_fit, feats[fit]]), joint)
+    p = hgb.predict_proba(np.hstack([g_score, k_score, feats[score]]))
+    out = {"grouped": 1 - (g_score[:, 2] - g_score[:, 1]), "boosted": 1 - (p[:, 2] - p[:, 1])}
+    rank = {k: np.argsort(np.argsort(v)) / len(v) for k, v in out.items()}
+    out["stack"] = rank["grouped"] + rank["boosted"]
+    return out
+
+
+def run(embedder: str = "minilm", cv_folds: int = 3) -> dict[str, Any]:
+    """Dev CV shares (when ``cv_folds`` > 1) and test shares of the stack's parts on MMLU."""
+    rows = load_rows("mmlu")
+    x = embeddings("mmlu", rows, embedder)
+    texts, groups = [r["prompt"] for r in rows], [r["subject"] for r in rows]
+    cheap = np.array([float(r["mixtral_correct"]) for r in rows])
+    strong = np.array([float(r["gpt4_correct"]) for r in rows])
+    dev = np.array([i for i, r in enumerate(rows) if r["split"] == "dev"])
+    test = np.array([i for i, r in enumerate(rows) if r["split"] == "test"])
+    out: dict[str, Any] = {"embedder": embedder, "test": {}, "dev_cv": {}}
+    if cv_folds > 1:  # the choice: pooled out-of-fold ranks on dev, as dev_cv in _router_outcomes
+        part = np.random.default_rng(0).permutation(len(dev)) % cv_folds
+        oof: dict[str, np.ndarray] = {}
+        for f in range(cv_folds):
+            fit, held = dev[part != f], dev[part == f]
+            scores = stack_scores(x, texts, groups, cheap, strong, fit, held)
+            scores["per-subject"] = per_subject_score(rows, list(fit), list(held))
+            for name, s in scores.items():
+                oof.setdefault(name, np.zeros(len(dev)))[part == f] = (
+                    np.argsort(np.argsort(s)) + 0.5
+                ) / len(held)
+        for name, s in oof.items():
+            curve = quality_curve(s, cheap[dev], strong[dev])
+            out["dev_cv"][name] = share_for(curve, 0.95 * float(strong[dev].mean()))
+    scores = stack_scores(x, texts, groups, cheap, strong, dev, test)
+    scores["per-subject"] = per_subject_score(rows, list(dev), list(test))
+    for name, s in scores.items():
+        curve = quality_curve(s, cheap[test], strong[test])
+        out["test"][name] = {
+            "share_at_95": share_for(curve, 0.95 * float(strong[test].mean())),
+            "accuracy_at_40": float(curve[int(np.searchsorted(GRID, 0.4))]) / strong[test].mean(),
+        }
+    return out
