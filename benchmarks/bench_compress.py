@@ -355,6 +355,9 @@ def main() -> None:
         "--timing-docs", type=int, default=NQ_DOCS, help="passages per timed context (28: ~3k)"
     )
     parser.add_argument("--tune", action="store_true", help="grid the weights on dev and stop")
+    parser.add_argument(
+        "--no-titles", action="store_true", help="NQ passages without their titles (plain text)"
+    )
     parser.add_argument("--timing-only", action="store_true", help="only the speed table")
     parser.add_argument(
         "--embedders", default="MiniLM,static", help="compressors compared (MiniLM, static)"
@@ -375,6 +378,10 @@ def main() -> None:
     chooser = Compressor(minilm, cache=DocumentCache(max_bytes=1 << 30, store=store))
     loaded = {"NQ": load_nq(chooser)}
     loaded["SQuAD"] = load_squad(chooser)
+    if args.no_titles:  # what a caller that passes bare strings gets
+        for case in loaded["NQ"]:
+            for doc in case.docs:
+                doc.pop("title", None)
     compressors = {"MiniLM": chooser}
     if "static" in args.embedders:
         static = StaticEmbedder(cache_size=200_000)
