@@ -28,7 +28,7 @@ def export_hgb(model: Any) -> dict[str, np.ndarray]:
     trees = [tree for iteration in model._predictors for tree in iteration]
     per_iter = len(model._predictors[0])
     size = max(len(t.nodes) for t in trees)
-    out = {
+    out: dict[str, np.ndarray] = {
         "feature": np.zeros((len(trees), size), np.int32),
         "threshold": np.zeros((len(trees), size), np.float64),
         "left": np.zeros((len(trees), size), np.int32),
