@@ -1,4 +1,5 @@
-"""``bench_router.py --task mmlu --stack``: a stacked MMLU router (not yet a thrifty head).
+"""``bench_router.py --task mmlu --stack``: the stacked MMLU router's dev CV (the research
+copy; the product head is ``thrifty.routing.stacked``, ``--kind stack``, in ``_router_outcomes``).
 
 Why: the ``grouped`` head (subject learned from the prompt) and the per-subject table saturate at
 42-43 % GPT-4 calls for 95 % of GPT-4 on MMLU test; the goal is 40 %. Two things the subject does
