@@ -52,7 +52,7 @@ def knn_stats(
 ) -> np.ndarray:
     """``(n, 6)`` outcome rates of the nearest reference prompts (``same``: the rows themselves,
     each left out of its own neighbours), top and mean similarity."""
-    sims = xq.astype(np.float32) @ xr.astype(np.float32).T
+    sims = np.asarray(xq, np.float32) @ np.asarray(xr, np.float32).T
     if same:
         np.fill_diagonal(sims, -1.0)
     k = min(NEIGHBOURS, xr.shape[0] - 1)
@@ -135,7 +135,8 @@ class StackedScorer:
             g_fit[inner == f] = _grouped_parts(head, x[inner == f, :d])
         grouped, info = GroupedScorer.fit(x[:, :d], y, x_held[:, :d], y_held)
         cheap, strong = y[:, 0].astype(np.float32), y[:, 1].astype(np.float32)
-        vectors = x[:, :e].astype(np.float16)
+        # float16 in the file, float32 in memory: numpy has no fast float16 matrix product.
+        vectors = x[:, :e].astype(np.float16).astype(np.float32)
         k_fit = knn_stats(vectors, vectors, cheap, strong, same=True)
         joint = joint_onehot(cheap, strong).argmax(1)
         model = HistGradientBoostingClassifier(**HGB)
@@ -158,7 +159,7 @@ class StackedScorer:
         return {
             **{f"grouped.{k}": v for k, v in self.grouped.arrays().items()},
             **{f"trees.{k}": v for k, v in self.trees.items()},
-            "ref_vectors": self.ref_vectors,
+            "ref_vectors": self.ref_vectors.astype(np.float16),
             "ref_cheap": self.ref_cheap,
             "ref_strong": self.ref_strong,
             "ref_grouped": self.ref_grouped,
@@ -178,7 +179,7 @@ class StackedScorer:
             trees[k] = trees[k].astype(np.bool_)
         return cls(
             grouped,
-            np.asarray(data["ref_vectors"], dtype=np.float16),
+            np.asarray(data["ref_vectors"], dtype=np.float32),
             np.asarray(data["ref_cheap"], dtype=np.float32),
             np.asarray(data["ref_strong"], dtype=np.float32),
             trees,
