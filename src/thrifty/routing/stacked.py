@@ -21,14 +21,14 @@ gains little.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
 
 from thrifty.routing.difficulty import N_DIFFICULTY
 from thrifty.routing.grouped import GroupedScorer, joint_onehot
-from thrifty.routing.trees import TREE_ARRAYS, export_hgb, tree_proba
+from thrifty.routing.trees import TREE_ARRAYS, export_hgb, prepare, tree_proba
 
 #: Neighbours read by the kNN difficulty part.
 NEIGHBOURS = 30
@@ -96,6 +96,7 @@ class StackedScorer:
     trees: dict[str, np.ndarray]
     ref_grouped: np.ndarray
     ref_boosted: np.ndarray
+    _prepared: tuple[np.ndarray, ...] | None = field(default=None, init=False, repr=False)
 
     @property
     def dim(self) -> int:
@@ -111,7 +112,9 @@ class StackedScorer:
         k = knn_stats(
             x[:, : self.embed_dim], self.ref_vectors, self.ref_cheap, self.ref_strong, same=False
         )
-        p = tree_proba(self.trees, np.hstack([g, k, x[:, self.grouped.dim :]]))
+        if self._prepared is None:
+            self._prepared = prepare(self.trees)
+        p = tree_proba(self.trees, np.hstack([g, k, x[:, self.grouped.dim :]]), self._prepared)
         return g, p
 
     def score(self, x: np.ndarray) -> np.ndarray:

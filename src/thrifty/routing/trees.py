@@ -5,8 +5,8 @@ when a router serves.
 Why: a router file must be data (``.npz`` arrays, never pickle) and the gateway must not import
 scikit-learn per decision. Every tree is padded to the same node count and stacked into
 ``(n_trees, n_nodes)`` arrays; :func:`tree_raw` walks all trees for all rows at once, one
-vectorised step per depth level, so a decision costs ``depth`` numpy gathers, not a Python loop
-over hundreds of trees.
+vectorised step per depth level (a flat node index; leaves point at themselves), so a decision
+costs ``depth`` numpy gathers, not a Python loop over hundreds of trees.
 """
 
 from __future__ import annotations
@@ -55,31 +55,50 @@ def export_hgb(model: Any) -> dict[str, np.ndarray]:
     return out
 
 
-def tree_raw(arrays: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
-    """``(n, columns)`` raw scores (baseline + leaf values) of every row of ``x``."""
+def prepare(arrays: dict[str, np.ndarray]) -> tuple[np.ndarray, ...]:
+    """Nodes of all trees in one flat index; a leaf's children are itself, so a walk just stays
+    there once it arrives (no leaf test per level)."""
+    n_trees, size = arrays["feature"].shape
+    offset = (np.arange(n_trees) * size)[:, None]
+    here = offset + np.arange(size)[None, :]
+    leaf = arrays["leaf"].astype(bool)
+    left = np.where(leaf, here, offset + arrays["left"]).ravel()
+    right = np.where(leaf, here, offset + arrays["right"]).ravel()
+    onehot = np.eye(len(arrays["baseline"]))[arrays["klass"]]  # (trees, columns)
+    return (
+        arrays["feature"].ravel().astype(np.int64),
+        arrays["threshold"].ravel().astype(np.float64),
+        arrays["missing_left"].ravel().astype(bool),
+        left.astype(np.int64),
+        right.astype(np.int64),
+        arrays["value"].ravel().astype(np.float64),
+        offset.ravel(),
+        onehot,
+    )
+
+
+def tree_raw(
+    arrays: dict[str, np.ndarray], x: np.ndarray, prepared: tuple[np.ndarray, ...] | None = None
+) -> np.ndarray:
+    """``(n, columns)`` raw scores (baseline + leaf values) of every row of ``x``; ``prepared``:
+    :func:`prepare` of ``arrays``, kept by a caller that scores often."""
     x = np.atleast_2d(np.asarray(x, np.float64))
-    feature, threshold = arrays["feature"], arrays["threshold"]
-    trees = np.arange(feature.shape[0])[None, :]
-    node = np.zeros((len(x), feature.shape[0]), np.int64)
+    flat = prepared if prepared is not None else prepare(arrays)
+    feature, threshold, missing, left, right, value, offset, onehot = flat
+    rows = np.arange(len(x))[:, None]
+    node = np.tile(offset, (len(x), 1))
     for _ in range(int(arrays["depth"][0])):
-        f = feature[trees, node]
-        v = np.take_along_axis(x, f.reshape(len(x), -1), 1)
-        go_left = np.where(
-            np.isnan(v), arrays["missing_left"][trees, node], v <= threshold[trees, node]
-        )
-        step = np.where(go_left, arrays["left"][trees, node], arrays["right"][trees, node])
-        node = np.where(arrays["leaf"][trees, node], node, step)
-    leaves = arrays["value"][trees, node]
-    baseline = arrays["baseline"]
-    raw = np.tile(baseline, (len(x), 1))
-    for k in range(len(baseline)):
-        raw[:, k] += leaves[:, arrays["klass"] == k].sum(1)
-    return raw
+        v = x[rows, feature[node]]
+        go_left = (v <= threshold[node]) | (np.isnan(v) & missing[node])
+        node = np.where(go_left, left[node], right[node])
+    return np.asarray(arrays["baseline"], np.float64) + value[node] @ onehot
 
 
-def tree_proba(arrays: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
+def tree_proba(
+    arrays: dict[str, np.ndarray], x: np.ndarray, prepared: tuple[np.ndarray, ...] | None = None
+) -> np.ndarray:
     """``(n, classes)`` class probabilities, as ``predict_proba`` gives them."""
-    raw = tree_raw(arrays, x)
+    raw = tree_raw(arrays, x, prepared)
     if raw.shape[1] == 1:
         p = 1.0 / (1.0 + np.exp(-raw[:, 0]))
         return np.column_stack([1.0 - p, p])
