@@ -43,7 +43,10 @@ CONFIGS = [
     ("mlp", "embedding+prompt", "no_gain"),
     ("mf", "embedding+prompt", "no_gain"),
     ("grouped", "embedding+prompt", "no_gain"),
+    ("stack", "embedding+prompt+difficulty", "no_gain"),
 ]
+#: The stack head's configuration name (its decision time is always measured).
+STACK = "stack embedding+prompt+difficulty no_gain"
 #: Configurations also measured by k-fold cross-validation on dev (``dev_cv``), beside the
 #: per-subject baseline: the choice between them, and the strong share the router is set to.
 CV_CONFIGS = [("mf", "embedding+prompt", "no_gain"), ("grouped", "embedding+prompt", "no_gain")]
@@ -339,7 +342,7 @@ def run(
                     fitted[name], vectors[test], [texts[i] for i in test[:latency_prompts]]
                 ),
             }
-            for name in dict.fromkeys([chosen, "grouped embedding+prompt no_gain"])
+            for name in dict.fromkeys([chosen, "grouped embedding+prompt no_gain", STACK])
             if name in fitted
         },
         "summary": summary,

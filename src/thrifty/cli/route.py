@@ -97,12 +97,16 @@ def train(
     kind: Annotated[
         str,
         typer.Option(
-            help="logistic, mlp, mf or grouped (JSON or .npz), knn (.npz): see "
-            "benchmarks/RESULTS.md."
+            help="logistic, mlp, mf or grouped (JSON or .npz), knn or stack (.npz; stack reads "
+            "--inputs embedding+prompt+difficulty): see benchmarks/RESULTS.md."
         ),
     ] = "logistic",
     inputs: Annotated[
-        str, typer.Option(help="embedding, or embedding+prompt (adds cheap prompt features).")
+        str,
+        typer.Option(
+            help="embedding, embedding+prompt (adds cheap prompt features), or "
+            "embedding+prompt+difficulty (and multiple-choice difficulty features; --kind stack)."
+        ),
     ] = "embedding",
     label: Annotated[
         str,

@@ -6,14 +6,16 @@ from thrifty.errors import ConfigError
 from thrifty.routing.grouped import GroupedScorer
 from thrifty.routing.heads import FactorScorer, MLPScorer
 from thrifty.routing.scorers import LogisticScorer, NeighbourScorer
+from thrifty.routing.stacked import StackedScorer
 
-Scorer = LogisticScorer | NeighbourScorer | MLPScorer | FactorScorer | GroupedScorer
+Scorer = LogisticScorer | NeighbourScorer | MLPScorer | FactorScorer | GroupedScorer | StackedScorer
 ScorerClass = (
     type[LogisticScorer]
     | type[NeighbourScorer]
     | type[MLPScorer]
     | type[FactorScorer]
     | type[GroupedScorer]
+    | type[StackedScorer]
 )
 
 #: Every router kind, by the name a router file stores.
@@ -23,6 +25,7 @@ SCORERS: dict[str, ScorerClass] = {
     "mlp": MLPScorer,
     "mf": FactorScorer,
     "grouped": GroupedScorer,
+    "stack": StackedScorer,
 }
 
 

@@ -28,12 +28,14 @@ from thrifty.routing.calibration import (
     share_for_cost,
     threshold_for_quality,
 )
+from thrifty.routing.difficulty import N_DIFFICULTY, difficulty_matrix
 from thrifty.routing.kinds import Scorer, scorer_class
 from thrifty.routing.prompt_features import FEATURES, prompt_features
 
 FORMAT = "thrifty-router/1"
-#: What a router reads: the embedding alone, or the embedding then the cheap prompt features.
-INPUTS = ("embedding", "embedding+prompt")
+#: What a router reads: the embedding alone, or the embedding then the cheap prompt features
+#: (then the 26 multiple-choice difficulty features, ``difficulty.py``, read by ``stack``).
+INPUTS = ("embedding", "embedding+prompt", "embedding+prompt+difficulty")
 #: What a router learns to predict (``p``): ``cheap_ok``, the cheap answer was right; or
 #: ``no_gain``, the strong model would not have done better (the cheap answer was right, or the
 #: strong one was wrong too): a prompt both models miss is no reason to pay for the strong one.
@@ -67,7 +69,10 @@ def router_inputs(vectors: np.ndarray, texts: list[str] | None, inputs: str) -> 
         return vectors
     if texts is None or len(texts) != len(vectors):
         raise ConfigError("this router reads the prompt texts too: pass one text per embedding")
-    return np.hstack([vectors, prompt_features(texts)])
+    parts = [vectors, prompt_features(texts)]
+    if inputs == "embedding+prompt+difficulty":
+        parts.append(difficulty_matrix(texts))
+    return np.hstack(parts)
 
 
 @dataclass
@@ -96,7 +101,9 @@ class LearnedRouter:
     @property
     def dim(self) -> int:
         """The embedding's width (the prompt features, when read, come on top)."""
-        extra = len(FEATURES) if self.inputs == "embedding+prompt" else 0
+        extra = {"embedding": 0, "embedding+prompt": len(FEATURES)}.get(
+            self.inputs, len(FEATURES) + N_DIFFICULTY
+        )
         return self.scorer.dim - extra
 
     def probability(self, vectors: np.ndarray, texts: list[str] | None = None) -> np.ndarray:
@@ -179,7 +186,7 @@ class LearnedRouter:
                 payload["meta"] = np.array(json.dumps(self._meta()))
                 np.savez_compressed(out, **payload)
             return
-        if self.kind == "knn":
+        if self.kind in ("knn", "stack"):
             raise ConfigError(f"{file}: a {self.kind} router keeps vectors: save it as .npz")
         data = {
             **self._meta(),
@@ -281,6 +288,8 @@ def train_router(
     targets = [t for t in (target_strong_share, target_quality, target_cost) if t is not None]
     if len(targets) > 1:
         raise ConfigError("give one target (strong share, quality or cost), not both")
+    if kind == "stack" and inputs != "embedding+prompt+difficulty":
+        raise ConfigError("a stack router reads --inputs embedding+prompt+difficulty")
     x = router_inputs(vectors, texts, inputs)
     cls = scorer_class(kind)
     both = np.column_stack([np.asarray(cheap_ok, dtype=np.float64), strong])
