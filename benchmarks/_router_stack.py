@@ -29,6 +29,7 @@ from _router_outcomes import GRID, per_subject_score, quality_curve, share_for
 from _routing_data import embeddings, load_rows
 from thrifty.routing.difficulty import difficulty_features
 from thrifty.routing.router import router_inputs, train_router
+from thrifty.routing.stacked import knn_stats  # the head's own (float32 products)
 
 HGB = {
     "max_iter": 200,
@@ -39,31 +40,6 @@ HGB = {
     "early_stopping": True,
     "random_state": 0,
 }
-
-
-def knn_stats(
-    xq: np.ndarray, xr: np.ndarray, cheap: np.ndarray, strong: np.ndarray, *, same: bool
-) -> np.ndarray:
-    """Outcome rates of the 30 nearest reference prompts (``same``: the rows themselves, each
-    left out of its own neighbours)."""
-    sims = xq @ xr.T
-    if same:
-        np.fill_diagonal(sims, -1.0)
-    top = np.argpartition(-sims, 30, axis=1)[:, :30]
-    s = np.take_along_axis(sims, top, 1)
-    w = np.exp((s - s.max(1, keepdims=True)) * 20)
-    w /= w.sum(1, keepdims=True)
-    c, g = cheap[top], strong[top]
-    return np.column_stack(
-        [
-            (w * c).sum(1),
-            (w * g).sum(1),
-            (w * (g - c)).sum(1),
-            (w * ((g == 1) & (c == 0))).sum(1),
-            s.max(1),
-            s.mean(1),
-        ]
-    )
 
 
 def stack_scores(
