@@ -29,17 +29,7 @@ from _router_outcomes import GRID, per_subject_score, quality_curve, share_for
 from _routing_data import embeddings, load_rows
 from thrifty.routing.difficulty import difficulty_features
 from thrifty.routing.router import router_inputs, train_router
-from thrifty.routing.stacked import knn_stats  # the head's own (float32 products)
-
-HGB = {
-    "max_iter": 200,
-    "learning_rate": 0.05,
-    "max_leaf_nodes": 15,
-    "min_samples_leaf": 40,
-    "l2_regularization": 1.0,
-    "early_stopping": True,
-    "random_state": 0,
-}
+from thrifty.routing.stacked import HGB, knn_stats  # the head's own settings and statistics
 
 
 def stack_scores(
