@@ -19,6 +19,7 @@ gets a new table. ``thrifty embedder build-static`` runs the build explicitly.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import threading
@@ -53,9 +54,19 @@ def cache_dir() -> Path:
 
 
 def file_digest(path: Path) -> str:
-    """First 16 hex digits of the file's SHA-256: the identity of a source model."""
+    """First 16 hex digits of the file's SHA-256: the identity of a source model.
+
+    Remembered per (path, size, mtime): the gateway asks whether the table exists at start-up
+    and again when it loads it, and the model file is tens of MB.
+    """
+    stat = path.stat()
+    return _digest(str(path), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=8)
+def _digest(path: str, size: int, mtime_ns: int) -> str:
     digest = hashlib.sha256()
-    with path.open("rb") as fh:
+    with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()[:16]
