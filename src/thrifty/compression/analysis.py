@@ -14,6 +14,7 @@ from typing import NamedTuple
 import numpy as np
 
 from thrifty.accounting.tokens import count_text
+from thrifty.compression.answer_type import unit_kinds
 from thrifty.compression.lexical import terms
 from thrifty.compression.split import split_sentences
 from thrifty.semantic.base import Embedder
@@ -39,6 +40,8 @@ class Analysis:
     """BM25 term counts of the whole document (the document-level score)."""
     doc_length: float
     """Number of terms of the whole document."""
+    kinds: np.ndarray
+    """uint8 kinds of answer each unit holds (:mod:`~thrifty.compression.answer_type` bits)."""
 
     @property
     def nbytes(self) -> int:
@@ -75,6 +78,7 @@ def analyse(texts: Sequence[str], embedder: Embedder) -> list[Analysis]:
                 vectors=vectors[row : row + len(doc)].copy(),
                 doc_terms=_sum(unit_terms),
                 doc_length=float(sum(sum(t.values()) for t in unit_terms)),
+                kinds=_kinds(doc),
             )
         )
         row += len(doc)
@@ -84,7 +88,8 @@ def analyse(texts: Sequence[str], embedder: Embedder) -> list[Analysis]:
 def rebuild(
     text: str, spans: Sequence[tuple[int, int]], tokens: np.ndarray, total: int, vectors: np.ndarray
 ) -> Analysis:
-    """An :class:`Analysis` from its stored parts (the terms are recomputed: a regex pass)."""
+    """An :class:`Analysis` from its stored parts (the terms and kinds are recomputed: a regex
+    pass)."""
     unit_terms = tuple(terms(text[a:b]) for a, b in spans)
     return Analysis(
         spans=tuple((int(a), int(b)) for a, b in spans),
@@ -97,6 +102,7 @@ def rebuild(
         vectors=vectors,
         doc_terms=_sum(unit_terms),
         doc_length=float(sum(sum(t.values()) for t in unit_terms)),
+        kinds=_kinds([text[a:b] for a, b in spans]),
     )
 
 
@@ -105,6 +111,10 @@ class Title(NamedTuple):
 
     vector: np.ndarray
     terms: Counter[str]
+
+
+def _kinds(pieces: Sequence[str]) -> np.ndarray:
+    return np.fromiter((unit_kinds(p) for p in pieces), dtype=np.uint8, count=len(pieces))
 
 
 def _sum(unit_terms: Sequence[Counter[str]]) -> Counter[str]:

@@ -18,6 +18,7 @@ import numpy as np
 
 from thrifty.accounting.tokens import count_text
 from thrifty.compression.analysis import Analysis, Title, analyse
+from thrifty.compression.answer_type import expected_kind
 from thrifty.compression.doccache import DocumentCache, document_key
 from thrifty.compression.lexical import terms
 from thrifty.compression.result import Compressed, CompressedDocument, Dropped
@@ -144,7 +145,9 @@ class Compressor:
             keep = np.ones(len(units.tokens), dtype=bool)
         else:
             question_vector = self.embedder.embed_one(question)
-            scores = score(question_vector, terms(question), units, self.weights)
+            scores = score(
+                question_vector, terms(question), units, self.weights, expected_kind(question)
+            )
             keep = select(
                 scores,
                 units.tokens,
@@ -235,7 +238,7 @@ def units_of(
     np.cumsum([len(a.spans) for a in docs], out=bounds[1:])
     if len(docs) == 1:
         a = docs[0]
-        return Units(a.vectors, a.terms, a.lengths, a.tokens, bounds)
+        return Units(a.vectors, a.terms, a.lengths, a.tokens, bounds, kinds=a.kinds)
     titled = list(title_terms[: len(docs)]) + [None] * (len(docs) - len(title_terms))
     return Units(
         vectors=np.concatenate([a.vectors for a in docs]) if docs else np.empty((0, dim)),
@@ -254,6 +257,7 @@ def units_of(
             count=len(docs),
         ),
         title_vectors=title_vectors,
+        kinds=np.concatenate([a.kinds for a in docs]) if docs else np.empty(0, np.uint8),
     )
 
 

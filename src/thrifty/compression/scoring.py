@@ -47,6 +47,9 @@ class Weights:
     title: float = 0.6
     """Share of the cosine between the question and the document's title (when it has one)
     added to each of its units."""
+    answer_type: float = 0.4
+    """Added to a unit that holds the kind of answer the question asks for (a date for "when",
+    a number for "how many": :mod:`~thrifty.compression.answer_type`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,12 +74,19 @@ class Units:
     """Terms per document, its title's included."""
     title_vectors: np.ndarray | None = None
     """``(documents, dim)`` title embeddings, zero rows for untitled documents; None: none."""
+    kinds: np.ndarray | None = None
+    """uint8 kinds of answer per unit (:mod:`~thrifty.compression.answer_type`); None: none."""
 
 
 def score(
-    question: np.ndarray, question_terms: Counter[str], units: Units, w: Weights
+    question: np.ndarray,
+    question_terms: Counter[str],
+    units: Units,
+    w: Weights,
+    expected: int = 0,
 ) -> np.ndarray:
-    """The score of every unit (higher: keep first)."""
+    """The score of every unit (higher: keep first); ``expected`` is the kind of answer the
+    question asks for (:func:`~thrifty.compression.answer_type.expected_kind`, 0: any)."""
     base = units.vectors @ question
     if w.lexical:
         lexical = bm25(question_terms, units.terms, units.lengths)
@@ -101,6 +111,8 @@ def score(
     evidence = _document_evidence(question, question_terms, units, w)
     if evidence is not None:
         base_near = base_near + np.repeat(evidence, counts)
+    if expected and w.answer_type and units.kinds is not None:
+        base_near = base_near + w.answer_type * ((units.kinds & expected) != 0)
     return base_near
 
 
