@@ -35,8 +35,8 @@ DEFAULT_MIN_TOKENS = 100
 DEFAULT_MODEL = "gpt-4o-mini"
 #: The embedder used when none is named: the static table distilled from the local MiniLM
 #: (built once on first use, or ahead with ``thrifty embedder build-static``). With the
-#: document-level evidence of :mod:`~thrifty.compression.scoring` it keeps the answer in 98 %
-#: of NQ and SQuAD test questions at a 60 % cut (MiniLM 98.6-99 %) at ~50x less CPU on an
+#: document-level evidence of :mod:`~thrifty.compression.scoring` it keeps the answer in 98-99 %
+#: of NQ and SQuAD test questions at a 60 % cut (MiniLM 99-99.6 %) at ~50x less CPU on an
 #: unseen context (benchmarks/RESULTS.md, "Context compression").
 DEFAULT_EMBEDDER = "static"
 

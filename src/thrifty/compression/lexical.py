@@ -56,6 +56,11 @@ def stem(word: str) -> str:
     return found
 
 
+def forget_stems() -> None:
+    """Empty the stem memo (a benchmark's "process's first context")."""
+    _stems.clear()
+
+
 def terms(text: str) -> Counter[str]:
     """Lower-cased, stemmed word terms of ``text`` without stopwords."""
     out: Counter[str] = Counter()

@@ -11,7 +11,8 @@ title's cosine to the question. A sentence often names its subject only as "it" 
 company"; the document it sits in names it, and a static embedder (which cannot read context)
 needs that help most: on the dev splits it lifted the static embedder's answer survival at a
 60 % cut from 93.8 to 98.2 % (NQ, titled passages) and 97.2 to 98.1 % (SQuAD, untitled), and
-at an 80 % cut from 87.2 to 96.1 % and 90.6 to 92.3 %.
+at an 80 % cut from 87.2 to 96.1 % and 90.6 to 92.3 %. And the kind of answer asked for: a
+"when" question lifts the sentences that hold a date (:mod:`~thrifty.compression.answer_type`).
 The weights were tuned on the dev splits of two sets, NQ and SQuAD (benchmarks/bench_compress.py
 --tune: best mean answer survival over both sets at ratios 0.4 and 0.2), not on the test splits
 reported in benchmarks/RESULTS.md.
