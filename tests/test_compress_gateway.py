@@ -199,6 +199,8 @@ def test_find_context_and_rewrite_keep_everything_else() -> None:
     assert messages[2]["content"] == "question?"  # the original is not touched
     with pytest.raises(ContextError):
         find_context(messages, [Marked(message=0), Marked(message=5)])
+    with pytest.raises(ContextError, match="not in the request"):
+        find_context(messages, [Marked(message=-4)])  # a negative index is refused, not wrapped
 
 
 def test_requests_never_wait_for_the_static_table_build(

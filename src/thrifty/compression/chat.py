@@ -115,7 +115,7 @@ def find_context(
         if mark.message is None:
             pieces.append(Piece(mark.text or "", mark.id, title=mark.title))
             continue
-        if mark.message >= len(messages):
+        if not 0 <= mark.message < len(messages):
             raise ContextError(
                 f"thrifty.context[{n}]: message {mark.message} is not in the request "
                 f"({len(messages)} messages)"
