@@ -8,7 +8,7 @@ Replays each stream as ``SemanticMatcher.find`` decides (every guard, the policy
 pair scorer; ``_semantic_streams.replay``) in seeds ``0..orders-1`` and pools hits and wrong
 hits, for each policy (``--policies``: ``fixed 0.94``, ``δ=1 %``, ``δ=2 %``, ``δ=1 % bar``:
 ``VerifiedThreshold(0.01, new_entry_bar=0.94)``) and each agreement rule (``--agreements``,
-``;``-separated: ``off``, or ``field=value,…`` of :class:`NeighbourhoodAgreement`, plus
+``;``-separated: ``off``, ``on`` (the default rule), or ``field=value,…`` of :class:`NeighbourhoodAgreement`, plus
 ``check=0`` to make a conflict a plain miss instead of a check). Streams: banking77 ``train``
 and the support ``fit`` half (``--split dev``) or banking77 ``test``, the support ``test`` half
 and banking77 ``test`` with GPT-4's labels (``--split test``). ``--sorted`` adds each stream in
@@ -83,6 +83,8 @@ def parse_rule(text: str) -> tuple[NeighbourhoodAgreement | None, bool]:
     """``off`` → (None, True); ``margin=0.05,agree_bar=0.9,check=0`` → the rule and the check."""
     if text.strip() == "off":
         return None, True
+    if text.strip() == "on":  # the default rule
+        return NeighbourhoodAgreement(), True
     fields: dict[str, float | int | None] = {}
     check = True
     for part in text.split(","):

@@ -41,7 +41,7 @@ class TableEmbedder(Embedder):
         return rows / np.linalg.norm(rows, axis=1, keepdims=True)
 
 
-RULE = NeighbourhoodAgreement(margin=0.05, floor=0.8)
+RULE = NeighbourhoodAgreement(margin=0.05, floor=0.8, agree_bar=None)
 QUERY = SemanticQuery(scope="s", text="query")
 
 
