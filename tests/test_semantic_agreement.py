@@ -131,6 +131,13 @@ def test_a_consistent_region_serves_from_the_agree_bar() -> None:
     assert alone.find(QUERY) is None  # one entry near it: the policy's bar holds
 
 
+def test_a_candidate_below_the_floor_is_still_decided_by_the_policy() -> None:
+    built = matcher({"far": "x"}, FixedThreshold(0.5), NeighbourhoodAgreement())  # floor 0.75
+    match = built.find(QUERY)
+    assert match is not None and not match.verify and match.region is Region.ALONE
+    assert match.similarity == pytest.approx(0.6, abs=1e-3)
+
+
 def test_entries_linked_by_a_verification_agree_whatever_their_texts() -> None:
     policy = VerifiedThreshold(0.02, new_entry_bar=0.9)
     answers = {"left": "The card arrives in 3 days.", "right": "Expect it within three days."}

@@ -21,6 +21,7 @@ every replica shares (``engine_index.py``).
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 import os
 import threading
@@ -214,26 +215,32 @@ class SemanticMatcher:
         agreement: NeighbourhoodAgreement,
         blocked: list[str] | None,
     ) -> SemanticMatch | None:
-        """:meth:`find` with neighbourhood agreement: every candidate is re-checked in the store
-        and by the guards first (the neighbourhood is what they pass); then, as in ``find``,
+        """:meth:`find` with neighbourhood agreement: every candidate above the agreement's floor
+        is re-checked in the store and by the guards first (the neighbourhood is what they
+        pass); then, as in ``find``,
         the nearest decides, but a conflict refuses a hit the policy allows (offered for a check
         instead, so the model answers and a learning policy learns), and a consistent region
         serves from ``agreement_bar`` where the policy refuses."""
-        live = [(c, e) for c in candidates if (e := self._live(c, query, blocked)) is not None]
+        # only candidates above the floor can be neighbours: the rest are read when reached
+        near = [c for c in candidates if c.similarity >= agreement.floor]
+        live = [(c, e) for c in near if (e := self._live(c, query, blocked)) is not None]
+        later = ((c, self._live(c, query, blocked)) for c in candidates[len(near) :])
         answers: dict[str, Any] = {}
-        for candidate, entry in live:
+        for candidate, entry in itertools.chain(live, later):
+            if entry is None:
+                continue
             key, sim = candidate.key, candidate.similarity
             own = policy.should_hit(key, sim)
             region: Region | None = None
             hit = own
             if own or (agreement.agree_bar is not None and sim >= agreement.agree_bar):
                 low = agreement.low(sim)
-                near = [
+                neighbours = [
                     (c.similarity, self._agree(policy, entry, e, answers))
                     for c, e in live
                     if c is not candidate and c.similarity >= low
                 ]
-                region = agreement.region(sim, near)
+                region = agreement.region(sim, neighbours)
                 hit = agreement.serves(region, sim, own)
             trusted = not hit or self._trusted(query, candidate)
             if hit and trusted:
