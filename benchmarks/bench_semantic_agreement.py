@@ -8,8 +8,9 @@ Replays each stream as ``SemanticMatcher.find`` decides (every guard, the policy
 pair scorer; ``_semantic_streams.replay``) in seeds ``0..orders-1`` and pools hits and wrong
 hits, for each policy (``--policies``: ``fixed 0.94``, ``δ=1 %``, ``δ=2 %``, ``δ=1 % bar``:
 ``VerifiedThreshold(0.01, new_entry_bar=0.94)``) and each agreement rule (``--agreements``,
-``;``-separated: ``off``, ``on`` (the default rule), or ``field=value,…`` of :class:`NeighbourhoodAgreement`, plus
-``check=0`` to make a conflict a plain miss instead of a check). Streams: banking77 ``train``
+``;``-separated: ``off``, ``on`` (the default rule), or ``field=value,…`` of
+:class:`NeighbourhoodAgreement`, plus ``check=0`` to make a conflict a plain miss instead of a
+check). Streams: banking77 ``train``
 and the support ``fit`` half (``--split dev``) or banking77 ``test``, the support ``test`` half
 and banking77 ``test`` with GPT-4's labels (``--split test``). ``--sorted`` adds each stream in
 file order (intent-sorted). ``--timing N``: per-lookup cost of the extra step (see
@@ -66,14 +67,15 @@ class MemoGuards(Guard):
 
 
 class MemoScorer:
-    """The shipped pair scorer with each pair's verdict remembered (same texts, same cosine)."""
+    """The shipped pair scorer with each (pair, cosine)'s verdict remembered: keyed on the exact
+    cosine too, since one pair's cosine differs in its last bits between orders."""
 
     def __init__(self) -> None:
         self.inner = PairScorer.default()
-        self.memo: dict[tuple[str, str], bool] = {}
+        self.memo: dict[tuple[str, str, float], bool] = {}
 
     def accepts(self, query: str, candidate: str, cosine: float) -> bool:
-        key = (query, candidate)
+        key = (query, candidate, cosine)
         if key not in self.memo:
             self.memo[key] = self.inner.accepts(query, candidate, cosine)
         return self.memo[key]
