@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from _semantic_data import data_file, embed_cached, load_banking77, load_support
+from thrifty.semantic.agreement import NeighbourhoodAgreement
 from thrifty.semantic.base import Guard, ThresholdPolicy
 from thrifty.semantic.guards import Guards
 from thrifty.semantic.pair_scorer import PairScorer
@@ -111,11 +112,16 @@ def replay(
     every: int = 100,
     link: bool = True,
     guard: Guard | None = None,
+    agreement: NeighbourhoodAgreement | None = None,
+    conflict_check: bool = True,
 ) -> Replay:
     """Run ``stream`` through ``policy`` as ``SemanticMatcher.find`` decides (guards, policy,
     then ``scorer`` on a hit); a check's outcome is whether the labels agree, and an agreeing
     check links the new entry to the checked one (``policy.link``) when ``link``. ``guard``
-    replaces today's ``Guards()`` when ``guards`` is on (e.g. an older commit's guards)."""
+    replaces today's ``Guards()`` when ``guards`` is on (e.g. an older commit's guards).
+    ``agreement``: neighbourhood agreement (``agreement.py``) over the guard-passed candidates,
+    the same label being the same answer; a hit it refuses in a conflict is checked when
+    ``conflict_check`` (else handled like one the policy refused)."""
     texts, labels, vecs = stream
     guard = (guard or Guards()) if guards else None
     matrix = np.empty((len(texts), vecs.shape[1]), dtype=np.float32)
@@ -128,21 +134,33 @@ def replay(
         checked: tuple[str, bool] | None = None
         if n:
             s = matrix[:n] @ vecs[qi]
-            top = np.argpartition(-s, k - 1)[:k] if n > k else np.arange(n)
-            for ci in top[np.argsort(-s[top])]:
+            kk = k if agreement is None else max(k, agreement.k)
+            top = np.argpartition(-s, kk - 1)[:kk] if n > kk else np.arange(n)
+            order = top[np.argsort(-s[top])]
+            if agreement is not None and guard is not None:  # the neighbourhood: guard-passed
+                order = [c for c in order if guard.blocks(texts[qi], texts[cached[c]]) is None]
+            for ci in order:
                 other = texts[cached[ci]]
-                if guard is not None and guard.blocks(texts[qi], other) is not None:
+                unguarded = agreement is None and guard is not None
+                if unguarded and guard.blocks(texts[qi], other) is not None:
                     continue
                 key, sim = str(ci), float(s[ci])
                 right = labels[cached[ci]] == labels[qi]
-                hit = policy.should_hit(key, sim)
+                own = policy.should_hit(key, sim)
+                hit, refused = own, False
+                if agreement is not None:
+                    mine = labels[cached[ci]]
+                    near = [(float(s[c]), labels[cached[c]] == mine) for c in order if c != ci]
+                    hit = agreement.serves(agreement.region(sim, near), sim, own)
+                    refused = own and not hit and conflict_check
                 trusted = not hit or scorer is None or scorer.accepts(texts[qi], other, sim)
-                if hit and trusted and not policy.wants_verification(key, sim):
+                verify = own and policy.wants_verification(key, sim)
+                if hit and trusted and not verify:
                     served = True
                     out.hits += 1
                     out.wrong += not right
                     break
-                if (hit and trusted) or policy.wants_verification(key, sim):
+                if (hit and trusted) or refused or policy.wants_verification(key, sim):
                     out.checks += 1  # a near miss explored, or a sampled re-check of a hit
                     out.agreed += right
                     policy.record(key, sim, right)

@@ -22,6 +22,7 @@ table gives the hit rate so far at 25 / 50 / 75 / 100 % of the stream (the cache
 each row's ratio to the best bare bar with ≤ 1 % wrong and to the issue-13 default. thrifty's
 rows decide as ``SemanticMatcher.find`` does: every guard, the policy, then the shipped pair
 scorer on a hit.
+Rows ``… + agreement``: the same policies with neighbourhood agreement (``agreement.py``).
 ``--policies`` keeps the thrifty rows whose label contains one of its comma-separated words
 (e.g. ``--policies "fixed,δ=2 % +"``; the bare and GPTCache rows are always run). Plots go to
 ``benchmarks/out/semantic_streams_*.png``.
@@ -44,6 +45,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _semantic_data import OUT, ROOT
 from _semantic_streams import Replay, Stream, banking77, banking77_llm, replay, shuffled, support
+from thrifty.semantic.agreement import NeighbourhoodAgreement
 from thrifty.semantic.base import Guard, ThresholdPolicy
 from thrifty.semantic.pair_scorer import PairScorer
 from thrifty.semantic.policy import DEFAULT_THRESHOLD, FixedThreshold
@@ -77,6 +79,18 @@ POLICIES: list[tuple[str, Callable[[], ThresholdPolicy], bool]] = [
     ),
     ("verified δ=1 %, adaptive prior", lambda: VerifiedThreshold(0.01, adapt_every=200), True),
     ("verified δ=2 %, adaptive prior", lambda: VerifiedThreshold(0.02, adapt_every=200), True),
+]
+#: The same policies with neighbourhood agreement (``agreement.py``, its default rule: chosen on
+#: the dev streams with ``bench_semantic_agreement.py``); an option, off by default.
+AGREEMENT = NeighbourhoodAgreement()
+AGREEING: list[tuple[str, Callable[[], ThresholdPolicy]]] = [
+    (f"fixed {DEFAULT_THRESHOLD} + agreement", lambda: FixedThreshold()),
+    ("verified δ=1 % + agreement", lambda: VerifiedThreshold(0.01)),
+    ("verified δ=2 % + agreement", lambda: VerifiedThreshold(0.02)),
+    (
+        f"verified δ=1 %, new-entry bar {DEFAULT_THRESHOLD} + agreement",
+        lambda: VerifiedThreshold(0.01, new_entry_bar=DEFAULT_THRESHOLD),
+    ),
 ]
 
 
@@ -150,6 +164,10 @@ def run(name: str, order: str, stream: Stream, args) -> dict[str, Replay]:
         if args.policies and not any(word in label for word in args.policies.split(",")):
             continue
         results[label] = replay(stream, make(), guards=guards, scorer=scorer if guards else None)
+    for label, make in AGREEING:
+        if args.policies and not any(word in label for word in args.policies.split(",")):
+            continue
+        results[label] = replay(stream, make(), guards=True, scorer=scorer, agreement=AGREEMENT)
     fits = [(r.hit_rate, b) for b, r in sweep.items() if r.hits and r.wrong_rate <= 0.01]
     best = max(fits, default=(0.0, None))
     before = results.get(today, Replay()).hit_rate

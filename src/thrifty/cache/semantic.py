@@ -58,6 +58,9 @@ class Decision:
     NEAR_MISS = "near-miss"
     """Below the entry's bar but near: the model answers (as a miss), compared; if the answers
     agree the new question is linked to the entry."""
+    CONFLICT = "conflict"
+    """Above the entry's bar, but candidates near the query carry different answers
+    (neighbourhood agreement): the model answers (as a miss), compared as a near miss is."""
     MISS = "miss"
     """Nothing near enough."""
     GUARD = "guard:"
@@ -87,8 +90,11 @@ class SemanticLayer(Layer):
             settings.policy,
             settings.guard,
             settings.index,
+            agreement=settings.agreement,
         )
         self._verifier = settings.verifier
+        if settings.agreement is not None:  # neighbours' answers compared as checks compare
+            self.matcher.same_answer = lambda cached, other: self.verifier()(cached, other)
         self._lock = threading.Lock()  # guards the two tables below, per cache
         self._served: OrderedDict[str, tuple[str, float, str | None]] = OrderedDict()
         self._verifying: OrderedDict[str, tuple[str, float, Any, str]] = OrderedDict()
@@ -162,6 +168,8 @@ class SemanticLayer(Layer):
             self._remember(self._verifying, key, (entry.key, match.similarity, value, namespace))
             near = policy.should_hit(entry.key, match.similarity)
             why = Decision.VERIFIED if near else Decision.NEAR_MISS
+            if near and match.region is not None and match.region.value == "conflict":
+                why = Decision.CONFLICT
             self._remember(self._decisions, key, (why, match.similarity))
             return None
         # Unguessable (128 random bits), and remembered with the namespace it was served in:

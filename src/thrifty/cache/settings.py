@@ -52,6 +52,10 @@ class SemanticSettings:
         index: folder of the vector index (``"auto"``: beside the store; None: memory only), or
             the URL of a vector engine every replica shares (``milvus-lite:///index.db``,
             ``milvus://host:19530``; see :mod:`thrifty.semantic.engine_index`).
+        agreement: a :class:`~thrifty.semantic.agreement.NeighbourhoodAgreement` (None, the
+            default: off): a query whose near candidates carry different answers is not served
+            (checked instead), one among agreeing entries may be served from a lower bar;
+            answers are compared with ``verifier``.
 
     Raises:
         ConfigError: both ``threshold`` and ``policy``, or a threshold outside [-1, 1].
@@ -63,6 +67,7 @@ class SemanticSettings:
     guard: Any = None
     verifier: Callable[[Any, Any], bool] | None = None
     index: str | os.PathLike[str] | None = "auto"
+    agreement: Any = None
 
     def __post_init__(self) -> None:
         if self.threshold is not None and self.policy is not None:

@@ -4,7 +4,10 @@ A lookup embeds the last user message, searches the request's scope in the index
 nearest candidate that (1) the threshold policy accepts at its similarity, (2) still lives in the
 store — so deletes, TTL expiry, eviction and invalidation are honoured even when the index still
 holds the vector — (3) no guard blocks, and (4) the learned pair scorer does not doubt (cosine
-finds candidates; the guards and the scorer decide on more evidence than one cosine). A write
+finds candidates; the guards and the scorer decide on more evidence than one cosine), and, when
+``agreement`` is on, (5) the other candidates near the query do not carry a different answer
+(``agreement.py``: a query between two answers is not served; one among agreeing entries may be
+served from a lower bar). A write
 stores the scope, text and vector in the entry (``Entry.semantic``) and adds them to the index, so
 the index can always be rebuilt from the store.
 
@@ -18,6 +21,7 @@ every replica shares (``engine_index.py``).
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 import os
 import threading
@@ -29,14 +33,18 @@ from typing import Any
 
 import numpy as np
 
+from thrifty import codec
 from thrifty.entry import Entry, Selector
 from thrifty.errors import CorruptEntryError
+from thrifty.semantic.agreement import NeighbourhoodAgreement, Region
 from thrifty.semantic.base import Candidate, Embedder, Guard, ThresholdPolicy
 from thrifty.semantic.engine_index import is_engine_url, open_engine_index
 from thrifty.semantic.index import ScopedIndex
 from thrifty.semantic.pair_scorer import PairScorer
 from thrifty.semantic.record import SemanticRecord, decode_record, encode_record
 from thrifty.semantic.scope import SemanticQuery, semantic_query
+from thrifty.semantic.thresholds import normalized_match
+from thrifty.semantic.verify import answer_text
 from thrifty.store.base import Store
 
 log = logging.getLogger("thrifty.semantic")
@@ -57,6 +65,8 @@ class SemanticMatch:
     query: SemanticQuery
     verify: bool = False
     """True when the policy wants the model asked anyway, to learn whether the hit was right."""
+    region: Region | None = None
+    """What the neighbourhood said (None: agreement off, or not consulted)."""
 
     @property
     def similarity(self) -> float:
@@ -91,6 +101,10 @@ class SemanticMatcher:
         sync_interval: seconds between catch-ups with a shared store (0: every lookup).
         save_interval: seconds between saves of a changed index (it is also saved on close).
         background: rebuild and catch up in a worker thread (False: inside the lookup).
+        agreement: neighbourhood agreement (``agreement.py``; None: off, the default).
+        same_answer: ``(cached_value, other_cached_value) -> bool``, the answer identity
+            agreement uses besides entries a verification linked (default: the answer texts
+            are equal after normalising; ``SemanticLayer`` passes its verifier).
     """
 
     def __init__(
@@ -106,8 +120,12 @@ class SemanticMatcher:
         sync_interval: float = 2.0,
         save_interval: float = 300.0,
         background: bool = True,
+        agreement: NeighbourhoodAgreement | None = None,
+        same_answer: Callable[[Any, Any], bool] | None = None,
     ) -> None:
         self.store = store
+        self.agreement = agreement
+        self.same_answer = same_answer
         self.embedder = embedder
         self.policy = policy
         self.guard = guard
@@ -169,6 +187,10 @@ class SemanticMatcher:
         self._prepare()
         policy = self.policy if policy is None else policy  # (a policy may have a length)
         vector = self.embedder.embed_one(query.text)
+        if self.agreement is not None:
+            k = max(self.k, self.agreement.k)
+            candidates = self.index.search(query.scope, vector, k)
+            return self._find_agreeing(query, policy, candidates, self.agreement, blocked)
         for candidate in self.index.search(query.scope, vector, self.k):
             entry = self._live(candidate, query, blocked)
             if entry is None:
@@ -184,6 +206,76 @@ class SemanticMatcher:
                 continue
             return None
         return None
+
+    def _find_agreeing(
+        self,
+        query: SemanticQuery,
+        policy: ThresholdPolicy,
+        candidates: list[Candidate],
+        agreement: NeighbourhoodAgreement,
+        blocked: list[str] | None,
+    ) -> SemanticMatch | None:
+        """:meth:`find` with neighbourhood agreement: every candidate above the agreement's floor
+        is re-checked in the store and by the guards first (the neighbourhood is what they
+        pass); then, as in ``find``,
+        the nearest decides, but a conflict refuses a hit the policy allows (offered for a check
+        instead, so the model answers and a learning policy learns), and a consistent region
+        serves from ``agreement_bar`` where the policy refuses."""
+        # only candidates above the floor can be neighbours: the rest are read when reached
+        near = [c for c in candidates if c.similarity >= agreement.floor]
+        live = [(c, e) for c in near if (e := self._live(c, query, blocked)) is not None]
+        later = ((c, self._live(c, query, blocked)) for c in candidates[len(near) :])
+        answers: dict[str, Any] = {}
+        for candidate, entry in itertools.chain(live, later):
+            if entry is None:
+                continue
+            key, sim = candidate.key, candidate.similarity
+            own = policy.should_hit(key, sim)
+            region: Region | None = None
+            hit = own
+            if own or (agreement.agree_bar is not None and sim >= agreement.agree_bar):
+                low = agreement.low(sim)
+                neighbours = [
+                    (c.similarity, self._agree(policy, entry, e, answers))
+                    for c, e in live
+                    if c is not candidate and c.similarity >= low
+                ]
+                region = agreement.region(sim, neighbours)
+                hit = agreement.serves(region, sim, own)
+            trusted = not hit or self._trusted(query, candidate)
+            if hit and trusted:
+                verify = own and policy.wants_verification(key, sim)
+                return SemanticMatch(entry, candidate, query, verify, region)
+            if (own and not hit) or policy.wants_verification(key, sim):
+                return SemanticMatch(entry, candidate, query, True, region)
+            if not trusted:
+                continue
+            return None
+        return None
+
+    def _agree(
+        self, policy: ThresholdPolicy, first: Entry, second: Entry, answers: dict[str, Any]
+    ) -> bool:
+        """Whether two entries answer alike: linked by a verification that agreed, or their
+        answers the same (``same_answer``, default: normalised equal texts). An answer that
+        cannot be read counts as different (a conflict refuses, it never serves)."""
+        linked = getattr(policy, "linked", None)
+        if callable(linked) and linked(first.key, second.key):
+            return True
+        try:
+            a, b = (self._answer(e, answers) for e in (first, second))
+            if self.same_answer is not None:
+                return bool(self.same_answer(a, b))
+            return normalized_match(answer_text(a), answer_text(b))
+        except Exception as exc:  # a broken value or comparer: treated as disagreement
+            log.debug("answer comparison failed: %s", exc)
+            return False
+
+    @staticmethod
+    def _answer(entry: Entry, answers: dict[str, Any]) -> Any:
+        if entry.key not in answers:
+            answers[entry.key] = codec.decode(entry.value)
+        return answers[entry.key]
 
     def _trusted(self, query: SemanticQuery, candidate: Candidate) -> bool:
         """True unless the pair scorer judges the candidate's question a different one."""
@@ -429,12 +521,14 @@ def build_matcher(
     guard: Guard | bool | None = None,
     index_path: str | os.PathLike[str] | None = "auto",
     scorer: PairScorer | bool | None = None,
+    agreement: NeighbourhoodAgreement | None = None,
 ) -> SemanticMatcher:
     """The matcher ``thrifty.Cache(semantic=True, ...)`` uses, from its arguments.
 
     ``guard``: None (or True) for every guard of ``guards.py``, False for none.
     ``scorer``: None for the shipped pair scorer when the embedder is the one it was fitted
     for (and guards are on), True to insist on it, False for none, or a :class:`PairScorer`.
+    ``agreement``: neighbourhood agreement (``agreement.py``), None (the default) for none.
 
     Raises:
         ConfigError: an unknown embedder name, or both ``threshold`` and ``policy``.
@@ -464,4 +558,5 @@ def build_matcher(
         guard=guard or None,
         scorer=scorer or None,
         index_path=index_path,
+        agreement=agreement,
     )

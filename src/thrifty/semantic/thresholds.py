@@ -471,6 +471,13 @@ class VerifiedThreshold(ThresholdPolicy):
                 return
             self._entries[entry_key] = source
 
+    def linked(self, entry_key: str, other_key: str) -> bool:
+        """True when the two entries share evidence (:meth:`link`): a check found that they
+        get the same answer (neighbourhood agreement counts them as agreeing)."""
+        with self._lock:
+            evidence = self._entries.get(entry_key)
+            return evidence is not None and evidence is self._entries.get(other_key)
+
     def observations(self, entry_key: str) -> list[tuple[float, bool]]:
         with self._lock:
             evidence = self._entries.get(entry_key)

@@ -45,8 +45,8 @@ def note_hit(ctx: RequestContext, hit: Hit) -> None:
 
 
 def note_decision(ctx: RequestContext, cache: Cache, key: str) -> None:
-    """Why a semantic cache missed (``near-miss``, ``verified``, ``guard:<name>``, ``miss``),
-    with the similarity of the candidate that decided when there was one."""
+    """Why a semantic cache missed (``near-miss``, ``verified``, ``conflict``, ``guard:<name>``,
+    ``miss``), with the similarity of the candidate that decided when there was one."""
     decided = cache.semantic_decision(key)
     if decided is not None:
         ctx.headers["X-Thrifty-Semantic-Decision"] = decided[0]

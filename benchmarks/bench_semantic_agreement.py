@@ -1,0 +1,229 @@
+"""Neighbourhood agreement (``thrifty.semantic.agreement``) over several shuffled orders.
+
+    python benchmarks/bench_semantic_agreement.py --split dev --orders 3
+    python benchmarks/bench_semantic_agreement.py --split test --orders 3 \\
+        --agreements "off;margin=0.05,floor=0.85,agree_bar=0.92"
+
+Replays each stream as ``SemanticMatcher.find`` decides (every guard, the policy, the shipped
+pair scorer; ``_semantic_streams.replay``) in seeds ``0..orders-1`` and pools hits and wrong
+hits, for each policy (``--policies``: ``fixed 0.94``, ``δ=1 %``, ``δ=2 %``, ``δ=1 % bar``:
+``VerifiedThreshold(0.01, new_entry_bar=0.94)``) and each agreement rule (``--agreements``,
+``;``-separated: ``off``, ``on`` (the default rule), or ``field=value,…`` of
+:class:`NeighbourhoodAgreement`, plus ``check=0`` to make a conflict a plain miss instead of a
+check). Streams: banking77 ``train``
+and the support ``fit`` half (``--split dev``) or banking77 ``test``, the support ``test`` half
+and banking77 ``test`` with GPT-4's labels (``--split test``). ``--sorted`` adds each stream in
+file order (intent-sorted). ``--timing N``: per-lookup cost of the extra step (see
+:func:`timing`) with the last ``--agreements`` rule.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import numpy as np
+
+from _semantic_streams import Stream, banking77, banking77_llm, replay, shuffled, support
+from thrifty import codec
+from thrifty.entry import Entry
+from thrifty.semantic.agreement import NeighbourhoodAgreement
+from thrifty.semantic.base import Embedder, Guard, ThresholdPolicy
+from thrifty.semantic.guards import Guards
+from thrifty.semantic.matcher import build_matcher
+from thrifty.semantic.pair_scorer import PairScorer
+from thrifty.semantic.policy import FixedThreshold
+from thrifty.semantic.scope import SemanticQuery
+from thrifty.semantic.thresholds import VerifiedThreshold
+from thrifty.store.memory import MemoryStore
+
+POLICIES: dict[str, Callable[[], ThresholdPolicy]] = {
+    "fixed 0.94": lambda: FixedThreshold(0.94),
+    "δ=1 %": lambda: VerifiedThreshold(0.01),
+    "δ=2 %": lambda: VerifiedThreshold(0.02),
+    "δ=1 % bar": lambda: VerifiedThreshold(0.01, new_entry_bar=0.94),
+    "δ=2 % bar": lambda: VerifiedThreshold(0.02, new_entry_bar=0.94),
+}
+
+
+class MemoGuards(Guard):
+    """``Guards()`` with each pair's verdict remembered: the sweep meets the same pairs again."""
+
+    def __init__(self) -> None:
+        self.inner = Guards()
+        self.memo: dict[tuple[str, str], str | None] = {}
+
+    def blocks(self, query: str, candidate: str) -> str | None:
+        key = (query, candidate)
+        if key not in self.memo:
+            self.memo[key] = self.inner.blocks(query, candidate)
+        return self.memo[key]
+
+
+class MemoScorer:
+    """The shipped pair scorer with each (pair, cosine)'s verdict remembered: keyed on the exact
+    cosine too, since one pair's cosine differs in its last bits between orders."""
+
+    def __init__(self) -> None:
+        self.inner = PairScorer.default()
+        self.memo: dict[tuple[str, str, float], bool] = {}
+
+    def accepts(self, query: str, candidate: str, cosine: float) -> bool:
+        key = (query, candidate, cosine)
+        if key not in self.memo:
+            self.memo[key] = self.inner.accepts(query, candidate, cosine)
+        return self.memo[key]
+
+
+def parse_rule(text: str) -> tuple[NeighbourhoodAgreement | None, bool]:
+    """``off`` → (None, True); ``margin=0.05,agree_bar=0.9,check=0`` → the rule and the check."""
+    if text.strip() == "off":
+        return None, True
+    if text.strip() == "on":  # the default rule
+        return NeighbourhoodAgreement(), True
+    fields: dict[str, float | int | None] = {}
+    check = True
+    for part in text.split(","):
+        name, value = (x.strip() for x in part.split("="))
+        if name == "check":
+            check = value not in ("0", "false", "no")
+        elif name in ("min_agree", "k"):
+            fields[name] = int(value)
+        else:
+            fields[name] = None if value == "none" else math.inf if value == "inf" else float(value)
+    return NeighbourhoodAgreement(**fields), check  # type: ignore[arg-type]
+
+
+class VectorTable(Embedder):
+    """Returns the precomputed MiniLM vector of a known text (the timing leaves embedding out)."""
+
+    name = "all-MiniLM-L6-v2"
+    dim = 384
+
+    def __init__(self, texts: list[str], vectors: np.ndarray) -> None:
+        super().__init__(cache_size=0)
+        self.table = dict(zip(texts, vectors, strict=True))
+
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        return np.stack([self.table[t] for t in texts])
+
+
+def timing(rule: NeighbourhoodAgreement, queries: int) -> None:
+    """``SemanticMatcher.find`` per lookup with agreement off and on: banking77 ``train`` cached
+    (10,003 entries, the label as the answer, memory store, usearch HNSW), banking77 ``test``
+    queries; every guard, the shipped scorer, fixed 0.94; the embedding is a table look-up, so
+    the difference is the extra step (search k 4 → ``rule.k``, every candidate re-read and
+    guarded, the neighbours' answers decoded and compared)."""
+    train, test = banking77("train"), banking77("test")
+    texts = train[0] + test[0]
+    embed = VectorTable(texts, np.concatenate([train[2], test[2]]))
+    store = MemoryStore()
+    matchers = {
+        name: build_matcher(
+            store, embed, policy=FixedThreshold(0.94), index_path=None, agreement=agreement
+        )
+        for name, agreement in (("off", None), ("on", rule))
+    }
+    for matcher in matchers.values():
+        matcher.background = False
+    for i, (text, label) in enumerate(zip(train[0], train[1], strict=True)):
+        entry = Entry(key=f"k{i}", value=codec.encode(label), namespace="default")
+        matchers["off"].attach(entry, SemanticQuery(scope="s", text=text))
+        store.set(entry)
+        for matcher in matchers.values():
+            matcher.indexed(entry)
+    asked = [SemanticQuery(scope="s", text=t) for t in test[0][:queries]]
+    for name, matcher in matchers.items():
+        for q in asked[:50]:  # warm up
+            matcher.find(q)
+        times = []
+        for q in asked:
+            t0 = time.perf_counter()
+            matcher.find(q)
+            times.append((time.perf_counter() - t0) * 1000)
+        times.sort()
+        print(
+            f"agreement {name}: find p50 {statistics.median(times):.3f} ms, "
+            f"p99 {times[int(0.99 * len(times))]:.3f} ms ({len(times)} lookups, 10,003 entries)"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--split", choices=["dev", "test"], default="dev")
+    parser.add_argument("--orders", type=int, default=3)
+    parser.add_argument("--policies", default="fixed 0.94,δ=1 %,δ=2 %")
+    parser.add_argument("--agreements", default="off;margin=0.05")
+    parser.add_argument("--streams", default="", help="comma-separated stream names to keep")
+    parser.add_argument("--sorted", action="store_true", help="also each stream in file order")
+    parser.add_argument("--limit", type=int, default=None, help="first N queries of each order")
+    parser.add_argument(
+        "--timing", type=int, default=0, help="time N lookups with the first --agreements rule"
+    )
+    args = parser.parse_args()
+    if args.timing:
+        rule, _ = parse_rule(args.agreements.split(";")[-1])
+        timing(rule or NeighbourhoodAgreement(), args.timing)
+        return
+    streams: dict[str, Callable[[], Stream]]
+    if args.split == "dev":
+        streams = {
+            "banking77 train": lambda: banking77("train"),
+            "support fit": lambda: support("fit"),
+        }
+    else:
+        streams = {
+            "banking77 test": lambda: banking77("test"),
+            "support test": lambda: support("test"),
+            "GPT-4 labels": banking77_llm,
+        }
+    if args.streams:
+        keep = args.streams.split(",")
+        streams = {k: v for k, v in streams.items() if any(w in k for w in keep)}
+    guard, scorer = MemoGuards(), MemoScorer()
+    seeds: list[int | None] = list(range(args.orders)) + ([None] if args.sorted else [])
+    print("| policy | agreement | stream | per order: hits / wrong | pooled hits | pooled wrong |")
+    print("|---|---|---|---|---|---|")
+    for name, load in streams.items():
+        stream = load()
+        for label in args.policies.split(","):
+            for rule_text in args.agreements.split(";"):
+                rule, check = parse_rule(rule_text)
+                shuffled_hits = shuffled_wrong = queries = 0
+                cells = []
+                started = time.perf_counter()
+                for seed in seeds:
+                    texts, labels, vecs = shuffled(stream, seed)
+                    cut = (texts[: args.limit], labels[: args.limit], vecs[: args.limit])
+                    r = replay(
+                        cut,
+                        POLICIES[label](),
+                        guards=True,
+                        guard=guard,
+                        scorer=scorer,  # type: ignore[arg-type]
+                        agreement=rule,
+                        conflict_check=check,
+                    )
+                    tag = "sorted: " if seed is None else ""
+                    cells.append(f"{tag}{100 * r.hit_rate:.1f} / {100 * r.wrong_rate:.2f} %")
+                    if seed is not None:
+                        shuffled_hits += r.hits
+                        shuffled_wrong += r.wrong
+                        queries += r.queries
+                print(
+                    f"| {label} | {rule_text} | {name} | {'; '.join(cells)} | "
+                    f"{100 * shuffled_hits / max(queries, 1):.1f} % | "
+                    f"{100 * shuffled_wrong / max(shuffled_hits, 1):.2f} % "
+                    f"({shuffled_wrong}/{shuffled_hits}) | {time.perf_counter() - started:.0f}s",
+                    flush=True,
+                )
+
+
+if __name__ == "__main__":
+    main()
