@@ -82,3 +82,22 @@ def test_bad_policy_settings_are_refused(cache: dict[str, Any]) -> None:
 
     with pytest.raises(ConfigError):
         parse_config({"cache": {"url": "memory://", **cache}}, source="t.yaml")
+
+
+def test_neighbourhood_agreement_from_the_config(fake: FakeOpenAI) -> None:
+    from thrifty.semantic.agreement import NeighbourhoodAgreement
+
+    for on in (False, True):
+        config = fake_config(
+            fake.base_url,
+            cache={"url": "memory://", "semantic": True, "embedder": "hashing",
+                   "semantic_agreement": on},
+        )  # fmt: skip
+        with gateway(config) as (url, app):
+            matcher = app.state.gateway.cache._semantic.matcher
+            if on:
+                assert isinstance(matcher.agreement, NeighbourhoodAgreement)
+            else:
+                assert matcher.agreement is None
+            answer = web.post(f"{url}/v1/chat/completions", json=ask("Where is my parcel?"))
+            assert answer.status_code == 200, answer.text

@@ -244,6 +244,11 @@ class CacheSettings(_Strict):
     """Under ``verified``: the largest acceptable share of wrong hits."""
     semantic_namespaces: dict[str, SemanticPolicySettings] = Field(default_factory=dict)
     """Per namespace (``tenant`` or ``tenant/namespace``): its own policy and delta."""
+    semantic_agreement: bool = False
+    """Neighbourhood agreement (:mod:`thrifty.semantic.agreement`): a question whose near cached
+    questions carry different answers is checked against the model instead of served, one among
+    two or more agreeing entries is served from cosine 0.85 (answers compared as verification
+    compares them)."""
     embedder: str = "minilm"
     """``minilm`` (local all-MiniLM-L6-v2 on onnxruntime) or ``hashing`` (lexical, no model)."""
     semantic_off: list[str] = Field(default_factory=list)
