@@ -14,14 +14,13 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
-import re
-import string
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from thrifty.compression import Compressor
+from thrifty.compression.answer_check import normalize  # SQuAD's answer normalisation
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "rag"
 NQ_FILE = DATA / "nq_open_oracle.jsonl.gz"
@@ -46,13 +45,6 @@ class Case:
 def split_of(question: str) -> str:
     """``dev`` or ``test``, by a hash of the question."""
     return "dev" if hashlib.sha256(question.encode()).digest()[0] < 154 else "test"
-
-
-def normalize(text: str) -> str:
-    """SQuAD's answer normalization: lower case, no punctuation, articles or extra spaces."""
-    text = "".join(ch for ch in text.lower() if ch not in set(string.punctuation))
-    text = re.sub(r"\b(a|an|the)\b", " ", text)
-    return " ".join(text.split())
 
 
 def _position(question: str, n: int) -> int:
