@@ -114,13 +114,15 @@ def replay(
     guard: Guard | None = None,
     agreement: NeighbourhoodAgreement | None = None,
     conflict_check: bool = True,
+    same_answer: Callable[[int, int], bool] | None = None,
 ) -> Replay:
     """Run ``stream`` through ``policy`` as ``SemanticMatcher.find`` decides (guards, policy,
     then ``scorer`` on a hit); a check's outcome is whether the labels agree, and an agreeing
     check links the new entry to the checked one (``policy.link``) when ``link``. ``guard``
     replaces today's ``Guards()`` when ``guards`` is on (e.g. an older commit's guards).
     ``agreement``: neighbourhood agreement (``agreement.py``) over the guard-passed candidates,
-    the same label being the same answer; a hit it refuses in a conflict is checked when
+    the same label being the same answer unless ``same_answer(i, j)`` (stream positions) says
+    otherwise (free-text answers); a hit it refuses in a conflict is checked when
     ``conflict_check`` (else handled like one the policy refused)."""
     texts, labels, vecs = stream
     guard = (guard or Guards()) if guards else None
@@ -150,7 +152,16 @@ def replay(
                 hit, refused = own, False
                 if agreement is not None:
                     mine = labels[cached[ci]]
-                    near = [(float(s[c]), labels[cached[c]] == mine) for c in order if c != ci]
+                    near = [
+                        (
+                            float(s[c]),
+                            labels[cached[c]] == mine
+                            if same_answer is None
+                            else same_answer(cached[ci], cached[c]),
+                        )
+                        for c in order
+                        if c != ci
+                    ]
                     hit = agreement.serves(agreement.region(sim, near), sim, own)
                     refused = own and not hit and conflict_check
                 trusted = not hit or scorer is None or scorer.accepts(texts[qi], other, sim)

@@ -34,7 +34,9 @@ def test_skip_store_answers_a_request_with_an_email_and_stores_nothing(fake: Fak
     config = fake_config(fake.base_url, cache={"url": "memory://", "pii": "skip_store"})
     with gateway(config) as (url, app):
         cache = app.state.gateway.cache
-        assert [status(post(url, ASKED)) for _ in range(2)] == ["MISS", "MISS"]
+        assert status(post(url, ASKED)) == "MISS"
+        stored(url)  # else the second could coalesce onto the first's write still in flight
+        assert status(post(url, ASKED)) == "MISS"
         assert fake.calls["chat"] == 2
         # a request without PII is stored (after the two, by the same write-behind queue)
         assert status(post(url, PLAIN)) == "MISS"

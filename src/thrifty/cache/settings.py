@@ -55,7 +55,8 @@ class SemanticSettings:
         agreement: a :class:`~thrifty.semantic.agreement.NeighbourhoodAgreement` (None, the
             default: off): a query whose near candidates carry different answers is not served
             (checked instead), one among agreeing entries may be served from a lower bar;
-            answers are compared with ``verifier``.
+            answers are compared with ``verifier``. Meant for classification-like answers: with
+            free-text answers worded differently per question it refuses most hits (RESULTS).
 
     Raises:
         ConfigError: both ``threshold`` and ``policy``, or a threshold outside [-1, 1].
