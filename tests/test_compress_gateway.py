@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from _gateway import fake_config, gateway, web
+from _gateway import fake_config, gateway, stored, web
 from thrifty.compression.chat import ContextError, Marked, find_context, rewrite
 from thrifty.server.config import parse_config
 from thrifty.testing.fake_openai import FakeOpenAI
@@ -95,7 +95,9 @@ def test_titles_in_thrifty_context_are_used_and_not_sent(served: str, fake: Fake
     assert [(p.id, p.title) for p in plan.pieces] == [("a", "A title")]
 
 
-def test_compressed_prompt_is_the_cache_key(served: str, fake: FakeOpenAI) -> None:
+def test_the_original_request_and_its_settings_are_the_cache_key(
+    served: str, fake: FakeOpenAI
+) -> None:
     body = ask(thrifty={"context": DOCS})
     first = post(served, body)
     saved = savings(served)
@@ -110,6 +112,46 @@ def test_compressed_prompt_is_the_cache_key(served: str, fake: FakeOpenAI) -> No
     assert full.headers["x-thrifty-cache-status"] == "MISS"  # another prompt: another entry
     assert "x-thrifty-compression" not in full.headers
     assert all(d in sent_user(fake) for d in DOCS)
+    other_ratio = post(served, body, **{"X-Thrifty-Compression": "0.5"})
+    assert other_ratio.headers["x-thrifty-cache-status"] == "MISS"
+    other_docs = post(served, ask(thrifty={"context": [*DOCS[:-1], FACT]}))
+    assert other_docs.headers["x-thrifty-cache-status"] == "MISS"  # given documents count
+
+
+def test_the_compressed_prompt_is_the_key_only_when_the_caller_opts_in(
+    served: str, fake: FakeOpenAI
+) -> None:
+    body = ask(thrifty={"context": DOCS})
+    assert post(served, body).headers["x-thrifty-cache-status"] == "MISS"
+    prompt = ask()
+    prompt["messages"] = fake.requests[-1]["messages"]  # the compressed prompt, asked plainly
+    stored(served)
+    plain = post(served, prompt, **{"X-Thrifty-Compression": "off"})  # (its <context> as is)
+    assert plain.headers["x-thrifty-cache-status"] == "MISS"  # the original was the key
+    stored(served)
+    opted = post(served, body, **{"X-Thrifty-Compression-Key": "compressed"})
+    assert opted.headers["x-thrifty-cache-status"] == "HIT"  # keyed on the prompt it sends
+    assert fake.calls["chat"] == 2
+    bad = post(served, body, **{"X-Thrifty-Compression-Key": "prompt"})
+    assert bad.status_code == 400
+    assert bad.json()["error"]["param"] == "x-thrifty-compression-key"
+
+
+def test_the_compressed_key_from_the_config(fake: FakeOpenAI) -> None:
+    config = fake_config(
+        fake.base_url, compression=compression(enabled=True, ratio=0.3, key="compressed")
+    )
+    with gateway(config) as (url, _):
+        assert post(url, ask(thrifty={"context": DOCS})).status_code == 200
+        prompt = ask()
+        prompt["messages"] = fake.requests[-1]["messages"]
+        stored(url)
+        plain = post(url, prompt, **{"X-Thrifty-Compression": "off"})
+        assert plain.headers["x-thrifty-cache-status"] == "HIT"
+        original = post(
+            url, ask(thrifty={"context": DOCS}), **{"X-Thrifty-Compression-Key": "original"}
+        )
+        assert original.headers["x-thrifty-cache-status"] == "MISS"
 
 
 def test_tagged_blocks_and_message_indexes(served: str, fake: FakeOpenAI) -> None:

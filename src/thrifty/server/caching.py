@@ -96,7 +96,7 @@ class CacheLookup(CacheStage):
     """
 
     async def __call__(self, ctx: RequestContext) -> Any:
-        policy, body, cache = ctx.policy, ctx.body, self.cache
+        policy, body, cache = ctx.policy, ctx.keyed_body, self.cache
         assert policy is not None and ctx.operation is not None
         kind = ctx.operation.kind
         label = self.metrics.model_label(ctx.model)

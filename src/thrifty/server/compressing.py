@@ -2,13 +2,15 @@
 
 It sits in the chain's head, after ``ReadRequest`` and before the cache, for three reasons:
 
-- the compressed prompt is what the model answers, so it is what the answer is stored under:
-  a request that asked for the full context (``X-Thrifty-Compression: off``) or another ratio
-  is never served an answer made from a different context, and two requests whose contexts
-  compress to the same prompt share an answer;
-- compression is deterministic for a given request and configuration, so keying on its output
-  is as exact as keying on the input; with the document cache warm it costs a few ms, small
-  next to the upstream call a hit saves;
+- the answer is stored under the original request plus its compression settings (the given
+  documents, ratio, floor, embedder): only the same request compressed the same way hits, so a
+  request that asked for the full context (``X-Thrifty-Compression: off``) or another ratio is
+  never served an answer made from a different context. A caller that opts in
+  (``X-Thrifty-Compression-Key: compressed`` or ``compression.key: compressed``) keys on the
+  compressed prompt instead: requests whose contexts compress to the same prompt share an
+  answer (compression is deterministic, so that key is as exact as the prompt sent);
+- with the document cache warm compression costs a few ms, small next to the upstream call a
+  hit saves;
 - one stage serves the plain and the streamed chains, and the key's limits (``Reserve``) are
   taken on the prompt that is really sent.
 
@@ -40,8 +42,27 @@ from thrifty.server.schemas import ContextDocument, ThriftyOptions
 log = logging.getLogger("thrifty.server")
 
 COMPRESSION_HEADER = "x-thrifty-compression"
+KEY_HEADER = "x-thrifty-compression-key"
 #: The savings mechanism this stage credits (``thrifty_savings_usd{mechanism=...}``).
 MECHANISM = "compressed"
+
+
+def requested_key(raw: str | None, default: str) -> str:
+    """The per-request ``X-Thrifty-Compression-Key``: ``original`` or ``compressed``.
+
+    Raises:
+        APIError: 400 for anything else.
+    """
+    if raw is None:
+        return default
+    word = raw.strip().lower()
+    if word not in ("original", "compressed"):
+        raise APIError(
+            400,
+            f"header X-Thrifty-Compression-Key: must be original or compressed, not {raw!r}",
+            param=KEY_HEADER,
+        )
+    return word
 
 
 def requested(raw: str | None) -> float | bool | None:
@@ -177,6 +198,8 @@ class Compress(Stage):
             raise APIError(400, str(exc), param="thrifty.context") from None
         if not plan.pieces:
             return await self.next(ctx)
+        if requested_key(ctx.request.headers.get(KEY_HEADER), options.key) == "original":
+            ctx.cache_body = self._original_key(ctx.body, plan, options, ratio if on else None)
         saved = 0
         if on:
             saved = await anyio.to_thread.run_sync(self._compress, ctx, plan, options, ratio)
@@ -186,6 +209,29 @@ class Compress(Stage):
         if saved > 0 and ctx.route != "cache":
             self._credit(ctx, saved)
         return value
+
+    def _original_key(
+        self,
+        body: dict[str, Any],
+        plan: ContextPlan,
+        options: CompressionOptions,
+        ratio: float | None,
+    ) -> dict[str, Any]:
+        """The request as sent to the gateway, plus what decides its compressed prompt: the
+        documents given in ``thrifty.context`` (the key leaves the ``thrifty`` field out) and
+        the settings (None ratio: compression off, the documents placed whole)."""
+        given = [[p.id, p.title, p.text] for p in plan.pieces if p.message is None]
+        settings = {
+            "documents": given,
+            "ratio": ratio,
+            "floor": options.floor,
+            "min_tokens": options.min_tokens,
+            "tag": options.tag,
+            "user_turns_over": options.user_turns_over if ratio is not None else None,
+            "question": plan.question,
+            "embedder": self.settings.llmlingua2_model or self.settings.embedder,
+        }
+        return {**body, "thrifty_compression": settings}
 
     def _compress(
         self, ctx: RequestContext, plan: ContextPlan, options: CompressionOptions, ratio: float

@@ -64,6 +64,10 @@ class RequestContext:
     principal: Principal | None = None
     model: str | None = None
     body: dict[str, Any] = field(default_factory=dict)
+    cache_body: dict[str, Any] | None = None
+    """What the cache keys and files the answer under when it is not ``body``: compression
+    sends the compressed prompt but keys on the original request (plus its compression
+    settings) unless the caller opts in to the compressed key."""
     policy: CachePolicy | None = None
     options: ThriftyOptions | None = None
     """The request's ``thrifty`` body field (removed from ``body``), for the stages it concerns."""
@@ -103,6 +107,11 @@ class RequestContext:
     plain miss. A stage that answers instead of the upstream (a student) sets it."""
     usage: Usage | None = None
     """The billed tokens of the answer (a hit's: those its original call was billed)."""
+
+    @property
+    def keyed_body(self) -> dict[str, Any]:
+        """The body the cache keys on and files the answer under (see ``cache_body``)."""
+        return self.body if self.cache_body is None else self.cache_body
 
     def thrifty_headers(self) -> dict[str, str]:
         out = dict(self.headers)

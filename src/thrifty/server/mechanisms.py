@@ -18,7 +18,7 @@ models, and the config file stays one place that lists the blocks::
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt, model_validator
 
@@ -43,6 +43,11 @@ class CompressionOptions(_Strict):
     tag: str = Field(default="context", pattern=r"^[A-Za-z][A-Za-z0-9_-]*$")
     """``<context>…</context>`` (or ``<context id="doc:42">``) blocks inside a message are
     compressed as one document each."""
+    key: Literal["original", "compressed"] = "original"
+    """What a compressed request's answer is cached under: the ``original`` request with its
+    compression settings (only the same request under the same settings hits), or the
+    ``compressed`` prompt (requests whose contexts compress alike share an answer); per request
+    ``X-Thrifty-Compression-Key``."""
 
 
 class CompressionSettings(CompressionOptions):

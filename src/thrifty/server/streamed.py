@@ -45,7 +45,7 @@ class StreamLookup(CacheStage):
     next stages (the lookup is skipped by ``no-cache`` and ``refresh``)."""
 
     async def __call__(self, ctx: RequestContext) -> AsyncIterator[bytes]:
-        policy, body, metrics = ctx.policy, ctx.body, self.metrics
+        policy, body, metrics = ctx.policy, ctx.keyed_body, self.metrics
         assert policy is not None
         label = metrics.model_label(ctx.model)
         key = ctx.key = self.cache.key(body, kind="chat", namespace=policy.namespace)
@@ -163,7 +163,7 @@ class ShareStream(CacheStage):
             if complete and policy.write and chunks:
                 await self.cache.aset(
                     key, response, namespace=policy.namespace, ttl=policy.ttl,
-                    user_id=body.get("user"), request=body, kind="chat",
+                    user_id=body.get("user"), request=ctx.keyed_body, kind="chat",
                     tags=ctx.tags or (), **fields,
                 )  # fmt: skip
             if complete:
