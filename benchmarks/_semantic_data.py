@@ -17,6 +17,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -89,21 +90,38 @@ def embedder():
     return _EMBEDDER
 
 
-def embed_cached(name: str, texts: list[str]) -> np.ndarray:
-    """``(len(texts), 384)`` float32 vectors, from ``benchmarks/out/emb/`` when already computed."""
+def embed_cached(
+    name: str,
+    texts: list[str],
+    encoder: Callable[[], Callable[[list[str]], np.ndarray]] | None = None,
+    *,
+    batch: int = 4096,
+) -> np.ndarray:
+    """``(len(texts), dim)`` float32 vectors, from ``benchmarks/out/emb/`` when already computed.
+
+    ``encoder`` makes the function that embeds a batch (default: the MiniLM embedder's); it is
+    called only when the vectors are not on disk, so a model is loaded only when needed.
+    """
     digest = hashlib.sha256("\x00".join(texts).encode("utf-8", "surrogatepass")).hexdigest()[:16]
     path = OUT / "emb" / f"{name}-{digest}.npy"
     if path.is_file():
         return np.load(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    embed = encoder() if encoder is not None else embedder().embed
     started = time.perf_counter()
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # less padding per batch
     ordered = [texts[i] for i in order]
-    vectors = np.empty((len(texts), 384), dtype=np.float32)
-    for start in range(0, len(texts), 4096):
-        chunk = order[start : start + 4096]
-        vectors[chunk] = embedder().embed(ordered[start : start + 4096])
-        print(f"{name}: {start + len(chunk)}/{len(texts)}", file=sys.stderr, flush=True)
+    vectors: np.ndarray | None = None
+    for start in range(0, len(texts), batch):
+        chunk = order[start : start + batch]
+        part = np.asarray(embed(ordered[start : start + batch]), dtype=np.float32)
+        if vectors is None:
+            vectors = np.empty((len(texts), part.shape[1]), dtype=np.float32)
+        vectors[chunk] = part
+        done = start + len(chunk)
+        if done % 4096 < batch or done == len(texts):
+            print(f"{name}: {done}/{len(texts)}", file=sys.stderr, flush=True)
+    assert vectors is not None, "no texts to embed"
     np.save(path, vectors)
     print(
         f"embedded {len(texts)} texts of {name} in {time.perf_counter() - started:.0f}s",

@@ -48,7 +48,6 @@ from __future__ import annotations
 
 import argparse
 import glob
-import hashlib
 import json
 import math
 import os
@@ -65,7 +64,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _semantic_data import OUT, load_banking77, load_qqp, load_support
+from _semantic_data import OUT, embed_cached, load_banking77, load_qqp, load_support
 from _semantic_streams import support_half
 
 Encoder = Callable[[list[str]], np.ndarray]
@@ -230,28 +229,6 @@ def streams() -> dict[str, tuple[list[str], list[str]]]:
         "support test": [r for r in support if support_half(r[0]) == "test"],
     }
     return {k: ([t for t, _ in rows], [label for _, label in rows]) for k, rows in out.items()}
-
-
-def embed_cached(
-    name: str, tag: str, texts: list[str], encode: Callable[[], Encoder]
-) -> np.ndarray:
-    digest = hashlib.sha256("\x00".join(texts).encode("utf-8", "surrogatepass")).hexdigest()[:16]
-    path = OUT / "emb" / f"cand-{name}-{tag}-{digest}.npy"
-    if path.is_file():
-        return np.load(path)
-    model = encode()
-    started = time.perf_counter()
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # less padding per batch
-    chunks = []
-    for start in range(0, len(texts), 32):
-        chunks.append(model([texts[i] for i in order[start : start + 32]]))
-    vectors = np.empty((len(texts), chunks[0].shape[1]), dtype=np.float32)
-    vectors[order] = np.concatenate(chunks)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    np.save(path, vectors)
-    took = time.perf_counter() - started
-    print(f"  {name} {tag}: {len(texts)} texts in {took:.0f} s", file=sys.stderr, flush=True)
-    return vectors
 
 
 def nearest_earlier(
@@ -442,10 +419,10 @@ def main() -> None:
             return model[0]
 
         try:
-            curves = {
-                s: curve(embed_cached(name, s.split()[0] + s.split()[1], texts, encoder), labels)
-                for s, (texts, labels) in data.items()
-            }
+            curves = {}
+            for s, (texts, labels) in data.items():
+                tag = f"cand-{name}-{s.split()[0]}{s.split()[1]}"
+                curves[s] = curve(embed_cached(tag, texts, encoder, batch=32), labels)
         except ImportError as exc:
             print(f"skipped {name}: {exc}", file=sys.stderr)
             continue
@@ -469,7 +446,7 @@ def main() -> None:
                 "sweep": {str(b): curves[test].at(b)[:2] for b in SWEEP},
             }
         if qqp and name not in args.skip_qqp.split(","):
-            vecs = embed_cached(name, "qqp-test", qqp_texts, encoder)
+            vecs = embed_cached(f"cand-{name}-qqp-test", qqp_texts, encoder, batch=32)
             a = vecs[[where[r["a"]] for r in qqp]]
             b = vecs[[where[r["b"]] for r in qqp]]
             entry["qqp_auc"] = auc(np.einsum("ij,ij->i", a, b), np.array([r["label"] for r in qqp]))

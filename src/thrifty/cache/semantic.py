@@ -22,6 +22,7 @@ from thrifty.cache.settings import SemanticSettings
 from thrifty.cache.types import CacheStatus, Hit, Layer
 from thrifty.entry import Entry, Selector
 from thrifty.errors import CorruptEntryError
+from thrifty.semantic.agreement import Region
 from thrifty.store import Store
 
 if TYPE_CHECKING:
@@ -168,7 +169,7 @@ class SemanticLayer(Layer):
             self._remember(self._verifying, key, (entry.key, match.similarity, value, namespace))
             near = policy.should_hit(entry.key, match.similarity)
             why = Decision.VERIFIED if near else Decision.NEAR_MISS
-            if near and match.region is not None and match.region.value == "conflict":
+            if near and match.region is Region.CONFLICT:
                 why = Decision.CONFLICT
             self._remember(self._decisions, key, (why, match.similarity))
             return None

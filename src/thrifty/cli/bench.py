@@ -120,12 +120,10 @@ def compress_command(
 
     if (rows is None) == (nq is None):
         fail("give one of --rows FILE or --nq FILE")
-    compressor = Compressor(embedder)
     try:
-        if rows is not None:
-            data = load_rows(rows, limit)
-        else:
-            assert nq is not None
+        data = load_rows(rows, limit) if rows is not None else []  # a bad file fails first
+        compressor = Compressor(embedder)  # (a first static embedder builds its table)
+        if nq is not None:
             data = nq_rows(nq, compressor, limit=limit)
     except (ConfigError, OSError) as exc:
         fail(str(exc))

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import itertools
 import json
 import re
 import string
@@ -173,14 +174,13 @@ def nq_rows(
     for i in rng.permutation(len(raw))[:limit].tolist():
         question, answers = raw[i]["question"], raw[i]["answers"]
         near = np.argsort(-(vectors @ compressor.embedder.embed_one(question)), kind="stable")
-        picked = [int(j) for j in near if j != i and not names_gold(passages[j]["text"], answers)][
-            : documents - 1
-        ]
+        others = (int(j) for j in near if j != i)  # nearest first, read only as far as needed
+        clean = (j for j in others if not names_gold(passages[j]["text"], answers))
+        picked = list(itertools.islice(clean, documents - 1))
+        gold = int(rng.integers(0, len(picked) + 1))
+        picked.insert(gold, i)
         docs = [{"title": passages[j]["title"], "text": passages[j]["text"]} for j in picked]
-        docs.insert(int(rng.integers(0, len(docs) + 1)), dict(passages[i]))
-        rows.append(
-            Row(question, [{"title": d["title"], "text": d["text"]} for d in docs], tuple(answers))
-        )
+        rows.append(Row(question, docs, tuple(answers)))
     return rows
 
 

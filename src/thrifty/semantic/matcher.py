@@ -182,58 +182,36 @@ class SemanticMatcher:
         the pair scorer doubts is passed over like a guarded one, though still offered for a
         check when the policy wants one (so a verified policy keeps learning).
 
+        With ``agreement`` the other live, guard-passed candidates near the deciding one are its
+        neighbourhood: one with another answer refuses a hit the policy allows (offered for a
+        check instead), agreeing ones serve it from ``agree_bar`` where the policy refuses.
+
         ``policy`` replaces the matcher's own for this lookup (one per namespace); the reasons
         of guards that blocked a nearer candidate are appended to ``blocked``."""
         self._prepare()
         policy = self.policy if policy is None else policy  # (a policy may have a length)
         vector = self.embedder.embed_one(query.text)
-        if self.agreement is not None:
-            k = max(self.k, self.agreement.k)
-            candidates = self.index.search(query.scope, vector, k)
-            return self._find_agreeing(query, policy, candidates, self.agreement, blocked)
-        for candidate in self.index.search(query.scope, vector, self.k):
-            entry = self._live(candidate, query, blocked)
-            if entry is None:
-                continue
-            hit = policy.should_hit(candidate.key, candidate.similarity)
-            trusted = not hit or self._trusted(query, candidate)
-            if hit and trusted:
-                verify = policy.wants_verification(candidate.key, candidate.similarity)
-                return SemanticMatch(entry, candidate, query, verify)
-            if policy.wants_verification(candidate.key, candidate.similarity):
-                return SemanticMatch(entry, candidate, query, True)
-            if not trusted:
-                continue
-            return None
-        return None
-
-    def _find_agreeing(
-        self,
-        query: SemanticQuery,
-        policy: ThresholdPolicy,
-        candidates: list[Candidate],
-        agreement: NeighbourhoodAgreement,
-        blocked: list[str] | None,
-    ) -> SemanticMatch | None:
-        """:meth:`find` with neighbourhood agreement: every candidate above the agreement's floor
-        is re-checked in the store and by the guards first (the neighbourhood is what they
-        pass); then, as in ``find``,
-        the nearest decides, but a conflict refuses a hit the policy allows (offered for a check
-        instead, so the model answers and a learning policy learns), and a consistent region
-        serves from ``agreement_bar`` where the policy refuses."""
-        # only candidates above the floor can be neighbours: the rest are read when reached
-        near = [c for c in candidates if c.similarity >= agreement.floor]
-        live = [(c, e) for c in near if (e := self._live(c, query, blocked)) is not None]
-        later = ((c, self._live(c, query, blocked)) for c in candidates[len(near) :])
+        agreement = self.agreement
+        k = self.k if agreement is None else max(self.k, agreement.k)
+        candidates = self.index.search(query.scope, vector, k)
+        live: list[tuple[Candidate, Entry]] = []
+        if agreement is not None:
+            # The neighbourhood is what the store and the guards pass above the floor, so those
+            # candidates are read first; the rest are read when the decision reaches them.
+            near = [c for c in candidates if c.similarity >= agreement.floor]
+            live = [(c, e) for c in near if (e := self._live(c, query, blocked)) is not None]
+            candidates = candidates[len(near) :]
+        later = ((c, self._live(c, query, blocked)) for c in candidates)
         answers: dict[str, Any] = {}
         for candidate, entry in itertools.chain(live, later):
             if entry is None:
                 continue
             key, sim = candidate.key, candidate.similarity
             own = policy.should_hit(key, sim)
-            region: Region | None = None
-            hit = own
-            if own or (agreement.agree_bar is not None and sim >= agreement.agree_bar):
+            hit, region = own, None
+            if agreement is not None and (
+                own or (agreement.agree_bar is not None and sim >= agreement.agree_bar)
+            ):
                 low = agreement.low(sim)
                 neighbours = [
                     (c.similarity, self._agree(policy, entry, e, answers))
@@ -246,6 +224,8 @@ class SemanticMatcher:
             if hit and trusted:
                 verify = own and policy.wants_verification(key, sim)
                 return SemanticMatch(entry, candidate, query, verify, region)
+            # a hit agreement refused is offered for a check, so the model answers and a
+            # learning policy learns; so is any candidate the policy wants checked
             if (own and not hit) or policy.wants_verification(key, sim):
                 return SemanticMatch(entry, candidate, query, True, region)
             if not trusted:
