@@ -65,11 +65,29 @@ def banking77_llm() -> Stream:
     best of the three: what a cache of that teacher's answers would hold); by their names
     ``gpt4-label_nonrep`` (74.2 %) is GPT-4 given non-representative examples and
     ``gpt35-label_rep`` (75.2 %) GPT-3.5."""
-    with data_file("distill/banking77_test_llm_labels.csv").open(encoding="utf-8") as fh:
-        llm = {r["text"]: r["gpt-label"] for r in csv.DictReader(fh)}
+    llm = {r["text"]: r["gpt-label"] for r in _llm_rows()}
     texts, _, vecs = banking77("test")
     keep = [i for i, t in enumerate(texts) if t in llm]
     return [texts[i] for i in keep], [llm[texts[i]] for i in keep], vecs[keep]
+
+
+def _llm_rows() -> list[dict[str, str]]:
+    with data_file("distill/banking77_test_llm_labels.csv").open(encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+def second_opinion(stream: str) -> dict[str, str]:
+    """Another annotator's label for each query of a banking77 ``test`` stream, in that stream's
+    label space: GPT-4's (``gpt-label``) for the gold stream (``"banking77"``), the gold label
+    for the GPT-4 stream (``"gpt-label"``). A hit whose served label the other annotator gives
+    the query is one the two annotators dispute, not a plain mistake."""
+    rows = _llm_rows()
+    if stream == "gpt-label":
+        return {r["text"]: r["label"] for r in rows}
+    texts, labels, _ = banking77("test")
+    gold = dict(zip(texts, labels, strict=True))
+    name = {r["label"]: gold[r["text"]] for r in rows if r["text"] in gold}
+    return {r["text"]: name.get(r["gpt-label"], "?" + r["gpt-label"]) for r in rows}
 
 
 def shuffled(stream: Stream, seed: int | None) -> Stream:
@@ -92,6 +110,8 @@ class Replay:
     entries: int = 0
     queries: int = 0
     curve: list[tuple[int, float, float]] = field(default_factory=list)
+    served: list[tuple[int, int]] = field(default_factory=list)
+    """Each hit as ``(query's position, served entry's position)`` in the replayed stream."""
 
     @property
     def hit_rate(self) -> float:
@@ -114,7 +134,7 @@ def replay(
     guard: Guard | None = None,
     agreement: NeighbourhoodAgreement | None = None,
     conflict_check: bool = True,
-    same_answer: Callable[[int, int], bool] | None = None,
+    same_answer: Callable[[int, int], bool | None] | None = None,
 ) -> Replay:
     """Run ``stream`` through ``policy`` as ``SemanticMatcher.find`` decides (guards, policy,
     then ``scorer`` on a hit); a check's outcome is whether the labels agree, and an agreeing
@@ -122,8 +142,8 @@ def replay(
     replaces today's ``Guards()`` when ``guards`` is on (e.g. an older commit's guards).
     ``agreement``: neighbourhood agreement (``agreement.py``) over the guard-passed candidates,
     the same label being the same answer unless ``same_answer(i, j)`` (stream positions) says
-    otherwise (free-text answers); a hit it refuses in a conflict is checked when
-    ``conflict_check`` (else handled like one the policy refused)."""
+    otherwise (free-text answers; None: no evidence either way); a hit it refuses in a conflict
+    is checked when ``conflict_check`` (else handled like one the policy refused)."""
     texts, labels, vecs = stream
     guard = (guard or Guards()) if guards else None
     matrix = np.empty((len(texts), vecs.shape[1]), dtype=np.float32)
@@ -170,6 +190,7 @@ def replay(
                     served = True
                     out.hits += 1
                     out.wrong += not right
+                    out.served.append((qi, cached[ci]))
                     break
                 if (hit and trusted) or refused or policy.wants_verification(key, sim):
                     out.checks += 1  # a near miss explored, or a sampled re-check of a hit

@@ -30,7 +30,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np
 
-from _semantic_streams import Stream, banking77, banking77_llm, replay, shuffled, support
+from _semantic_streams import (
+    Stream,
+    banking77,
+    banking77_llm,
+    replay,
+    second_opinion,
+    shuffled,
+    support,
+)
 from thrifty import codec
 from thrifty.entry import Entry
 from thrifty.semantic.agreement import NeighbourhoodAgreement
@@ -50,6 +58,14 @@ POLICIES: dict[str, Callable[[], ThresholdPolicy]] = {
     "δ=1 % bar": lambda: VerifiedThreshold(0.01, new_entry_bar=0.94),
     "δ=2 % bar": lambda: VerifiedThreshold(0.02, new_entry_bar=0.94),
 }
+BARE = "bare "
+"""A policy named ``bare 0.90`` is a bare cosine bar: no guard, no pair scorer, no agreement."""
+
+
+def policy_of(label: str) -> ThresholdPolicy:
+    if label.startswith(BARE):
+        return FixedThreshold(float(label[len(BARE) :]))
+    return POLICIES[label]()
 
 
 class MemoGuards(Guard):
@@ -154,6 +170,27 @@ def timing(rule: NeighbourhoodAgreement, queries: int) -> None:
         )
 
 
+def label_noise(bar: float) -> None:
+    """How often two annotators' labels differ on near-duplicate banking77 ``test`` queries
+    (every pair at cosine >= ``bar``): the gold labels, GPT-4's, and pairs where the two disagree
+    with each other on either query. A cache serving one of such a pair for the other is wrong by
+    one annotator whatever it does."""
+    texts, gold, vecs = banking77("test")
+    gpt = second_opinion("banking77")
+    sims = vecs @ vecs.T
+    qi, ci = np.nonzero(np.triu(sims >= bar, k=1))
+    g = np.array(gold)
+    p = np.array([gpt.get(t, "?") for t in texts])
+    gold_diff = g[qi] != g[ci]
+    gpt_diff = p[qi] != p[ci]
+    print(
+        f"banking77 test pairs at cosine >= {bar}: {len(qi)}; gold labels differ "
+        f"{100 * gold_diff.mean():.1f} %, GPT-4's differ {100 * gpt_diff.mean():.1f} %, both "
+        f"differ {100 * (gold_diff & gpt_diff).mean():.1f} %; the annotators disagree on "
+        f"{100 * (g != p).mean():.1f} % of all {len(texts)} queries"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--split", choices=["dev", "test"], default="dev")
@@ -164,12 +201,22 @@ def main() -> None:
     parser.add_argument("--sorted", action="store_true", help="also each stream in file order")
     parser.add_argument("--limit", type=int, default=None, help="first N queries of each order")
     parser.add_argument(
+        "--label-noise",
+        type=float,
+        default=0.0,
+        help="only print how often the two annotators' labels differ on banking77 test pairs "
+        "at cosine >= this",
+    )
+    parser.add_argument(
         "--timing", type=int, default=0, help="time N lookups with the first --agreements rule"
     )
     args = parser.parse_args()
     if args.timing:
         rule, _ = parse_rule(args.agreements.split(";")[-1])
         timing(rule or NeighbourhoodAgreement(), args.timing)
+        return
+    if args.label_noise:
+        label_noise(args.label_noise)
         return
     streams: dict[str, Callable[[], Stream]]
     if args.split == "dev":
@@ -188,14 +235,20 @@ def main() -> None:
         streams = {k: v for k, v in streams.items() if any(w in k for w in keep)}
     guard, scorer = MemoGuards(), MemoScorer()
     seeds: list[int | None] = list(range(args.orders)) + ([None] if args.sorted else [])
-    print("| policy | agreement | stream | per order: hits / wrong | pooled hits | pooled wrong |")
-    print("|---|---|---|---|---|---|")
+    others = {"banking77 test": "banking77", "GPT-4 labels": "gpt-label"}
+    print(
+        "| policy | agreement | stream | per order: hits / wrong | pooled hits | pooled wrong |"
+        " pooled wrong by both annotators |"
+    )
+    print("|---|---|---|---|---|---|---|")
     for name, load in streams.items():
         stream = load()
+        other = second_opinion(others[name]) if name in others else None
         for label in args.policies.split(","):
-            for rule_text in args.agreements.split(";"):
+            bare = label.startswith(BARE)
+            for rule_text in args.agreements.split(";") if not bare else ["off"]:
                 rule, check = parse_rule(rule_text)
-                shuffled_hits = shuffled_wrong = queries = 0
+                shuffled_hits = shuffled_wrong = queries = disputed = 0
                 cells = []
                 started = time.perf_counter()
                 for seed in seeds:
@@ -203,10 +256,10 @@ def main() -> None:
                     cut = (texts[: args.limit], labels[: args.limit], vecs[: args.limit])
                     r = replay(
                         cut,
-                        POLICIES[label](),
-                        guards=True,
+                        policy_of(label),
+                        guards=not bare,
                         guard=guard,
-                        scorer=scorer,  # type: ignore[arg-type]
+                        scorer=None if bare else scorer,  # type: ignore[arg-type]
                         agreement=rule,
                         conflict_check=check,
                     )
@@ -216,11 +269,22 @@ def main() -> None:
                         shuffled_hits += r.hits
                         shuffled_wrong += r.wrong
                         queries += r.queries
+                        if other is not None:  # wrong by the stream's labels and the other's
+                            qs, ls = cut[0], cut[1]
+                            disputed += sum(
+                                ls[q] != ls[c] and other.get(qs[q]) != ls[c] for q, c in r.served
+                            )
+                both = (
+                    f"{100 * disputed / max(shuffled_hits, 1):.2f} % ({disputed})"
+                    if other is not None
+                    else "-"
+                )
                 print(
                     f"| {label} | {rule_text} | {name} | {'; '.join(cells)} | "
                     f"{100 * shuffled_hits / max(queries, 1):.1f} % | "
                     f"{100 * shuffled_wrong / max(shuffled_hits, 1):.2f} % "
-                    f"({shuffled_wrong}/{shuffled_hits}) | {time.perf_counter() - started:.0f}s",
+                    f"({shuffled_wrong}/{shuffled_hits}) | {both} | "
+                    f"{time.perf_counter() - started:.0f}s",
                     flush=True,
                 )
 

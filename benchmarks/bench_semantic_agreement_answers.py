@@ -2,7 +2,9 @@
 
 The support stream's test half (3 shuffled orders): each query's answer is its Bitext response,
 two answers are "the same" as the cache's default verifier says (normalised equal texts, or
-MiniLM cosine >= 0.9 between the responses), and a hit is wrong when the intents differ. Beside
+MiniLM cosine >= 0.9 between the responses), and a hit is wrong when the intents differ; two
+responses the verifier calls different conflict only if both are short (``label_words``), as
+``SemanticMatcher`` compares them, or always (``label_words=None``, the rule before). Beside
 it: fixed 0.94 alone, and agreement on the intent labels (what bench_semantic_agreement.py
 measures). Figures in benchmarks/RESULTS.md ("Neighbourhood agreement").
 
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import gzip
 import io
 import random
@@ -42,6 +45,7 @@ def main() -> None:
     responses = [rows[i]["response"] for i in keep]
     stream = (texts, [rows[i]["intent"] for i in keep], queries)
     scorer = PairScorer.default()
+    every, default = NeighbourhoodAgreement(label_words=None), NeighbourhoodAgreement()
     print("| order | policy | hits | wrong share of hits |\n|---|---|---|---|")
     for seed in range(args.orders):
         order = list(range(len(texts)))
@@ -54,12 +58,21 @@ def main() -> None:
                 return True
             return float(vectors[a] @ vectors[b]) >= ANSWER_BAR
 
+        def compared(
+            a: int, b: int, rule: NeighbourhoodAgreement, said: list[str] = said
+        ) -> bool | None:  # what SemanticMatcher._agree makes of the verifier's verdict
+            return rule.compared(same(a, b), said[a], said[b])
+
         rows_of = {
             "fixed 0.94": {},
-            "+ agreement, intent labels": {"agreement": NeighbourhoodAgreement()},
-            "+ agreement, response texts": {
-                "agreement": NeighbourhoodAgreement(),
-                "same_answer": same,
+            "+ agreement, intent labels": {"agreement": default},
+            "+ agreement, response texts, every difference a conflict": {
+                "agreement": every,
+                "same_answer": functools.partial(compared, rule=every),
+            },
+            "+ agreement, response texts (default: long answers never conflict)": {
+                "agreement": default,
+                "same_answer": functools.partial(compared, rule=default),
             },
         }
         for name, options in rows_of.items():

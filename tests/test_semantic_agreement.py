@@ -97,11 +97,31 @@ def test_serves_refuses_conflicts_and_lowers_the_bar_only_where_entries_agree() 
 
 @pytest.mark.parametrize(
     "fields",
-    [{"margin": -0.1}, {"floor": 1.5}, {"min_agree": 1}, {"agree_bar": 2.0}, {"k": 1}],
+    [
+        {"margin": -0.1},
+        {"floor": 1.5},
+        {"min_agree": 1},
+        {"agree_bar": 2.0},
+        {"k": 1},
+        {"label_words": 0},
+    ],
 )
 def test_bad_settings_are_refused(fields: dict[str, Any]) -> None:
     with pytest.raises(ConfigError):
         NeighbourhoodAgreement(**fields)
+
+
+def test_only_short_answers_can_disagree() -> None:
+    long_a = "Thanks for reaching out! Your order #123 ships tomorrow, Anna."
+    long_b = "Hello Ben, order #987 is on its way and should arrive tomorrow."
+    assert RULE.compared(True, long_a, long_b) is True
+    assert RULE.compared(False, "card_arrival", "pending_transfer") is False
+    assert RULE.compared(False, long_a, "card_arrival") is None  # one long answer: no evidence
+    assert RULE.compared(False, long_a, long_b) is None
+    assert NeighbourhoodAgreement(label_words=None).compared(False, long_a, long_b) is False
+    # a neighbour with no evidence neither conflicts nor agrees
+    assert RULE.region(0.95, [(0.93, None)]) is Region.ALONE
+    assert RULE.region(0.95, [(0.93, None), (0.94, True)]) is Region.CONSISTENT
 
 
 # ------------------------------------------------------------------------------ the matcher
@@ -110,6 +130,18 @@ def test_conflict_turns_the_hit_into_a_check() -> None:
     plain = matcher(answers, FixedThreshold(0.9), agreement=None).find(QUERY)
     assert plain is not None and not plain.verify and plain.region is None  # off: served
     match = matcher(answers, FixedThreshold(0.9)).find(QUERY)
+    assert match is not None and match.verify and match.region is Region.CONFLICT
+
+
+def test_free_text_answers_worded_differently_are_no_conflict() -> None:
+    answers = {
+        "left": "Hello Anna, thanks for writing! Order 123 will reach you by Friday at the latest.",
+        "right": "Hi Ben, I checked order 987 for you: it left our warehouse and arrives Friday.",
+    }
+    match = matcher(answers, FixedThreshold(0.9)).find(QUERY)
+    assert match is not None and not match.verify and match.region is Region.ALONE
+    strict = NeighbourhoodAgreement(margin=0.05, floor=0.8, agree_bar=None, label_words=None)
+    match = matcher(answers, FixedThreshold(0.9), strict).find(QUERY)
     assert match is not None and match.verify and match.region is Region.CONFLICT
 
 

@@ -7,6 +7,13 @@ intents): serving the nearest answer there is a coin toss, so the hit is refused
 ``conflict_bar``). When two or more distinct entries near it agree on the answer, the region is
 consistent and a hit may be served from a lower bar (``agree_bar``).
 
+Only short answers can *disagree*. Free-text answers to two wordings of one question are worded
+differently (names, order numbers, phrasing), so their difference is no evidence of a different
+answer: a neighbour whose answer is not the same and longer than ``label_words`` words neither
+agrees nor conflicts (:meth:`NeighbourhoodAgreement.compared`). Measured on the support stream
+with its free-text responses as answers: counting every difference as a conflict cut hits from
+16.5 % to 2-3 %.
+
 The neighbourhood of the deciding candidate (the one the policy judges) is every other live
 candidate the guards pass whose cosine with the query is at least
 ``max(floor, similarity − margin)``. Answer identity is the caller's (``SemanticMatcher``: equal
@@ -57,6 +64,9 @@ class NeighbourhoodAgreement:
             (``inf``: never; the candidate is then handled like one the policy refused).
         k: candidates the search returns when agreement is on (the matcher's own ``k`` if
             larger).
+        label_words: two different answers conflict only when neither is longer than this
+            many words (labels, short facts); longer ones that differ say nothing (None: every
+            difference conflicts).
     """
 
     margin: float = 0.2
@@ -65,6 +75,7 @@ class NeighbourhoodAgreement:
     agree_bar: float | None = 0.85
     conflict_bar: float = math.inf
     k: int = 8
+    label_words: int | None = 8
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.margin <= 2.0:
@@ -81,18 +92,32 @@ class NeighbourhoodAgreement:
             )
         if self.k < 2:
             raise ConfigError("k must be at least 2 (a neighbourhood needs a second candidate)")
+        if self.label_words is not None and self.label_words < 1:
+            raise ConfigError(f"label_words must be at least 1 or None, not {self.label_words}")
 
     def low(self, similarity: float) -> float:
         """The lowest cosine of a neighbour of a deciding candidate at ``similarity``."""
         return max(self.floor, similarity - self.margin)
 
-    def region(self, similarity: float, neighbours: Iterable[tuple[float, bool]]) -> Region:
+    def compared(self, same: bool, first: str, second: str) -> bool | None:
+        """What two neighbours' answers say, given ``same`` (the caller's answer identity) and
+        their texts: True (agree), False (conflict: short answers that differ), None (long
+        answers that differ: no evidence either way)."""
+        if same:
+            return True
+        if self.label_words is None:
+            return False
+        short = len(first.split()) <= self.label_words and len(second.split()) <= self.label_words
+        return False if short else None
+
+    def region(self, similarity: float, neighbours: Iterable[tuple[float, bool | None]]) -> Region:
         """The region of a deciding candidate at ``similarity``, given the other candidates as
-        ``(cosine with the query, same answer as the deciding candidate?)``."""
+        ``(cosine with the query, same answer as the deciding candidate?)``; a neighbour whose
+        answer says nothing (None) is passed over."""
         low = self.low(similarity)
         agreeing = 1
         for cosine, same in neighbours:
-            if cosine < low:
+            if cosine < low or same is None:
                 continue
             if not same:
                 return Region.CONFLICT
@@ -111,5 +136,5 @@ class NeighbourhoodAgreement:
         return (
             f"NeighbourhoodAgreement(margin={self.margin}, floor={self.floor}, "
             f"min_agree={self.min_agree}, agree_bar={self.agree_bar}, "
-            f"conflict_bar={self.conflict_bar}, k={self.k})"
+            f"conflict_bar={self.conflict_bar}, k={self.k}, label_words={self.label_words})"
         )

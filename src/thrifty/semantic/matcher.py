@@ -104,7 +104,8 @@ class SemanticMatcher:
         agreement: neighbourhood agreement (``agreement.py``; None: off, the default).
         same_answer: ``(cached_value, other_cached_value) -> bool``, the answer identity
             agreement uses besides entries a verification linked (default: the answer texts
-            are equal after normalising; ``SemanticLayer`` passes its verifier).
+            are equal after normalising; ``SemanticLayer`` passes its verifier); two long
+            answers it calls different count as neither agreeing nor conflicting.
     """
 
     def __init__(
@@ -214,7 +215,7 @@ class SemanticMatcher:
             ):
                 low = agreement.low(sim)
                 neighbours = [
-                    (c.similarity, self._agree(policy, entry, e, answers))
+                    (c.similarity, self._agree(agreement, policy, entry, e, answers))
                     for c, e in live
                     if c is not candidate and c.similarity >= low
                 ]
@@ -234,19 +235,29 @@ class SemanticMatcher:
         return None
 
     def _agree(
-        self, policy: ThresholdPolicy, first: Entry, second: Entry, answers: dict[str, Any]
-    ) -> bool:
-        """Whether two entries answer alike: linked by a verification that agreed, or their
-        answers the same (``same_answer``, default: normalised equal texts). An answer that
-        cannot be read counts as different (a conflict refuses, it never serves)."""
+        self,
+        agreement: NeighbourhoodAgreement,
+        policy: ThresholdPolicy,
+        first: Entry,
+        second: Entry,
+        answers: dict[str, Any],
+    ) -> bool | None:
+        """Whether two entries answer alike: True when linked by a verification that agreed or
+        their answers are the same (``same_answer``, default: normalised equal texts); else
+        False for short answers and None (no evidence) for long ones
+        (:meth:`NeighbourhoodAgreement.compared`). An answer that cannot be read counts as
+        different (a conflict refuses, it never serves)."""
         linked = getattr(policy, "linked", None)
         if callable(linked) and linked(first.key, second.key):
             return True
         try:
             a, b = (self._answer(e, answers) for e in (first, second))
+            texts = answer_text(a), answer_text(b)
             if self.same_answer is not None:
-                return bool(self.same_answer(a, b))
-            return normalized_match(answer_text(a), answer_text(b))
+                same = bool(self.same_answer(a, b))
+            else:
+                same = normalized_match(*texts)
+            return agreement.compared(same, *texts)
         except Exception as exc:  # a broken value or comparer: treated as disagreement
             log.debug("answer comparison failed: %s", exc)
             return False
