@@ -2,9 +2,10 @@
 
 The support stream's test half (3 shuffled orders): each query's answer is its Bitext response,
 two answers are "the same" as the cache's default verifier says (normalised equal texts, or
-MiniLM cosine >= 0.9 between the responses), and a hit is wrong when the intents differ; two
-responses the verifier calls different conflict only if both are short (``label_words``), as
-``SemanticMatcher`` compares them, or always (``label_words=None``, the rule before). Beside
+MiniLM cosine >= 0.9 between the responses), and a hit is wrong when the intents differ:
+``SemanticMatcher``'s default compares only short answers (``label_words``), so a long response
+agreeing only when equal and otherwise counting for nothing; ``label_words=None`` compares every
+response with the verifier (the rule before). Beside
 it: fixed 0.94 alone, and agreement on the intent labels (what bench_semantic_agreement.py
 measures). Figures in benchmarks/RESULTS.md ("Neighbourhood agreement").
 
@@ -60,8 +61,8 @@ def main() -> None:
 
         def compared(
             a: int, b: int, rule: NeighbourhoodAgreement, said: list[str] = said
-        ) -> bool | None:  # what SemanticMatcher._agree makes of the verifier's verdict
-            return rule.compared(same(a, b), said[a], said[b])
+        ) -> bool | None:  # what SemanticMatcher._agree makes of two cached answers
+            return rule.compared(said[a], said[b], functools.partial(same, a, b))
 
         rows_of = {
             "fixed 0.94": {},
@@ -70,7 +71,7 @@ def main() -> None:
                 "agreement": every,
                 "same_answer": functools.partial(compared, rule=every),
             },
-            "+ agreement, response texts (default: long answers never conflict)": {
+            "+ agreement, response texts (default: long answers agree only when equal)": {
                 "agreement": default,
                 "same_answer": functools.partial(compared, rule=default),
             },

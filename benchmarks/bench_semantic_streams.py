@@ -81,7 +81,7 @@ POLICIES: list[tuple[str, Callable[[], ThresholdPolicy], bool]] = [
     ("verified δ=2 %, adaptive prior", lambda: VerifiedThreshold(0.02, adapt_every=200), True),
 ]
 #: The same policies with neighbourhood agreement (``agreement.py``, its default rule: chosen on
-#: the dev streams with ``bench_semantic_agreement.py``); an option, off by default.
+#: the dev streams with ``bench_semantic_agreement.py``); on by default in the cache.
 AGREEMENT = NeighbourhoodAgreement()
 AGREEING: list[tuple[str, Callable[[], ThresholdPolicy]]] = [
     (f"fixed {DEFAULT_THRESHOLD} + agreement", lambda: FixedThreshold()),

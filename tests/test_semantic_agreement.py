@@ -5,6 +5,7 @@ verification agree, and with the option off the decision is what it was."""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -111,14 +112,24 @@ def test_bad_settings_are_refused(fields: dict[str, Any]) -> None:
         NeighbourhoodAgreement(**fields)
 
 
-def test_only_short_answers_can_disagree() -> None:
+def test_only_short_answers_are_compared_as_labels() -> None:
     long_a = "Thanks for reaching out! Your order #123 ships tomorrow, Anna."
     long_b = "Hello Ben, order #987 is on its way and should arrive tomorrow."
-    assert RULE.compared(True, long_a, long_b) is True
-    assert RULE.compared(False, "card_arrival", "pending_transfer") is False
-    assert RULE.compared(False, long_a, "card_arrival") is None  # one long answer: no evidence
-    assert RULE.compared(False, long_a, long_b) is None
-    assert NeighbourhoodAgreement(label_words=None).compared(False, long_a, long_b) is False
+    asked: list[str] = []
+
+    def check() -> bool:
+        asked.append("asked")
+        return True
+
+    assert RULE.compared("card_arrival", "Card arrival") is True  # normalised equal
+    assert RULE.compared("card_arrival", "pending_transfer") is False
+    assert RULE.compared("the card", "your card", check) is True and asked == ["asked"]
+    assert RULE.compared(long_a, long_a.upper()) is True  # equal long answers agree
+    assert RULE.compared(long_a, long_b, check) is None  # long: no evidence, check not asked
+    assert RULE.compared(long_a, "card_arrival") is None
+    assert asked == ["asked"]
+    every = NeighbourhoodAgreement(label_words=None)
+    assert every.compared(long_a, long_b) is False and every.compared(long_a, long_b, check)
     # a neighbour with no evidence neither conflicts nor agrees
     assert RULE.region(0.95, [(0.93, None)]) is Region.ALONE
     assert RULE.region(0.95, [(0.93, None), (0.94, True)]) is Region.CONSISTENT
@@ -234,7 +245,16 @@ def _chat(text: str) -> dict[str, Any]:
     return {"model": "m", "messages": [{"role": "user", "content": text}]}
 
 
-def test_off_by_default() -> None:
-    assert SemanticSettings().agreement is None
+def test_on_by_default_in_the_cache_and_off_on_request() -> None:
+    assert SemanticSettings().agreement is True
+    for given, on in ((True, True), (None, False), (False, False)):
+        settings = SemanticSettings(embedder=TableEmbedder(), guard=False, index=None)
+        cache = Cache("memory://", semantic=replace(settings, agreement=given))
+        try:
+            assert cache.semantic is not None
+            rule = cache.semantic.agreement
+            assert (rule == NeighbourhoodAgreement()) if on else rule is None
+        finally:
+            cache.close()
     built = matcher({"left": "x"}, FixedThreshold(0.9), agreement=None)
-    assert built.agreement is None and math.isclose(built.k, 4)
+    assert built.agreement is None and math.isclose(built.k, 4)  # the matcher alone: off

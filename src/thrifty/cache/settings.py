@@ -52,11 +52,13 @@ class SemanticSettings:
         index: folder of the vector index (``"auto"``: beside the store; None: memory only), or
             the URL of a vector engine every replica shares (``milvus-lite:///index.db``,
             ``milvus://host:19530``; see :mod:`thrifty.semantic.engine_index`).
-        agreement: a :class:`~thrifty.semantic.agreement.NeighbourhoodAgreement` (None, the
-            default: off): a query whose near candidates carry different answers is not served
-            (checked instead), one among agreeing entries may be served from a lower bar;
-            answers are compared with ``verifier``. Meant for classification-like answers: with
-            free-text answers worded differently per question it refuses most hits (RESULTS).
+        agreement: neighbourhood agreement: True (the default) for
+            :class:`~thrifty.semantic.agreement.NeighbourhoodAgreement`'s default rule, a rule of
+            your own, or None / False for none. A query whose near candidates carry different
+            short answers is not served (checked instead); one among two or more agreeing
+            entries may be served from a lower bar. Short answers are compared with
+            ``verifier``; free-text answers agree only when equal and never conflict, so for a
+            chat cache it changes little (benchmarks/RESULTS.md, "Neighbourhood agreement").
 
     Raises:
         ConfigError: both ``threshold`` and ``policy``, or a threshold outside [-1, 1].
@@ -68,7 +70,7 @@ class SemanticSettings:
     guard: Any = None
     verifier: Callable[[Any, Any], bool] | None = None
     index: str | os.PathLike[str] | None = "auto"
-    agreement: Any = None
+    agreement: Any = True
 
     def __post_init__(self) -> None:
         if self.threshold is not None and self.policy is not None:

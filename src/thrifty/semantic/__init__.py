@@ -6,8 +6,8 @@
   persisted beside the store and rebuilt from it.
 - ``policy.py`` / ``thresholds.py``: when a similarity is high enough (fixed, or verified
   per-entry thresholds learned from feedback); ``guards.py``: numbers, dates, negations, names.
-- ``agreement.py``: neighbourhood agreement (off by default): near candidates with different
-  answers refuse a hit, agreeing ones may lower the bar.
+- ``agreement.py``: neighbourhood agreement (on by default in the cache): near candidates with
+  different short answers refuse a hit, agreeing ones may lower the bar.
 - ``matcher.py``: ties them together for ``thrifty.Cache(semantic=True)``.
 
 Heavy dependencies (onnxruntime, tokenizers, usearch) are imported only when used.

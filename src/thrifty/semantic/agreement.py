@@ -7,30 +7,27 @@ intents): serving the nearest answer there is a coin toss, so the hit is refused
 ``conflict_bar``). When two or more distinct entries near it agree on the answer, the region is
 consistent and a hit may be served from a lower bar (``agree_bar``).
 
-Only short answers can *disagree*. Free-text answers to two wordings of one question are worded
-differently (names, order numbers, phrasing), so their difference is no evidence of a different
-answer: a neighbour whose answer is not the same and longer than ``label_words`` words neither
-agrees nor conflicts (:meth:`NeighbourhoodAgreement.compared`). Measured on the support stream
-with its free-text responses as answers: counting every difference as a conflict cut hits from
-16.5 % to 2-3 %.
-
-The neighbourhood of the deciding candidate (the one the policy judges) is every other live
-candidate the guards pass whose cosine with the query is at least
-``max(floor, similarity − margin)``. Answer identity is the caller's (``SemanticMatcher``: equal
-answer texts after normalising, or entries linked by a verification that agreed; the benchmarks:
-the same label). Off unless a matcher is given one; decisions without it are unchanged.
-
-Measured in benchmarks/RESULTS.md ("Semantic policy on query streams", neighbourhood agreement).
+Answers are compared as labels only when they are short. Free-text answers to two wordings of
+one question are worded differently (names, order numbers, phrasing): a difference between them is
+no evidence of a different answer, and an embedding check that calls them alike is weak evidence
+of the same one. So a neighbour whose answer is longer than ``label_words`` words agrees only when
+the texts are equal after normalising (or a verification linked the entries) and otherwise
+neither agrees nor conflicts (:meth:`NeighbourhoodAgreement.compared`); the caller's answer check
+is asked about short answers only. Measured on the support stream with its free-text responses
+as answers (``benchmarks/bench_semantic_agreement_answers.py``): counting every difference as a
+conflict cut hits from 16.5 % to 2-3 %; trusting the embedding check on long answers served
+23.0 % at 1.1 % wrong (0.27 % without agreement).
 """
 
 from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from thrifty.errors import ConfigError
+from thrifty.semantic.thresholds import normalized_match
 
 
 class Region(enum.Enum):
@@ -64,9 +61,9 @@ class NeighbourhoodAgreement:
             (``inf``: never; the candidate is then handled like one the policy refused).
         k: candidates the search returns when agreement is on (the matcher's own ``k`` if
             larger).
-        label_words: two different answers conflict only when neither is longer than this
-            many words (labels, short facts); longer ones that differ say nothing (None: every
-            difference conflicts).
+        label_words: answers of at most this many words are compared as labels (equal, or
+            the caller's check); a longer one agrees only when equal and otherwise says nothing
+            (None: every answer is compared as a label).
     """
 
     margin: float = 0.2
@@ -99,16 +96,21 @@ class NeighbourhoodAgreement:
         """The lowest cosine of a neighbour of a deciding candidate at ``similarity``."""
         return max(self.floor, similarity - self.margin)
 
-    def compared(self, same: bool, first: str, second: str) -> bool | None:
-        """What two neighbours' answers say, given ``same`` (the caller's answer identity) and
-        their texts: True (agree), False (conflict: short answers that differ), None (long
-        answers that differ: no evidence either way)."""
-        if same:
+    def short(self, text: str) -> bool:
+        """Whether an answer is short enough to be compared as a label."""
+        return self.label_words is None or len(text.split()) <= self.label_words
+
+    def compared(
+        self, first: str, second: str, same: Callable[[], bool] | None = None
+    ) -> bool | None:
+        """What two neighbours' answer texts say: True (agree), False (conflict), None (no
+        evidence). Equal texts after normalising agree; two short ones are otherwise compared
+        by ``same`` (default: they differ); a long one that differs says nothing."""
+        if normalized_match(first, second):
             return True
-        if self.label_words is None:
-            return False
-        short = len(first.split()) <= self.label_words and len(second.split()) <= self.label_words
-        return False if short else None
+        if not (self.short(first) and self.short(second)):
+            return None
+        return bool(same()) if same is not None else False
 
     def region(self, similarity: float, neighbours: Iterable[tuple[float, bool | None]]) -> Region:
         """The region of a deciding candidate at ``similarity``, given the other candidates as

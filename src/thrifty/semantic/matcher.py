@@ -43,7 +43,6 @@ from thrifty.semantic.index import ScopedIndex
 from thrifty.semantic.pair_scorer import PairScorer
 from thrifty.semantic.record import SemanticRecord, decode_record, encode_record
 from thrifty.semantic.scope import SemanticQuery, semantic_query
-from thrifty.semantic.thresholds import normalized_match
 from thrifty.semantic.verify import answer_text
 from thrifty.store.base import Store
 
@@ -104,8 +103,8 @@ class SemanticMatcher:
         agreement: neighbourhood agreement (``agreement.py``; None: off, the default).
         same_answer: ``(cached_value, other_cached_value) -> bool``, the answer identity
             agreement uses besides entries a verification linked (default: the answer texts
-            are equal after normalising; ``SemanticLayer`` passes its verifier); two long
-            answers it calls different count as neither agreeing nor conflicting.
+            are equal after normalising; ``SemanticLayer`` passes its verifier), asked about
+            short answers only (``NeighbourhoodAgreement.label_words``).
     """
 
     def __init__(
@@ -242,22 +241,18 @@ class SemanticMatcher:
         second: Entry,
         answers: dict[str, Any],
     ) -> bool | None:
-        """Whether two entries answer alike: True when linked by a verification that agreed or
-        their answers are the same (``same_answer``, default: normalised equal texts); else
-        False for short answers and None (no evidence) for long ones
-        (:meth:`NeighbourhoodAgreement.compared`). An answer that cannot be read counts as
+        """Whether two entries answer alike: True when linked by a verification that agreed,
+        else as :meth:`NeighbourhoodAgreement.compared` reads their answer texts (short ones
+        compared by ``same_answer`` when given). An answer that cannot be read counts as
         different (a conflict refuses, it never serves)."""
         linked = getattr(policy, "linked", None)
         if callable(linked) and linked(first.key, second.key):
             return True
         try:
             a, b = (self._answer(e, answers) for e in (first, second))
-            texts = answer_text(a), answer_text(b)
-            if self.same_answer is not None:
-                same = bool(self.same_answer(a, b))
-            else:
-                same = normalized_match(*texts)
-            return agreement.compared(same, *texts)
+            check = self.same_answer
+            same = None if check is None else lambda: check(a, b)
+            return agreement.compared(answer_text(a), answer_text(b), same)
         except Exception as exc:  # a broken value or comparer: treated as disagreement
             log.debug("answer comparison failed: %s", exc)
             return False
