@@ -87,15 +87,15 @@ def test_bad_policy_settings_are_refused(cache: dict[str, Any]) -> None:
 def test_neighbourhood_agreement_from_the_config(fake: FakeOpenAI) -> None:
     from thrifty.semantic.agreement import NeighbourhoodAgreement
 
-    for on in (False, True):
+    for on in (False, True, None):  # None: not configured, on by default
+        given = {} if on is None else {"semantic_agreement": on}
         config = fake_config(
             fake.base_url,
-            cache={"url": "memory://", "semantic": True, "embedder": "hashing",
-                   "semantic_agreement": on},
-        )  # fmt: skip
+            cache={"url": "memory://", "semantic": True, "embedder": "hashing", **given},
+        )
         with gateway(config) as (url, app):
             matcher = app.state.gateway.cache._semantic.matcher
-            if on:
+            if on is not False:
                 assert isinstance(matcher.agreement, NeighbourhoodAgreement)
             else:
                 assert matcher.agreement is None
