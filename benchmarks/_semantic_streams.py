@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from _semantic_data import data_file, embed_cached, load_banking77, load_support
+from _semantic_data import data_file, embed_cached, load_banking77, load_qqp, load_support
 from thrifty.semantic.agreement import NeighbourhoodAgreement
 from thrifty.semantic.base import Guard, ThresholdPolicy
 from thrifty.semantic.guards import Guards
@@ -88,6 +88,25 @@ def second_opinion(stream: str) -> dict[str, str]:
     gold = dict(zip(texts, labels, strict=True))
     name = {r["label"]: gold[r["text"]] for r in rows if r["text"] in gold}
     return {r["text"]: name.get(r["gpt-label"], "?" + r["gpt-label"]) for r in rows}
+
+
+OUT_OF_SCOPE = "oos"
+
+
+def with_out_of_scope(stream: Stream, n: int, split: str, *, distinct: bool = False) -> Stream:
+    """``stream`` with ``n`` out-of-scope queries after it (the caller shuffles): half banking77
+    queries (a bank's customers writing to a shop's support bot; ``train`` for ``split="dev"``,
+    else ``test``), half QQP questions of ``split`` (anything else people ask). Each is labelled
+    ``"oos"`` (the bot's one fallback answer) or, with ``distinct``, a label of its own (each
+    answered differently: any hit on one is wrong)."""
+    bank = load_banking77("train" if split == "dev" else "test")
+    picked = [t for t, _ in random.Random(13).sample(bank, n // 2)]
+    questions = list(dict.fromkeys(r["a"] for r in load_qqp(split)))
+    picked += random.Random(14).sample(questions, n - n // 2)
+    vecs = embed_cached(f"oos-{split}-{n}", picked)
+    labels = [f"{OUT_OF_SCOPE}:{i}" if distinct else OUT_OF_SCOPE for i in range(n)]
+    texts, own, own_vecs = stream
+    return texts + picked, own + labels, np.concatenate([own_vecs, vecs])
 
 
 def shuffled(stream: Stream, seed: int | None) -> Stream:

@@ -16,7 +16,9 @@ annotator's label, ``second_opinion``, is not the served one either). Streams: b
 and the support ``fit`` half (``--split dev``) or banking77 ``test``, the support ``test`` half
 and banking77 ``test`` with GPT-4's labels (``--split test``). ``--sorted`` adds each stream in
 file order (intent-sorted). ``--answers M`` folds the labels into M answers (a classifier with
-few classes). ``--label-noise BAR``: how often banking77 test's two annotators (gold, GPT-4)
+few classes). ``--oos N [--oos-distinct]`` adds the support half with N out-of-scope queries
+mixed in (``with_out_of_scope``) and counts hits on them and in-scope queries served one of their
+entries. ``--label-noise BAR``: how often banking77 test's two annotators (gold, GPT-4)
 disagree on near-duplicate queries. ``--timing N``: per-lookup cost of the extra step (see
 :func:`timing`) with the last ``--agreements`` rule.
 """
@@ -36,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np
 
 from _semantic_streams import (
+    OUT_OF_SCOPE,
     Stream,
     banking77,
     banking77_llm,
@@ -43,6 +46,7 @@ from _semantic_streams import (
     second_opinion,
     shuffled,
     support,
+    with_out_of_scope,
 )
 from thrifty import codec
 from thrifty.entry import Entry
@@ -213,6 +217,17 @@ def main() -> None:
     parser.add_argument("--sorted", action="store_true", help="also each stream in file order")
     parser.add_argument("--limit", type=int, default=None, help="first N queries of each order")
     parser.add_argument(
+        "--oos",
+        type=int,
+        default=0,
+        help="add this many out-of-scope queries to the support stream (with_out_of_scope)",
+    )
+    parser.add_argument(
+        "--oos-distinct",
+        action="store_true",
+        help="each out-of-scope query its own answer (else one fallback answer for all)",
+    )
+    parser.add_argument(
         "--answers",
         type=int,
         default=0,
@@ -249,6 +264,11 @@ def main() -> None:
             "support test": lambda: support("test"),
             "GPT-4 labels": banking77_llm,
         }
+    if args.oos:
+        half = "fit" if args.split == "dev" else "test"
+        streams[f"support {half} + {args.oos} out-of-scope"] = lambda: with_out_of_scope(
+            support(half), args.oos, args.split, distinct=args.oos_distinct
+        )
     if args.streams:
         keep = args.streams.split(",")
         streams = {k: v for k, v in streams.items() if any(w in k for w in keep)}
@@ -271,6 +291,7 @@ def main() -> None:
             for rule_text in args.agreements.split(";") if not bare else ["off"]:
                 rule, check = parse_rule(rule_text)
                 shuffled_hits = shuffled_wrong = queries = disputed = 0
+                oos_asked = oos_served = 0  # hits on out-of-scope queries; their entries served
                 cells = []
                 started = time.perf_counter()
                 for seed in seeds:
@@ -291,6 +312,12 @@ def main() -> None:
                         shuffled_hits += r.hits
                         shuffled_wrong += r.wrong
                         queries += r.queries
+                        oos_asked += sum(cut[1][q].startswith(OUT_OF_SCOPE) for q, _ in r.served)
+                        oos_served += sum(
+                            cut[1][c].startswith(OUT_OF_SCOPE)
+                            and not cut[1][q].startswith(OUT_OF_SCOPE)
+                            for q, c in r.served
+                        )
                         if other is not None:  # wrong by the stream's labels and the other's
                             qs, ls = cut[0], cut[1]
                             disputed += sum(
@@ -301,6 +328,11 @@ def main() -> None:
                     if other is not None
                     else "-"
                 )
+                if "out-of-scope" in name:
+                    cells.append(
+                        f"pooled: {oos_asked} hits on out-of-scope queries, {oos_served} "
+                        "in-scope queries served an out-of-scope entry"
+                    )
                 print(
                     f"| {label} | {rule_text} | {name} | {'; '.join(cells)} | "
                     f"{100 * shuffled_hits / max(queries, 1):.1f} % | "
