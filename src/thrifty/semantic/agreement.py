@@ -7,6 +7,13 @@ intents): serving the nearest answer there is a coin toss, so the hit is refused
 ``conflict_bar``). When two or more distinct entries near it agree on the answer, the region is
 consistent and a hit may be served from a lower bar (``agree_bar``).
 
+The neighbourhood of the deciding candidate (the one the policy judges) is every other live
+candidate the guards pass whose cosine with the query is at least
+``max(floor, similarity − margin)``. Answer identity is the caller's (``SemanticMatcher``: equal
+answer texts after normalising, the cache's answer check on short ones, or entries linked by a
+verification that agreed; the benchmarks: the same label). ``SemanticMatcher`` alone has none
+unless given one; ``thrifty.Cache`` turns the default rule on (``SemanticSettings.agreement``).
+
 Answers are compared as labels only when they are short. Free-text answers to two wordings of
 one question are worded differently (names, order numbers, phrasing): a difference between them is
 no evidence of a different answer, and an embedding check that calls them alike is weak evidence
@@ -16,7 +23,8 @@ neither agrees nor conflicts (:meth:`NeighbourhoodAgreement.compared`); the call
 is asked about short answers only. Measured on the support stream with its free-text responses
 as answers (``benchmarks/bench_semantic_agreement_answers.py``): counting every difference as a
 conflict cut hits from 16.5 % to 2-3 %; trusting the embedding check on long answers served
-23.0 % at 1.1 % wrong (0.27 % without agreement).
+23.0 % at 1.1 % wrong (0.27 % without agreement). Figures: benchmarks/RESULTS.md ("Semantic policy
+on query streams").
 """
 
 from __future__ import annotations
