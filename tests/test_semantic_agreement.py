@@ -258,3 +258,5 @@ def test_on_by_default_in_the_cache_and_off_on_request() -> None:
             cache.close()
     built = matcher({"left": "x"}, FixedThreshold(0.9), agreement=None)
     assert built.agreement is None and math.isclose(built.k, 4)  # the matcher alone: off
+    with pytest.raises(ConfigError, match="agreement"):
+        SemanticSettings(agreement="on")

@@ -22,7 +22,7 @@ from thrifty.cache.settings import SemanticSettings
 from thrifty.cache.types import CacheStatus, Hit, Layer
 from thrifty.entry import Entry, Selector
 from thrifty.errors import CorruptEntryError
-from thrifty.semantic.agreement import NeighbourhoodAgreement, Region
+from thrifty.semantic.agreement import Region
 from thrifty.store import Store
 
 if TYPE_CHECKING:
@@ -84,9 +84,7 @@ class SemanticLayer(Layer):
 
         self._store = store
         self._counters = counters
-        agreement = settings.agreement
-        if agreement is True:
-            agreement = NeighbourhoodAgreement()
+        agreement = settings.agreement_rule()
         self.matcher: SemanticMatcher = build_matcher(
             store,
             settings.embedder,
@@ -94,10 +92,10 @@ class SemanticLayer(Layer):
             settings.policy,
             settings.guard,
             settings.index,
-            agreement=agreement or None,
+            agreement=agreement,
         )
         self._verifier = settings.verifier
-        if agreement:  # neighbours' short answers compared as checks compare
+        if agreement is not None:  # neighbours' short answers compared as checks compare
             self.matcher.same_answer = lambda cached, other: self.verifier()(cached, other)
         self._lock = threading.Lock()  # guards the two tables below, per cache
         self._served: OrderedDict[str, tuple[str, float, str | None]] = OrderedDict()

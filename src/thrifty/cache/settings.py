@@ -79,11 +79,24 @@ class SemanticSettings:
             raise ConfigError(
                 f"threshold must be a cosine similarity in [-1, 1], got {self.threshold!r}"
             )
+        if not (self.agreement is None or isinstance(self.agreement, bool)):
+            self.agreement_rule()  # a rule of the caller's, or a ConfigError here
 
     @classmethod
     def of(cls, value: bool | SemanticSettings | None) -> SemanticSettings | None:
         """The settings ``Cache(semantic=value)`` means: None when off."""
         return _switch(cls, "semantic", value)
+
+    def agreement_rule(self) -> Any:
+        """The :class:`~thrifty.semantic.agreement.NeighbourhoodAgreement` ``agreement`` means
+        (None when off). Imported here, not at module level: ``thrifty.semantic`` loads numpy.
+
+        Raises:
+            ConfigError: ``agreement`` is neither a bool, None nor a rule.
+        """
+        from thrifty.semantic.agreement import NeighbourhoodAgreement
+
+        return _switch(NeighbourhoodAgreement, "agreement", self.agreement)
 
 
 @dataclass(frozen=True, slots=True)
