@@ -241,6 +241,31 @@ def test_the_cache_reports_a_conflict_and_checks_it_with_its_verifier() -> None:
         cache.close()
 
 
+def test_agreement_per_namespace_or_tenant() -> None:
+    settings = SemanticSettings(
+        embedder=TableEmbedder(), policy=FixedThreshold(0.9), guard=False, index=None
+    )
+    cache = Cache("memory://", semantic=replace(settings, agreement=RULE))
+    try:
+        cache.set_semantic_agreement("plain", False)  # a tenant: covers plain/…
+        cache.set_semantic_agreement("strict", NeighbourhoodAgreement(floor=0.5))
+        layer = cache._semantic
+        assert layer is not None
+        assert layer.agreement_for("plain/faq") is None
+        assert layer.agreement_for("strict") == NeighbourhoodAgreement(floor=0.5)
+        assert layer.agreement_for("other") is RULE
+        for ns in ("plain/faq", "other"):
+            for text, answer in (("left", "A"), ("right", "B")):
+                cache.set_request(_chat(text), answer, namespace=ns)
+        hit = cache.lookup_request(_chat("query"), namespace="plain/faq")
+        assert hit is not None  # no agreement there: the nearest answer is served
+        assert cache.lookup_request(_chat("query"), namespace="other") is None  # a conflict
+        with pytest.raises(ConfigError, match="agreement"):
+            cache.set_semantic_agreement("x", "on")
+    finally:
+        cache.close()
+
+
 def _chat(text: str) -> dict[str, Any]:
     return {"model": "m", "messages": [{"role": "user", "content": text}]}
 

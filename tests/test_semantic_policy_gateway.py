@@ -101,3 +101,26 @@ def test_neighbourhood_agreement_from_the_config(fake: FakeOpenAI) -> None:
                 assert matcher.agreement is None
             answer = web.post(f"{url}/v1/chat/completions", json=ask("Where is my parcel?"))
             assert answer.status_code == 200, answer.text
+
+
+def test_neighbourhood_agreement_per_namespace_and_key(fake: FakeOpenAI) -> None:
+    config = fake_config(
+        fake.base_url,
+        cache={"url": "memory://", "semantic": True, "embedder": "hashing",
+               "semantic_namespaces": {"team-b": {"semantic_agreement": True}}},
+        keys=[{"key": "sk-a", "tenant": "team-a", "semantic_agreement": False},
+              {"key": "sk-a2", "tenant": "team-a"},
+              {"key": "sk-b", "tenant": "team-b", "semantic_agreement": False}],
+    )  # fmt: skip
+    with gateway(config) as (_url, app):
+        layer = app.state.gateway.cache._semantic
+        assert layer.agreement_for("team-a/faq") is None  # its key's (a second key: no say)
+        assert layer.agreement_for("team-b") is not None  # the namespace's wins over its key's
+        assert layer.agreement_for("team-c") is layer.matcher.agreement is not None
+    from thrifty.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="semantic_agreement"):
+        parse_config(
+            {"cache": {"semantic_namespaces": {"a": {"semantic_agreement": "sometimes"}}}},
+            source="t.yaml",
+        )

@@ -30,6 +30,20 @@ class SemanticControls:
         if self._semantic is not None:
             self._semantic.set_policy(namespace, policy)
 
+    def set_semantic_agreement(self, namespace: str, agreement: Any) -> None:
+        """A namespace's (or tenant's) own neighbourhood agreement: True for the default rule,
+        False / None for none, or a :class:`~thrifty.semantic.agreement.NeighbourhoodAgreement`.
+
+        Raises:
+            ConfigError: anything else.
+        """
+        if self._semantic is not None:
+            from thrifty.cache.settings import settings_of
+            from thrifty.semantic.agreement import NeighbourhoodAgreement
+
+            rule = settings_of(NeighbourhoodAgreement, "agreement", agreement)
+            self._semantic.set_agreement(namespace, rule)
+
     def semantic_decision(self, key: str) -> tuple[str, float | None] | None:
         """What the last semantic lookup of ``key`` decided, at which similarity (read once)."""
         return None if self._semantic is None else self._semantic.decision(key)

@@ -14,7 +14,7 @@ import secrets
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
 
 from thrifty import codec
 from thrifty.cache.counters import Counters
@@ -22,7 +22,7 @@ from thrifty.cache.settings import SemanticSettings
 from thrifty.cache.types import CacheStatus, Hit, Layer
 from thrifty.entry import Entry, Selector
 from thrifty.errors import CorruptEntryError
-from thrifty.semantic.agreement import Region
+from thrifty.semantic.agreement import NeighbourhoodAgreement, Region
 from thrifty.store import Store
 
 if TYPE_CHECKING:
@@ -95,8 +95,8 @@ class SemanticLayer(Layer):
             agreement=agreement,
         )
         self._verifier = settings.verifier
-        if agreement is not None:  # neighbours' short answers compared as checks compare
-            self.matcher.same_answer = lambda cached, other: self.verifier()(cached, other)
+        # neighbours' short answers compared as checks compare (wherever agreement is on)
+        self.matcher.same_answer = lambda cached, other: self.verifier()(cached, other)
         self._lock = threading.Lock()  # guards the two tables below, per cache
         self._served: OrderedDict[str, tuple[str, float, str | None]] = OrderedDict()
         self._verifying: OrderedDict[str, tuple[str, float, Any, str]] = OrderedDict()
@@ -105,6 +105,9 @@ class SemanticLayer(Layer):
         self.off: frozenset[str] = frozenset()
         #: Threshold policies of namespaces (or tenants) that do not use the matcher's own.
         self.policies: dict[str, ThresholdPolicy] = {}
+        #: Neighbourhood agreement of namespaces (or tenants) that do not use the matcher's own
+        #: (None: off there).
+        self.agreements: dict[str, NeighbourhoodAgreement | None] = {}
 
     # ------------------------------------------------------------ switches
     def set_enabled(self, namespace: str, enabled: bool) -> None:
@@ -122,14 +125,16 @@ class SemanticLayer(Layer):
 
     def policy_for(self, namespace: str) -> ThresholdPolicy:
         """The namespace's policy, else its tenant's, else the matcher's own."""
-        policies = self.policies
-        if policies:  # (a policy may be falsy: VerifiedThreshold has a length)
-            found = policies.get(namespace)
-            if found is None:
-                found = policies.get(namespace.split("/", 1)[0])
-            if found is not None:
-                return found
-        return self.matcher.policy
+        return _namespaced(self.policies, namespace, self.matcher.policy)
+
+    def set_agreement(self, namespace: str, rule: NeighbourhoodAgreement | None) -> None:
+        """Decide hits of a namespace, or a whole tenant, with its own neighbourhood agreement
+        (None: none there)."""
+        self.agreements = {**self.agreements, namespace: rule}
+
+    def agreement_for(self, namespace: str) -> NeighbourhoodAgreement | None:
+        """The namespace's agreement rule, else its tenant's, else the matcher's own."""
+        return _namespaced(self.agreements, namespace, self.matcher.agreement)
 
     def decision(self, key: str) -> tuple[str, float | None] | None:
         """What the last semantic lookup of request ``key`` decided, with the similarity of the
@@ -150,7 +155,11 @@ class SemanticLayer(Layer):
         policy = self.policy_for(namespace)
         try:
             query = self.matcher.query(request, namespace, kind)
-            match = None if query is None else self.matcher.find(query, policy, blocked)
+            match = (
+                None
+                if query is None
+                else self.matcher.find(query, policy, blocked, self.agreement_for(namespace))
+            )
         except Exception as exc:  # fail-open: a broken embedder or index is a miss
             self._counters.fault("semantic lookup", exc)
             return None
@@ -294,3 +303,16 @@ class SemanticLayer(Layer):
             fn(*args)
         except Exception as exc:
             self._counters.fault(operation, exc)
+
+
+T = TypeVar("T")
+
+
+def _namespaced(table: Mapping[str, T], namespace: str, default: T) -> T:
+    """A namespace's own setting in ``table``, else its tenant's (the part before ``/``), else
+    ``default``."""
+    if table:
+        for name in (namespace, namespace.split("/", 1)[0]):
+            if name in table:
+                return table[name]
+    return default

@@ -23,7 +23,7 @@ def _positive(name: str, value: float | None) -> None:
 S = TypeVar("S")
 
 
-def _switch(cls: type[S], name: str, value: bool | S | None) -> S | None:
+def settings_of(cls: type[S], name: str, value: bool | S | None) -> S | None:
     """A feature's settings from ``True`` (the defaults), ``False``/None (off) or settings."""
     if value is None or value is False:
         return None
@@ -85,7 +85,7 @@ class SemanticSettings:
     @classmethod
     def of(cls, value: bool | SemanticSettings | None) -> SemanticSettings | None:
         """The settings ``Cache(semantic=value)`` means: None when off."""
-        return _switch(cls, "semantic", value)
+        return settings_of(cls, "semantic", value)
 
     def agreement_rule(self) -> Any:
         """The :class:`~thrifty.semantic.agreement.NeighbourhoodAgreement` ``agreement`` means
@@ -96,7 +96,7 @@ class SemanticSettings:
         """
         from thrifty.semantic.agreement import NeighbourhoodAgreement
 
-        return _switch(NeighbourhoodAgreement, "agreement", self.agreement)
+        return settings_of(NeighbourhoodAgreement, "agreement", self.agreement)
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,7 +151,7 @@ class WriteBehindSettings:
     @classmethod
     def of(cls, value: bool | WriteBehindSettings | None) -> WriteBehindSettings | None:
         """The settings ``Cache(write_behind=value)`` means: None when off."""
-        return _switch(cls, "write_behind", value)
+        return settings_of(cls, "write_behind", value)
 
 
 @dataclass(frozen=True, slots=True)

@@ -55,6 +55,14 @@ CACHE_DIR_ENV = "THRIFTY_CACHE_DIR"
 SCAN_BATCH = 2048
 
 
+class _MatcherOwn:
+    """The matcher's own setting: a default that None cannot stand for (None turns agreement
+    off), like httpx's ``USE_CLIENT_DEFAULT``."""
+
+
+OWN = _MatcherOwn()
+
+
 @dataclass(frozen=True, slots=True)
 class SemanticMatch:
     """A stored entry that may answer the query."""
@@ -171,6 +179,7 @@ class SemanticMatcher:
         query: SemanticQuery,
         policy: ThresholdPolicy | None = None,
         blocked: list[str] | None = None,
+        agreement: NeighbourhoodAgreement | _MatcherOwn | None = OWN,
     ) -> SemanticMatch | None:
         """The nearest live candidate that no guard blocks decides: served if the policy accepts
         its similarity; else offered for a check against the model (``verify=True``: how a
@@ -186,12 +195,14 @@ class SemanticMatcher:
         neighbourhood: one with another answer refuses a hit the policy allows (offered for a
         check instead), agreeing ones serve it from ``agree_bar`` where the policy refuses.
 
-        ``policy`` replaces the matcher's own for this lookup (one per namespace); the reasons
-        of guards that blocked a nearer candidate are appended to ``blocked``."""
+        ``policy`` and ``agreement`` (None: off) replace the matcher's own for this lookup (one
+        per namespace); the reasons of guards that blocked a nearer candidate are appended to
+        ``blocked``."""
         self._prepare()
         policy = self.policy if policy is None else policy  # (a policy may have a length)
         vector = self.embedder.embed_one(query.text)
-        agreement = self.agreement
+        if isinstance(agreement, _MatcherOwn):
+            agreement = self.agreement
         k = self.k if agreement is None else max(self.k, agreement.k)
         candidates = self.index.search(query.scope, vector, k)
         live: list[tuple[Candidate, Entry]] = []

@@ -210,6 +210,8 @@ class SemanticPolicySettings(_Strict):
 
     semantic_policy: SemanticPolicyName | None = None
     semantic_delta: float | None = Field(default=None, gt=0.0, lt=1.0)
+    semantic_agreement: bool | None = None
+    """Neighbourhood agreement in this namespace (None: as ``cache.semantic_agreement``)."""
 
 
 class CacheSettings(_Strict):
@@ -299,6 +301,8 @@ class KeySettings(_Strict):
     semantic_policy: SemanticPolicyName | None = None
     """This key's tenant's semantic policy (None: the cache's, or its namespace's)."""
     semantic_delta: float | None = Field(default=None, gt=0.0, lt=1.0)
+    semantic_agreement: bool | None = None
+    """Neighbourhood agreement for this key's tenant (None: the cache's, or its namespace's)."""
 
 
 class TenantBudget(_Strict):

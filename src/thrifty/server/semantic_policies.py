@@ -1,6 +1,6 @@
 """The gateway's semantic policies from its config: one for the cache, one per overridden
-namespace or key tenant (``cache.semantic_policy`` / ``semantic_delta``, ``semantic_namespaces``,
-``keys[].semantic_policy``).
+namespace or key tenant (``cache.semantic_policy`` / ``semantic_delta`` / ``semantic_agreement``,
+``semantic_namespaces``, ``keys[].semantic_policy`` / ``semantic_agreement``).
 
 Kept out of ``gateway.py`` so that building the gateway imports the semantic package only when
 semantic caching is on.
@@ -11,7 +11,12 @@ from __future__ import annotations
 from typing import Any
 
 from thrifty.cache import Cache, SemanticSettings
-from thrifty.server.config import CacheSettings, GatewayConfig, SemanticPolicyName
+from thrifty.server.config import (
+    CacheSettings,
+    GatewayConfig,
+    SemanticPolicyName,
+    SemanticPolicySettings,
+)
 
 
 def make_policy(name: SemanticPolicyName, threshold: float | None, delta: float) -> Any:
@@ -47,22 +52,28 @@ def semantic_settings(settings: CacheSettings) -> SemanticSettings | bool:
 
 
 def apply_policies(cache: Cache, config: GatewayConfig) -> None:
-    """Give each namespace or key tenant that overrides the policy its own (a namespace's
-    setting wins over its key's)."""
+    """Give each namespace or key tenant that overrides the policy or the neighbourhood
+    agreement its own (a namespace's setting wins over its key's)."""
     settings = config.cache
     if not settings.semantic:
         return
-    overrides: dict[str, tuple[SemanticPolicyName | None, float | None]] = {
-        key.tenant: (key.semantic_policy, key.semantic_delta)
-        for key in config.keys
-        if key.semantic_policy is not None or key.semantic_delta is not None
-    }
-    for namespace, own in settings.semantic_namespaces.items():
-        overrides[namespace] = (own.semantic_policy, own.semantic_delta)
-    for namespace, (name, delta) in overrides.items():
-        policy = make_policy(
-            name or settings.semantic_policy,
-            settings.semantic_threshold,
-            settings.semantic_delta if delta is None else delta,
+    overrides: dict[str, SemanticPolicySettings] = {
+        key.tenant: SemanticPolicySettings(
+            semantic_policy=key.semantic_policy,
+            semantic_delta=key.semantic_delta,
+            semantic_agreement=key.semantic_agreement,
         )
-        cache.set_semantic_policy(namespace, policy)
+        for key in config.keys
+        if (key.semantic_policy, key.semantic_delta, key.semantic_agreement) != (None,) * 3
+    }
+    overrides.update(settings.semantic_namespaces)
+    for namespace, own in overrides.items():
+        if own.semantic_policy is not None or own.semantic_delta is not None:
+            policy = make_policy(
+                own.semantic_policy or settings.semantic_policy,
+                settings.semantic_threshold,
+                settings.semantic_delta if own.semantic_delta is None else own.semantic_delta,
+            )
+            cache.set_semantic_policy(namespace, policy)
+        if own.semantic_agreement is not None:
+            cache.set_semantic_agreement(namespace, own.semantic_agreement)
