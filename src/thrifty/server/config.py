@@ -247,13 +247,9 @@ class CacheSettings(_Strict):
     semantic_namespaces: dict[str, SemanticPolicySettings] = Field(default_factory=dict)
     """Per namespace (``tenant`` or ``tenant/namespace``): its own policy and delta."""
     semantic_agreement: bool = True
-    """Neighbourhood agreement (:mod:`thrifty.semantic.agreement`, on by default; ``false`` turns
-    it off): a question whose near cached questions carry different answers is checked against
-    the model instead of served, one among two or more agreeing entries is served from cosine
-    0.85 (answers compared as verification compares them). Only short answers (at most 8
-    words) are compared: free-text answers agree only when equal and never conflict, so a chat
-    cache is served as without it (support stream, free-text answers: 16.5 % hits at 0.3 %
-    wrong either way; labels as answers: 16.5 % -> 29.4 % at 0.5 %; benchmarks/RESULTS.md)."""
+    """Neighbourhood agreement (:mod:`thrifty.semantic.agreement`): a question whose near cached
+    questions carry different short answers is checked, not served; one among agreeing entries is
+    served from cosine 0.85; free-text answers never conflict (benchmarks/RESULTS.md)."""
     embedder: str = "minilm"
     """``minilm`` (local all-MiniLM-L6-v2 on onnxruntime) or ``hashing`` (lexical, no model)."""
     semantic_off: list[str] = Field(default_factory=list)
