@@ -34,10 +34,11 @@ from thrifty.routing.outcomes import append_outcome
 from thrifty.routing.route import RouteDecision, RouteModel
 from thrifty.routing.router import LearnedRouter
 from thrifty.routing.validation import CheckOptions, failed_check
-from thrifty.server.config import GatewayConfig, RouteSettings
+from thrifty.server.config import GatewayConfig
 from thrifty.server.errors import APIError
 from thrifty.server.metrics import GatewayMetrics
 from thrifty.server.pricing import Pricer
+from thrifty.server.route_config import RouteSettings
 from thrifty.tracing import span
 
 T = TypeVar("T")
