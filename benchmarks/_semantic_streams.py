@@ -84,8 +84,7 @@ def second_opinion(stream: str) -> dict[str, str]:
     rows = _llm_rows()
     if stream == "gpt-label":
         return {r["text"]: r["label"] for r in rows}
-    texts, labels, _ = banking77("test")
-    gold = dict(zip(texts, labels, strict=True))
+    gold = dict(load_banking77("test"))
     name = {r["label"]: gold[r["text"]] for r in rows if r["text"] in gold}
     return {r["text"]: name.get(r["gpt-label"], "?" + r["gpt-label"]) for r in rows}
 

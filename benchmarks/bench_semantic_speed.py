@@ -11,12 +11,9 @@ neighbourhood agreement off (search k=4, the nearest live candidate the guards p
 on (``NeighbourhoodAgreement()``: search k=8, every candidate above the floor 0.75 read from the
 store and guarded, the neighbours' answers decoded and compared). One matcher serves both; its
 ``agreement`` attribute is swapped between timed blocks (``find`` reads it, and its k, at each
-lookup). ``find`` replaced the earlier hand-written leg (search, store re-check, guards, scorer,
-policy written out here) as the measure, since it is what a cache runs and the hand-written one
-no longer did what ``find`` does; that leg is still timed beside it (``checks by hand``, same
-index and store) so figures stay comparable with earlier runs. (Its store was ``MemoryStore()``
-with the default cap of 100,000 entries, so at 1M it held only the last 100k and most store
-re-checks found nothing; the store here has no cap.)
+lookup). ``find`` replaced an earlier leg that wrote the checks out here (its figures, and that
+its ``MemoryStore()`` kept only the last 100,000 of 1M entries, are in benchmarks/RESULTS.md);
+the store here has no cap.
 
 Blocks of ``--block`` queries run each variant in turn, the order rotating from block to block,
 so a change of load on the shared machine hits every variant alike; the guards' and the scorer's
@@ -69,7 +66,7 @@ from _semantic_data import OUT, ROOT, embedder, load_qqp, qqp_vectors
 from thrifty import codec
 from thrifty.entry import Entry
 from thrifty.semantic.agreement import NeighbourhoodAgreement
-from thrifty.semantic.matcher import SemanticMatcher, build_matcher
+from thrifty.semantic.matcher import build_matcher
 from thrifty.semantic.record import encode_record
 from thrifty.semantic.scope import SemanticQuery
 from thrifty.semantic.thresholds import VerifiedThreshold
@@ -78,7 +75,7 @@ from thrifty.store.memory import MemoryStore
 GPTCACHE_PYTHON = "/work/venvs/gptcache/bin/python"
 SCOPE = "bench-scope"
 ANSWERS = 77
-VARIANTS = ("checks by hand", "find, agreement off", "find, agreement on")
+VARIANTS = ("find, agreement off", "find, agreement on")
 
 
 def fill_vectors(n: int, base: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -147,30 +144,9 @@ def build(n: int, vectors: np.ndarray, texts: list[str], fill: str) -> tuple:
     return store, matcher, time.perf_counter() - started, rss_mb() - before
 
 
-def by_hand(matcher: SemanticMatcher, timed: TimedEmbedder) -> Callable[[SemanticQuery], object]:
-    """The earlier leg: search k=4, then store re-check, guards, scorer and policy on each
-    candidate until one passes them all (every check on every candidate, no early miss)."""
-    store, index, guard, scorer = matcher.store, matcher.index, matcher.guard, matcher.scorer
-    policy = matcher.policy
-
-    def lookup(query: SemanticQuery) -> object:
-        vector = timed.embed_one(query.text)
-        for cand in index.search(query.scope, vector, 4):
-            live = store.get(cand.key) is not None
-            allowed = guard.blocks(query.text, cand.text) is None
-            trusted = scorer.accepts(query.text, cand.text, cand.similarity)
-            if live and allowed and trusted and policy.should_hit(cand.key, cand.similarity):
-                return cand
-        return None
-
-    return lookup
-
-
 def outcome(match) -> str:
     if match is None:
         return "miss"
-    if not hasattr(match, "verify"):
-        return "hit"
     region = "" if match.region is None else f" ({match.region.value})"
     return ("check" if match.verify else "hit") + region
 
@@ -250,9 +226,7 @@ def thrifty_leg(
 
         return lookup
 
-    lookups = dict(
-        zip(VARIANTS, (by_hand(matcher, timed), find_with(None), find_with(rule)), strict=True)
-    )
+    lookups = dict(zip(VARIANTS, (find_with(None), find_with(rule)), strict=True))
     sets = {}
     for label, queries in query_sets.items():
         asked = [SemanticQuery(SCOPE, q) for q in queries]
@@ -359,7 +333,7 @@ def main() -> None:
         if args.gptcache and n <= args.gptcache_max and "unseen" in query_sets:
             other = gptcache_leg(n, vectors, texts, queries, args.gptcache_python)
             results[n]["gptcache"] = other
-            every = mine["sets"]["unseen"]["variants"][VARIANTS[2]]
+            every = mine["sets"]["unseen"]["variants"][VARIANTS[1]]
             ratio = other["p50"] / every["p50"]
             bare = other["match_p50"] / max(every["match_p50"], 1e-3)
             print(

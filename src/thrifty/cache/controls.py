@@ -38,11 +38,9 @@ class SemanticControls:
             ConfigError: anything else.
         """
         if self._semantic is not None:
-            from thrifty.cache.settings import settings_of
-            from thrifty.semantic.agreement import NeighbourhoodAgreement
+            from thrifty.cache.settings import agreement_of
 
-            rule = settings_of(NeighbourhoodAgreement, "agreement", agreement)
-            self._semantic.set_agreement(namespace, rule)
+            self._semantic.set_agreement(namespace, agreement_of(agreement))
 
     def semantic_decision(self, key: str) -> tuple[str, float | None] | None:
         """What the last semantic lookup of ``key`` decided, at which similarity (read once)."""

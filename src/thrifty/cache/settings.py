@@ -88,15 +88,21 @@ class SemanticSettings:
         return settings_of(cls, "semantic", value)
 
     def agreement_rule(self) -> Any:
-        """The :class:`~thrifty.semantic.agreement.NeighbourhoodAgreement` ``agreement`` means
-        (None when off). Imported here, not at module level: ``thrifty.semantic`` loads numpy.
+        """The rule ``agreement`` means (:func:`agreement_of`)."""
+        return agreement_of(self.agreement)
 
-        Raises:
-            ConfigError: ``agreement`` is neither a bool, None nor a rule.
-        """
-        from thrifty.semantic.agreement import NeighbourhoodAgreement
 
-        return settings_of(NeighbourhoodAgreement, "agreement", self.agreement)
+def agreement_of(value: Any) -> Any:
+    """The :class:`~thrifty.semantic.agreement.NeighbourhoodAgreement` an ``agreement`` option
+    means: True for the default rule, False / None for none (None), or a rule. Imported here,
+    not at module level: ``thrifty.semantic`` loads numpy.
+
+    Raises:
+        ConfigError: neither a bool, None nor a rule.
+    """
+    from thrifty.semantic.agreement import NeighbourhoodAgreement
+
+    return settings_of(NeighbourhoodAgreement, "agreement", value)
 
 
 @dataclass(frozen=True, slots=True)

@@ -213,7 +213,7 @@ class SemanticMatcher:
             live = [(c, e) for c in near if (e := self._live(c, query, blocked)) is not None]
             candidates = candidates[len(near) :]
         later = ((c, self._live(c, query, blocked)) for c in candidates)
-        answers: dict[str, Any] = {}
+        answers: dict[str, tuple[Any, str]] = {}
         for candidate, entry in itertools.chain(live, later):
             if entry is None:
                 continue
@@ -250,7 +250,7 @@ class SemanticMatcher:
         policy: ThresholdPolicy,
         first: Entry,
         second: Entry,
-        answers: dict[str, Any],
+        answers: dict[str, tuple[Any, str]],
     ) -> bool | None:
         """Whether two entries answer alike: True when linked by a verification that agreed,
         else as :meth:`NeighbourhoodAgreement.compared` reads their answer texts (short ones
@@ -260,18 +260,21 @@ class SemanticMatcher:
         if callable(linked) and linked(first.key, second.key):
             return True
         try:
-            a, b = (self._answer(e, answers) for e in (first, second))
+            (a, a_text), (b, b_text) = (self._answer(e, answers) for e in (first, second))
             check = self.same_answer
             same = None if check is None else lambda: check(a, b)
-            return agreement.compared(answer_text(a), answer_text(b), same)
+            return agreement.compared(a_text, b_text, same)
         except Exception as exc:  # a broken value or comparer: treated as disagreement
             log.debug("answer comparison failed: %s", exc)
             return False
 
     @staticmethod
-    def _answer(entry: Entry, answers: dict[str, Any]) -> Any:
+    def _answer(entry: Entry, answers: dict[str, tuple[Any, str]]) -> tuple[Any, str]:
+        """The entry's decoded answer and its text, read once per lookup (the deciding entry
+        meets every neighbour)."""
         if entry.key not in answers:
-            answers[entry.key] = codec.decode(entry.value)
+            value = codec.decode(entry.value)
+            answers[entry.key] = value, answer_text(value)
         return answers[entry.key]
 
     def _trusted(self, query: SemanticQuery, candidate: Candidate) -> bool:

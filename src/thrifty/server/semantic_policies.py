@@ -38,16 +38,11 @@ def semantic_settings(settings: CacheSettings) -> SemanticSettings | bool:
     policy = make_policy(
         settings.semantic_policy, settings.semantic_threshold, settings.semantic_delta
     )
-    agreement = None
-    if settings.semantic_agreement:
-        from thrifty.semantic.agreement import NeighbourhoodAgreement
-
-        agreement = NeighbourhoodAgreement()
     return SemanticSettings(
         embedder=settings.embedder,
         policy=policy,
         index=settings.semantic_index or "auto",
-        agreement=agreement,
+        agreement=settings.semantic_agreement,
     )
 
 
